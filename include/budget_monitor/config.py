@@ -1,0 +1,205 @@
+"""fund.yaml: the metadata and settings of one fund-year.
+
+The schema is a pydantic model so that a bad fund.yaml fails with a message
+naming the field and the rule (shown in Chinese to the finance office by
+``FundConfigError``). Every default below is the default of
+``shared/spec/rules.md``; a fund overrides what it needs.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PacePolicy = Literal["linear_month", "linear_day", "milestones", "workdays"]
+_MMDD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+
+
+class FundConfigError(ValueError):
+    """fund.yaml is missing or invalid; the message is for the finance office."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaceConfig(_Strict):
+    """How the time pace (序时进度) is computed and when a gap is a warning."""
+
+    policy: PacePolicy = "linear_month"
+    # "MM-DD" -> percent; required (and only used) by the milestones policy.
+    milestones: dict[str, Decimal] = Field(default_factory=dict)
+    # A quarter lags when gap_points < -tolerance.
+    tolerance: Decimal = Decimal("0")
+    # A monthly warning is red when behind by this many points or more.
+    red_gap: Decimal = Decimal("20")
+
+    @field_validator("milestones")
+    @classmethod
+    def _check_milestones(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        for key, pct in v.items():
+            if not _MMDD.match(key):
+                raise ValueError(f"里程碑日期 {key!r} 应为 MM-DD 格式")
+            if not (Decimal(0) <= pct <= Decimal(100)):
+                raise ValueError(f"里程碑 {key} 的进度 {pct} 应在 0 到 100 之间")
+        pcts = [v[k] for k in sorted(v)]
+        if any(b < a for a, b in zip(pcts, pcts[1:])):
+            raise ValueError("里程碑进度应随日期递增")
+        return v
+
+    @model_validator(mode="after")
+    def _milestones_needed(self) -> PaceConfig:
+        if self.policy == "milestones" and not self.milestones:
+            raise ValueError("policy 为 milestones 时必须给出 milestones 表")
+        if self.tolerance < 0:
+            raise ValueError("tolerance 不能为负数")
+        return self
+
+
+class GradeBand(_Strict):
+    grade: str
+    min_score: Decimal
+
+
+def _default_grades() -> list[GradeBand]:
+    return [
+        GradeBand(grade="优", min_score=Decimal(90)),
+        GradeBand(grade="良", min_score=Decimal(80)),
+        GradeBand(grade="中", min_score=Decimal(60)),
+        GradeBand(grade="差", min_score=Decimal(0)),
+    ]
+
+
+class ScoringConfig(_Strict):
+    execution_weight: Decimal = Decimal("10")
+    grades: list[GradeBand] = Field(default_factory=_default_grades)
+    # 完成程度 -> share of the weight, for qualitative indicators.
+    qualitative_levels: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "达成": Decimal("1.0"),
+            "基本达成": Decimal("0.8"),
+            "部分达成": Decimal("0.6"),
+            "未达成": Decimal("0"),
+        }
+    )
+
+
+class Measure(_Strict):
+    """How one indicator's actual value is measured from the stored data.
+
+    - ``source: inspections`` with ``agg: count`` counts inspection records,
+      filtered by ``where`` (e.g. ``{category: 药品}``); ``agg: ratio`` divides
+      the count filtered by ``where`` by the count filtered by ``denominator_where``
+      (as a percent), e.g. the 合格率.
+    - ``source: outputs`` reads the outputs rows of ``indicator`` (default: the
+      goal's own name) with ``agg`` sum / latest / max / mean, optionally only
+      for ``unit``.
+    - ``source: execution`` is the fund's execution rate (percent).
+    - ``source: qualitative`` reads the latest outputs 完成程度 text.
+    """
+
+    source: Literal["inspections", "outputs", "execution", "qualitative"] = "outputs"
+    agg: Literal["count", "ratio", "sum", "latest", "max", "mean"] = "latest"
+    where: dict[str, str] = Field(default_factory=dict)
+    denominator_where: dict[str, str] = Field(default_factory=dict)
+    indicator: str | None = None
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Measure:
+        if self.source == "inspections" and self.agg not in ("count", "ratio"):
+            raise ValueError("inspections 只支持 agg: count 或 ratio")
+        if self.source == "outputs" and self.agg in ("count", "ratio"):
+            raise ValueError("outputs 只支持 agg: sum / latest / max / mean")
+        return self
+
+
+class SmtpConfig(_Strict):
+    """Plain SMTP settings for the CLI (the DAGs use the smtp_default connection).
+
+    The password is never written here: it is read from the environment
+    variable named by ``password_env``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    user: str | None = None
+    password_env: str = "BUDGET_MONITOR_SMTP_PASSWORD"
+    sender: str = "budget-monitor@localhost"
+
+
+class FundConfig(_Strict):
+    code: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: str
+    short_name: str | None = None
+    year: Annotated[int, Field(ge=2000, le=2100)]
+    department: str
+    # Sentence fragment: "该补助资金重点用于支持{uses}。"
+    uses: str = ""
+    # 一（二）专项资金绩效目标: the numbered goal paragraphs, in order.
+    goal_paragraphs: list[str] = Field(default_factory=list)
+    # 二（二）绩效目标完成情况: one jinja2 template per goal, rendered with
+    # ``actual`` (indicator name -> measured value text) and ``fund``.
+    achievement_templates: list[str] = Field(default_factory=list)
+    # The document the self-evaluation is made under (自评分数 basis).
+    basis_document: str = ""
+    recipients: list[str] = Field(default_factory=list)
+    inspection_categories: list[str] = Field(
+        default_factory=lambda: ["药品", "药包材", "化妆品", "医疗器械", "食品"]
+    )
+    pace: PaceConfig = Field(default_factory=PaceConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    # indicator name (三级指标) -> how its actual is measured. An indicator
+    # not listed here defaults to the latest outputs value of the same name.
+    measures: dict[str, Measure] = Field(default_factory=dict)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+
+    @property
+    def title(self) -> str:
+        return self.short_name or self.name
+
+    @field_validator("recipients")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for addr in v:
+            if not re.match(r"^[^@\s]+@[^@\s]+$", addr):
+                raise ValueError(f"收件人 {addr!r} 不是有效的电子邮件地址")
+        return v
+
+
+def load_fund_config(fund_dir: str | Path) -> FundConfig:
+    """Read ``<fund_dir>/fund.yaml``; raise FundConfigError with a Chinese reason."""
+    path = Path(fund_dir) / "fund.yaml"
+    if not path.is_file():
+        raise FundConfigError(f"{path}: 找不到 fund.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise FundConfigError(f"{path}: 无法解析 YAML：{exc}") from exc
+    if not isinstance(data, dict):
+        raise FundConfigError(f"{path}: 内容应为键值映射")
+    try:
+        return FundConfig.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(根)"
+            parts.append(f"字段 {loc}：{_zh_error(err)}")
+        raise FundConfigError(f"{path}: fund.yaml 配置错误：" + "；".join(parts)) from exc
+
+
+def _zh_error(err: dict) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "缺少必填项"
+    if kind == "extra_forbidden":
+        return "未知字段"
+    if kind.startswith("literal_error"):
+        return f"取值无效（{err.get('msg')}）"
+    return str(err.get("msg", kind))
