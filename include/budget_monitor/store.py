@@ -1,0 +1,644 @@
+"""The store: exact money (integer fen) in SQLite by default or PostgreSQL.
+
+Schema is SQLAlchemy Core (bulk loads of a million payments go through Core
+executemany or PostgreSQL COPY; the ORM's unit of work would cost several
+times more). Alembic migrations in ``migrations/`` create it; ``open_store``
+upgrades to head on first use.
+
+Loads are atomic per file: each file goes into a staging table, changed
+values are written to ``audit``, then the covered rows are deleted and
+re-inserted from staging, all in one transaction. A file whose sha256 is
+already in ``source_file`` is skipped, so re-sending it changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    delete,
+    event,
+
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def now_local() -> datetime:
+    """Wall-clock time in Asia/Shanghai, stored naive (both engines agree)."""
+    return datetime.now(TZ).replace(tzinfo=None, microsecond=0)
+
+
+fund = Table(
+    "fund",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("department", Text, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+source_file = Table(
+    "source_file",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_code", String(64), ForeignKey("fund.code"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("encoding", String(16)),
+    Column("rows", Integer, nullable=False),
+    Column("archive_path", Text),
+    Column("loaded_at", DateTime, nullable=False),
+    UniqueConstraint("fund_code", "sha256"),
+)
+
+rejection = Table(
+    "rejection",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_code", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("quarantine_path", Text),
+    Column("rejected_at", DateTime, nullable=False),
+)
+
+goal = Table(
+    "goal",
+    metadata,
+    Column("fund_code", String(64), ForeignKey("fund.code"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("level1", Text, nullable=False),
+    Column("level2", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("weight", Numeric(8, 2), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("source_file_id", Integer, ForeignKey("source_file.id")),
+)
+
+allocation = Table(
+    "allocation",
+    metadata,
+    Column("fund_code", String(64), ForeignKey("fund.code"), primary_key=True),
+    Column("doc_no", String(200), primary_key=True),
+    Column("unit", String(200), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("date", Date, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("source_file_id", Integer, ForeignKey("source_file.id")),
+)
+
+payment = Table(
+    "payment",
+    metadata,
+    Column("fund_code", String(64), ForeignKey("fund.code"), primary_key=True),
+    Column("voucher_no", String(100), primary_key=True),
+    Column("unit", String(200), nullable=False),
+    Column("doc_no", String(200), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("pay_date", Date, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("econ_class", Text),
+    Column("memo", Text),
+    Column("source_file_id", Integer, ForeignKey("source_file.id")),
+    Index(None, "fund_code", "pay_date"),
+)
+
+inspection = Table(
+    "inspection",
+    metadata,
+    Column("fund_code", String(64), ForeignKey("fund.code"), primary_key=True),
+    Column("sample_no", String(100), primary_key=True),
+    Column("sample_date", Date, nullable=False),
+    Column("category", String(50), nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("result", String(10), nullable=False),
+    Column("source_file_id", Integer, ForeignKey("source_file.id")),
+)
+
+output = Table(
+    "output",
+    metadata,
+    Column("fund_code", String(64), ForeignKey("fund.code"), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("unit", String(200), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("value_num", Numeric(20, 4)),
+    Column("note", Text),
+    Column("source_file_id", Integer, ForeignKey("source_file.id")),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_code", String(64), nullable=False),
+    Column("table_name", String(32), nullable=False),
+    Column("row_key", Text, nullable=False),
+    Column("column_name", String(64), nullable=False),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("source_file_id", Integer),
+    Column("changed_at", DateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_code", String(64), nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("fund_code", "unit", "period", "kind"),
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How a fact table is keyed and which columns an audit row watches."""
+
+    table: Table
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+FACTS: dict[str, TableSpec] = {
+    "payments": TableSpec(
+        payment,
+        ("voucher_no",),
+        ("unit", "doc_no", "amount_fen", "pay_date", "kind", "econ_class", "memo"),
+    ),
+    "inspections": TableSpec(
+        inspection, ("sample_no",), ("sample_date", "category", "unit", "result")
+    ),
+    "outputs": TableSpec(output, ("month", "unit", "name"), ("value", "value_num", "note")),
+    # Snapshot tables: a new budget/goals file replaces the fund's whole set.
+    "budget": TableSpec(allocation, ("doc_no", "unit", "kind"), ("date", "amount_fen")),
+    "goals": TableSpec(goal, ("name",), ("level1", "level2", "target", "weight", "position")),
+}
+SNAPSHOT_KINDS = frozenset({"budget", "goals"})
+
+
+# --------------------------------------------------------------------------
+# Engine and migrations
+
+def default_home() -> Path:
+    return Path(os.environ.get("BUDGET_MONITOR_HOME", Path.cwd() / "var")).resolve()
+
+
+def default_db_url() -> str:
+    return os.environ.get("BUDGET_MONITOR_DB_URL") or f"sqlite:///{default_home() / 'budget_monitor.db'}"
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// URLs and use psycopg 3 (the pinned driver)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def open_store(db_url: str | None = None, *, migrate: bool = True) -> Engine:
+    """Engine for ``db_url`` (default: the embedded SQLite file), migrated to head.
+
+    Engines are cached per URL so a batch of funds in one process shares one
+    pool and pays the migration check once.
+    """
+    url = normalise_url(db_url or default_db_url())
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        if migrate:
+            upgrade(engine)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations on ``engine``'s database."""
+    from alembic import command
+    from alembic.config import Config
+
+    here = Path(__file__).parent
+    cfg = Config()
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+# --------------------------------------------------------------------------
+# Writes
+
+def upsert_fund(engine: Engine, code: str, name: str, year: int, department: str) -> None:
+    with engine.begin() as conn:
+        row = {"code": code, "name": name, "year": year, "department": department,
+               "updated_at": now_local()}
+        found = conn.execute(select(fund.c.code).where(fund.c.code == code)).first()
+        if found:
+            conn.execute(update(fund).where(fund.c.code == code).values(**row))
+        else:
+            conn.execute(insert(fund).values(**row))
+
+
+def is_loaded(engine: Engine, fund_code: str, sha256: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(source_file.c.id).where(
+                source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256
+            )
+        ).first() is not None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadStats:
+    source_file_id: int
+    kind: str
+    inserted: int
+    replaced: int
+    audited: int
+    skipped: bool = False
+
+
+def archive_file(path: Path, fund_code: str, sha256: str, archive_root: Path | None = None) -> Path:
+    """Copy the raw file, byte for byte, to ``<home>/archive/<fund>/<sha256[:2]>/<sha256>__<name>``."""
+    root = archive_root or default_home() / "archive"
+    dest = root / fund_code / sha256[:2] / f"{sha256}__{path.name}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    return dest
+
+
+def load_rows(
+    engine: Engine,
+    *,
+    fund_code: str,
+    kind: str,
+    name: str,
+    sha256: str,
+    rows: Sequence[dict[str, Any]],
+    encoding: str | None = None,
+    archive_path: str | None = None,
+) -> LoadStats:
+    """Load one validated file's rows atomically and idempotently.
+
+    ``rows`` carry the canonical columns of ``FACTS[kind]`` (without
+    fund_code/source_file_id). Re-loading a file with a known sha256 is a
+    no-op; rows whose key already exists are replaced and every changed value
+    is written to ``audit``.
+    """
+    spec = FACTS[kind]
+    with engine.begin() as conn:
+        known = conn.execute(
+            select(source_file.c.id).where(
+                source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256
+            )
+        ).scalar()
+        if known is not None:
+            return LoadStats(known, kind, 0, 0, 0, skipped=True)
+        file_id = conn.execute(
+            insert(source_file).values(
+                fund_code=fund_code, kind=kind, name=name, sha256=sha256, encoding=encoding,
+                rows=len(rows), archive_path=archive_path, loaded_at=now_local(),
+            ).returning(source_file.c.id)
+        ).scalar_one()
+        records = [{**r, "fund_code": fund_code, "source_file_id": file_id} for r in rows]
+        if kind in SNAPSHOT_KINDS:
+            replaced, audited = _replace_snapshot(conn, spec, fund_code, records, file_id)
+        else:
+            replaced, audited = _upsert_facts(conn, spec, fund_code, records, file_id)
+        return LoadStats(file_id, kind, len(records) - replaced, replaced, audited)
+
+
+def _key_text(rec: dict[str, Any], key: Iterable[str]) -> str:
+    return "|".join(str(rec[k]) for k in key)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Numeric columns come back as Decimal; compare by value, not by repr.
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        from decimal import Decimal
+
+        if isinstance(a, Decimal) or isinstance(b, Decimal):
+            return Decimal(str(a)) == Decimal(str(b))
+    except ArithmeticError:
+        pass
+    return a == b
+
+
+def _audit_rows(
+    spec: TableSpec, fund_code: str, old: dict[str, Any] | None, new: dict[str, Any] | None,
+    file_id: int,
+) -> list[dict[str, Any]]:
+    out = []
+    ref = new if new is not None else old
+    assert ref is not None
+    for col in spec.values:
+        before = None if old is None else old.get(col)
+        after = None if new is None else new.get(col)
+        if old is not None and new is not None and _same(before, after):
+            continue
+        out.append({
+            "fund_code": fund_code, "table_name": spec.table.name,
+            "row_key": _key_text(ref, spec.key), "column_name": col,
+            "old_value": None if before is None else str(before),
+            "new_value": None if after is None else str(after),
+            "source_file_id": file_id, "changed_at": now_local(),
+        })
+    return out
+
+
+def _existing(conn: Connection, spec: TableSpec, fund_code: str, keys: list[tuple]) -> dict[tuple, dict]:
+    """Existing rows for ``keys``, fetched in chunks (keeps parameter counts bounded)."""
+    table = spec.table
+    found: dict[tuple, dict] = {}
+    if len(spec.key) == 1:
+        col = table.c[spec.key[0]]
+        flat = [k[0] for k in keys]
+        for i in range(0, len(flat), 5000):
+            chunk = flat[i:i + 5000]
+            for row in conn.execute(
+                select(table).where(table.c.fund_code == fund_code, col.in_(chunk))
+            ).mappings():
+                found[(row[spec.key[0]],)] = dict(row)
+    else:
+        wanted = set(keys)
+        for row in conn.execute(select(table).where(table.c.fund_code == fund_code)).mappings():
+            k = tuple(row[c] for c in spec.key)
+            if k in wanted:
+                found[k] = dict(row)
+    return found
+
+
+def _upsert_facts(
+    conn: Connection, spec: TableSpec, fund_code: str, records: list[dict], file_id: int
+) -> tuple[int, int]:
+    table = spec.table
+    if not records:
+        return 0, 0
+    keys = [tuple(r[k] for k in spec.key) for r in records]
+    old = _existing(conn, spec, fund_code, keys)
+    audits: list[dict] = []
+    if old:
+        for rec, k in zip(records, keys):
+            if k in old:
+                audits += _audit_rows(spec, fund_code, old[k], rec, file_id)
+        cond = [table.c.fund_code == fund_code]
+        if len(spec.key) == 1:
+            col = table.c[spec.key[0]]
+            olds = [k[0] for k in old]
+            for i in range(0, len(olds), 5000):
+                conn.execute(delete(table).where(*cond, col.in_(olds[i:i + 5000])))
+        else:
+            for k in old:
+                conn.execute(delete(table).where(
+                    *cond, *[table.c[c] == v for c, v in zip(spec.key, k)]))
+    bulk_insert(conn, table, records)
+    if audits:
+        conn.execute(insert(audit), audits)
+    return len(old), len(audits)
+
+
+def _replace_snapshot(
+    conn: Connection, spec: TableSpec, fund_code: str, records: list[dict], file_id: int
+) -> tuple[int, int]:
+    table = spec.table
+    old = {
+        tuple(r[c] for c in spec.key): dict(r)
+        for r in conn.execute(select(table).where(table.c.fund_code == fund_code)).mappings()
+    }
+    new = {tuple(r[c] for c in spec.key): r for r in records}
+    audits: list[dict] = []
+    for k in old.keys() | new.keys():
+        if old:  # the first load of a fund is not a change worth auditing
+            audits += _audit_rows(spec, fund_code, old.get(k), new.get(k), file_id)
+    conn.execute(delete(table).where(table.c.fund_code == fund_code))
+    bulk_insert(conn, table, records)
+    if audits:
+        conn.execute(insert(audit), audits)
+    return len(old.keys() & new.keys()), len(audits)
+
+
+def bulk_insert(conn: Connection, table: Table, records: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (psycopg 3), Core executemany elsewhere.
+
+    COPY is several times faster than INSERT for large files on PostgreSQL
+    (shared/notes/performance-anchors.md); on SQLite executemany is the
+    fastest path (``to_sql(method="multi")`` is 13x slower there).
+    """
+    if not records:
+        return
+    cols = [c.name for c in table.columns if c.name in records[0]]
+    if conn.dialect.name == "postgresql" and len(records) > 200:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            stmt = f'COPY {table.name} ({", ".join(cols)}) FROM STDIN'
+            with cur.copy(stmt) as copy:
+                for rec in records:
+                    copy.write_row([rec.get(c) for c in cols])
+        return
+    conn.execute(insert(table), list(records))
+
+
+def record_rejection(
+    engine: Engine, *, fund_code: str, kind: str, name: str, sha256: str, reason: str,
+    quarantine_path: str | None,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(rejection).values(
+            fund_code=fund_code, kind=kind, name=name, sha256=sha256, reason=reason,
+            quarantine_path=quarantine_path, rejected_at=now_local()))
+
+
+# --------------------------------------------------------------------------
+# Reads
+
+def _frame(conn: Connection, stmt: Any) -> "Any":
+    import pandas as pd
+
+    result = conn.execute(stmt)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def read_allocations(engine: Engine, fund_code: str) -> "Any":
+    with engine.connect() as conn:
+        return _frame(conn, select(allocation.c.unit, allocation.c.doc_no, allocation.c.kind,
+                                   allocation.c.date, allocation.c.amount_fen)
+                      .where(allocation.c.fund_code == fund_code)
+                      .order_by(allocation.c.date, allocation.c.doc_no, allocation.c.unit))
+
+
+def read_goals(engine: Engine, fund_code: str) -> "Any":
+    with engine.connect() as conn:
+        return _frame(conn, select(goal.c.level1, goal.c.level2, goal.c.name, goal.c.target,
+                                   goal.c.weight)
+                      .where(goal.c.fund_code == fund_code).order_by(goal.c.position))
+
+
+def read_payments_by_day(engine: Engine, fund_code: str, through: date) -> "Any":
+    """Net payments per unit and day up to ``through`` (SQL GROUP BY, not row by row)."""
+    with engine.connect() as conn:
+        return _frame(conn, select(payment.c.unit, payment.c.pay_date,
+                                   func.sum(payment.c.amount_fen).label("amount_fen"))
+                      .where(payment.c.fund_code == fund_code, payment.c.pay_date <= through)
+                      .group_by(payment.c.unit, payment.c.pay_date)
+                      .order_by(payment.c.pay_date, payment.c.unit))
+
+
+def net_paid_fen(engine: Engine, fund_code: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(payment.c.amount_fen), 0))
+                                .where(payment.c.fund_code == fund_code)).scalar_one())
+
+
+def read_inspections(engine: Engine, fund_code: str, through: date | None = None) -> "Any":
+    cond = [inspection.c.fund_code == fund_code]
+    if through is not None:
+        cond.append(inspection.c.sample_date <= through)
+    with engine.connect() as conn:
+        return _frame(conn, select(inspection.c.sample_no, inspection.c.sample_date,
+                                   inspection.c.category, inspection.c.unit, inspection.c.result)
+                      .where(and_(*cond)).order_by(inspection.c.sample_no))
+
+
+def read_outputs(engine: Engine, fund_code: str) -> "Any":
+    with engine.connect() as conn:
+        return _frame(conn, select(output.c.month, output.c.unit, output.c.name, output.c.value,
+                                   output.c.value_num, output.c.note)
+                      .where(output.c.fund_code == fund_code)
+                      .order_by(output.c.month, output.c.unit, output.c.name))
+
+
+def table_counts(engine: Engine, fund_code: str) -> dict[str, int]:
+    """Reconciliation counts after a load (rows per table for the fund)."""
+    out = {}
+    with engine.connect() as conn:
+        for kind, spec in FACTS.items():
+            out[kind] = int(conn.execute(select(func.count()).select_from(spec.table)
+                                         .where(spec.table.c.fund_code == fund_code)).scalar_one())
+    return out
+
+
+def snapshot(engine: Engine, fund_code: str) -> dict[str, list[tuple]]:
+    """Every fact row of a fund (without load bookkeeping): for idempotency tests."""
+    out: dict[str, list[tuple]] = {}
+    with engine.connect() as conn:
+        for kind, spec in FACTS.items():
+            cols = [spec.table.c[c] for c in spec.key + spec.values]
+            rows = conn.execute(select(*cols).where(spec.table.c.fund_code == fund_code)
+                                .order_by(*[spec.table.c[c] for c in spec.key])).all()
+            out[kind] = [tuple(r) for r in rows]
+    return out
+
+
+def read_audit(engine: Engine, fund_code: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(audit).where(audit.c.fund_code == fund_code).order_by(audit.c.id)).mappings()]
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+__all__ = [
+    "metadata", "fund", "source_file", "rejection", "goal", "allocation", "payment",
+    "inspection", "output", "audit", "outbox", "FACTS", "open_store", "upgrade",
+    "load_rows", "LoadStats", "archive_file", "sha256_of", "is_loaded", "upsert_fund",
+    "record_rejection", "read_allocations", "read_goals", "read_payments_by_day",
+    "read_inspections", "read_outputs", "net_paid_fen", "table_counts", "snapshot",
+    "read_audit", "default_db_url", "default_home", "dispose_all",
+]
