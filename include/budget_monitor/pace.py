@@ -1,0 +1,153 @@
+"""序时进度 (time pace): the share of the year that "should" have been spent by a date.
+
+Policies (``PaceConfig.policy``, rules.md "Execution rate and pace"):
+
+- ``linear_month``: at the end of month m, m / 12 x 100. Inside a month the pace
+  grows linearly by day, so that every month end gives exactly m / 12 x 100.
+- ``linear_day``: days elapsed (the given day included) / days in the year x 100;
+  leap years have 366 days.
+- ``milestones``: a table MM-DD -> percent, linear by day between points. The
+  start of the year (before 01-01 has elapsed) is 0 and 12-31 is 100 unless the
+  table says otherwise. A point at MM-DD means "percent reached at the end of
+  that day". 02-29 falls back to 02-28 outside leap years.
+- ``workdays``: 工作日 elapsed (the given day included) / 工作日 in the year x 100,
+  from the official calendar of the ``chinese_calendar`` package (holidays and
+  their weekend make-up days), which covers 2004-2026 in version 1.11.0.
+
+Values are computed exactly as ``fractions.Fraction`` (``pace_fraction_at``) so
+that lag decisions and "money still to spend" are exact; ``pace_at`` gives the
+same value as a ``Decimal`` (28 significant digits) for presentation.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
+
+from budget_monitor.config import PaceConfig
+
+__all__ = [
+    "pace_fraction_at",
+    "pace_at",
+    "month_end",
+    "month_end_pace",
+    "month_end_pace_fraction",
+    "quarter_end_pace",
+    "fraction_to_decimal",
+]
+
+_HUNDRED = Fraction(100)
+
+
+def fraction_to_decimal(value: Fraction) -> Decimal:
+    """An exact Fraction as a Decimal (exact when it terminates, else 28 digits)."""
+    return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+def month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _days_in_year(year: int) -> int:
+    return 366 if calendar.isleap(year) else 365
+
+
+def _linear_month(day: date) -> Fraction:
+    days_in_month = calendar.monthrange(day.year, day.month)[1]
+    months = (day.month - 1) + Fraction(day.day, days_in_month)
+    return months * _HUNDRED / 12
+
+
+def _linear_day(day: date) -> Fraction:
+    return Fraction(day.timetuple().tm_yday, _days_in_year(day.year)) * _HUNDRED
+
+
+def _milestone_day(year: int, key: str) -> int:
+    """Day of year (1-based) of an MM-DD milestone in ``year``."""
+    month, dom = (int(p) for p in key.split("-"))
+    last = calendar.monthrange(year, month)[1]
+    if dom > last:
+        # Only 02-29 in a common year is tolerated: the table is written once
+        # for every year, and the end of February is what it means there.
+        if not (month == 2 and dom == 29):
+            raise ValueError(f"里程碑日期 {key} 不存在")
+        dom = last
+    return date(year, month, dom).timetuple().tm_yday
+
+
+def _milestone_points(year: int, milestones: tuple[tuple[str, Decimal], ...]) -> list[tuple[int, Fraction]]:
+    points: dict[int, Fraction] = {0: Fraction(0)}
+    for key, pct in milestones:
+        points[_milestone_day(year, key)] = Fraction(pct)
+    last = _days_in_year(year)
+    points.setdefault(last, _HUNDRED)
+    return sorted(points.items())
+
+
+def _milestones(day: date, milestones: tuple[tuple[str, Decimal], ...]) -> Fraction:
+    x = day.timetuple().tm_yday
+    points = _milestone_points(day.year, milestones)
+    for (x0, p0), (x1, p1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return p0 + (p1 - p0) * Fraction(x - x0, x1 - x0)
+    raise AssertionError("unreachable: the points span the whole year")
+
+
+@lru_cache(maxsize=64)
+def _workday_ordinals(year: int) -> tuple[int, ...]:
+    """Cumulative workday counts: element i = workdays among the first i+1 days."""
+    import chinese_calendar  # imported lazily: only the workdays policy needs it
+
+    counts: list[int] = []
+    total = 0
+    day = date(year, 1, 1)
+    while day.year == year:
+        try:
+            total += 1 if chinese_calendar.is_workday(day) else 0
+        except NotImplementedError as exc:
+            raise ValueError(f"工作日历不包含 {year} 年（chinese_calendar 未提供该年数据）") from exc
+        counts.append(total)
+        day += timedelta(days=1)
+    return tuple(counts)
+
+
+def _workdays(day: date) -> Fraction:
+    counts = _workday_ordinals(day.year)
+    return Fraction(counts[day.timetuple().tm_yday - 1], counts[-1]) * _HUNDRED
+
+
+def pace_fraction_at(day: date, cfg: PaceConfig) -> Fraction:
+    """Exact pace (percent, 0..100) at the end of ``day`` under ``cfg.policy``."""
+    policy = cfg.policy
+    if policy == "linear_month":
+        return _linear_month(day)
+    if policy == "linear_day":
+        return _linear_day(day)
+    if policy == "milestones":
+        return _milestones(day, tuple(sorted(cfg.milestones.items())))
+    if policy == "workdays":
+        return _workdays(day)
+    raise ValueError(f"未知的序时进度口径 {policy!r}")
+
+
+def pace_at(day: date, cfg: PaceConfig) -> Decimal:
+    """Pace (percent) at the end of ``day``, as a Decimal."""
+    return fraction_to_decimal(pace_fraction_at(day, cfg))
+
+
+def month_end_pace_fraction(year: int, month: int, cfg: PaceConfig) -> Fraction:
+    return pace_fraction_at(month_end(year, month), cfg)
+
+
+def month_end_pace(year: int, month: int, cfg: PaceConfig) -> Decimal:
+    """Pace at the last day of ``month`` (linear_month: exactly month / 12 x 100)."""
+    return fraction_to_decimal(month_end_pace_fraction(year, month, cfg))
+
+
+def quarter_end_pace(year: int, quarter: int, cfg: PaceConfig) -> Decimal:
+    if quarter not in (1, 2, 3, 4):
+        raise ValueError(f"季度应为 1-4，而不是 {quarter}")
+    return month_end_pace(year, quarter * 3, cfg)
