@@ -708,8 +708,8 @@ def make_jiangmen(dest: Path) -> None:
     )
     write_csv(dest / "goals.csv", ["一级指标", "二级指标", "三级指标", "指标值", "分值"], JM_GOALS, "utf-8-sig")
     budget_rows = [
-        [JM_CITY.doc_no, JM_CITY.name, "2021-01-28", yuan_thousands(JM_ALLOC[JM_CITY.name]), "年初"],
-        *[[u.doc_no, u.name, "2021-02-05", yuan_thousands(JM_ALLOC[u.name]), "年初"]
+        [JM_CITY.doc_no, JM_CITY.name, "2021-01-04", yuan_thousands(JM_ALLOC[JM_CITY.name]), "年初"],
+        *[[u.doc_no, u.name, "2021-01-04", yuan_thousands(JM_ALLOC[u.name]), "年初"]
           for u in (JM_TAISHAN, JM_KAIPING, JM_ENPING)],
     ]
     write_csv(dest / "budget.csv", ["指标文号", "预算单位", "下达日期", "金额", "类型"], budget_rows, "utf-8")
@@ -790,6 +790,10 @@ def jm_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]]) -> 
     ]
     for u in JM_UNITS:
         lines.append(f"| {u.name} | " + " | ".join(pct_text(c, JM_ALLOC[u.name]) for c in cum[u.name]) + " |")
+    lines += ["", "Lagging quarters per unit (rate < pace at the quarter's last day, tolerance 0):", ""]
+    for u in JM_UNITS:
+        lag = [q for q in range(1, 5) if cum[u.name][3 * q - 1] * 4 < JM_ALLOC[u.name] * q]
+        lines.append(f"- {u.name}: " + (", ".join(f"Q{q}" for q in lag) or "none"))
     lines += [
         "",
         "Each unit spends exactly its allocation by 2021-12-31.",
@@ -855,8 +859,8 @@ SF_ADD_DOC = "江财行〔2022〕56号"
 SF_CUT_DOC = "江财行〔2022〕88号"
 # (指标文号, 预算单位, 下达日期, 金额 万元, 类型)
 SF_BUDGET = [
-    (SF_CITY.doc_no, SF_CITY.name, dt.date(2022, 1, 20), "80", "年初"),
-    (SF_HESHAN.doc_no, SF_HESHAN.name, dt.date(2022, 1, 20), "40", "年初"),
+    (SF_CITY.doc_no, SF_CITY.name, dt.date(2022, 1, 4), "80", "年初"),
+    (SF_HESHAN.doc_no, SF_HESHAN.name, dt.date(2022, 1, 4), "40", "年初"),
     (SF_ADD_DOC, SF_CITY.name, dt.date(2022, 7, 15), "15", "追加"),
     (SF_CUT_DOC, SF_HESHAN.name, dt.date(2022, 10, 20), "10", "调减"),
 ]

@@ -210,8 +210,9 @@ def test_jiangmen_payments_are_consistent() -> None:
     pay = payments(JM)
     assert pay["支付凭证号"].is_unique
     budget = read_table(JM / "budget.csv")
-    pairs = set(zip(budget["预算单位"], budget["指标文号"]))
-    assert set(zip(pay["预算单位"], pay["指标文号"])) <= pairs
+    issued = {(u, d): to_date(day) for u, d, day in zip(budget["预算单位"], budget["指标文号"], budget["下达日期"])}
+    for unit, doc, day in zip(pay["预算单位"], pay["指标文号"], pay["date"]):
+        assert issued[(unit, doc)] <= day, (unit, doc, day)  # no payment before its allocation
     refunds = pay[pay["业务类型"] == "退回"]
     assert len(refunds) >= 3 and (refunds["fen"] < 0).all()
     assert (pay[pay["业务类型"] == "支付"]["fen"] > 0).all()
