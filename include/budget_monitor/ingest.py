@@ -1,0 +1,246 @@
+"""Read one CSV/XLSX table file into a typed, canonical DataFrame.
+
+Everything is read as text first (``dtype=str``, ``keep_default_na=False``) and
+converted by money.py / dates.py, so that a cell that cannot be read becomes a
+null in the typed column while its raw text stays in ``raw`` for the message.
+Whether nulls are acceptable is validate.py's business (rules as data); ingest
+only refuses files it cannot read at all (:class:`IngestError`: encoding,
+corrupt XLSX, missing required columns).
+
+Typed columns (see rules/tables.csv and docs/architecture.md); dates are
+``datetime64[s]`` at midnight (``dates.to_date_objects`` gives datetime.date),
+money is ``Int64`` fen, goal weights are ``Decimal``. ``row`` is the 1-based
+row number as the finance office sees it (header = row 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dates import parse_dates, parse_months
+from .money import parse_money
+from .tables import HeaderError, HeaderMatch, match_headers, specs
+
+ENCODINGS: tuple[str, ...] = ("utf-8-sig", "utf-8", "gb18030")
+_NUM_RE = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)%?$"
+
+
+class IngestError(ValueError):
+    """The file cannot be read as a table of its kind; the message is Chinese
+    and names the file (``rule_id`` says which ingest rule, see validation_rules.csv)."""
+
+    def __init__(self, message: str, *, path: Path, rule_id: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.rule_id = rule_id
+        self.column = column
+
+
+@dataclass
+class IngestedTable:
+    path: Path
+    kind: str
+    sha256: str
+    encoding: str | None  # CSV only; None for XLSX
+    df: pd.DataFrame  # canonical typed columns + ``row``
+    raw: pd.DataFrame  # the file's own headers, all text, same index as df
+    headers: dict[str, HeaderMatch]  # canonical column -> header as written
+    # canonical column -> bool array: the cell was empty (after trimming)
+    empty: dict[str, np.ndarray] = field(default_factory=dict)
+    # canonical column -> bool array: non-empty but unreadable (money/date/number)
+    invalid: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.df)
+
+    def header_of(self, column: str) -> str:
+        """The header as written in the file (for messages), else the contract's."""
+        m = self.headers.get(column)
+        if m is not None:
+            return m.source
+        for s in specs(self.kind):
+            if s.column == column:
+                return s.header_zh
+        return column
+
+    def raw_value(self, column: str, row: int) -> str:
+        m = self.headers.get(column)
+        if m is None or row not in self.raw.index:
+            return ""
+        return str(self.raw.at[row, m.source])
+
+    @property
+    def problems(self) -> list[tuple[str, int, str]]:
+        """(column, row, raw text) of every unreadable cell, for quick looks."""
+        out = []
+        rows = self.df["row"].to_numpy()
+        for col, bad in self.invalid.items():
+            for i in np.flatnonzero(bad):
+                out.append((col, int(rows[i]), self.raw_value(col, int(rows[i]))))
+        return out
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_csv_bytes(data: bytes, path: Path) -> tuple[str, str]:
+    """Return (text, encoding): utf-8-sig (BOM), utf-8, then gb18030, strictly."""
+    for enc in ENCODINGS:
+        if enc == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf"):
+            continue
+        try:
+            text = data.decode(enc, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        # NUL never occurs in a text export; it means UTF-16/binary decoded by luck.
+        if "\x00" in text:
+            break
+        return text, enc
+    raise IngestError(f"{path.name}: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）", path=path, rule_id="ING-001")
+
+
+def _read_csv(data: bytes, path: Path) -> tuple[pd.DataFrame, str]:
+    text, enc = decode_csv_bytes(data, path)
+    if enc == "utf-8-sig":
+        text = text[1:] if text.startswith("\ufeff") else text
+    if not text.strip():
+        raise IngestError(f"{path.name}: 文件为空，没有表头", path=path, rule_id="ING-003")
+    try:
+        # Re-encoding as UTF-8 lets pandas' C parser read bytes natively.
+        frame = pd.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise IngestError(f"{path.name}: CSV 格式错误：{exc}", path=path, rule_id="ING-002") from exc
+    return frame, enc
+
+
+def _read_xlsx(data: bytes, path: Path) -> pd.DataFrame:
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise IngestError(f"{path.name}: XLSX 文件已损坏或不完整，无法打开", path=path, rule_id="ING-002")
+    try:
+        frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="calamine", dtype=str, keep_default_na=False)
+    except Exception as exc:  # calamine raises its own error types; any of them means unreadable
+        raise IngestError(
+            f"{path.name}: XLSX 文件已损坏或不完整，无法打开（{type(exc).__name__}）", path=path, rule_id="ING-002"
+        ) from exc
+    return frame
+
+
+def read_table(path: Path, kind: str) -> IngestedTable:
+    """Read ``path`` (CSV or XLSX) as a table of ``kind``; raise IngestError."""
+    path = Path(path)
+    specs(kind)  # unknown kind -> ValueError early
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path.name}: 无法读取文件：{exc.strerror}", path=path, rule_id="ING-002") from exc
+    digest = sha256_bytes(data)
+    suffix = path.suffix.lower()
+    encoding: str | None = None
+    if suffix in (".xlsx", ".xlsm"):
+        raw = _read_xlsx(data, path)
+    elif suffix in (".csv", ".txt"):
+        raw, encoding = _read_csv(data, path)
+    else:
+        raise IngestError(f"{path.name}: 不支持的文件类型“{suffix}”（应为 CSV 或 XLSX）", path=path, rule_id="ING-002")
+    raw = _tidy(raw)
+    try:
+        headers = match_headers(kind, [str(c) for c in raw.columns])
+    except HeaderError as exc:
+        raise IngestError(f"{path.name}: {exc}", path=path, rule_id="ING-003") from exc
+    df, empty, invalid = _typed(raw, kind, headers)
+    return IngestedTable(path, kind, digest, encoding, df, raw, headers, empty, invalid)
+
+
+def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
+    """All cells as trimmed text; drop wholly blank rows but keep row numbers."""
+    raw = raw.loc[:, [not str(c).startswith("Unnamed:") or raw[c].astype(str).str.strip().ne("").any() for c in raw.columns]]
+    raw.columns = [str(c).strip() for c in raw.columns]
+    raw = raw.fillna("").astype("str")
+    raw.index = pd.RangeIndex(2, 2 + len(raw))
+    if len(raw) and len(raw.columns):
+        # Check the first column everywhere, the others only where it is blank.
+        first = raw.columns[0]
+        blank = (raw[first].str.strip() == "").to_numpy(dtype=bool, copy=True)
+        if blank.any():
+            sub = raw[blank]
+            sub_blank = np.ones(len(sub), dtype=bool)
+            for c in raw.columns[1:]:
+                sub_blank &= (sub[c].str.strip() == "").to_numpy()
+            blank[blank] = sub_blank
+        if blank.any():
+            raw = raw[~blank]
+    return raw
+
+
+def _typed(
+    raw: pd.DataFrame, kind: str, headers: dict[str, HeaderMatch]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    cols: dict[str, pd.Series] = {"row": pd.Series(raw.index.to_numpy(dtype="int64"), index=raw.index)}
+    empty: dict[str, np.ndarray] = {}
+    invalid: dict[str, np.ndarray] = {}
+    n = len(raw)
+    for spec in specs(kind):
+        match = headers.get(spec.column)
+        text = raw[match.source].str.strip() if match else pd.Series([""] * n, index=raw.index, dtype="str")
+        is_empty = (text == "").to_numpy(dtype=bool)
+        empty[spec.column] = is_empty
+        if spec.type == "money":
+            res = parse_money(text, match.scale if match else 1)
+            cols[spec.column] = res.fen
+            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+        elif spec.type == "date":
+            res = parse_dates(text)
+            cols[spec.column] = res.values
+            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+        elif spec.type == "month":
+            res = parse_months(text)
+            cols[spec.column] = res.values
+            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+        elif spec.type == "decimal":
+            values, bad = _decimals(text)
+            cols[spec.column] = values
+            invalid[spec.column] = bad
+        elif spec.type == "number_text":
+            values, _ = _decimals(text)
+            cols[spec.column] = text
+            cols[spec.column + "_num"] = values  # null for qualitative text (达成 ...)
+        elif spec.type == "str" and spec.required:
+            cols[spec.column] = text.mask(text == "")  # null -> the not-null rule reports it
+        else:
+            cols[spec.column] = text
+    if kind == "payments":
+        # 业务类型 is optional: absent or empty means an ordinary payment.
+        cols["kind"] = cols["kind"].mask(cols["kind"] == "", "支付")
+    df = pd.DataFrame(cols, index=raw.index)
+    return df, empty, invalid
+
+
+def _decimals(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Small columns only (weights, output values): exact Decimal per cell."""
+    norm = text.str.replace(",", "", regex=False)
+    ok = norm.str.match(_NUM_RE)
+    out = pd.Series([None] * len(text), index=text.index, dtype="object")
+    for idx, val in norm[ok].items():
+        try:
+            out[idx] = Decimal(val.rstrip("%"))
+        except InvalidOperation:
+            ok[idx] = False
+    bad = ((text != "") & ~ok).to_numpy(dtype=bool)
+    return out, bad

@@ -1,0 +1,646 @@
+"""Validation of ingested tables with Great Expectations, rules as data.
+
+Every rule is a row of ``rules/validation_rules.csv`` (in the spirit of the
+DATA Act broker's sqlRules.csv): rule_id, table, severity (fatal/warning),
+category, column(s), an optional ``prepare`` step, the GX expectation class,
+its kwargs (JSON; GX's own ``{"$PARAMETER": name}`` syntax for values that
+come from the fund, e.g. the allowed inspection categories or the budget still
+available) and the Chinese message template.
+
+How a file is checked (one GX run per file, one suite per table kind):
+
+1. ``prepare`` steps turn row-wise conditions that need pandas anyway
+   (membership in the budget's units, uniqueness, "negative only for 退回",
+   "inside the fund year", parse failures left by ingest) into boolean columns
+   with vectorised pandas. Each rule gets its own column, so GX reports each
+   rule with its own id and the failing rows (``row``). Expectations without a
+   ``prepare`` run natively on the typed column (value sets, bounds, sums).
+2. The narrow check frame (``row`` + the columns the suite reads) goes through
+   a ValidationDefinition of an ephemeral GX context with
+   ``result_format=SUMMARY`` and ``unexpected_index_column_names=["row"]``, so
+   GX returns only counts and the first failing rows.
+
+The GX context, data source, asset, batch definition and the suites are built
+once per process (lazily: importing great_expectations costs seconds), so a
+batch of funds pays the import once.
+
+Null-safety: a prepared check passes on a null input (a missing or unreadable
+cell is reported once, by the completeness/format rule, not again by every
+rule that reads the column). Native numeric checks see null money as 0.
+
+Sign convention (PAY-008/PAY-009): a refund (业务类型 退回) is written as a
+negative amount, every other payment as a positive (or zero) amount; the
+net executed amount is the plain sum. A positive 退回 row is rejected rather
+than guessed at, because flipping its sign silently could double-count.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .ingest import IngestedTable, IngestError
+from .money import fen_to_yuan_text
+from .tables import spec_of
+
+SEVERITIES = ("fatal", "warning")
+# How many failing rows per rule are listed (the count is always complete).
+MAX_ROWS_PER_RULE = 20
+_NATIVE_INT = ("Int64", "Int32")
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule_id: str
+    table: str
+    severity: str
+    category: str
+    columns: tuple[str, ...]
+    prepare: str
+    expectation: str
+    kwargs: dict[str, Any]
+    message_zh: str
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """GX $PARAMETER names used by the kwargs."""
+        return tuple(_params(self.kwargs))
+
+    def needs(self) -> tuple[str, ...]:
+        """ValidationContext fields this rule needs (skipped when missing)."""
+        out: list[str] = []
+        if self.prepare.startswith("isin:"):
+            out.append(self.prepare.split(":", 1)[1])
+        if self.prepare in ("in_year", "in_year_or_prior", "month_in_year") or "{fund_year}" in self.message_zh:
+            out.append("fund_year")
+        for p in self.parameters:
+            out.append(_PARAM_NEEDS.get(p, p))
+        return tuple(dict.fromkeys(out))
+
+
+def _params(obj: Any) -> Iterable[str]:
+    if isinstance(obj, dict):
+        if set(obj) == {"$PARAMETER"}:
+            yield obj["$PARAMETER"]
+        else:
+            for v in obj.values():
+                yield from _params(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _params(v)
+
+
+# GX parameter -> the ValidationContext field it is computed from.
+_PARAM_NEEDS = {
+    "goal_weight_milli": "execution_weight",
+    "remaining_fen": "adjusted_budget_fen",
+    "inspection_categories": "inspection_categories",
+}
+
+
+@cache
+def load_rules() -> tuple[Rule, ...]:
+    text = resources.files("budget_monitor").joinpath("rules/validation_rules.csv").read_text(encoding="utf-8")
+    rules = []
+    for rec in csv.DictReader(text.splitlines()):
+        rule = Rule(
+            rule_id=rec["rule_id"],
+            table=rec["table"],
+            severity=rec["severity"],
+            category=rec["category"],
+            columns=tuple(c for c in rec["column"].split("|") if c),
+            prepare=rec["prepare"],
+            expectation=rec["expectation"],
+            kwargs=json.loads(rec["kwargs"] or "{}"),
+            message_zh=rec["message_zh"],
+        )
+        if rule.severity not in SEVERITIES:
+            raise ValueError(f"validation_rules.csv: {rule.rule_id}: bad severity {rule.severity!r}")
+        if rule.prepare and rule.prepare.split(":")[0] not in _PREPARES:
+            raise ValueError(f"validation_rules.csv: {rule.rule_id}: unknown prepare {rule.prepare!r}")
+        rules.append(rule)
+    ids = [r.rule_id for r in rules]
+    if len(ids) != len(set(ids)):
+        raise ValueError("validation_rules.csv: duplicate rule_id")
+    return tuple(rules)
+
+
+def rules_for(kind: str) -> tuple[Rule, ...]:
+    return tuple(r for r in load_rules() if r.table == kind and r.expectation)
+
+
+def rule(rule_id: str) -> Rule:
+    for r in load_rules():
+        if r.rule_id == rule_id:
+            return r
+    raise KeyError(rule_id)
+
+
+# ------------------------------------------------------------------------- context
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """What a table is checked against (from fund.yaml, the budget, the store).
+
+    A field left None disables the rules that need it (listed in
+    ``ValidationReport.skipped``), e.g. the budget itself is validated without
+    known units.
+    """
+
+    fund_year: int | None = None
+    units: frozenset[str] | None = None
+    doc_nos: frozenset[str] | None = None
+    inspection_categories: frozenset[str] | None = None
+    goal_names: frozenset[str] | None = None
+    execution_weight: Decimal | None = None
+    # Net payments already stored for the fund, EXCLUDING voucher_nos that the
+    # file being validated replaces (a corrected file must not count twice).
+    stored_net_fen: int = 0
+    adjusted_budget_fen: int | None = None
+    # Files are named relative to this directory in messages.
+    fund_dir: Path | None = None
+
+    @classmethod
+    def for_fund(
+        cls,
+        config: Any,
+        *,
+        fund_dir: Path | None = None,
+        budget: pd.DataFrame | IngestedTable | None = None,
+        goals: pd.DataFrame | IngestedTable | None = None,
+        stored_net_fen: int = 0,
+    ) -> ValidationContext:
+        """Build from a FundConfig plus the (validated) budget and goals."""
+        bdf = budget.df if isinstance(budget, IngestedTable) else budget
+        gdf = goals.df if isinstance(goals, IngestedTable) else goals
+        return cls(
+            fund_year=int(config.year),
+            units=frozenset(bdf["unit"].dropna()) if bdf is not None else None,
+            doc_nos=frozenset(bdf["doc_no"].dropna()) if bdf is not None else None,
+            inspection_categories=frozenset(config.inspection_categories),
+            goal_names=frozenset(gdf["name"].dropna()) if gdf is not None else None,
+            execution_weight=Decimal(config.scoring.execution_weight),
+            stored_net_fen=int(stored_net_fen),
+            adjusted_budget_fen=adjusted_budget_fen(bdf) if bdf is not None else None,
+            fund_dir=Path(fund_dir) if fund_dir is not None else None,
+        )
+
+    def has(self, name: str) -> bool:
+        return getattr(self, name) is not None
+
+    def gx_parameters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.execution_weight is not None:
+            out["goal_weight_milli"] = int((Decimal(100) - self.execution_weight) * 1000)
+        if self.adjusted_budget_fen is not None:
+            out["remaining_fen"] = int(self.adjusted_budget_fen) - int(self.stored_net_fen)
+        if self.inspection_categories is not None:
+            out["inspection_categories"] = sorted(self.inspection_categories)
+        return out
+
+
+_BUDGET_SIGN = {"年初": 1, "追加": 1, "调减": -1}
+
+
+def adjusted_budget_fen(budget: pd.DataFrame) -> int:
+    """全年预算数 = 年初 + 追加 − 调减 (unknown kinds count 0)."""
+    sign = budget["kind"].map(_BUDGET_SIGN).fillna(0).astype("int64")
+    return int((budget["amount_fen"].fillna(0).astype("int64") * sign).sum())
+
+
+# -------------------------------------------------------------------- prepare steps
+
+Prepare = Callable[[IngestedTable, str, ValidationContext], np.ndarray]
+
+
+def _filled(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    return ~t.empty[col]
+
+
+def _parsed(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    return ~t.invalid[col]
+
+
+def _isin(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
+    s = t.df[col]
+    allowed = getattr(ctx, field_name)
+    return (s.isna() | (s == "") | s.isin(list(allowed))).to_numpy(dtype=bool)
+
+
+def _unique(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    s = t.df[col]
+    return (s.isna() | ~s.duplicated(keep=False)).to_numpy(dtype=bool)
+
+
+def _between_years(t: IngestedTable, col: str, first: int, last: int) -> np.ndarray:
+    s = t.df[col]
+    lo = np.datetime64(f"{first:04d}-01-01", "s")
+    hi = np.datetime64(f"{last:04d}-12-31", "s")
+    v = s.to_numpy(dtype="datetime64[s]")
+    return np.isnat(v) | ((v >= lo) & (v <= hi))
+
+
+def _in_year(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    return _between_years(t, col, ctx.fund_year, ctx.fund_year)
+
+
+def _in_year_or_prior(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    # Allocations are often issued in advance (提前下达) in the previous year.
+    return _between_years(t, col, ctx.fund_year - 1, ctx.fund_year)
+
+
+def _month_in_year(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    s = t.df[col]
+    return (s.isna() | s.str.startswith(f"{ctx.fund_year:04d}-")).to_numpy(dtype=bool)
+
+
+def _negative_only_refund(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    neg = (t.df[col] < 0).fillna(False).to_numpy(dtype=bool)
+    return ~neg | (t.df["kind"] == "退回").to_numpy(dtype=bool)
+
+
+def _refund_negative(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    refund = (t.df["kind"] == "退回").to_numpy(dtype=bool)
+    nonneg = (t.df[col] >= 0).fillna(False).to_numpy(dtype=bool)
+    return ~(refund & nonneg)
+
+
+def _budget_signed(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    sign = t.df["kind"].map(_BUDGET_SIGN).fillna(0).astype("int64").to_numpy()
+    return t.df[col].fillna(0).astype("int64").to_numpy() * sign
+
+
+def _weight_milli(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    # Goal tables are tiny; exact Decimal per cell. Null weights count 0.
+    return np.array([int(w * 1000) if w is not None else 0 for w in t.df[col]], dtype="int64")
+
+
+_PREPARES: dict[str, Callable[..., np.ndarray]] = {
+    "filled": _filled,
+    "parsed": _parsed,
+    "isin": _isin,
+    "unique": _unique,
+    "in_year": _in_year,
+    "in_year_or_prior": _in_year_or_prior,
+    "month_in_year": _month_in_year,
+    "negative_only_refund": _negative_only_refund,
+    "refund_negative": _refund_negative,
+    "budget_signed": _budget_signed,
+    "weight_milli": _weight_milli,
+}
+
+
+def _check_column(r: Rule, col: str) -> str:
+    return f"{col}__{r.prepare.replace(':', '_')}" if r.prepare else col
+
+
+def _prepare(t: IngestedTable, r: Rule, col: str, ctx: ValidationContext) -> np.ndarray:
+    name, _, arg = r.prepare.partition(":")
+    fn = _PREPARES[name]
+    return fn(t, col, ctx, arg) if arg else fn(t, col, ctx)
+
+
+def check_frame(t: IngestedTable, rules: Iterable[Rule], ctx: ValidationContext) -> pd.DataFrame:
+    """The narrow frame GX validates: ``row`` + native and prepared columns."""
+    cols: dict[str, Any] = {"row": t.df["row"].to_numpy()}
+    for r in rules:
+        for col in r.columns:
+            name = _check_column(r, col)
+            if name in cols:
+                continue
+            if r.prepare:
+                cols[name] = _prepare(t, r, col, ctx)
+            else:
+                s = t.df[col]
+                # Null money is reported by the format rule; GX sums/bounds see 0.
+                cols[name] = s.fillna(0).astype("int64").to_numpy() if str(s.dtype) in _NATIVE_INT else s
+    return pd.DataFrame(cols, index=t.df.index)
+
+
+# ------------------------------------------------------------------------- reports
+
+
+@dataclass
+class Failure:
+    rule_id: str
+    severity: str
+    category: str
+    column: str | None  # canonical column
+    header: str | None  # the column's header as written in the file
+    row: int | None  # 1-based file row; None for table/file-level rules
+    value: str | None  # the raw cell text (or the observed aggregate)
+    message: str  # full Chinese message: file, row, column, detail, rule
+
+
+@dataclass
+class ValidationReport:
+    file: str  # as shown to the finance office (relative to the fund dir)
+    path: str
+    kind: str
+    sha256: str
+    n_rows: int
+    failures: list[Failure] = field(default_factory=list)  # fatal
+    warnings: list[Failure] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # rule_id -> failing rows (complete)
+    skipped: list[str] = field(default_factory=list)  # rules not run (context missing)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def first_reason(self) -> str:
+        """One line for stderr / the e-mail subject line body."""
+        if not self.failures:
+            return f"{self.file}: 校验通过"
+        first = self.failures[0]
+        more = sum(self.counts.get(r, 1) for r in dict.fromkeys(f.rule_id for f in self.failures)) - 1
+        return first.message + (f"；另有 {more} 处错误" if more > 0 else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "path": self.path,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "n_rows": self.n_rows,
+            "ok": self.ok,
+            "reason": self.first_reason(),
+            "counts": self.counts,
+            "failures": [asdict(f) for f in self.failures],
+            "warnings": [asdict(f) for f in self.warnings],
+            "skipped": self.skipped,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+def display_name(path: Path, fund_dir: Path | None) -> str:
+    path = Path(path)
+    if fund_dir is not None:
+        try:
+            return path.resolve().relative_to(Path(fund_dir).resolve()).as_posix()
+        except ValueError:
+            pass
+    parent = path.parent.name
+    return f"{parent}/{path.name}" if parent in ("payments", "inspections", "outputs") else path.name
+
+
+def _where(file: str, row: int | None, header: str | None) -> str:
+    at = file
+    if row is not None:
+        at += f" 第{row}行"
+    if header:
+        at += f" 列“{header}”"
+    return at
+
+
+def report_for_ingest_error(exc: IngestError, kind: str, ctx: ValidationContext | None = None) -> ValidationReport:
+    """A rejected-file report for a file ingest could not read at all."""
+    import hashlib
+
+    path = Path(exc.path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = ""
+    file = display_name(path, ctx.fund_dir if ctx else None)
+    detail = str(exc).split(": ", 1)[-1]
+    r = rule(exc.rule_id)
+    msg = f"{file}: {detail}（规则 {r.rule_id}）"
+    fail = Failure(r.rule_id, r.severity, r.category, exc.column, None, None, None, msg)
+    return ValidationReport(file, str(path), kind, digest, 0, [fail], [], {r.rule_id: 1}, [])
+
+
+# ---------------------------------------------------------------------- GX runtime
+
+
+class _GX:
+    """One ephemeral GX context per process, with a suite per (kind, rule set)."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.source = self.context.data_sources.add_pandas("budget_monitor")
+        self.asset = self.source.add_dataframe_asset("tables")
+        self.batch_definition = self.asset.add_batch_definition_whole_dataframe("whole_file")
+        self.definitions: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def definition(self, kind: str, rules: tuple[Rule, ...]) -> Any:
+        key = (kind, tuple(r.rule_id for r in rules))
+        if key not in self.definitions:
+            suite_name = f"{kind}-{len(self.definitions)}"
+            suite = self.context.suites.add(self.gx.ExpectationSuite(name=suite_name))
+            for r in rules:
+                cls = getattr(self.gx.expectations, r.expectation)
+                for col in r.columns:
+                    meta = {"rule_id": r.rule_id, "column": col, "severity": r.severity}
+                    suite.add_expectation(cls(column=_check_column(r, col), meta=meta, **r.kwargs))
+            vd = self.gx.ValidationDefinition(name=suite_name, data=self.batch_definition, suite=suite)
+            self.definitions[key] = self.context.validation_definitions.add(vd)
+        return self.definitions[key]
+
+
+_RUNTIME: _GX | None = None
+
+
+def gx_runtime() -> _GX:
+    global _RUNTIME
+    if _RUNTIME is None:
+        _RUNTIME = _GX()
+    return _RUNTIME
+
+
+RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "unexpected_index_column_names": ["row"],
+    "partial_unexpected_count": MAX_ROWS_PER_RULE,
+    "return_unexpected_index_query": False,
+}
+
+
+def validate_table(table: IngestedTable, ctx: ValidationContext) -> ValidationReport:
+    """Run the table kind's suite over the file; never raises on bad data."""
+    file = display_name(table.path, ctx.fund_dir)
+    report = ValidationReport(file, str(table.path), table.kind, table.sha256, table.n_rows)
+    active = []
+    for r in rules_for(table.kind):
+        missing = [n for n in r.needs() if not ctx.has(n)]
+        if missing:
+            report.skipped.append(f"{r.rule_id}（缺少上下文：{'、'.join(missing)}）")
+        else:
+            active.append(r)
+    active_t = tuple(active)
+    if not active_t:
+        return report
+    frame = check_frame(table, active_t, ctx)
+    rt = gx_runtime()
+    vd = rt.definition(table.kind, active_t)
+    params = {k: v for k, v in ctx.gx_parameters().items() if any(k in r.parameters for r in active_t)}
+    result = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, result_format=RESULT_FORMAT)
+    by_id = {r.rule_id: r for r in active_t}
+    order = {r.rule_id: i for i, r in enumerate(active_t)}
+    outcomes = sorted(
+        result.results,
+        key=lambda res: (
+            order[res.expectation_config.meta["rule_id"]],
+            by_id[res.expectation_config.meta["rule_id"]].columns.index(res.expectation_config.meta["column"]),
+        ),
+    )
+    for res in outcomes:
+        if res.success:
+            continue
+        meta = res.expectation_config.meta
+        r = by_id[meta["rule_id"]]
+        _collect(report, r, meta["column"], res, table, ctx, file)
+    # Report row failures in file order within a rule, rules in table order.
+    report.failures.sort(key=lambda f: (order[f.rule_id], f.row or 0))
+    report.warnings.sort(key=lambda f: (order[f.rule_id], f.row or 0))
+    return report
+
+
+def validate_many(
+    items: Iterable[tuple[IngestedTable, ValidationContext]],
+) -> list[ValidationReport]:
+    """Validate several files in one process (the GX context is shared)."""
+    return [validate_table(t, c) for t, c in items]
+
+
+def _fmt(template: str, values: dict[str, Any]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), template)
+
+
+def _collect(
+    report: ValidationReport,
+    r: Rule,
+    column: str,
+    res: Any,
+    table: IngestedTable,
+    ctx: ValidationContext,
+    file: str,
+) -> None:
+    header = table.header_of(column)
+    target = report.failures if r.severity == "fatal" else report.warnings
+    values: dict[str, Any] = {
+        "fund_year": ctx.fund_year,
+        "execution_weight": ctx.execution_weight,
+        "stored_yuan": fen_to_yuan_text(ctx.stored_net_fen),
+        "budget_yuan": fen_to_yuan_text(ctx.adjusted_budget_fen) if ctx.adjusted_budget_fen is not None else "",
+        "header": header,
+    }
+    info = res.exception_info or {}
+    if info.get("raised_exception"):
+        msg = f"{_where(file, None, header)}: 校验规则执行出错：{info.get('exception_message')}（规则 {r.rule_id}）"
+        target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, None, msg))
+        report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + 1
+        return
+    result = res.result or {}
+    rows = result.get("partial_unexpected_index_list")
+    if rows is None and "observed_value" in result:
+        observed = result["observed_value"]
+        values["observed"] = observed
+        if isinstance(observed, (int, np.integer)):
+            values["observed_yuan"] = fen_to_yuan_text(int(observed))
+            values["observed_points"] = _points(int(observed))
+        detail = _fmt(r.message_zh, values)
+        msg = f"{_where(file, None, header)}: {detail}（规则 {r.rule_id}）"
+        target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, str(observed), msg))
+        report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + 1
+        return
+    report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + int(result.get("unexpected_count") or len(rows or []))
+    for item in itertools.islice(rows or [], MAX_ROWS_PER_RULE):
+        row = int(item["row"])
+        raw = table.raw_value(column, row)
+        detail = _fmt(r.message_zh, {**values, "value": raw})
+        msg = f"{_where(file, row, header)}: {detail}（规则 {r.rule_id}）"
+        target.append(Failure(r.rule_id, r.severity, r.category, column, header, row, raw, msg))
+
+
+def _points(milli: int) -> str:
+    return format(Decimal(milli) / 1000, "f").rstrip("0").rstrip(".") if milli % 1000 else str(milli // 1000)
+
+
+# ------------------------------------------------------------------------ data docs
+
+
+def build_data_docs(
+    out_dir: Path,
+    items: Iterable[tuple[IngestedTable, ValidationContext]],
+) -> Path:
+    """Validate ``items`` in a file-backed GX project under ``out_dir`` and build
+    its Data Docs (HTML the finance office can open). Returns index.html.
+
+    Not on the hot path: it re-runs the suites through a Checkpoint with an
+    UpdateDataDocsAction. Uses COMPLETE-ish SUMMARY results so the pages list
+    failing rows.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(out_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    site = "budget_monitor_site"
+    if site not in (context.get_site_names() or []):
+        context.add_data_docs_site(
+            site_name=site,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(out_dir / "data_docs"),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    try:
+        source = context.data_sources.get("budget_monitor")
+    except (KeyError, ValueError):
+        source = context.data_sources.add_pandas("budget_monitor")
+    for n, (table, ctx) in enumerate(items):
+        active = tuple(r for r in rules_for(table.kind) if all(ctx.has(x) for x in r.needs()))
+        name = re.sub(r"[^0-9A-Za-z_-]+", "_", f"{table.kind}_{table.sha256[:8]}_{n}")
+        asset = source.add_dataframe_asset(name)
+        bd = asset.add_batch_definition_whole_dataframe("whole_file")
+        suite = context.suites.add_or_update(gx.ExpectationSuite(name=name))
+        for r in active:
+            cls = getattr(gx.expectations, r.expectation)
+            for col in r.columns:
+                meta = {"rule_id": r.rule_id, "column": col, "message_zh": r.message_zh}
+                suite.add_expectation(cls(column=_check_column(r, col), meta=meta, **r.kwargs))
+        suite.save()
+        vd = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=bd, suite=suite))
+        cp = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[vd],
+                actions=[UpdateDataDocsAction(name="docs", site_names=[site])],
+                result_format=RESULT_FORMAT,
+            )
+        )
+        params = {k: v for k, v in ctx.gx_parameters().items() if any(k in r.parameters for r in active)}
+        cp.run(batch_parameters={"dataframe": check_frame(table, active, ctx)}, expectation_parameters=params)
+    context.build_data_docs(site_names=[site])
+    return out_dir / "data_docs" / "index.html"
