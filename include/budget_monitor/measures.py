@@ -1,0 +1,159 @@
+"""Each goal's actual value (实际完成值), measured as fund.yaml declares.
+
+Inputs are plain pandas DataFrames in the canonical shapes of
+docs/architecture.md (inspections, outputs) plus the fund's execution rate, so
+the same code serves files, SQLite and PostgreSQL sources.
+
+``where`` / ``denominator_where`` filters compare a column with a value;
+``"a|b"`` in a value means either (e.g. ``{category: 药品|药包材}``).
+For ``source: outputs, agg: latest`` the row of the latest month is used; when
+several units reported that month a fund-level row (unit '') wins, otherwise the
+last row as written. Declare ``unit`` or use ``sum``/``mean`` to be explicit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from budget_monitor.config import FundConfig, Measure
+from budget_monitor.targets import format_decimal
+
+if TYPE_CHECKING:  # pandas is imported by callers; keep this module cheap to import
+    import pandas as pd
+
+_PERCENT = re.compile(r"^\s*([+-]?\d[\d,]*(?:\.\d+)?)\s*%\s*$")
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Actual:
+    """A measured actual. ``value`` is numeric (percent points for percents)."""
+
+    value: Decimal | None
+    text: str
+    missing: bool = False
+    is_percent: bool = False
+
+    @classmethod
+    def none(cls) -> Actual:
+        return cls(None, "", missing=True)
+
+    @classmethod
+    def number(cls, value: Decimal, *, percent: bool = False) -> Actual:
+        q = value.quantize(_CENT, rounding=ROUND_HALF_UP)
+        text = format_decimal(q) + ("%" if percent else "")
+        return cls(q, text, missing=False, is_percent=percent)
+
+
+def actual_from_text(text: str, value_num: Decimal | None = None) -> Actual:
+    """An outputs cell as written -> Actual. '70%' -> 70 (points), '372' -> 372."""
+    raw = "" if text is None else unicodedata.normalize("NFKC", str(text)).strip()
+    m = _PERCENT.match(raw)
+    if m:
+        return Actual(Decimal(m.group(1).replace(",", "")), raw, is_percent=True)
+    num = _to_decimal(value_num)
+    if num is None and raw:
+        num = _to_decimal(raw.replace(",", ""))
+    if num is None and not raw:
+        return Actual.none()
+    return Actual(num, raw or format_decimal(num))  # type: ignore[arg-type]
+
+
+def _to_decimal(v: object) -> Decimal | None:
+    if v is None:
+        return None
+    if isinstance(v, Decimal):
+        return None if v.is_nan() else v
+    if isinstance(v, float):
+        if v != v:  # NaN from pandas
+            return None
+        return Decimal(str(v))
+    try:
+        return Decimal(str(v))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _filter(df: pd.DataFrame, where: Mapping[str, str]) -> pd.DataFrame:
+    for col, wanted in where.items():
+        if col not in df.columns:
+            raise KeyError(f"筛选条件中的字段「{col}」不存在（可用字段：{'、'.join(map(str, df.columns))}）")
+        choices = [w.strip() for w in str(wanted).split("|")]
+        df = df[df[col].astype(str).str.strip().isin(choices)]
+    return df
+
+
+def _count(df: pd.DataFrame) -> int:
+    return int(df["sample_no"].nunique()) if "sample_no" in df.columns else len(df)
+
+
+def measure_one(
+    name: str,
+    measure: Measure | None,
+    inspections: pd.DataFrame | None,
+    outputs: pd.DataFrame | None,
+    execution_rate: Decimal | None,
+) -> Actual:
+    """Measure one indicator; no data means ``Actual.none()`` (never a guess)."""
+    if measure is None:
+        measure = Measure(source="outputs", agg="latest")
+    if measure.source == "execution":
+        return Actual.none() if execution_rate is None else Actual.number(execution_rate, percent=True)
+    if measure.source == "inspections":
+        if inspections is None or inspections.empty:
+            return Actual.none()
+        num = _count(_filter(inspections, measure.where))
+        if measure.agg == "count":
+            return Actual.number(Decimal(num))
+        den = _count(_filter(inspections, measure.denominator_where))
+        if den == 0:
+            return Actual.none()
+        return Actual.number(Decimal(num) * 100 / Decimal(den), percent=True)
+
+    if outputs is None or outputs.empty:
+        return Actual.none()
+    rows = outputs[outputs["name"].astype(str).str.strip() == (measure.indicator or name)]
+    if measure.unit is not None:
+        rows = rows[rows["unit"].fillna("").astype(str).str.strip() == measure.unit]
+    if rows.empty:
+        return Actual.none()
+    if measure.source == "qualitative" or measure.agg == "latest":
+        latest = rows[rows["month"].astype(str) == rows["month"].astype(str).max()]
+        fund_level = latest[latest["unit"].fillna("").astype(str).str.strip() == ""]
+        row = (fund_level if not fund_level.empty else latest).iloc[-1]
+        if measure.source == "qualitative":
+            text = unicodedata.normalize("NFKC", str(row["value"] or "")).strip()
+            return Actual(None, text) if text else Actual.none()
+        return actual_from_text(row["value"], row.get("value_num"))
+
+    values = [actual_from_text(v, n) for v, n in zip(rows["value"], rows.get("value_num", [None] * len(rows)))]
+    nums = [a.value for a in values if a.value is not None]
+    if not nums:
+        return Actual.none()
+    percent = all(a.is_percent for a in values if a.value is not None)
+    if measure.agg == "sum":
+        result = sum(nums, Decimal(0))
+    elif measure.agg == "max":
+        result = max(nums)
+    else:  # mean
+        result = sum(nums, Decimal(0)) / Decimal(len(nums))
+    return Actual.number(result, percent=percent)
+
+
+def measure_actuals(
+    cfg: FundConfig,
+    goals: pd.DataFrame,
+    inspections: pd.DataFrame | None,
+    outputs: pd.DataFrame | None,
+    execution_rate: Decimal | None,
+) -> dict[str, Actual]:
+    """Indicator name -> Actual for every goals row, per ``cfg.measures``."""
+    return {
+        str(name): measure_one(str(name), cfg.measures.get(str(name)), inspections, outputs, execution_rate)
+        for name in goals["name"]
+    }

@@ -1,0 +1,130 @@
+"""存在问题 and 改进意见, derived from measured facts.
+
+The facts are the contract-shaped ``quarters``, ``units`` and ``indicators``
+lists of self_evaluation.json. Each fact found adds one problem of a type;
+the improvement texts are picked from ``rules/narrative.yaml`` by those types,
+so the wording is data. With no problem at all the report says so plainly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_RULES = Path(__file__).with_name("rules") / "narrative.yaml"
+
+
+@lru_cache(maxsize=1)
+def load_texts() -> dict[str, Any]:
+    """The narrative rule table, read once per process."""
+    import yaml
+
+    with _RULES.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    data["quarter_names"] = {int(k): v for k, v in data["quarter_names"].items()}
+    return data
+
+
+@dataclass(frozen=True)
+class Narrative:
+    problems: list[str]
+    improvements: list[str]
+    kinds: list[str] = field(default_factory=list)  # problem types found, in order
+
+
+def quarter_phrase(quarters: Iterable[int]) -> str:
+    """[2, 3] -> 第二季度和第三季度; [1, 2, 3] -> 第一季度、第二季度和第三季度."""
+    names = load_texts()["quarter_names"]
+    items = [names[q] for q in sorted(set(int(q) for q in quarters))]
+    return join_cn(items)
+
+
+def join_cn(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return "、".join(items[:-1]) + "和" + items[-1]
+
+
+def _num(d: Decimal | float | str) -> str:
+    q = Decimal(str(d)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{q.quantize(Decimal(1)):f}" if q == q.to_integral_value() else f"{q.normalize():f}"
+
+
+def _cause_sentence(cause: str, quarter: int) -> str:
+    cause = cause.strip()
+    if "导致" in cause or cause.endswith("。"):  # already a full sentence
+        return cause if cause.endswith("。") else cause + "。"
+    names = load_texts()["quarter_names"]
+    return load_texts()["problems"]["lagging_cause"].format(cause=cause.rstrip("，,"), quarter=names[quarter])
+
+
+def build_narrative(
+    quarters: Sequence[Mapping[str, Any]],
+    indicators: Sequence[Mapping[str, Any]],
+    units: Sequence[Mapping[str, Any]] = (),
+    *,
+    execution_rate: Decimal | float | None = None,
+    unspent_fen: int | None = None,
+    causes: Mapping[int, str] | None = None,
+) -> Narrative:
+    """Problems and improvements from the facts.
+
+    ``causes`` maps a lagging quarter to its cause ("部分项目启动较晚"), which
+    only the finance office knows; it is added after the lag sentence.
+    """
+    texts = load_texts()
+    p = texts["problems"]
+    problems: list[str] = []
+    kinds: list[str] = []
+
+    lagging = [int(q["quarter"]) for q in quarters if q.get("lagging")]
+    if lagging:
+        sentence = p["lagging_execution"].format(quarters=quarter_phrase(lagging))
+        for q in sorted(set(lagging)):
+            if causes and causes.get(q):
+                sentence += _cause_sentence(causes[q], q)
+        problems.append(sentence)
+        kinds.append("lagging_execution")
+
+    behind_units = [u for u in units if u.get("lagging_quarters")]
+    if behind_units:
+        items = [
+            p["lagging_unit_item"].format(unit=u["unit"], quarters=quarter_phrase(u["lagging_quarters"]))
+            for u in behind_units
+        ]
+        problems.append(p["lagging_units"].format(units="、".join(items)))
+        kinds.append("lagging_units")
+
+    unspent_sentences: list[str] = []
+    if execution_rate is not None and Decimal(str(execution_rate)) < 100:
+        unspent = Decimal(max(unspent_fen or 0, 0)) / Decimal(1_000_000)
+        unspent_sentences.append(p["year_end_unspent"].format(rate=_num(execution_rate), unspent=_num(unspent)))
+    short_units = [u for u in units if u.get("execution_rate") is not None and Decimal(str(u["execution_rate"])) < 100]
+    if short_units:
+        items = [p["year_end_unspent_unit_item"].format(unit=u["unit"], rate=_num(u["execution_rate"])) for u in short_units]
+        unspent_sentences.append(p["year_end_unspent_units"].format(units="、".join(items)))
+    if unspent_sentences:
+        problems.append("".join(unspent_sentences))
+        kinds.append("year_end_unspent")
+
+    unmet = [i for i in indicators if not i.get("met") and i.get("actual") is not None]
+    if unmet:
+        items = [
+            p["unmet_indicator_item"].format(name=i["name"], actual=i["actual"], target=i["target"]) for i in unmet
+        ]
+        problems.append(p["unmet_indicator"].format(items="；".join(items)))
+        kinds.append("unmet_indicator")
+
+    missing = [i for i in indicators if i.get("actual") is None]
+    if missing:
+        problems.append(p["missing_actual"].format(names="”“".join(str(i["name"]) for i in missing)))
+        kinds.append("missing_actual")
+
+    if not problems:
+        return Narrative([p["none"]], [texts["improvements"]["none"]], [])
+    improvements = [texts["improvements"][k] for k in kinds]
+    return Narrative(problems, improvements, kinds)

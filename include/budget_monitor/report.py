@@ -1,0 +1,447 @@
+"""Year-end self-evaluation: self_evaluation.json and the 自评报告 in every format.
+
+``build_self_evaluation`` makes the contract-shaped dict (data-contract.md,
+"Outputs"); ``write_outputs`` writes it to a directory:
+
+=====================  ==================================================
+self_evaluation.json   the dict, UTF-8, keys as in the contract
+自评报告.docx           docxtpl from templates/self_evaluation_template.docx
+自评报告.html           jinja2, autoescaped
+自评报告.md             jinja2, every data value markdown/HTML-escaped
+自评表.xlsx             openpyxl; data text is never a formula
+执行进度.png            cumulative execution rate vs pace, lagging quarters shaded
+单位执行率.png          execution rate per budget unit (when there are units)
+=====================  ==================================================
+
+Templates, the docx template bytes and the CJK font are loaded once per
+process (module-level caches): the benchmark builds thousands of reports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from budget_monitor.config import FundConfig
+from budget_monitor.measures import Actual
+from budget_monitor.narrative import build_narrative, load_texts, quarter_phrase
+from budget_monitor.scoring import score_fund
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEMPLATES = Path(__file__).with_name("templates")
+DOCX_TEMPLATE = TEMPLATES / "self_evaluation_template.docx"
+
+JSON_NAME = "self_evaluation.json"
+DOCX_NAME = "自评报告.docx"
+HTML_NAME = "自评报告.html"
+MD_NAME = "自评报告.md"
+XLSX_NAME = "自评表.xlsx"
+CHART_NAME = "执行进度.png"
+UNIT_CHART_NAME = "单位执行率.png"
+
+_CENT = Decimal("0.01")
+
+
+# ---------------------------------------------------------------- numbers
+
+def fen_to_yuan(fen: int) -> str:
+    """Exact 元 text with 2 decimals: 372090000 -> '3720900.00'."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def yuan_to_wan(yuan: str | Decimal) -> Decimal:
+    return (Decimal(str(yuan)) / Decimal(10000)).quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def plain(value: Decimal | float | int | str) -> str:
+    """Prose number, 2 dp at most, no trailing zeros: 100.00 -> '100', 98.50 -> '98.5'."""
+    q = Decimal(str(value)).quantize(_CENT, rounding=ROUND_HALF_UP)
+    return f"{q.quantize(Decimal(1)):f}" if q == q.to_integral_value() else f"{q.normalize():f}"
+
+
+def _f2(value: Decimal) -> float:
+    return float(Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+# ---------------------------------------------------------------- the dict
+
+def build_self_evaluation(
+    cfg: FundConfig,
+    goals: pd.DataFrame,
+    actuals: Mapping[str, Actual],
+    budget: Mapping[str, int],
+    monthly: Sequence[Mapping[str, Any]],
+    quarters: Sequence[Mapping[str, Any]],
+    units: Sequence[Mapping[str, Any]],
+    *,
+    causes: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """The self_evaluation.json dict (data-contract.md "Outputs").
+
+    ``budget`` holds integer fen: initial_fen, adjusted_fen, executed_fen.
+    ``monthly``/``quarters``/``units`` arrive in contract shape and are copied.
+    ``causes`` (quarter -> cause text) defaults to ``cfg.lag_causes`` if the
+    schema has it.
+    """
+    initial, adjusted, executed = (int(budget[k]) for k in ("initial_fen", "adjusted_fen", "executed_fen"))
+    rate = (Decimal(executed) * 100 / Decimal(adjusted)) if adjusted else Decimal(0)
+    rate = rate.quantize(_CENT, rounding=ROUND_HALF_UP)
+    sheet = score_fund(goals, actuals, rate, cfg.scoring)
+    indicators = [i.to_json() for i in sheet.indicators]
+    if causes is None:
+        causes = getattr(cfg, "lag_causes", None)
+    story = build_narrative(
+        quarters, indicators, units, execution_rate=rate, unspent_fen=adjusted - executed, causes=causes
+    )
+    return {
+        "fund": {"code": cfg.code, "name": cfg.name, "year": cfg.year, "department": cfg.department},
+        "budget": {
+            "initial_yuan": fen_to_yuan(initial),
+            "adjusted_yuan": fen_to_yuan(adjusted),
+            "executed_yuan": fen_to_yuan(executed),
+            "execution_rate": _f2(rate),
+        },
+        "monthly": [dict(m) for m in monthly],
+        "quarters": [dict(q) for q in quarters],
+        "units": [dict(u) for u in units],
+        "indicators": indicators,
+        "execution_score": {"weight": _f2(sheet.execution_weight), "score": _f2(sheet.execution_score)},
+        "total_score": _f2(sheet.total),
+        "grade": sheet.grade,
+        "problems": story.problems,
+        "improvements": story.improvements,
+    }
+
+
+# ---------------------------------------------------------------- texts
+
+@lru_cache(maxsize=1)
+def _text_env():  # -> jinja2.sandbox.SandboxedEnvironment
+    # fund.yaml templates are data written by people: render them sandboxed.
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=256)
+def _achievement_template(source: str):  # -> jinja2.Template
+    return _text_env().from_string(source)
+
+
+class _Actuals(dict):
+    """actual['名称'] in achievement templates; unknown names read as 未取得."""
+
+    def __missing__(self, key: str) -> str:
+        return load_texts()["basic"]["actual_missing"]
+
+
+_NUMBERED = re.compile(r"^\s*\d+\s*[.．、]")
+
+
+def _numbered(items: Sequence[str]) -> list[str]:
+    return [t if _NUMBERED.match(t) else f"{i}.{t}" for i, t in enumerate(items, start=1)]
+
+
+def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str, Any]:
+    """The report's texts and table rows, shared by the docx, html and md renderers."""
+    t = load_texts()
+    b = evaluation["budget"]
+    name = evaluation["fund"]["name"]
+    initial, adjusted, executed = (yuan_to_wan(b[k]) for k in ("initial_yuan", "adjusted_yuan", "executed_yuan"))
+    basic = t["basic"]["budget"].format(name=name, adjusted=f"{adjusted:f}", executed=f"{executed:f}",
+                                        rate=plain(b["execution_rate"]))
+    if initial != adjusted:
+        basic += t["basic"]["adjusted_differs"].format(initial=f"{initial:f}", adjusted=f"{adjusted:f}")
+    if cfg.uses:
+        basic += t["basic"]["uses"].format(uses=cfg.uses.rstrip("。"))
+
+    s = t["score"]
+    grade = evaluation["grade"]
+    score_text = (
+        (s["basis"].format(basis=cfg.basis_document) if cfg.basis_document else s["no_basis"])
+        + s["effect"].get(grade, s["effect"]["良"]).format(name=name)
+        + s["result"].format(score=plain(evaluation["total_score"]), grade=grade)
+    )
+
+    indicators = evaluation["indicators"]
+    missing = t["basic"]["actual_missing"]
+    actual = _Actuals({i["name"]: (i["actual"] if i["actual"] is not None else missing) for i in indicators})
+    if cfg.achievement_templates:
+        achievements = [
+            _achievement_template(src).render(actual=actual, fund=cfg, indicators=indicators).strip()
+            for src in cfg.achievement_templates
+        ]
+    else:
+        achievements = [
+            t["basic"]["achievement_default"].format(name=i["name"], target=i["target"], actual=actual[i["name"]])
+            for i in indicators
+        ]
+
+    ex = evaluation["execution_score"]
+    table = {
+        "initial_wan": f"{initial:f}",
+        "adjusted_wan": f"{adjusted:f}",
+        "executed_wan": f"{executed:f}",
+        "exec_weight": plain(ex["weight"]),
+        "exec_rate": f"{plain(b['execution_rate'])}%",
+        "exec_score": plain(ex["score"]),
+        "total_weight": plain(sum(Decimal(str(i["weight"])) for i in indicators) + Decimal(str(ex["weight"]))),
+        "total_score": plain(evaluation["total_score"]),
+    }
+    rows = [
+        {
+            "level1": i["level1"], "level2": i["level2"], "name": i["name"], "target": i["target"],
+            "actual": i["actual"] if i["actual"] is not None else missing,
+            "weight": plain(i["weight"]), "score": plain(i["score"]), "deviation": i["deviation"],
+        }
+        for i in indicators
+    ]
+    unit_rows = [
+        {
+            "unit": u["unit"],
+            "budget_wan": f"{yuan_to_wan(u['budget_yuan']):f}" if u.get("budget_yuan") is not None else "",
+            "executed_wan": f"{yuan_to_wan(u['executed_yuan']):f}" if u.get("executed_yuan") is not None else "",
+            "rate": f"{plain(u['execution_rate'])}%" if u.get("execution_rate") is not None else "",
+            "lagging": quarter_phrase(u.get("lagging_quarters") or []) or "无",
+        }
+        for u in evaluation.get("units", [])
+    ]
+    return {
+        "fund_name": name,
+        "department": evaluation["fund"]["department"],
+        "year": evaluation["fund"]["year"],
+        "basic": basic,
+        "goal_paragraphs": _numbered(cfg.goal_paragraphs),
+        "score_text": score_text,
+        "achievements": _numbered(achievements),
+        "problems": list(evaluation["problems"]),
+        "improvements": list(evaluation["improvements"]),
+        "table": table,
+        "indicators": rows,
+        "units": unit_rows,
+        "grade": grade,
+        "chart": CHART_NAME,
+        "unit_chart": UNIT_CHART_NAME if unit_rows else None,
+    }
+
+
+# ---------------------------------------------------------------- html / md
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+# Line starts that would open a heading, quote or list (an ordered list needs a space after "1.").
+_MD_LINE_START = re.compile(r"^(\s*)([#>+\-]|\d+[.)](?=\s|$))", re.MULTILINE)
+
+
+def md_escape(value: Any) -> str:
+    """Escape text from data for Markdown: no markup, no raw HTML, no list/heading starts."""
+    if value is None:
+        return ""
+    s = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_LINE_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], s)
+    return s.replace("\r", " ").replace("\n", " ")
+
+
+@lru_cache(maxsize=1)
+def _html_env():  # -> jinja2.Environment
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+@lru_cache(maxsize=1)
+def _md_env():  # -> jinja2.Environment
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    # finalize escapes every {{ }} output, so no data value can slip through unescaped.
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=False, undefined=StrictUndefined,
+                       finalize=md_escape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_html(sections: Mapping[str, Any]) -> str:
+    return _html_env().get_template("report.html.j2").render(**sections)
+
+
+def render_markdown(sections: Mapping[str, Any]) -> str:
+    return _md_env().get_template("report.md.j2").render(**sections)
+
+
+# ---------------------------------------------------------------- docx
+
+@lru_cache(maxsize=1)
+def _docx_template_bytes() -> bytes:
+    if not DOCX_TEMPLATE.is_file():
+        raise FileNotFoundError(f"找不到自评报告模板 {DOCX_TEMPLATE}；请运行 scripts/make_report_template.py 生成")
+    return DOCX_TEMPLATE.read_bytes()
+
+
+def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit_chart: Path | None) -> Path:
+    from docx.shared import Mm
+    from docxtpl import DocxTemplate, InlineImage
+
+    tpl = DocxTemplate(BytesIO(_docx_template_bytes()))
+    context = dict(sections)
+    context["chart"] = InlineImage(tpl, str(chart), width=Mm(150)) if chart else ""
+    context["unit_chart"] = InlineImage(tpl, str(unit_chart), width=Mm(150)) if unit_chart else None
+    tpl.render(context, autoescape=True)
+    tpl.save(str(path))
+    return path
+
+
+# ---------------------------------------------------------------- xlsx
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _put(ws, row: int, col: int, value: Any, style: str | None = None):
+    """Write one cell; text from data that a spreadsheet could run is stored inert."""
+    cell = ws.cell(row=row, column=col)
+    if value is not None:
+        cell.value = value
+    if style:
+        cell.style = style
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        # A string cell with Excel's quote prefix: shown as typed, never evaluated
+        # (set after the named style, which would reset the prefix).
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell
+
+
+@lru_cache(maxsize=1)
+def _xlsx_styles() -> dict[str, Any]:
+    from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
+
+    thin = Side(style="thin", color="000000")
+    border = Border(left=thin, right=thin, top=thin, bottom=thin)
+
+    def named(name: str, *, bold: bool = False, fill: str | None = None, wrap: bool = True,
+              horizontal: str = "center", size: float = 11, fmt: str = "General", bordered: bool = True):
+        st = NamedStyle(name=name)
+        st.font = Font(name="仿宋", size=size, bold=bold)
+        st.alignment = Alignment(horizontal=horizontal, vertical="center", wrap_text=wrap)
+        if bordered:
+            st.border = border
+        if fill:
+            st.fill = PatternFill("solid", fgColor=fill)
+        st.number_format = fmt
+        return st
+
+    return {
+        "title": named("bm_title", bold=True, size=16, bordered=False),
+        "head": named("bm_head", bold=True, fill="E7ECF3"),
+        "text": named("bm_text"),
+        "left": named("bm_left", horizontal="left"),
+        "money": named("bm_money", fmt="#,##0.00"),
+        "num": named("bm_num", fmt="0.00"),
+        "pct": named("bm_pct", fmt='0.00"%"'),
+    }
+
+
+def write_xlsx(evaluation: Mapping[str, Any], path: Path) -> Path:
+    from openpyxl import Workbook
+
+    styles = _xlsx_styles()
+    wb = Workbook()
+    for st in styles.values():
+        wb.add_named_style(st)
+    ws = wb.active
+    ws.title = "自评表"
+    fund, b, ex = evaluation["fund"], evaluation["budget"], evaluation["execution_score"]
+
+    merges = ["A1:H1"]  # merged after all cells got their borders
+    _put(ws, 1, 1, f"{fund['year']}年度项目支出绩效自评表", "bm_title")
+    ws.row_dimensions[1].height = 30
+    for r, (label, value) in enumerate([("项目名称", fund["name"]), ("主管部门", fund["department"])], start=2):
+        _put(ws, r, 1, label, "bm_head")
+        merges.append(f"B{r}:H{r}")
+        for c in range(2, 9):
+            _put(ws, r, c, None, "bm_left")
+        _put(ws, r, 2, value, "bm_left")
+
+    _put(ws, 4, 1, "资金情况（万元）", "bm_head")
+    for c, h in enumerate(["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"], start=2):
+        _put(ws, 4, c, h, "bm_head")
+    _put(ws, 5, 1, "年度资金总额", "bm_text")
+    for c, key in enumerate(["initial_yuan", "adjusted_yuan", "executed_yuan"], start=2):
+        _put(ws, 5, c, float(yuan_to_wan(b[key])), "bm_money")
+    _put(ws, 5, 5, ex["weight"], "bm_num")
+    _put(ws, 5, 6, b["execution_rate"], "bm_pct")
+    _put(ws, 5, 7, ex["score"], "bm_num")
+    _put(ws, 5, 8, None, "bm_text")
+
+    heads = ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
+    for c, h in enumerate(heads, start=1):
+        _put(ws, 6, c, h, "bm_head")
+    row = 7
+    for i in evaluation["indicators"]:
+        values = [i["level1"], i["level2"], i["name"], i["target"],
+                  i["actual"] if i["actual"] is not None else "未取得", i["weight"], i["score"], i["deviation"]]
+        for c, v in enumerate(values, start=1):
+            _put(ws, row, c, v, "bm_num" if c in (6, 7) else ("bm_left" if c in (3, 8) else "bm_text"))
+        row += 1
+    merges.append(f"A{row}:E{row}")
+    for c in range(1, 6):
+        _put(ws, row, c, None, "bm_head")
+    _put(ws, row, 1, "总分", "bm_head")
+    total_weight = sum(Decimal(str(i["weight"])) for i in evaluation["indicators"]) + Decimal(str(ex["weight"]))
+    _put(ws, row, 6, float(total_weight), "bm_num")
+    _put(ws, row, 7, evaluation["total_score"], "bm_num")
+    _put(ws, row, 8, f"绩效等级：{evaluation['grade']}", "bm_head")
+
+    for rng in merges:
+        ws.merge_cells(rng)
+    for col, width in zip("ABCDEFGH", [14, 14, 26, 14, 14, 10, 10, 44]):
+        ws.column_dimensions[col].width = width
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.print_title_rows = "6:6"
+    wb.save(str(path))
+    return path
+
+
+# ---------------------------------------------------------------- all outputs
+
+def write_outputs(evaluation: Mapping[str, Any], cfg: FundConfig, out_dir: str | Path) -> list[Path]:
+    """Write every output file of one fund-year into ``out_dir``; return their paths."""
+    from budget_monitor.charts import execution_chart, unit_chart
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+
+    chart = execution_chart(evaluation["monthly"], evaluation["quarters"], out / CHART_NAME,
+                            title=f"{evaluation['fund']['year']}年累计支出进度与序时进度")
+    paths.append(chart)
+    units_png = None
+    if evaluation.get("units"):
+        units_png = unit_chart(evaluation["units"], out / UNIT_CHART_NAME)
+        paths.append(units_png)
+
+    json_path = out / JSON_NAME
+    json_path.write_text(json.dumps(evaluation, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    paths.append(json_path)
+
+    sections = report_sections(evaluation, cfg)
+    paths.append(write_docx(sections, out / DOCX_NAME, chart, units_png))
+    html_path = out / HTML_NAME
+    html_path.write_text(render_html(sections), encoding="utf-8")
+    paths.append(html_path)
+    md_path = out / MD_NAME
+    md_path.write_text(render_markdown(sections), encoding="utf-8")
+    paths.append(md_path)
+    paths.append(write_xlsx(evaluation, out / XLSX_NAME))
+    return paths

@@ -1,0 +1,201 @@
+"""自评得分 and grade, per rules.md "Self-evaluation score".
+
+All arithmetic is Decimal; every score is rounded to 2 decimals (ROUND_HALF_UP)
+and the total is the sum of the rounded scores, so the 自评表 adds up exactly.
+Strict comparators (>, <) score like ≥ / ≤: the rules give one formula per
+direction, and ``met`` means "got the full weight".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+from budget_monitor.config import GradeBand, ScoringConfig
+from budget_monitor.measures import Actual
+from budget_monitor.narrative import load_texts
+from budget_monitor.targets import Target, TargetError, parse_target
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_CENT = Decimal("0.01")
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_HUNDRED = Decimal(100)
+
+
+class ScoringError(ValueError):
+    """The goals table cannot be scored; the message is for the finance office."""
+
+
+def round2(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class IndicatorScore:
+    level1: str
+    level2: str
+    name: str
+    target: str
+    actual: str | None  # None when missing
+    weight: Decimal
+    score: Decimal
+    met: bool
+    deviation: str
+    missing: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level1": self.level1,
+            "level2": self.level2,
+            "name": self.name,
+            "target": self.target,
+            "actual": self.actual,
+            "weight": float(round2(self.weight)),
+            "score": float(self.score),
+            "met": self.met,
+            "deviation": self.deviation,
+        }
+
+
+@dataclass(frozen=True)
+class ScoreSheet:
+    indicators: list[IndicatorScore]
+    execution_rate: Decimal
+    execution_weight: Decimal
+    execution_score: Decimal
+    total: Decimal
+    grade: str
+
+
+def execution_score(rate: Decimal, weight: Decimal) -> Decimal:
+    """预算执行率 score: weight × min(rate / 100, 1), never below 0."""
+    share = min(max(Decimal(rate) / _HUNDRED, _ZERO), _ONE)
+    return round2(Decimal(weight) * share)
+
+
+def grade_for(total: Decimal, grades: Sequence[GradeBand]) -> str:
+    """The first band (highest min_score first) whose min_score the total reaches."""
+    for band in sorted(grades, key=lambda b: b.min_score, reverse=True):
+        if total >= band.min_score:
+            return band.grade
+    return sorted(grades, key=lambda b: b.min_score)[0].grade
+
+
+def check_weights(weights: Iterable[Decimal], execution_weight: Decimal) -> None:
+    """Goals' 分值 plus the 预算执行率 分值 must be exactly 100."""
+    goals_sum = sum((Decimal(w) for w in weights), _ZERO)
+    total = goals_sum + Decimal(execution_weight)
+    if total != _HUNDRED:
+        raise ScoringError(
+            f"绩效目标表分值合计为{_fmt(goals_sum)}分，加上预算执行率分值{_fmt(Decimal(execution_weight))}分，"
+            f"共{_fmt(total)}分，应为100分，请核对绩效目标表的分值。"
+        )
+
+
+def _fmt(d: Decimal) -> str:
+    d = round2(Decimal(d))
+    return f"{d.normalize():f}" if d != d.to_integral_value() else f"{d.quantize(_ONE):f}"
+
+
+def score_indicator(
+    target: Target, actual: Actual, weight: Decimal, levels: Mapping[str, Decimal]
+) -> tuple[Decimal, bool, str]:
+    """(score, met, deviation) of one indicator. deviation is '' when met."""
+    texts = load_texts()["deviation"]
+    weight = Decimal(weight)
+    fmt = {"actual": actual.text, "target": target.text, "levels": "、".join(levels)}
+
+    if actual.missing:
+        return _ZERO, False, texts["missing"]
+
+    if actual.text in levels:
+        share = Decimal(levels[actual.text])
+        score = round2(weight * share)
+        return score, score == weight, "" if score == weight else texts["qualitative_partial"].format(**fmt)
+
+    if target.qualitative or target.value is None:
+        if actual.text == target.text:  # the outputs restate the target: achieved
+            return round2(weight), True, ""
+        return _ZERO, False, texts["qualitative_unknown"].format(**fmt)
+
+    if actual.value is None:
+        return _ZERO, False, texts["not_numeric"].format(**fmt)
+
+    a, t = actual.value, target.value
+    if target.lower_is_better:
+        if t == 0:
+            if a <= 0:
+                return round2(weight), True, ""
+            return _ZERO, False, texts["above_zero"].format(**fmt)
+        if a <= t:
+            return round2(weight), True, ""
+        score = round2(weight * t / a)
+        return score, score == weight, texts["above_limit"].format(**fmt)
+
+    if t == 0:  # ≥0 is met by any non-negative result
+        ok = a >= 0
+        return (round2(weight), True, "") if ok else (_ZERO, False, texts["below_target"].format(**fmt))
+    if target.comparator == "=" and a == t:
+        return round2(weight), True, ""
+    share = min(max(a / t, _ZERO), _ONE)
+    score = round2(weight * share)
+    if score == round2(weight):
+        return score, True, ""
+    key = "not_equal" if target.comparator == "=" else "below_target"
+    return score, False, texts[key].format(**fmt)
+
+
+def _rows(goals: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    if hasattr(goals, "to_dict"):
+        return goals.to_dict("records")  # type: ignore[union-attr]
+    return list(goals)
+
+
+def score_fund(
+    goals: pd.DataFrame | Iterable[Mapping[str, Any]],
+    actuals: Mapping[str, Actual],
+    execution_rate: Decimal,
+    scoring: ScoringConfig,
+) -> ScoreSheet:
+    """Score every goals row (level1, level2, name, target, weight) and the execution rate."""
+    rows = _rows(goals)
+    weights = [Decimal(str(r["weight"])) for r in rows]
+    check_weights(weights, scoring.execution_weight)
+    out: list[IndicatorScore] = []
+    for row, weight in zip(rows, weights):
+        name = str(row["name"])
+        try:
+            target = parse_target(str(row["target"]))
+        except TargetError as exc:
+            raise ScoringError(f"三级指标「{name}」的{exc}") from exc
+        actual = actuals.get(name, Actual.none())
+        score, met, deviation = score_indicator(target, actual, weight, scoring.qualitative_levels)
+        out.append(
+            IndicatorScore(
+                level1=str(row.get("level1", "")),
+                level2=str(row.get("level2", "")),
+                name=name,
+                target=str(row["target"]),
+                actual=None if actual.missing else actual.text,
+                weight=weight,
+                score=score,
+                met=met,
+                deviation=deviation,
+                missing=actual.missing,
+            )
+        )
+    exec_score = execution_score(execution_rate, scoring.execution_weight)
+    total = exec_score + sum((i.score for i in out), _ZERO)
+    return ScoreSheet(
+        indicators=out,
+        execution_rate=round2(Decimal(execution_rate)),
+        execution_weight=Decimal(scoring.execution_weight),
+        execution_score=exec_score,
+        total=total,
+        grade=grade_for(total, scoring.grades),
+    )

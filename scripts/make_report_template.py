@@ -1,0 +1,296 @@
+"""Build include/budget_monitor/templates/self_evaluation_template.docx.
+
+The 自评报告 template is generated (python-docx) rather than hand-edited so
+that its layout is reviewable as code. It holds docxtpl (jinja2) tags; report.py
+fills them. Layout follows the usual look of a government report (GB/T 9704):
+A4, margins 37/35/28/26 mm, body 仿宋 三号 with 2-character first-line indent,
+一、 headings 黑体, （一） headings 楷体, title 宋体 bold 二号, the 自评表 as a
+real table (仿宋 五号), pages numbered "— n —".
+
+East Asian font names are set in w:rFonts/@w:eastAsia so Word picks 仿宋/黑体/
+楷体; the font table lists a Noto CJK alternative (w:altName) for machines
+without them (LibreOffice then falls back through fontconfig to Noto CJK).
+
+Run:  .venv/bin/python scripts/make_report_template.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from docx import Document
+from docx.enum.section import WD_ORIENT
+from docx.enum.table import WD_TABLE_ALIGNMENT, WD_CELL_VERTICAL_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK, WD_LINE_SPACING
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt, RGBColor
+
+OUT = Path(__file__).resolve().parents[1] / "include" / "budget_monitor" / "templates" / "self_evaluation_template.docx"
+
+LATIN = "Times New Roman"
+BODY_CJK = "仿宋"
+H1_CJK = "黑体"
+H2_CJK = "楷体"
+TITLE_CJK = "宋体"
+FALLBACK = {"仿宋": "Noto Serif CJK SC", "宋体": "Noto Serif CJK SC", "楷体": "Noto Serif CJK SC", "黑体": "Noto Sans CJK SC"}
+
+TABLE_WIDTHS_MM = [15, 17, 25, 18, 18, 11, 11, 41]  # sums to the 156 mm text width
+
+
+def set_fonts(rpr_owner, cjk: str, latin: str = LATIN) -> None:
+    """Set ascii/hAnsi/eastAsia fonts explicitly, dropping theme fonts that would win."""
+    if hasattr(rpr_owner, "get_or_add_rPr"):
+        rpr = rpr_owner.get_or_add_rPr()
+    else:  # plain lxml element such as w:rPrDefault
+        rpr = rpr_owner.find(qn("w:rPr"))
+        if rpr is None:
+            rpr = OxmlElement("w:rPr")
+            rpr_owner.append(rpr)
+    rfonts = rpr.find(qn("w:rFonts"))
+    if rfonts is None:
+        rfonts = OxmlElement("w:rFonts")
+        rpr.insert(0, rfonts)
+    for attr in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
+        rfonts.attrib.pop(qn(attr), None)
+    rfonts.set(qn("w:ascii"), latin)
+    rfonts.set(qn("w:hAnsi"), latin)
+    rfonts.set(qn("w:cs"), latin)
+    rfonts.set(qn("w:eastAsia"), cjk)
+    lang = rpr.find(qn("w:lang"))
+    if lang is None:
+        lang = OxmlElement("w:lang")
+        rpr.append(lang)
+    lang.set(qn("w:eastAsia"), "zh-CN")
+
+
+def style(doc, name: str, cjk: str, size: float, *, bold: bool = False, indent: bool = False,
+          align=WD_ALIGN_PARAGRAPH.JUSTIFY, before: float = 0, after: float = 0, line: float = 28) -> None:
+    st = doc.styles[name]
+    st.font.size = Pt(size)
+    st.font.bold = bold
+    st.font.italic = False
+    st.font.color.rgb = RGBColor(0, 0, 0)
+    set_fonts(st.element, cjk)
+    pf = st.paragraph_format
+    pf.alignment = align
+    pf.space_before = Pt(before)
+    pf.space_after = Pt(after)
+    pf.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+    pf.line_spacing = Pt(line)
+    pf.first_line_indent = Pt(size * 2) if indent else Pt(0)
+    pf.keep_with_next = name.startswith("Heading")
+
+
+def para(doc, text: str, style_name: str = "Normal", align=None):
+    p = doc.add_paragraph(text, style=style_name)
+    if align is not None:
+        p.alignment = align
+    return p
+
+
+def add_page_number(section) -> None:
+    p = section.footer.paragraphs[0]
+    p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    p.add_run("— ")
+    run = p.add_run()
+    fld = OxmlElement("w:fldSimple")
+    fld.set(qn("w:instr"), "PAGE")
+    r = OxmlElement("w:r")
+    t = OxmlElement("w:t")
+    t.text = "1"
+    r.append(t)
+    fld.append(r)
+    run._r.append(fld)
+    p.add_run(" —")
+    for r in p.runs:
+        r.font.size = Pt(14)
+        set_fonts(r._r, TITLE_CJK)
+
+
+def cell_text(cell, text: str, *, bold: bool = False, align=WD_ALIGN_PARAGRAPH.CENTER) -> None:
+    cell.text = ""
+    p = cell.paragraphs[0]
+    p.style = "Table Text"
+    p.alignment = align
+    run = p.add_run(text)
+    run.bold = bold
+    cell.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.CENTER
+
+
+def shade(cell, fill: str = "E7ECF3") -> None:
+    tcpr = cell._tc.get_or_add_tcPr()
+    shd = OxmlElement("w:shd")
+    shd.set(qn("w:val"), "clear")
+    shd.set(qn("w:color"), "auto")
+    shd.set(qn("w:fill"), fill)
+    tcpr.append(shd)
+
+
+def repeat_header(row) -> None:
+    trpr = row._tr.get_or_add_trPr()
+    el = OxmlElement("w:tblHeader")
+    el.set(qn("w:val"), "true")
+    trpr.append(el)
+
+
+def score_table(doc) -> None:
+    t = doc.add_table(rows=9, cols=8)
+    t.style = "Table Grid"
+    t.alignment = WD_TABLE_ALIGNMENT.CENTER
+    t.autofit = False
+    for row in t.rows:
+        for i, cell in enumerate(row.cells):
+            cell.width = Mm(TABLE_WIDTHS_MM[i])
+    r = t.rows
+    # project name and department
+    a = r[0].cells[0].merge(r[0].cells[1]); cell_text(a, "项目名称", bold=True); shade(a)
+    b = r[0].cells[2].merge(r[0].cells[7]); cell_text(b, "{{ fund_name }}", align=WD_ALIGN_PARAGRAPH.LEFT)
+    a = r[1].cells[0].merge(r[1].cells[1]); cell_text(a, "主管部门", bold=True); shade(a)
+    b = r[1].cells[2].merge(r[1].cells[7]); cell_text(b, "{{ department }}", align=WD_ALIGN_PARAGRAPH.LEFT)
+    # budget block
+    a = r[2].cells[0].merge(r[2].cells[1]); cell_text(a, "资金情况（万元）", bold=True); shade(a)
+    for i, h in enumerate(["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"], start=2):
+        cell_text(r[2].cells[i], h, bold=True); shade(r[2].cells[i])
+    a = r[3].cells[0].merge(r[3].cells[1]); cell_text(a, "年度资金总额")
+    for i, key in enumerate(["initial_wan", "adjusted_wan", "executed_wan", "exec_weight", "exec_rate", "exec_score"], start=2):
+        cell_text(r[3].cells[i], "{{ table.%s }}" % key)
+    # indicators
+    for i, h in enumerate(["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]):
+        cell_text(r[4].cells[i], h, bold=True); shade(r[4].cells[i])
+    repeat_header(r[4])
+    cell_text(r[5].cells[0], "{%tr for row in indicators %}")
+    for i, key in enumerate(["level1", "level2", "name", "target", "actual", "weight", "score", "deviation"]):
+        cell_text(r[6].cells[i], "{{ row.%s }}" % key,
+                  align=WD_ALIGN_PARAGRAPH.LEFT if key in ("deviation", "name") else WD_ALIGN_PARAGRAPH.CENTER)
+    cell_text(r[7].cells[0], "{%tr endfor %}")
+    a = r[8].cells[0].merge(r[8].cells[4]); cell_text(a, "总分", bold=True); shade(a)
+    cell_text(r[8].cells[5], "{{ table.total_weight }}", bold=True)
+    cell_text(r[8].cells[6], "{{ table.total_score }}", bold=True)
+    cell_text(r[8].cells[7], "绩效等级：{{ grade }}", bold=True)
+
+
+UNIT_WIDTHS_MM = [52, 27, 27, 20, 30]
+
+
+def unit_table(doc) -> None:
+    t = doc.add_table(rows=4, cols=5)
+    t.style = "Table Grid"
+    t.alignment = WD_TABLE_ALIGNMENT.CENTER
+    t.autofit = False
+    for row in t.rows:
+        for i, cell in enumerate(row.cells):
+            cell.width = Mm(UNIT_WIDTHS_MM[i])
+    r = t.rows
+    for i, h in enumerate(["预算单位", "全年预算数（万元）", "全年执行数（万元）", "执行率", "支出进度落后的季度"]):
+        cell_text(r[0].cells[i], h, bold=True); shade(r[0].cells[i])
+    repeat_header(r[0])
+    cell_text(r[1].cells[0], "{%tr for u in units %}")
+    for i, key in enumerate(["unit", "budget_wan", "executed_wan", "rate", "lagging"]):
+        cell_text(r[2].cells[i], "{{ u.%s }}" % key, align=WD_ALIGN_PARAGRAPH.LEFT if key == "unit" else WD_ALIGN_PARAGRAPH.CENTER)
+    cell_text(r[3].cells[0], "{%tr endfor %}")
+
+
+def add_font_fallbacks(doc) -> None:
+    """List the CJK fonts in word/fontTable.xml with a Noto alternative name."""
+    from lxml import etree
+
+    part = next(p for p in doc.part.package.iter_parts() if str(p.partname) == "/word/fontTable.xml")
+    root = etree.fromstring(part.blob)
+    for name, alt in FALLBACK.items():
+        font = etree.SubElement(root, qn("w:font"))
+        font.set(qn("w:name"), name)
+        alt_el = etree.SubElement(font, qn("w:altName"))
+        alt_el.set(qn("w:val"), alt)
+        charset = etree.SubElement(font, qn("w:charset"))
+        charset.set(qn("w:val"), "86")  # GB2312
+        family = etree.SubElement(font, qn("w:family"))
+        family.set(qn("w:val"), "modern" if name == "黑体" else "roman")
+    part._blob = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def build(out: Path = OUT) -> Path:
+    doc = Document()
+    sec = doc.sections[0]
+    sec.orientation = WD_ORIENT.PORTRAIT
+    sec.page_width, sec.page_height = Mm(210), Mm(297)
+    sec.top_margin, sec.bottom_margin = Mm(37), Mm(35)
+    sec.left_margin, sec.right_margin = Mm(28), Mm(26)
+    sec.footer_distance = Mm(20)
+
+    # docDefaults: every run gets the East Asian font even without a style.
+    set_fonts(doc.styles.element.find(qn("w:docDefaults")).find(qn("w:rPrDefault")), BODY_CJK)
+    style(doc, "Normal", BODY_CJK, 16, indent=True)
+    style(doc, "Title", TITLE_CJK, 22, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, after=6, line=36)
+    style(doc, "Subtitle", BODY_CJK, 16, align=WD_ALIGN_PARAGRAPH.CENTER, after=18)
+    style(doc, "Heading 1", H1_CJK, 16, align=WD_ALIGN_PARAGRAPH.LEFT, indent=True)
+    style(doc, "Heading 2", H2_CJK, 16, align=WD_ALIGN_PARAGRAPH.LEFT, indent=True)
+    style(doc, "Caption", H1_CJK, 14, align=WD_ALIGN_PARAGRAPH.CENTER, before=6, after=6)
+    for name in ("Title", "Subtitle"):  # the default Title has a blue bottom border
+        ppr = doc.styles[name].element.find(qn("w:pPr"))
+        if ppr is not None and ppr.find(qn("w:pBdr")) is not None:
+            ppr.remove(ppr.find(qn("w:pBdr")))
+    table_text = doc.styles.add_style("Table Text", 1)
+    table_text.base_style = doc.styles["Normal"]
+    style(doc, "Table Text", BODY_CJK, 10.5, align=WD_ALIGN_PARAGRAPH.CENTER, line=15)
+    figure = doc.styles.add_style("Figure", 1)
+    figure.base_style = doc.styles["Normal"]
+    style(doc, "Figure", BODY_CJK, 12, align=WD_ALIGN_PARAGRAPH.CENTER, line=12)
+    doc.styles["Figure"].paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
+
+    para(doc, "{{ fund_name }}", "Title")
+    para(doc, "绩效自评报告", "Title")
+    para(doc, "{{ department }}", "Subtitle")
+
+    def loop(var: str, items: str) -> None:
+        para(doc, "{%%p for %s in %s %%}" % (var, items))
+        para(doc, "{{ %s }}" % var)
+        para(doc, "{%p endfor %}")
+
+    doc.add_paragraph("一、项目基本情况", style="Heading 1")
+    doc.add_paragraph("（一）专项资金基本情况", style="Heading 2")
+    para(doc, "{{ basic }}")
+    doc.add_paragraph("（二）专项资金绩效目标", style="Heading 2")
+    loop("text", "goal_paragraphs")
+    doc.add_paragraph("二、项目绩效情况", style="Heading 1")
+    doc.add_paragraph("（一）自评分数", style="Heading 2")
+    para(doc, "{{ score_text }}")
+    doc.add_paragraph("（二）绩效目标完成情况", style="Heading 2")
+    loop("text", "achievements")
+    doc.add_paragraph("（三）存在问题", style="Heading 2")
+    loop("text", "problems")
+    doc.add_paragraph("三、改进意见", style="Heading 1")
+    loop("text", "improvements")
+
+    # Annex 1: the 自评表, on its own page.
+    p = para(doc, "附件1", "Heading 1")
+    p.paragraph_format.page_break_before = True
+    para(doc, "{{ year }}年度项目支出绩效自评表", "Caption")
+    score_table(doc)
+
+    # Annex 2: charts.
+    p = para(doc, "附件2", "Heading 1")
+    p.paragraph_format.page_break_before = True
+    para(doc, "支出进度情况", "Caption")
+    para(doc, "{%p if units %}", "Figure")
+    unit_table(doc)
+    para(doc, "{%p endif %}", "Figure")
+    para(doc, "{{ chart }}", "Figure")
+    para(doc, "图1  累计支出进度与序时进度（阴影为支出进度落后的季度）", "Figure")
+    para(doc, "{%p if unit_chart %}", "Figure")
+    para(doc, "{{ unit_chart }}", "Figure")
+    para(doc, "图2  各预算单位全年执行率", "Figure")
+    para(doc, "{%p endif %}", "Figure")
+
+    add_page_number(sec)
+    add_font_fallbacks(doc)
+    doc.core_properties.title = "绩效自评报告"
+    doc.core_properties.author = "budget-monitor"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc.save(out)
+    return out
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT))

@@ -1,0 +1,340 @@
+"""End-to-end self-evaluation outputs for a seed-like fund (江门 2021 药品监督管理)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from budget_monitor.config import FundConfig, Measure
+from budget_monitor.measures import measure_actuals
+from budget_monitor.report import (
+    CHART_NAME,
+    DOCX_NAME,
+    HTML_NAME,
+    JSON_NAME,
+    MD_NAME,
+    UNIT_CHART_NAME,
+    XLSX_NAME,
+    build_self_evaluation,
+    fen_to_yuan,
+    md_escape,
+    report_sections,
+    write_outputs,
+)
+
+BUDGET_FEN = 372_090_000  # 372.09 万元
+CITY, TAISHAN, KAIPING, ENPING = (
+    "江门市市场监督管理局", "台山市市场监督管理局", "开平市市场监督管理局", "恩平市市场监督管理局")
+
+GOALS = [
+    ("产出指标", "数量指标", "药品抽检批次", "≥550批次", 15),
+    ("产出指标", "数量指标", "药包材抽检批次", "≥9批次", 5),
+    ("产出指标", "数量指标", "化妆品抽检批次", "≥30批次", 5),
+    ("产出指标", "数量指标", "医疗器械抽检批次", "≥55批次", 5),
+    ("产出指标", "质量指标", "药品执法检查基本装备品种覆盖率", "≥70%", 15),
+    ("效益指标", "社会效益指标", "大要案查办率", "100%", 15),
+    ("产出指标", "数量指标", "药品监管干部脱产培训人次", "≥372人次", 10),
+    ("效益指标", "可持续影响指标", "药品监管在职干部参加培训率", ">=70%", 10),
+    ("满意度指标", "服务对象满意度指标", "药品安全保障水平", "有效提升", 10),
+]
+
+ACHIEVEMENTS = [
+    "根据省局年度省抽计划制定科学合理的抽检方案，按时按质量完成本市药品抽检{{ actual['药品抽检批次'] }}批次，"
+    "药包材抽检（抽样）{{ actual['药包材抽检批次'] }}批次，化妆品抽检{{ actual['化妆品抽检批次'] }}批次，"
+    "医疗器械抽检{{ actual['医疗器械抽检批次'] }}批次，发现、降低和消除不合格药品导致的安全风险。",
+    "2021年台山市市场监管局、开平市场监管局、恩平市场监管局的药品执法检查基本装备类装备品种覆盖率达到"
+    "{{ actual['药品执法检查基本装备品种覆盖率'] }}，装备数量满足监管工作基本需要。",
+    "台山、开平、恩平大要案查办率达{{ actual['大要案查办率'] }}。",
+    "组织开展药品监管干部参加1天以上脱产培训{{ actual['药品监管干部脱产培训人次'] }}人次，"
+    "台山、开平、恩平药品监管在职干部参加培训率达到{{ actual['药品监管在职干部参加培训率'] }}。",
+]
+
+
+def seed_config(**over) -> FundConfig:
+    data = dict(
+        code="jm-2021-drug",
+        name="江门市2021年促进经济高质量发展专项资金（市场监督管理-药品监督管理）",
+        short_name="药品监督管理",
+        year=2021,
+        department=CITY,
+        uses="稽查执法及综合管理、地方队伍能力建设、药品医疗器械化妆品抽检和药品监管能力建设工作",
+        goal_paragraphs=[
+            "根据省局年度省抽计划制定科学合理的抽检方案，按时按质量完成本市省抽计划批次。",
+            "提升基层药品执法检查装备水平，2021年台山、开平、恩平药品执法检查基本装备类装备品种覆盖率达到70%。",
+            "严厉打击药品安全违法犯罪，台山、开平、恩平大要案查办率达100%。",
+            "组织开展各类药品监管干部培训，台山、开平、恩平药品监管在职干部参加培训率达到70%。",
+        ],
+        achievement_templates=ACHIEVEMENTS,
+        basis_document="《广东省药品监督管理局办公室关于开展2022年省级财政资金项目支出绩效自评工作的通知》（粤药监办〔2022〕142号）",
+        measures={
+            "药品抽检批次": Measure(source="inspections", agg="count", where={"category": "药品"}),
+            "药包材抽检批次": Measure(source="inspections", agg="count", where={"category": "药包材"}),
+            "化妆品抽检批次": Measure(source="inspections", agg="count", where={"category": "化妆品"}),
+            "医疗器械抽检批次": Measure(source="inspections", agg="count", where={"category": "医疗器械"}),
+            "药品监管干部脱产培训人次": Measure(source="outputs", agg="sum"),
+            "药品安全保障水平": Measure(source="qualitative"),
+        },
+    )
+    data.update(over)
+    return FundConfig(**data)
+
+
+def goals_df(rows=GOALS) -> pd.DataFrame:
+    return pd.DataFrame(
+        [dict(level1=a, level2=b, name=c, target=d, weight=Decimal(e)) for a, b, c, d, e in rows]
+    )
+
+
+def inspections_df() -> pd.DataFrame:
+    rows = []
+    for cat, n in [("药品", 550), ("药包材", 9), ("化妆品", 30), ("医疗器械", 55), ("食品", 3)]:
+        for k in range(n):
+            rows.append(dict(sample_no=f"{cat}-{k}", sample_date=f"2021-{k % 12 + 1:02d}-15", category=cat,
+                             unit=CITY, result="合格"))
+    return pd.DataFrame(rows)
+
+
+def outputs_df(unit_name: str = TAISHAN) -> pd.DataFrame:
+    rows = [
+        ("2021-06", "", "药品执法检查基本装备品种覆盖率", "40%"),
+        ("2021-12", "", "药品执法检查基本装备品种覆盖率", "70%"),
+        ("2021-12", "", "大要案查办率", "100%"),
+        ("2021-06", unit_name, "药品监管干部脱产培训人次", "200"),
+        ("2021-12", KAIPING, "药品监管干部脱产培训人次", "172"),
+        ("2021-12", "", "药品监管在职干部参加培训率", "70%"),
+        ("2021-12", "", "药品安全保障水平", "达成"),
+    ]
+    df = pd.DataFrame(rows, columns=["month", "unit", "name", "value"])
+    df["value_num"] = [None if v.endswith("%") or not v[0].isdigit() else Decimal(v) for v in df["value"]]
+    df["note"] = ""
+    return df
+
+
+# Cumulative execution (percent of the budget) at each month end: Q2 and Q3 behind.
+CUM_PCT = [Decimal(x) for x in ["4.1", "12", "26", "30", "35", "38.2", "45", "55", "70", "85", "95", "100"]]
+
+
+def monthly_rows(total_fen: int = BUDGET_FEN) -> list[dict]:
+    out, prev = [], 0
+    for m, pct in enumerate(CUM_PCT, start=1):
+        cum = total_fen if m == 12 else int(total_fen * pct / 100)
+        pace = round(m / 12 * 100, 2)
+        rate = round(cum * 100 / total_fen, 2)
+        out.append({"month": f"2021-{m:02d}", "executed_yuan": fen_to_yuan(cum - prev),
+                    "cumulative_yuan": fen_to_yuan(cum), "cumulative_rate": rate, "pace": pace,
+                    "gap_points": round(rate - pace, 2)})
+        prev = cum
+    return out
+
+
+def quarter_rows(monthly: list[dict]) -> list[dict]:
+    out = []
+    for q in range(1, 5):
+        m = monthly[q * 3 - 1]
+        out.append({"quarter": q, "cumulative_rate": m["cumulative_rate"], "pace": m["pace"],
+                    "gap_points": m["gap_points"], "lagging": m["gap_points"] < 0})
+    return out
+
+
+def unit_rows(unit_name: str = TAISHAN) -> list[dict]:
+    shares = [(CITY, 172_090_000, []), (unit_name, 80_000_000, [2, 3]), (KAIPING, 60_000_000, [2]),
+              (ENPING, 60_000_000, [])]
+    return [{"unit": u, "budget_yuan": fen_to_yuan(f), "executed_yuan": fen_to_yuan(f), "execution_rate": 100.0,
+             "lagging_quarters": lq} for u, f, lq in shares]
+
+
+def seed_evaluation(unit_name: str = TAISHAN, cfg: FundConfig | None = None) -> tuple[dict, FundConfig]:
+    cfg = cfg or seed_config()
+    goals = goals_df()
+    actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(unit_name), Decimal(100))
+    monthly = monthly_rows()
+    ev = build_self_evaluation(
+        cfg, goals, actuals,
+        {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
+        monthly, quarter_rows(monthly), unit_rows(unit_name),
+        causes={2: "部分项目启动较晚"},
+    )
+    return ev, cfg
+
+
+SEED_LAG = "第二季度和第三季度支出进度不达序时进度。部分项目启动较晚导致第二季度支出进度不达序时进度。"
+
+
+def test_self_evaluation_json_has_the_contract_shape():
+    ev, _ = seed_evaluation()
+    assert list(ev) == ["fund", "budget", "monthly", "quarters", "units", "indicators", "execution_score",
+                        "total_score", "grade", "problems", "improvements"]
+    assert ev["budget"] == {"initial_yuan": "3720900.00", "adjusted_yuan": "3720900.00",
+                            "executed_yuan": "3720900.00", "execution_rate": 100.0}
+    assert ev["execution_score"] == {"weight": 10.0, "score": 10.0}
+    assert ev["total_score"] == 100.0 and ev["grade"] == "优"
+    first = ev["indicators"][0]
+    assert first == {"level1": "产出指标", "level2": "数量指标", "name": "药品抽检批次", "target": "≥550批次",
+                     "actual": "550", "weight": 15.0, "score": 15.0, "met": True, "deviation": ""}
+    assert ev["problems"][0] == SEED_LAG
+    assert ev["improvements"][0].startswith("加强工作规划，提高资金执行进度。一是")
+    json.dumps(ev, ensure_ascii=False)  # serialisable as is
+
+
+def test_report_sections_reproduce_the_seed_sentences():
+    ev, cfg = seed_evaluation()
+    s = report_sections(ev, cfg)
+    assert s["basic"] == (
+        "江门市2021年促进经济高质量发展专项资金（市场监督管理-药品监督管理）为372.09万元，支出372.09万元，支出率100%。"
+        "该补助资金重点用于支持稽查执法及综合管理、地方队伍能力建设、药品医疗器械化妆品抽检和药品监管能力建设工作。"
+    )
+    assert s["score_text"].startswith("按照《广东省药品监督管理局办公室关于开展2022年省级财政资金项目支出绩效自评工作的通知》")
+    assert s["score_text"].endswith("综合考量，本专项资金的自评得分为100分，绩效等级为优。")
+    assert "完成本市药品抽检550批次，药包材抽检（抽样）9批次，化妆品抽检30批次，医疗器械抽检55批次" in s["achievements"][0]
+    assert s["achievements"][0].startswith("1.")
+    assert "脱产培训372人次" in s["achievements"][3]
+    assert s["goal_paragraphs"][1].startswith("2.提升基层")
+
+
+def test_write_outputs_writes_every_file(tmp_path: Path):
+    ev, cfg = seed_evaluation()
+    paths = write_outputs(ev, cfg, tmp_path)
+    names = {p.name for p in paths}
+    assert names == {JSON_NAME, DOCX_NAME, HTML_NAME, MD_NAME, XLSX_NAME, CHART_NAME, UNIT_CHART_NAME}
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert json.loads((tmp_path / JSON_NAME).read_text(encoding="utf-8")) == ev
+
+
+def _docx_text(path: Path) -> str:
+    from docx import Document
+
+    doc = Document(str(path))
+    parts = [p.text for p in doc.paragraphs]
+    for t in doc.tables:
+        for row in t.rows:
+            parts.extend(c.text for c in row.cells)
+    return "\n".join(parts)
+
+
+def test_docx_report_has_the_seed_figures(tmp_path: Path):
+    from docx import Document
+
+    ev, cfg = seed_evaluation()
+    write_outputs(ev, cfg, tmp_path)
+    text = _docx_text(tmp_path / DOCX_NAME)
+    for needle in ["372.09万元", "支出率100%", "自评得分为100分", "绩效等级为优", "第二季度和第三季度支出进度不达序时进度",
+                   "一、项目基本情况", "（一）专项资金基本情况", "（二）专项资金绩效目标", "二、项目绩效情况",
+                   "（三）存在问题", "三、改进意见", "加强工作规划，提高资金执行进度"]:
+        assert needle in text, needle
+    assert "{{" not in text and "{%" not in text
+    doc = Document(str(tmp_path / DOCX_NAME))
+    score_table = doc.tables[0]
+    header = [c.text for c in score_table.rows[4].cells]
+    assert header == ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
+    assert [c.text for c in score_table.rows[5].cells][2:7] == ["药品抽检批次", "≥550批次", "550", "15", "15"]
+    assert len(score_table.rows) == 4 + 1 + len(GOALS) + 1
+    assert "372.09" in [c.text for c in score_table.rows[3].cells]
+    assert len(doc.inline_shapes) == 2  # both charts embedded
+    # East Asian font names are set so Word/LibreOffice render Chinese.
+    styles_xml = doc.styles.element.xml
+    assert 'w:eastAsia="仿宋"' in styles_xml and 'w:eastAsia="黑体"' in styles_xml
+    sec = doc.sections[0]
+    assert (round(sec.page_width.mm), round(sec.page_height.mm)) == (210, 297)
+
+
+def test_html_and_markdown_have_the_seed_figures(tmp_path: Path):
+    ev, cfg = seed_evaluation()
+    write_outputs(ev, cfg, tmp_path)
+    for name in (HTML_NAME, MD_NAME):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        for needle in ["372.09万元", "自评得分为100分", "绩效等级为优", "第二季度和第三季度支出进度不达序时进度",
+                       "（二）绩效目标完成情况", "三、改进意见", CHART_NAME]:
+            assert needle in text, (name, needle)
+
+
+def test_xlsx_score_table_layout(tmp_path: Path):
+    from openpyxl import load_workbook
+
+    ev, cfg = seed_evaluation()
+    write_outputs(ev, cfg, tmp_path)
+    ws = load_workbook(tmp_path / XLSX_NAME).active
+    assert [ws.cell(4, c).value for c in range(2, 8)] == ["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"]
+    assert [ws.cell(5, c).value for c in range(2, 8)] == [372.09, 372.09, 372.09, 10, 100, 10]
+    assert [ws.cell(6, c).value for c in range(1, 9)] == [
+        "一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
+    last = 7 + len(GOALS)
+    assert ws.cell(last, 1).value == "总分" and ws.cell(last, 7).value == 100
+
+
+INJECT_HTML = "<script>alert(1)</script>"
+INJECT_XLSX = '=HYPERLINK("http://x","y")'
+
+
+def test_injection_is_escaped_in_html_and_markdown(tmp_path: Path):
+    cfg = seed_config(department=INJECT_HTML)
+    ev, cfg = seed_evaluation(unit_name=INJECT_HTML, cfg=cfg)
+    ev["indicators"][0]["name"] = INJECT_HTML
+    write_outputs(ev, cfg, tmp_path)
+    html = (tmp_path / HTML_NAME).read_text(encoding="utf-8")
+    md = (tmp_path / MD_NAME).read_text(encoding="utf-8")
+    assert INJECT_HTML not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert INJECT_HTML not in md and "&lt;script&gt;" in md
+    assert INJECT_HTML in _docx_text(tmp_path / DOCX_NAME)  # shown literally, XML stays valid
+
+
+def test_injection_is_inert_in_xlsx(tmp_path: Path):
+    from openpyxl import load_workbook
+
+    ev, cfg = seed_evaluation()
+    ev["indicators"][0]["name"] = INJECT_XLSX
+    ev["indicators"][1]["deviation"] = "+cmd|' /C calc'!A0"
+    ev["fund"]["department"] = "@SUM(1+1)"
+    write_outputs(ev, cfg, tmp_path)
+    ws = load_workbook(tmp_path / XLSX_NAME).active
+    found = [c for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value[:1] in "=+@"]
+    assert {c.value for c in found} == {INJECT_XLSX, "+cmd|' /C calc'!A0", "@SUM(1+1)"}
+    for cell in found:
+        assert cell.data_type == "s"
+        assert cell.quotePrefix
+
+
+def test_markdown_escape_neutralises_markup():
+    assert md_escape("a*b_c|d") == "a\\*b\\_c\\|d"
+    assert md_escape("# 标题") == "\\# 标题"
+    assert md_escape("1. 根据") == "1\\. 根据"
+    assert md_escape("- 项") == "\\- 项"
+    assert md_escape("<b>") == "&lt;b&gt;"
+    assert md_escape("372.09万元") == "372.09万元"
+
+
+def test_nothing_lagged_and_all_met_says_so():
+    cfg = seed_config()
+    goals = goals_df()
+    actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal(100))
+    monthly = monthly_rows()
+    quarters = [dict(q, lagging=False) for q in quarter_rows(monthly)]
+    units = [dict(u, lagging_quarters=[]) for u in unit_rows()]
+    ev = build_self_evaluation(cfg, goals, actuals,
+                               {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
+                               monthly, quarters, units)
+    assert ev["problems"] == ["本专项资金全年支出进度均达到序时进度要求，绩效目标全部完成，未发现明显问题。"]
+    assert "加强工作规划" not in "".join(ev["improvements"])
+
+
+def test_partial_execution_lowers_the_score_and_is_reported():
+    cfg = seed_config()
+    goals = goals_df()
+    actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal("90"))
+    monthly = monthly_rows()
+    executed = BUDGET_FEN * 9 // 10
+    ev = build_self_evaluation(cfg, goals, actuals,
+                               {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": executed},
+                               monthly, quarter_rows(monthly), [])
+    assert ev["budget"]["execution_rate"] == 90.0
+    assert ev["execution_score"] == {"weight": 10.0, "score": 9.0}
+    assert ev["total_score"] == 99.0
+    assert any("尚有37.21万元未支出" in p for p in ev["problems"])
+
+
+@pytest.mark.parametrize("fen,text", [(0, "0.00"), (5, "0.05"), (372_090_000, "3720900.00"), (-150, "-1.50")])
+def test_money_is_exact_yuan_text(fen: int, text: str):
+    assert fen_to_yuan(fen) == text
