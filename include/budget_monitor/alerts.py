@@ -1,0 +1,243 @@
+"""The alerts of a month close (rules.md "Alerts"), rendered as e-mails.
+
+- Month close: a ``month_warning`` for the fund and for each budget unit whose
+  execution is behind pace at month end (severity yellow / red).
+- Quarter close (Mar, Jun, Sep, Dec): a ``quarter_lagging`` alert for the fund
+  when the quarter is lagging, naming the quarter, rate, pace, gap, the units
+  behind, the money still to spend to reach pace and the forecast for the next
+  quarter end.
+
+Every alert carries its dedupe key (fund_code, unit, period, kind): unit is ''
+for the whole fund, period 'YYYY-MM' (month) or 'YYYY-Qn' (quarter). The outbox
+(outbox.py) sends each key once.
+
+All Chinese wording lives in the jinja2 templates ``templates/alert_*.j2``:
+``.html.j2`` are autoescaped (unit names come from data files), ``.txt.j2`` are
+plain text; subjects are the macros of ``alert_subjects.txt.j2``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from budget_monitor.config import FundConfig
+from budget_monitor.execution import ExecutionResult, MonthFigures, SeriesFigures, round2
+from budget_monitor.forecast import Forecast, forecast
+from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
+
+__all__ = [
+    "MONTH_WARNING",
+    "QUARTER_LAGGING",
+    "Alert",
+    "build_alerts",
+    "render_environment",
+]
+
+MONTH_WARNING = "month_warning"
+QUARTER_LAGGING = "quarter_lagging"
+
+TEMPLATES = Path(__file__).parent / "templates"
+TZ = ZoneInfo("Asia/Shanghai")
+_QUARTER_ZH = {1: "第一季度", 2: "第二季度", 3: "第三季度", 4: "第四季度"}
+_SEVERITY_ZH = {"yellow": "黄色预警", "red": "红色预警"}
+_CHART_CID = "execution-chart"
+
+
+@dataclass(frozen=True)
+class Alert:
+    fund_code: str
+    unit: str
+    period: str
+    kind: str
+    severity: str | None
+    subject: str
+    recipients: tuple[str, ...]
+    text: str
+    html: str
+    message: EmailMessage = field(repr=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.fund_code, self.unit, self.period, self.kind)
+
+
+@lru_cache(maxsize=1)
+def render_environment() -> Environment:
+    """jinja2 environment: autoescape for .html.j2, plain for .txt.j2."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False, default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+# ----------------------------------------------------------------- presentation
+
+
+def _pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{round2(value):.2f}"
+
+
+def _money(fen: int) -> dict[str, str]:
+    return {"yuan": fen_to_yuan_grouped(fen), "wan": fen_to_wanyuan_str(fen)}
+
+
+def _month_view(m: MonthFigures) -> dict[str, Any]:
+    gap = m.gap_2dp
+    return {
+        "month": m.month,
+        "rate": _pct(m.rate),
+        "pace": _pct(m.pace),
+        "gap": "—" if gap is None else f"{gap:.2f}",
+        "behind_points": "—" if gap is None else f"{-gap:.2f}",
+        "budget": _money(m.budget_fen),
+        "executed": _money(m.executed_fen),
+        "cumulative": _money(m.cumulative_fen),
+        "to_reach": _money(m.to_reach_pace_fen),
+        "severity": m.severity,
+        "severity_zh": _SEVERITY_ZH.get(m.severity or "", ""),
+    }
+
+
+def _forecast_view(fc: Forecast) -> dict[str, Any] | None:
+    if fc.quarter is None or fc.quarter_end_gap is None or fc.year_end_rate is None:
+        return None
+    gap = round2(fc.quarter_end_gap)
+    return {
+        "quarter_zh": _QUARTER_ZH[fc.quarter],
+        "behind": gap < 0,
+        "points": f"{abs(gap):.2f}",
+        "quarter_end_rate": _pct(fc.quarter_end_rate),
+        "year_end_rate": _pct(fc.year_end_rate),
+        "window_months": fc.window_months,
+        "monthly_spend": _money(fc.monthly_spend_fen),
+    }
+
+
+def _subject(macro: str, **kwargs: Any) -> str:
+    module = render_environment().get_template("alert_subjects.txt.j2").module
+    text = str(getattr(module, macro)(**kwargs))
+    # A subject is one line whatever the data says (no header injection).
+    return " ".join(text.split())
+
+
+def _message_id(key: tuple[str, str, str, str], sender: str) -> str:
+    """Deterministic Message-ID: a resend of the same alert is recognisably the same mail."""
+    digest = hashlib.sha256("\x1f".join(key).encode("utf-8")).hexdigest()[:24]
+    domain = sender.rsplit("@", 1)[-1] if "@" in sender else "budget-monitor.local"
+    # Short enough never to be folded (a folded Message-ID parses with a blank).
+    return f"<bm.{digest}@{domain}>"
+
+
+def _chart_png(series: SeriesFigures, year: int, month: int, title: str) -> bytes:
+    from budget_monitor.charts import execution_chart  # matplotlib only when asked
+
+    monthly = [
+        {"month": f"{year}-{m.month:02d}", "cumulative_rate": float(m.rate_2dp or 0), "pace": float(m.pace_2dp)}
+        for m in series.months[:month]
+    ]
+    quarters = [{"quarter": q.quarter, "lagging": q.lagging} for q in series.quarters if q.month <= month]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = execution_chart(monthly, quarters, Path(tmp) / "chart.png", title=title)
+        return path.read_bytes()
+
+
+def _build(
+    cfg: FundConfig,
+    key: tuple[str, str, str, str],
+    severity: str | None,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+    sender: str,
+    chart: bytes | None,
+) -> Alert:
+    env = render_environment()
+    context = {**context, "chart_cid": _CHART_CID if chart else None}
+    text = env.get_template(f"{template}.txt.j2").render(context)
+    html = env.get_template(f"{template}.html.j2").render(context)
+
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(cfg.recipients)
+    msg["Date"] = format_datetime(datetime.now(TZ))
+    msg["Message-ID"] = _message_id(key, sender)
+    msg["X-Budget-Monitor-Key"] = "/".join(key[:1] + key[2:])
+    # base64 keeps the stored message 7-bit clean for any SMTP server.
+    msg.set_content(text, charset="utf-8", cte="base64")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    if chart:
+        html_part = msg.get_payload()[1]
+        html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{_CHART_CID}>",
+                              filename="execution.png")
+    return Alert(*key, severity=severity, subject=subject, recipients=tuple(cfg.recipients),
+                 text=text, html=html, message=msg)
+
+
+def build_alerts(
+    cfg: FundConfig,
+    result: ExecutionResult,
+    month: int,
+    *,
+    sender: str | None = None,
+    chart: bool = False,
+) -> list[Alert]:
+    """The alerts of the ``month`` close: fund first, then units by name, then the quarter."""
+    if not 1 <= month <= result.through_month:
+        raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
+    sender = sender or cfg.smtp.sender
+    period_zh = f"{result.year}年{month}月"
+    base = {"fund": cfg, "year": result.year, "month": month, "period_zh": period_zh, "title": cfg.title,
+            "pace_policy": result.pace.policy}
+    alerts: list[Alert] = []
+
+    for series in (result.fund, *result.units):
+        m = series.month(month)
+        if m.severity is None:
+            continue
+        fc = forecast(series, result.year, result.pace, month)
+        ctx = {**base, "unit": series.unit, "m": _month_view(m), "forecast": _forecast_view(fc)}
+        key = (cfg.code, series.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
+        subject = _subject("month", title=cfg.title, unit=series.unit, period_zh=period_zh,
+                           severity_zh=_SEVERITY_ZH[m.severity])
+        png = _chart_png(series, result.year, month, f"{series.unit or cfg.title} 累计执行率与序时进度") if chart else None
+        alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png))
+
+    if month % 3 == 0:
+        quarter = result.fund.quarter(month // 3)
+        if quarter.lagging:
+            fc = forecast(result.fund, result.year, result.pace, month)
+            behind = [
+                {"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind
+            ]
+            ctx = {
+                **base,
+                "unit": "",
+                "quarter": quarter.quarter,
+                "quarter_zh": _QUARTER_ZH[quarter.quarter],
+                "m": _month_view(result.fund.month(month)),
+                "units_behind": behind,
+                "forecast": _forecast_view(fc),
+            }
+            key = (cfg.code, "", f"{result.year}-Q{quarter.quarter}", QUARTER_LAGGING)
+            subject = _subject("quarter", title=cfg.title, year=result.year, quarter_zh=_QUARTER_ZH[quarter.quarter])
+            png = _chart_png(result.fund, result.year, month, f"{cfg.title} 累计执行率与序时进度") if chart else None
+            alerts.append(_build(cfg, key, None, subject, "alert_quarter", ctx, sender, png))
+    return alerts

@@ -1,0 +1,210 @@
+"""rules.md "Alerts": month warnings, lagging-quarter alerts, e-mails over real SMTP."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from datetime import date
+
+import pandas as pd
+import pytest
+from aiosmtpd.controller import Controller
+
+from budget_monitor.alerts import MONTH_WARNING, QUARTER_LAGGING, build_alerts
+from budget_monitor.config import FundConfig, PaceConfig
+from budget_monitor.execution import compute_execution
+from budget_monitor.outbox import SmtpMailer
+
+LINEAR = PaceConfig()
+CITY = "江门市市场监督管理局"
+COUNTIES = ["台山市市场监督管理局", "开平市市场监督管理局", "恩平市市场监督管理局"]
+CITY_PLAN = [5, 12, 26, 30, 35, 42, 50, 58, 68, 80, 90, 100]
+COUNTY_PLAN = [3, 10, 27, 30, 34, 38, 45, 55, 65, 78, 88, 100]
+BUDGETS = {CITY: 162_090_000, **{c: 70_000_000 for c in COUNTIES}}
+
+CFG = FundConfig(
+    code="jiangmen-2021",
+    name="2021年促进经济高质量发展专项资金（市场监督管理-药品监督管理）",
+    short_name="药品监督管理专项资金",
+    year=2021,
+    department="江门市市场监督管理局",
+    recipients=["caiwu@example.com", "jihua@example.com"],
+)
+
+
+def frames(alloc: list[tuple], pay: list[tuple]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (
+        pd.DataFrame(alloc, columns=["unit", "date", "amount_fen", "kind"]),
+        pd.DataFrame(pay, columns=["unit", "pay_date", "amount_fen"]),
+    )
+
+
+def seed_shaped(through_month: int):
+    alloc = [(u, date(2021, 1, 1), fen, "年初") for u, fen in BUDGETS.items()]
+    pay = []
+    for unit, fen in BUDGETS.items():
+        done = 0
+        for month, pct in enumerate(CITY_PLAN if unit == CITY else COUNTY_PLAN, start=1):
+            pay.append((unit, date(2021, month, 20), fen * pct // 100 - done))
+            done = fen * pct // 100
+    return compute_execution(*frames(alloc, pay), year=2021, through_month=through_month, pace=LINEAR)
+
+
+# ------------------------------------------------------------------- SMTP server
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001 - aiosmtpd hook
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def parsed(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(raw, policy=email.policy.default) for _, raw in self.messages]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+# ------------------------------------------------------------------------- rules
+
+
+def test_month_warning_for_the_fund_and_each_unit_behind_pace() -> None:
+    alerts = build_alerts(CFG, seed_shaped(5), 5)
+    assert {a.kind for a in alerts} == {MONTH_WARNING}
+    # May: fund 34.33% vs 41.67, every unit behind too.
+    assert [a.unit for a in alerts] == ["", *sorted(BUDGETS)]
+    assert all(a.period == "2021-05" and a.severity == "yellow" for a in alerts)
+    assert alerts[0].key == ("jiangmen-2021", "", "2021-05", MONTH_WARNING)
+
+
+def test_no_alert_when_on_or_ahead_of_pace() -> None:
+    # March: everyone is ahead of the 25% pace, and Q1 is not lagging.
+    assert build_alerts(CFG, seed_shaped(3), 3) == []
+
+
+def test_month_warning_red_when_behind_by_20_points_or_more() -> None:
+    alloc, pay = frames([("A", date(2021, 1, 1), 1_000_000, "年初")], [("A", date(2021, 2, 1), 100_000)])
+    result = compute_execution(alloc, pay, year=2021, through_month=4, pace=LINEAR)
+    alerts = build_alerts(CFG, result, 4)
+    assert [(a.unit, a.severity) for a in alerts] == [("", "red"), ("A", "red")]
+    assert "红色预警" in alerts[0].subject
+
+
+def test_quarter_lagging_alert_only_at_quarter_close_months() -> None:
+    result = seed_shaped(12)
+    kinds = {m: [a.period for a in build_alerts(CFG, result, m) if a.kind == QUARTER_LAGGING] for m in range(1, 13)}
+    assert kinds == {m: ([f"2021-Q{m // 3}"] if m in (6, 9) else []) for m in range(1, 13)}
+
+
+def test_quarter_lagging_alert_names_quarter_rate_pace_gap_units_and_money_to_reach() -> None:
+    result = seed_shaped(6)
+    (alert,) = [a for a in build_alerts(CFG, result, 6) if a.kind == QUARTER_LAGGING]
+    q2 = result.fund.quarter(2)
+    assert alert.key == ("jiangmen-2021", "", "2021-Q2", QUARTER_LAGGING)
+    assert alert.subject == "【季度支出进度滞后】药品监督管理专项资金 2021年第二季度 支出进度不达序时进度"
+    for part in (alert.text, alert.html):
+        assert "第二季度" in part
+        assert f"{q2.rate_2dp}%" in part and "50.00%" in part
+        assert f"{-q2.gap_2dp}个百分点" in part
+        for unit in q2.units_behind:
+            assert unit in part
+        # money still to spend to reach pace, in 元 with grouping and in 万元
+        assert "381,672.00" in part and "38.17" in part
+    assert q2.to_reach_pace_fen == 38_167_200
+
+
+def test_quarter_alert_states_the_forecast_for_the_next_quarter_end() -> None:
+    (alert,) = [a for a in build_alerts(CFG, seed_shaped(6), 6) if a.kind == QUARTER_LAGGING]
+    assert "按当前进度，第三季度末预计落后序时进度22.08个百分点" in alert.text
+    assert "按当前进度，第三季度末预计落后序时进度22.08个百分点" in alert.html
+
+
+def test_month_warning_subject_names_fund_unit_and_month() -> None:
+    alerts = build_alerts(CFG, seed_shaped(6), 6)
+    assert alerts[0].subject == "【支出进度预警】药品监督管理专项资金 2021年6月 落后序时进度（黄色预警）"
+    assert alerts[1].subject.startswith("【支出进度预警】药品监督管理专项资金 台山市市场监督管理局 2021年6月")
+
+
+def test_alerts_go_to_the_fund_recipients() -> None:
+    for alert in build_alerts(CFG, seed_shaped(6), 6):
+        assert alert.recipients == ("caiwu@example.com", "jihua@example.com")
+        assert alert.message["To"] == "caiwu@example.com, jihua@example.com"
+
+
+def test_alert_email_has_text_and_html_parts_and_a_chinese_subject_over_smtp(smtp) -> None:
+    inbox, port = smtp
+    alerts = build_alerts(CFG, seed_shaped(6), 6)
+    mailer = SmtpMailer("127.0.0.1", port, sender="monitor@example.com")
+    for alert in alerts:
+        mailer.send(alert.message)
+    received = inbox.parsed()
+    assert [m["Subject"] for m in received] == [a.subject for a in alerts]
+    assert inbox.messages[0][0] == ["caiwu@example.com", "jihua@example.com"]
+    quarter = received[-1]
+    assert quarter.get_content_type() == "multipart/alternative"
+    text = quarter.get_body(preferencelist=("plain",)).get_content()
+    html = quarter.get_body(preferencelist=("html",)).get_content()
+    assert "第二季度支出进度不达序时进度" in text and "<table" not in text
+    assert "<table" in html and "第二季度支出进度不达序时进度" in html
+    assert quarter["Message-ID"] == alerts[-1].message["Message-ID"]
+
+
+def test_html_part_escapes_text_from_data(smtp) -> None:
+    inbox, port = smtp
+    evil = '<script>alert("x")</script>&局'
+    alloc, pay = frames([(evil, date(2021, 1, 1), 1_000_000, "年初")], [(evil, date(2021, 6, 1), 100)])
+    cfg = CFG.model_copy(update={"name": "资金<b>名称</b>"})
+    result = compute_execution(alloc, pay, year=2021, through_month=6, pace=LINEAR)
+    alerts = build_alerts(cfg, result, 6)
+    SmtpMailer("127.0.0.1", port).send(next(a for a in alerts if a.kind == QUARTER_LAGGING).message)
+    (msg,) = inbox.parsed()
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;局" in html
+    assert "资金&lt;b&gt;名称&lt;/b&gt;" in html
+    assert evil in text and "资金<b>名称</b>" in text
+
+
+def test_subject_stays_one_line_whatever_the_data() -> None:
+    alloc, pay = frames([("A\r\nBcc: x@evil", date(2021, 1, 1), 1_000, "年初")], [])
+    result = compute_execution(alloc, pay, year=2021, through_month=1, pace=LINEAR)
+    for alert in build_alerts(CFG, result, 1):
+        assert "\n" not in alert.subject and "\r" not in alert.subject
+        assert alert.message["Bcc"] is None
+
+
+def test_alert_can_embed_the_execution_chart_inline(smtp) -> None:
+    inbox, port = smtp
+    (alert,) = [a for a in build_alerts(CFG, seed_shaped(9), 9, chart=True) if a.kind == QUARTER_LAGGING]
+    SmtpMailer("127.0.0.1", port).send(alert.message)
+    (msg,) = inbox.parsed()
+    html_part = msg.get_body(preferencelist=("related",))
+    assert html_part is not None
+    images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1 and images[0]["Content-ID"] == "<execution-chart>"
+    assert images[0].get_content().startswith(b"\x89PNG")
+    assert 'src="cid:execution-chart"' in msg.get_body(preferencelist=("html",)).get_content()
+
+
+def test_build_alerts_refuses_a_month_not_computed() -> None:
+    with pytest.raises(ValueError):
+        build_alerts(CFG, seed_shaped(3), 4)
