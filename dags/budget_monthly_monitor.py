@@ -1,0 +1,110 @@
+"""
+### 专项资金月度执行监控 (budget_monthly_monitor)
+
+On the 5th of each month at 06:00 (Asia/Shanghai) closes the **previous**
+month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
+
+1. `plan_month`: the month to close (Param `month` overrides it).
+2. `discover_funds`: fund directories (Param `fund` picks one); pulls the
+   month from the SQL source first when connection `budget_monitor_source` exists.
+3. `load_funds` (mapped, one task per batch of `funds_per_task` funds): read,
+   validate, load each new file. A bad file goes to `<fund>/quarantine/` and
+   the task fails at once (no retry) after the batch's good files landed; the
+   finance office gets the reason by mail (`RejectionNotifier`).
+4. `close_month`: execution vs 序时进度, alerts into the outbox (runs for all
+   funds even when a load failed).
+5. `send_alerts`: outbox flushed through `smtp_default` (SmtpHook).
+6. `publish_close`: emits asset `budget_monitor://monthly_close` with
+   `{year, month}`; the December close starts `budget_year_end_report`.
+
+**Granularity.** Loading is mapped per *batch* of funds, not per fund: the
+Great Expectations import costs ~7 s per task process, so a task per fund pays
+it N times. `funds_per_task` trades that against parallelism (benchmark it).
+Store: connection `budget_monitor_db`, else env `BUDGET_MONITOR_DB_URL`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+
+from budget_monitor_airflow import settings
+from budget_monitor_airflow.assets import MONTHLY_CLOSE
+from budget_monitor_airflow.notifier import RejectionNotifier
+
+
+@dag(
+    schedule=CronTriggerTimetable("0 6 5 * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,  # months close in order: a month loads files dated up to its end
+    doc_md=__doc__,
+    tags=["budget", "monthly"],
+    default_args={
+        "owner": "finance-it",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds()),
+        "on_failure_callback": RejectionNotifier(),
+    },
+    params={
+        "month": Param("", type="string", pattern=r"^(\d{4}-\d{2})?$", title="月份 YYYY-MM",
+                       description="要结账的月份；留空则为运行日期的上一个月"),
+        "fund": Param("", type="string", title="专项资金", description="只处理此资金代码或目录名；留空为全部"),
+        "funds_per_task": Param(4, type="integer", minimum=1, maximum=100, title="每个任务处理的资金数"),
+    },
+)
+def budget_monthly_monitor():
+    @task
+    def plan_month() -> str:
+        from budget_monitor_airflow.periods import month_to_process
+
+        return month_to_process(get_current_context())
+
+    @task
+    def discover_funds(month: str) -> list[list[str]]:
+        from budget_monitor_airflow.monthly import discover
+        from budget_monitor_airflow.periods import batches
+
+        params = get_current_context()["params"]
+        return batches(discover(month, params["fund"]), params["funds_per_task"])
+
+    @task(pool=settings.pool(), map_index_template="{{ funds_label }}")
+    def load_funds(batch: list[str], month: str) -> list[dict]:
+        from pathlib import Path
+
+        from budget_monitor_airflow.monthly import load_batch
+
+        get_current_context()["funds_label"] = ",".join(Path(d).name for d in batch)
+        return load_batch(batch, month)
+
+    @task(trigger_rule="all_done")
+    def close_month(month: str, batches: list[list[str]]) -> list[dict]:
+        from budget_monitor_airflow.monthly import close
+
+        return close([d for b in batches for d in b], month)
+
+    @task(trigger_rule="all_done")
+    def send_alerts() -> int:
+        from budget_monitor_airflow.monthly import send_alerts as flush
+
+        return flush()
+
+    @task(outlets=[MONTHLY_CLOSE])
+    def publish_close(month: str) -> str:
+        year, mon = (int(p) for p in month.split("-"))
+        get_current_context()["outlet_events"][MONTHLY_CLOSE].extra = {
+            "year": year, "month": mon, "period": month}
+        return month
+
+    month = plan_month()
+    funds = discover_funds(month)
+    loaded = load_funds.partial(month=month).expand(batch=funds)
+    closed = close_month(month, funds)
+    sent = send_alerts()
+    loaded >> closed >> sent
+    [loaded, closed, sent] >> publish_close(month)
+
+
+budget_monthly_monitor()

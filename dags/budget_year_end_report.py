@@ -1,0 +1,88 @@
+"""
+### 专项资金年度绩效自评 (budget_year_end_report)
+
+Runs when `budget_monthly_monitor` publishes the **December** close (asset
+`budget_monitor://monthly_close` with `month = 12`); closes of other months
+start a run that skips at once. Trigger it by hand with Param `year` to
+(re)build a year at any time.
+
+1. `choose_year`: Param `year`, else the year of the December close.
+2. `list_funds`: fund directories in `BUDGET_MONITOR_FUNDS_DIR` (Param `fund` picks one).
+3. `build_report` (mapped per fund): `self_evaluation.json`, `.docx`, `.html`,
+   `.md`, `.xlsx` and charts into `BUDGET_MONITOR_REPORTS_DIR/<fund>/<year>/`.
+4. `email_report` (mapped per fund): the `.docx` and `.xlsx` to the fund's
+   `recipients` through `smtp_default`. A failed mail retries without rebuilding.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from budget_monitor_airflow import settings
+from budget_monitor_airflow.assets import MONTHLY_CLOSE
+from budget_monitor_airflow.notifier import RejectionNotifier
+
+
+@dag(
+    schedule=[MONTHLY_CLOSE],
+    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["budget", "year-end"],
+    default_args={
+        "owner": "finance-it",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds()),
+        "on_failure_callback": RejectionNotifier(),
+    },
+    params={
+        "year": Param(None, type=["null", "integer"], minimum=2000, maximum=2100, title="年度",
+                      description="留空：由十二月月结触发时取其年度，手动运行时取上一年"),
+        "fund": Param("", type="string", title="专项资金", description="只处理此资金代码或目录名；留空为全部"),
+    },
+)
+def budget_year_end_report():
+    @task
+    def choose_year() -> int:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from budget_monitor_airflow.year_end import year_from_context
+
+        year = year_from_context(get_current_context())
+        if year is None:
+            raise AirflowSkipException("not a December close: no year-end report")
+        return year
+
+    @task
+    def list_funds() -> list[str]:
+        from budget_monitor_airflow.year_end import fund_dirs
+
+        return fund_dirs(get_current_context()["params"]["fund"])
+
+    @task(pool=settings.pool(), map_index_template="{{ fund_label }}")
+    def build_report(fund_dir: str, year: int) -> dict:
+        from pathlib import Path
+
+        from budget_monitor_airflow.year_end import build
+
+        get_current_context()["fund_label"] = Path(fund_dir).name
+        return build(fund_dir, year)
+
+    @task(map_index_template="{{ fund_label }}")
+    def email_report(report: dict) -> list[str]:
+        from budget_monitor_airflow.year_end import email
+
+        get_current_context()["fund_label"] = report["fund"]
+        return email(report)
+
+    year = choose_year()
+    funds = list_funds()
+    year >> funds
+    email_report.expand(report=build_report.partial(year=year).expand(fund_dir=funds))
+
+
+budget_year_end_report()

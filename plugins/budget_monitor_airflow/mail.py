@@ -1,0 +1,43 @@
+"""Mail through the ``smtp_default`` Airflow connection (providers-smtp SmtpHook)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from email.message import EmailMessage
+
+from budget_monitor_airflow.settings import SMTP_CONN_ID
+
+
+class SmtpHookMailer:
+    """The package's ``Mailer`` protocol (``send(EmailMessage)``) over SmtpHook.
+
+    The hook owns host, port, TLS, credentials and retries from the
+    connection; the message is built by the package, so it is handed to the
+    hook's logged-in client as is (``send_email_smtp`` would rebuild it from
+    HTML and file paths and lose the package's headers and in-memory parts).
+    """
+
+    def __init__(self, conn_id: str = SMTP_CONN_ID) -> None:
+        self.conn_id = conn_id
+        self.sent = 0
+
+    def send(self, msg: EmailMessage) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        with SmtpHook(smtp_conn_id=self.conn_id) as hook:
+            if not msg["From"] and hook.from_email:
+                msg["From"] = hook.from_email
+            hook._smtp_client.send_message(msg)  # noqa: SLF001 - see class docstring
+        self.sent += 1
+
+
+def send_html(to: Iterable[str], subject: str, html: str, files: list[str] | None = None,
+              conn_id: str = SMTP_CONN_ID) -> None:
+    """A Chinese HTML mail, optionally with attachments, via SmtpHook.send_email_smtp."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    recipients = list(to)
+    if not recipients:
+        return
+    with SmtpHook(smtp_conn_id=conn_id) as hook:
+        hook.send_email_smtp(to=recipients, subject=subject, html_content=html, files=files or [])

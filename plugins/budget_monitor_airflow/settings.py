@@ -1,0 +1,92 @@
+"""Where the DAGs find funds, reports and the store: env vars and connections.
+
+Environment variables (names shared with docker-compose.yaml and the tests):
+
+- ``BUDGET_MONITOR_FUNDS_DIR``: inbox root, one fund directory per fund-year
+  (default: ``<repo>/examples``).
+- ``BUDGET_MONITOR_REPORTS_DIR``: year-end output root (default: ``<repo>/var/reports``).
+- ``BUDGET_MONITOR_DB_URL``: store URL when the ``budget_monitor_db`` connection
+  is not defined (default: the package's embedded SQLite file).
+- ``BUDGET_MONITOR_OPS_EMAIL``: who gets non-data failures (optional).
+- ``BUDGET_MONITOR_POOL``: the pool the per-fund tasks run in (default_pool).
+- ``BUDGET_MONITOR_RETRY_DELAY_SECONDS``: retry delay of every task (300).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[2]
+DB_CONN_ID = "budget_monitor_db"
+SOURCE_CONN_ID = "budget_monitor_source"
+SMTP_CONN_ID = "smtp_default"
+
+
+def funds_root() -> Path:
+    return Path(os.environ.get("BUDGET_MONITOR_FUNDS_DIR") or REPO / "examples")
+
+
+def reports_root() -> Path:
+    return Path(os.environ.get("BUDGET_MONITOR_REPORTS_DIR") or REPO / "var" / "reports")
+
+
+def pool() -> str:
+    return os.environ.get("BUDGET_MONITOR_POOL") or "default_pool"
+
+
+def retry_delay_seconds() -> int:
+    return int(os.environ.get("BUDGET_MONITOR_RETRY_DELAY_SECONDS") or 300)
+
+
+def ops_email() -> str | None:
+    return os.environ.get("BUDGET_MONITOR_OPS_EMAIL") or None
+
+
+def _optional_connection(conn_id: str):  # -> Connection | None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def connection_url(conn) -> str:  # conn: airflow.sdk.Connection
+    """SQLAlchemy URL of an Airflow connection.
+
+    An explicit ``sqlalchemy_url`` extra wins; postgres and sqlite
+    connections are translated; anything else is taken as its URI.
+    """
+    extra = conn.extra_dejson
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    ctype = (conn.conn_type or "").lower()
+    if ctype in ("postgres", "postgresql"):
+        auth = ""
+        if conn.login:
+            auth = quote(conn.login, safe="")
+            if conn.password:
+                auth += ":" + quote(conn.password, safe="")
+            auth += "@"
+        port = f":{conn.port}" if conn.port else ""
+        return f"postgresql+psycopg://{auth}{conn.host or '127.0.0.1'}{port}/{conn.schema or ''}"
+    if ctype == "sqlite":
+        return f"sqlite:///{conn.host}"
+    return conn.get_uri()
+
+
+def db_url() -> str | None:
+    """Store URL: connection ``budget_monitor_db``, else env, else the package default (None)."""
+    conn = _optional_connection(DB_CONN_ID)
+    if conn is not None:
+        return connection_url(conn)
+    return os.environ.get("BUDGET_MONITOR_DB_URL") or None
+
+
+def source_url() -> str | None:
+    """SQL source to pull a month's tables from, when connection ``budget_monitor_source`` exists."""
+    conn = _optional_connection(SOURCE_CONN_ID)
+    return connection_url(conn) if conn is not None else None
