@@ -147,6 +147,9 @@ class FundConfig(_Strict):
     # 二（二）绩效目标完成情况: one jinja2 template per goal, rendered with
     # ``actual`` (indicator name -> measured value text) and ``fund``.
     achievement_templates: list[str] = Field(default_factory=list)
+    # Known causes of lagging quarters, as the finance office wrote them
+    # (quarter -> "部分项目启动较晚"); used in 存在问题 only when that quarter lags.
+    lag_causes: dict[int, str] = Field(default_factory=dict)
     # The document the self-evaluation is made under (自评分数 basis).
     basis_document: str = ""
     recipients: list[str] = Field(default_factory=list)
