@@ -208,3 +208,25 @@ def test_alert_can_embed_the_execution_chart_inline(smtp) -> None:
 def test_build_alerts_refuses_a_month_not_computed() -> None:
     with pytest.raises(ValueError):
         build_alerts(CFG, seed_shaped(3), 4)
+
+
+def test_example_fund_june_close_alerts() -> None:
+    """examples/jiangmen-2021 at the June close: fund + units warned, Q2 lagging alert."""
+    from pathlib import Path
+
+    from budget_monitor.config import load_fund_config
+    from budget_monitor.ingest import read_table
+
+    fund_dir = Path(__file__).resolve().parents[1] / "examples" / "jiangmen-2021"
+    cfg = load_fund_config(fund_dir)
+    alloc = read_table(fund_dir / "budget.csv", "budget").df
+    pay = pd.concat([read_table(p, "payments").df for p in sorted((fund_dir / "payments").iterdir())])
+    result = compute_execution(alloc, pay, year=2021, through_month=6, pace=cfg.pace)
+    alerts = build_alerts(cfg, result, 6)
+    assert [(a.unit, a.kind) for a in alerts][0] == ("", MONTH_WARNING)
+    (quarter,) = [a for a in alerts if a.kind == QUARTER_LAGGING]
+    assert quarter.subject == "【季度支出进度滞后】药品监督管理 2021年第二季度 支出进度不达序时进度"
+    assert "累计执行率38.20%，序时进度50.00%，落后11.80个百分点" in quarter.text
+    assert "按当前进度，第三季度末预计落后序时进度25.00个百分点" in quarter.text
+    assert all(unit in quarter.text for unit in result.fund.quarter(2).units_behind)
+    assert len(result.fund.quarter(2).units_behind) == 4

@@ -71,6 +71,36 @@ def test_example_fund_lags_in_quarters_2_and_3_only() -> None:
     }
 
 
+def test_example_directory_fund_lags_in_quarters_2_and_3() -> None:
+    """examples/jiangmen-2021 as ingested: the seed's "第二季度和第三季度支出进度不达序时进度"."""
+    from pathlib import Path
+
+    from budget_monitor.config import load_fund_config
+    from budget_monitor.ingest import read_table
+
+    fund_dir = Path(__file__).resolve().parents[1] / "examples" / "jiangmen-2021"
+    cfg = load_fund_config(fund_dir)
+    alloc = read_table(fund_dir / "budget.csv", "budget").df
+    pay = pd.concat([read_table(p, "payments").df for p in sorted((fund_dir / "payments").iterdir())])
+    result = compute_execution(alloc, pay, year=cfg.year, through_month=12, pace=cfg.pace)
+    assert quarters_json(result) == [
+        {"quarter": 1, "cumulative_rate": 26.4, "pace": 25.0, "gap_points": 1.4, "lagging": False},
+        {"quarter": 2, "cumulative_rate": 38.2, "pace": 50.0, "gap_points": -11.8, "lagging": True},
+        {"quarter": 3, "cumulative_rate": 62.1, "pace": 75.0, "gap_points": -12.9, "lagging": True},
+        {"quarter": 4, "cumulative_rate": 100.0, "pace": 100.0, "gap_points": 0.0, "lagging": False},
+    ]
+    assert budget_json(result)["executed_yuan"] == "3720900.00"
+    assert {u["unit"]: u["lagging_quarters"] for u in units_json(result)} == {
+        "江门市市场监督管理局": [2, 3],
+        "台山市市场监督管理局": [1, 2, 3],
+        "开平市市场监督管理局": [2, 3],
+        "恩平市市场监督管理局": [1, 2, 3],
+    }
+    assert [m["cumulative_rate"] for m in monthly_json(result)] == [
+        8.6, 14.9, 26.4, 30.1, 34.8, 38.2, 44.5, 53.0, 62.1, 71.8, 84.0, 100.0
+    ]
+
+
 def test_execution_rate_is_cumulative_net_payments_over_adjusted_budget() -> None:
     alloc, pay = frames(
         [("A", date(2021, 1, 5), 1_000_000, "年初")],

@@ -14,14 +14,20 @@ Method (deliberately simple, so a finance officer can redo it by hand):
    projected gap = projected rate - pace at that quarter end.
 
 Known bias: special funds are spent in bursts (contracts settle at quarter and
-year end), so a 3-month mean lags turning points: it is too pessimistic after a
-slow quarter and too optimistic right after a catch-up month.
-Measured on the seed-shaped fund of tests/test_forecast.py (372.09 万元, Q2 and
-Q3 behind pace, 100% at year end), forecasting at the January..November closes:
-projected year-end rate 46-100% against the actual 100% (mean absolute error
-16.3 points; 2.5 points from the September close on); projected gap at the
-next quarter end vs the actual gap: mean absolute error 7.3 points (worst 15.0
-at the January close). test_forecast.py recomputes these errors.
+year end), so a 3-month mean lags turning points: it is too pessimistic before
+a catch-up (above all the December one) and too optimistic right after one.
+
+Measured error on the example year examples/jiangmen-2021 (372.09 万元, actual
+Q2 -11.80 and Q3 -12.90 points, 100% at year end), forecasting at each of the
+January..November closes (tests/test_forecast.py recomputes these):
+
+- projected year-end rate 61.8-100% against the actual 100%: mean absolute
+  error 14.9 points (9.9 points from the September close on);
+- projected gap at the next quarter end against the actual gap: mean absolute
+  error 7.4 points, worst 14.6 (September close, blind to the December
+  catch-up); at the June close it says "Q3 behind by 25.00 points" (actual
+  12.90 behind): right in direction, too pessimistic in size.
+
 The forecast is a warning signal ("at this speed you will be behind"), not a
 budget projection.
 """
