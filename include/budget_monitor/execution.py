@@ -263,22 +263,37 @@ def _lagging(m: MonthFigures, cfg: PaceConfig) -> bool:
 
 
 def _series(
-    unit: str,
     spent: dict[int, int],
-    budget_rows: pd.DataFrame,
+    budget_delta: dict[int, int],
     paces: list[Fraction],
     through_month: int,
     cfg: PaceConfig,
-) -> tuple[int, list[MonthFigures]]:
-    initial = int(budget_rows.loc[budget_rows["kind"] == "年初", "signed_fen"].sum()) if len(budget_rows) else 0
+) -> list[MonthFigures]:
+    """``budget_delta``: signed budget change taking effect in each month (0 = from 01-01)."""
     months: list[MonthFigures] = []
     cumulative = 0
+    budget = budget_delta.get(0, 0)
     for m in range(1, through_month + 1):
         executed = spent.get(m, 0)
         cumulative += executed
-        budget = int(budget_rows.loc[budget_rows["month"] <= m, "signed_fen"].sum()) if len(budget_rows) else 0
+        budget += budget_delta.get(m, 0)
         months.append(_month_figures(m, executed, cumulative, budget, paces[m - 1], cfg))
-    return initial, months
+    return months
+
+
+def _by_unit(sums: dict[tuple[str, int], int]) -> dict[str, dict[int, int]]:
+    out: dict[str, dict[int, int]] = {}
+    for (unit, month), fen in sums.items():
+        out.setdefault(unit, {})[month] = fen
+    return out
+
+
+def _total(by_unit: dict[str, dict[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for months in by_unit.values():
+        for month, fen in months.items():
+            out[month] = out.get(month, 0) + fen
+    return out
 
 
 def _quarters(months: list[MonthFigures], cfg: PaceConfig, behind: dict[int, tuple[str, ...]]) -> tuple[QuarterFigures, ...]:
@@ -318,18 +333,22 @@ def compute_execution(
         raise ValueError(f"月份应为 1-12，而不是 {through_month}")
     paces = [month_end_pace_fraction(year, m, pace) for m in range(1, through_month + 1)]
     budget = _budget_table(allocations, year)
-    spent = _spent_by_month(payments, year, through_month)
+    spent = _by_unit(_spent_by_month(payments, year, through_month))
+    if len(budget):
+        deltas = _by_unit({(str(u), int(m)): int(v) for (u, m), v in
+                           budget.groupby(["unit", "month"], sort=False)["signed_fen"].sum().items()})
+        initial_rows = budget[budget["kind"] == "年初"]
+        initial = {str(u): int(v) for u, v in initial_rows.groupby("unit", sort=False)["signed_fen"].sum().items()}
+    else:
+        deltas, initial = {}, {}
 
-    unit_names = sorted(set(budget["unit"]) | {u for u, _ in spent})
-    unit_months: dict[str, tuple[int, list[MonthFigures]]] = {}
-    for name in unit_names:
-        unit_spent = {m: v for (u, m), v in spent.items() if u == name}
-        unit_months[name] = _series(name, unit_spent, budget[budget["unit"] == name], paces, through_month, pace)
-
-    fund_spent: dict[int, int] = {}
-    for (_, m), v in spent.items():
-        fund_spent[m] = fund_spent.get(m, 0) + v
-    fund_initial, fund_months = _series(FUND, fund_spent, budget, paces, through_month, pace)
+    unit_names = sorted(set(deltas) | set(spent))
+    unit_months = {
+        name: (initial.get(name, 0), _series(spent.get(name, {}), deltas.get(name, {}), paces, through_month, pace))
+        for name in unit_names
+    }
+    fund_initial = sum(initial.values())
+    fund_months = _series(_total(spent), _total(deltas), paces, through_month, pace)
 
     # Units lagging at each quarter end, worst gap first (what an alert reads first).
     behind: dict[int, tuple[str, ...]] = {}
@@ -344,11 +363,11 @@ def compute_execution(
     units = tuple(
         SeriesFigures(
             unit=name,
-            initial_fen=initial,
+            initial_fen=unit_initial,
             months=tuple(months),
             quarters=_quarters(months, pace, {e: ((name,) if name in v else ()) for e, v in behind.items()}),
         )
-        for name, (initial, months) in unit_months.items()
+        for name, (unit_initial, months) in unit_months.items()
     )
     fund = SeriesFigures(FUND, fund_initial, tuple(fund_months), _quarters(fund_months, pace, behind))
     return ExecutionResult(year=year, through_month=through_month, pace=pace, fund=fund, units=units)
