@@ -36,7 +36,7 @@ H2_CJK = "楷体"
 TITLE_CJK = "宋体"
 FALLBACK = {"仿宋": "Noto Serif CJK SC", "宋体": "Noto Serif CJK SC", "楷体": "Noto Serif CJK SC", "黑体": "Noto Sans CJK SC"}
 
-TABLE_WIDTHS_MM = [15, 17, 25, 18, 18, 11, 11, 41]  # sums to the 156 mm text width
+TABLE_WIDTHS_MM = [14, 15, 24, 17, 17, 13, 13, 43]  # sums to the 156 mm text width
 
 
 def set_fonts(rpr_owner, cjk: str, latin: str = LATIN) -> None:
@@ -91,10 +91,10 @@ def para(doc, text: str, style_name: str = "Normal", align=None):
 
 
 def add_page_number(section) -> None:
+    """Footer "— n —" with a PAGE field (w:fldSimple must sit in the paragraph)."""
     p = section.footer.paragraphs[0]
     p.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    p.add_run("— ")
-    run = p.add_run()
+    left = p.add_run("— ")
     fld = OxmlElement("w:fldSimple")
     fld.set(qn("w:instr"), "PAGE")
     r = OxmlElement("w:r")
@@ -102,11 +102,26 @@ def add_page_number(section) -> None:
     t.text = "1"
     r.append(t)
     fld.append(r)
-    run._r.append(fld)
+    left._r.addnext(fld)
     p.add_run(" —")
-    for r in p.runs:
-        r.font.size = Pt(14)
-        set_fonts(r._r, TITLE_CJK)
+    for run in p.runs:
+        run.font.size = Pt(14)
+        set_fonts(run._r, TITLE_CJK)
+    rpr = OxmlElement("w:rPr")
+    sz = OxmlElement("w:sz")
+    sz.set(qn("w:val"), "28")
+    rpr.append(sz)
+    r.insert(0, rpr)
+
+
+def set_grid(table, widths_mm) -> None:
+    """Column widths in w:tblGrid too: LibreOffice lays tables out from the grid."""
+    grid = table._tbl.tblGrid
+    for col, w in zip(grid.findall(qn("w:gridCol")), widths_mm):
+        col.set(qn("w:w"), str(int(Mm(w).twips)))
+    for row in table.rows:
+        for i, cell in enumerate(row.cells):
+            cell.width = Mm(widths_mm[i])
 
 
 def cell_text(cell, text: str, *, bold: bool = False, align=WD_ALIGN_PARAGRAPH.CENTER) -> None:
@@ -140,9 +155,7 @@ def score_table(doc) -> None:
     t.style = "Table Grid"
     t.alignment = WD_TABLE_ALIGNMENT.CENTER
     t.autofit = False
-    for row in t.rows:
-        for i, cell in enumerate(row.cells):
-            cell.width = Mm(TABLE_WIDTHS_MM[i])
+    set_grid(t, TABLE_WIDTHS_MM)
     r = t.rows
     # project name and department
     a = r[0].cells[0].merge(r[0].cells[1]); cell_text(a, "项目名称", bold=True); shade(a)
@@ -179,9 +192,7 @@ def unit_table(doc) -> None:
     t.style = "Table Grid"
     t.alignment = WD_TABLE_ALIGNMENT.CENTER
     t.autofit = False
-    for row in t.rows:
-        for i, cell in enumerate(row.cells):
-            cell.width = Mm(UNIT_WIDTHS_MM[i])
+    set_grid(t, UNIT_WIDTHS_MM)
     r = t.rows
     for i, h in enumerate(["预算单位", "全年预算数（万元）", "全年执行数（万元）", "执行率", "支出进度落后的季度"]):
         cell_text(r[0].cells[i], h, bold=True); shade(r[0].cells[i])
@@ -224,7 +235,8 @@ def build(out: Path = OUT) -> Path:
     style(doc, "Normal", BODY_CJK, 16, indent=True)
     style(doc, "Title", TITLE_CJK, 22, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, after=6, line=36)
     style(doc, "Subtitle", BODY_CJK, 16, align=WD_ALIGN_PARAGRAPH.CENTER, after=18)
-    style(doc, "Heading 1", H1_CJK, 16, align=WD_ALIGN_PARAGRAPH.LEFT, indent=True)
+    # Bold so the level stays visible where 黑体 falls back to the body's sans font.
+    style(doc, "Heading 1", H1_CJK, 16, bold=True, align=WD_ALIGN_PARAGRAPH.LEFT, indent=True)
     style(doc, "Heading 2", H2_CJK, 16, align=WD_ALIGN_PARAGRAPH.LEFT, indent=True)
     style(doc, "Caption", H1_CJK, 14, align=WD_ALIGN_PARAGRAPH.CENTER, before=6, after=6)
     for name in ("Title", "Subtitle"):  # the default Title has a blue bottom border
@@ -236,7 +248,7 @@ def build(out: Path = OUT) -> Path:
     style(doc, "Table Text", BODY_CJK, 10.5, align=WD_ALIGN_PARAGRAPH.CENTER, line=15)
     figure = doc.styles.add_style("Figure", 1)
     figure.base_style = doc.styles["Normal"]
-    style(doc, "Figure", BODY_CJK, 12, align=WD_ALIGN_PARAGRAPH.CENTER, line=12)
+    style(doc, "Figure", BODY_CJK, 12, align=WD_ALIGN_PARAGRAPH.CENTER, before=6, line=12)
     doc.styles["Figure"].paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
 
     para(doc, "{{ fund_name }}", "Title")

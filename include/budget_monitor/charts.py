@@ -96,7 +96,8 @@ def execution_chart(
         ax.plot(months, paces, color="#7f7f7f", ls="--", marker="o", ms=3, lw=1.4, label="序时进度")
         ax.plot(months, rates, color="#1f4e9c", marker="o", ms=4, lw=2.0, label="累计执行率")
         for x, y in zip(months, rates):
-            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -12),
+            below = y > top * 0.08  # labels under the line, except near the x axis
+            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -12 if below else 6),
                         ha="center", fontsize=7, color="#1f4e9c")
         ax.set_xticks(range(1, 13), [f"{m}月" for m in range(1, 13)])
         ax.set_xlim(0.5, 12.5)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pandas is imported by callers; keep this module cheap to im
     import pandas as pd
 
 _PERCENT = re.compile(r"^\s*([+-]?\d[\d,]*(?:\.\d+)?)\s*%\s*$")
+# A number followed by its unit as people write it: "550批次", "1,000 人次", "0起".
+_WITH_UNIT = re.compile(r"^\s*([+-]?\d[\d,]*(?:\.\d+)?)\s*([^\d\s%]{1,8})?\s*$")
 _CENT = Decimal("0.01")
 
 
@@ -58,7 +60,8 @@ def actual_from_text(text: str, value_num: Decimal | None = None) -> Actual:
         return Actual(Decimal(m.group(1).replace(",", "")), raw, is_percent=True)
     num = _to_decimal(value_num)
     if num is None and raw:
-        num = _to_decimal(raw.replace(",", ""))
+        m = _WITH_UNIT.match(raw)
+        num = _to_decimal(m.group(1).replace(",", "")) if m else None
     if num is None and not raw:
         return Actual.none()
     return Actual(num, raw or format_decimal(num))  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""PNG charts with a CJK font (charts.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from budget_monitor import charts
+from budget_monitor.charts import ChartError, cjk_font_family, execution_chart, unit_chart
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def monthly(rates: list[float]) -> list[dict]:
+    return [{"month": f"2021-{m:02d}", "cumulative_rate": r, "pace": round(m / 12 * 100, 2)}
+            for m, r in enumerate(rates, start=1)]
+
+
+def quarters(*lagging: int) -> list[dict]:
+    return [{"quarter": q, "lagging": q in lagging} for q in range(1, 5)]
+
+
+def test_cjk_font_is_found():
+    assert "CJK" in cjk_font_family() or "Hei" in cjk_font_family()
+
+
+def test_execution_chart_is_a_png_with_lagging_quarters_marked(tmp_path: Path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    seen: list[str] = []
+    original = Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        seen.extend(t.get_text() for ax in self.axes for t in ax.texts)
+        seen.extend(t.get_text() for ax in self.axes for t in ax.get_legend().get_texts())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    path = execution_chart(monthly([4, 12, 26, 30, 35, 38.2, 45, 55, 70, 85, 95, 100]), quarters(2, 3),
+                           tmp_path / "执行进度.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert "第二季度落后" in seen and "第三季度落后" in seen and "第一季度落后" not in seen
+    assert "序时进度" in seen and "累计执行率" in seen
+
+
+def test_execution_chart_partial_year(tmp_path: Path):
+    path = execution_chart(monthly([5, 10, 20]), quarters(1), tmp_path / "c.png")
+    assert path.stat().st_size > 1000
+
+
+def test_unit_chart_is_a_png(tmp_path: Path):
+    units = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
+             {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]
+    path = unit_chart(units, tmp_path / "单位执行率.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_chart_renders_chinese_without_missing_glyph_warnings(tmp_path: Path, recwarn):
+    execution_chart(monthly([10] * 12), quarters(), tmp_path / "c.png")
+    assert not [w for w in recwarn if "missing from font" in str(w.message) or "Glyph" in str(w.message)]
+
+
+def test_no_cjk_font_is_a_clear_error(monkeypatch):
+    from matplotlib import font_manager
+
+    cjk_font_family.cache_clear()
+    monkeypatch.setattr(charts, "_CJK_FAMILIES", ())
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [f for f in font_manager.fontManager.ttflist
+                                                             if "CJK" not in f.name and "Hei" not in f.name
+                                                             and "Song" not in f.name])
+    try:
+        with pytest.raises(ChartError) as exc:
+            cjk_font_family()
+        assert "中文字体" in str(exc.value)
+    finally:
+        cjk_font_family.cache_clear()
