@@ -230,3 +230,36 @@ def test_example_fund_june_close_alerts() -> None:
     assert "按当前进度，第三季度末预计落后序时进度25.00个百分点" in quarter.text
     assert all(unit in quarter.text for unit in result.fund.quarter(2).units_behind)
     assert len(result.fund.quarter(2).units_behind) == 4
+
+
+def test_year_end_email_reports_score_and_attaches_report_and_score_table(smtp, tmp_path) -> None:
+    from budget_monitor.alerts import YEAR_END_REPORT, build_year_end_email
+
+    inbox, port = smtp
+    docx = tmp_path / "自评报告.docx"
+    docx.write_bytes(b"PK docx")
+    xlsx = tmp_path / "自评表.xlsx"
+    xlsx.write_bytes(b"PK xlsx")
+    (tmp_path / "self_evaluation.json").write_text("{}")
+    evaluation = {
+        "fund": {"code": CFG.code, "name": CFG.name, "year": 2021, "department": CFG.department},
+        "budget": {"initial_yuan": "3720900.00", "adjusted_yuan": "3720900.00",
+                   "executed_yuan": "3720900.00", "execution_rate": 100.0},
+        "quarters": [{"quarter": q, "lagging": q in (2, 3)} for q in (1, 2, 3, 4)],
+        "indicators": [{"name": "药品抽检批次", "met": True}],
+        "total_score": 100.0,
+        "grade": "优",
+        "problems": ["第二季度和第三季度支出进度不达序时进度。<b>"],
+        "improvements": ["加强工作规划，提高资金执行进度。"],
+    }
+    mail = build_year_end_email(CFG, evaluation, [docx, xlsx, tmp_path / "self_evaluation.json"])
+    assert mail.key == (CFG.code, "", "2021", YEAR_END_REPORT)
+    SmtpMailer("127.0.0.1", port).send(mail.message)
+    (msg,) = inbox.parsed()
+    assert msg["Subject"] == "【绩效自评】药品监督管理专项资金 2021年度绩效自评报告（100.00分，优）"
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    assert "3,720,900.00 元（372.09 万元）" in text and "第二季度和第三季度支出进度不达序时进度" in text
+    assert "进度。&lt;b&gt;" in html
+    attached = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
+    assert attached == {"自评报告.docx": b"PK docx", "自评表.xlsx": b"PK xlsx"}

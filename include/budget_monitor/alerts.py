@@ -40,13 +40,21 @@ from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
 __all__ = [
     "MONTH_WARNING",
     "QUARTER_LAGGING",
+    "YEAR_END_REPORT",
     "Alert",
     "build_alerts",
+    "build_year_end_email",
     "render_environment",
 ]
 
 MONTH_WARNING = "month_warning"
 QUARTER_LAGGING = "quarter_lagging"
+YEAR_END_REPORT = "year_end_report"
+# Year-end outputs sent as attachments (the finance office opens these two).
+_ATTACH_SUFFIXES = {
+    ".docx": ("application", "vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ".xlsx": ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+}
 
 TEMPLATES = Path(__file__).parent / "templates"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -167,6 +175,7 @@ def _build(
     context: dict[str, Any],
     sender: str,
     chart: bytes | None,
+    attachments: tuple[Path, ...] = (),
 ) -> Alert:
     env = render_environment()
     context = {**context, "chart_cid": _CHART_CID if chart else None}
@@ -187,6 +196,9 @@ def _build(
         html_part = msg.get_payload()[1]
         html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{_CHART_CID}>",
                               filename="execution.png")
+    for path in attachments:
+        maintype, subtype = _ATTACH_SUFFIXES[path.suffix.lower()]
+        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
     return Alert(*key, severity=severity, subject=subject, recipients=tuple(cfg.recipients),
                  text=text, html=html, message=msg)
 
@@ -241,3 +253,51 @@ def build_alerts(
             png = _chart_png(result.fund, result.year, month, f"{cfg.title} 累计执行率与序时进度") if chart else None
             alerts.append(_build(cfg, key, None, subject, "alert_quarter", ctx, sender, png))
     return alerts
+
+
+def _yuan_grouped(text: str) -> str:
+    """"3720900.00" (exact decimal string of the JSON) -> "3,720,900.00"."""
+    return f"{Decimal(text):,.2f}"
+
+
+def build_year_end_email(
+    cfg: FundConfig,
+    evaluation: dict[str, Any],
+    paths: list[Path] | tuple[Path, ...] = (),
+    *,
+    sender: str | None = None,
+) -> Alert:
+    """The year-end mail: score, grade, execution, problems; report (.docx) and 自评表 (.xlsx) attached.
+
+    ``evaluation`` is the self_evaluation.json dict (data-contract.md); its key is
+    (fund_code, '', 'YYYY', 'year_end_report'), so the report mail is sent once.
+    """
+    sender = sender or cfg.smtp.sender
+    year = int(evaluation["fund"]["year"])
+    budget = evaluation["budget"]
+    lagging = [_QUARTER_ZH[int(q["quarter"])] for q in evaluation.get("quarters", []) if q.get("lagging")]
+    attachments = tuple(Path(p) for p in paths if Path(p).suffix.lower() in _ATTACH_SUFFIXES)
+    ctx = {
+        "fund": cfg,
+        "year": year,
+        "title": cfg.title,
+        "pace_policy": cfg.pace.policy,
+        "chart_cid": None,
+        "budget": {
+            "initial": _yuan_grouped(budget["initial_yuan"]),
+            "adjusted": _yuan_grouped(budget["adjusted_yuan"]),
+            "executed": _yuan_grouped(budget["executed_yuan"]),
+            "adjusted_wan": fen_to_wanyuan_str(int(Decimal(budget["adjusted_yuan"]) * 100)),
+            "rate": f"{Decimal(str(budget['execution_rate'])):.2f}",
+        },
+        "total_score": f"{Decimal(str(evaluation['total_score'])):.2f}",
+        "grade": evaluation["grade"],
+        "lagging_quarters": lagging,
+        "missing": [i["name"] for i in evaluation.get("indicators", []) if not i.get("met")],
+        "problems": list(evaluation.get("problems", [])),
+        "improvements": list(evaluation.get("improvements", [])),
+        "attachments": [p.name for p in attachments],
+    }
+    key = (cfg.code, "", str(year), YEAR_END_REPORT)
+    subject = _subject("year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"])
+    return _build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
