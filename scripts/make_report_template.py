@@ -36,7 +36,7 @@ H2_CJK = "楷体"
 TITLE_CJK = "宋体"
 FALLBACK = {"仿宋": "Noto Serif CJK SC", "宋体": "Noto Serif CJK SC", "楷体": "Noto Serif CJK SC", "黑体": "Noto Sans CJK SC"}
 
-TABLE_WIDTHS_MM = [14, 15, 24, 17, 17, 13, 13, 43]  # sums to the 156 mm text width
+TABLE_WIDTHS_MM = [17, 17, 24, 16, 16, 12, 12, 42]  # sums to the 156 mm text width
 
 
 def set_fonts(rpr_owner, cjk: str, latin: str = LATIN) -> None:
@@ -116,6 +116,14 @@ def add_page_number(section) -> None:
 
 def set_grid(table, widths_mm) -> None:
     """Column widths in w:tblGrid too: LibreOffice lays tables out from the grid."""
+    # Narrow cell margins (1 mm) so short CJK headers fit the narrow columns.
+    mar = OxmlElement("w:tblCellMar")
+    for side in ("left", "right"):
+        el = OxmlElement(f"w:{side}")
+        el.set(qn("w:w"), "57")
+        el.set(qn("w:type"), "dxa")
+        mar.append(el)
+    table._tbl.tblPr.append(mar)
     grid = table._tbl.tblGrid
     for col, w in zip(grid.findall(qn("w:gridCol")), widths_mm):
         col.set(qn("w:w"), str(int(Mm(w).twips)))
@@ -245,7 +253,7 @@ def build(out: Path = OUT) -> Path:
             ppr.remove(ppr.find(qn("w:pBdr")))
     table_text = doc.styles.add_style("Table Text", 1)
     table_text.base_style = doc.styles["Normal"]
-    style(doc, "Table Text", BODY_CJK, 10.5, align=WD_ALIGN_PARAGRAPH.CENTER, line=15)
+    style(doc, "Table Text", BODY_CJK, 10, align=WD_ALIGN_PARAGRAPH.CENTER, line=14)
     figure = doc.styles.add_style("Figure", 1)
     figure.base_style = doc.styles["Normal"]
     style(doc, "Figure", BODY_CJK, 12, align=WD_ALIGN_PARAGRAPH.CENTER, before=6, line=12)
