@@ -19,6 +19,7 @@ import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,19 @@ class MonthRejected(Exception):
 
 
 def _records(df: Any, columns: list[str]) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python values (int fen, date, str, None)."""
+    """DataFrame rows as plain Python values (int fen, datetime.date, str, None)."""
     import pandas as pd
 
-    sub = df[[c for c in columns if c in df.columns]].astype(object)
-    sub = sub.where(pd.notna(sub), None)
-    return sub.to_dict("records")
+    out = {}
+    for col in columns:
+        if col not in df.columns:
+            continue
+        series = df[col]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            series = series.dt.date
+        series = series.astype(object)
+        out[col] = series.where(pd.notna(series), None)
+    return pd.DataFrame(out).to_dict("records")
 
 
 def _store_columns(kind: str) -> list[str]:
@@ -117,6 +125,24 @@ def _max_month(table: Any, kind: str) -> str | None:
     return top if isinstance(top, str) else f"{top.year:04d}-{top.month:02d}"
 
 
+def _context(engine: Any, cfg: FundConfig, fund_dir: Path, kind: str, table: Any) -> Any:
+    """What a file is validated against: fund.yaml, the stored budget and goals, the stored total."""
+    from budget_monitor.validate import ValidationContext
+
+    if kind in store.SNAPSHOT_KINDS:
+        return ValidationContext.for_fund(cfg, fund_dir=fund_dir)
+    budget = store.read_allocations(engine, cfg.code)
+    goals = store.read_goals(engine, cfg.code)
+    replaced: list[str] = []
+    if kind == "payments" and table is not None and "voucher_no" in table.df.columns:
+        replaced = [v for v in table.df["voucher_no"].dropna().unique().tolist()]
+    return ValidationContext.for_fund(
+        cfg, fund_dir=fund_dir,
+        budget=budget if not budget.empty else None,
+        goals=goals if not goals.empty else None,
+        stored_net_fen=store.net_paid_fen(engine, cfg.code, excluding=replaced))
+
+
 def load_month(
     fund_dir: Path,
     month: str,
@@ -130,7 +156,7 @@ def load_month(
 
     fund_dir = Path(fund_dir)
     cfg = cfg or load_fund_config(fund_dir)
-    month_bounds(month)
+    _check_month(cfg, month)
     engine = store.open_store(db_url)
     store.upsert_fund(engine, cfg.code, cfg.name, cfg.year, cfg.department)
     result = LoadResult(cfg.code, month)
@@ -138,38 +164,205 @@ def load_month(
     qdir = fund_dir / "quarantine"
     for kind in LOAD_ORDER:
         for path in files.get(kind, []):
-            rel = f"{path.parent.name}/{path.name}" if kind in FACT_KINDS else path.name
+            rel = validate.display_name(path, fund_dir)
             sha = store.sha256_of(path)
             if store.is_loaded(engine, cfg.code, sha):
                 result.files.append(FileOutcome(kind, rel, "skipped"))
                 continue
-            table = ingest.read_table(path, kind, display_name=rel)
-            if table.ok and kind in FACT_KINDS:
-                last = _max_month(table, kind)
-                if last is not None and last > month:
-                    result.files.append(FileOutcome(kind, rel, "deferred", len(table.df),
-                                                    reason=f"含 {last} 的数据，待该月结账时处理"))
-                    continue
-            ctx = validate.context_from_store(engine, cfg)
-            report = validate.validate_table(table, ctx)
+            try:
+                table = ingest.read_table(path, kind)
+            except ingest.IngestError as exc:
+                report = validate.report_for_ingest_error(
+                    exc, kind, _context(engine, cfg, fund_dir, kind, None))
+            else:
+                if kind in FACT_KINDS:
+                    last = _max_month(table, kind)
+                    if last is not None and last > month:
+                        result.files.append(FileOutcome(
+                            kind, rel, "deferred", table.n_rows,
+                            reason=f"含 {last} 的数据，待该月结账时处理"))
+                        continue
+                report = validate.validate_table(table, _context(engine, cfg, fund_dir, kind, table))
             if not report.ok:
                 moved = quarantine.quarantine(path, report, qdir)
                 reason = report.first_reason()
                 store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=rel,
                                        sha256=sha, reason=reason, quarantine_path=str(moved))
-                result.files.append(FileOutcome(kind, rel, "rejected", len(table.df),
+                result.files.append(FileOutcome(kind, rel, "rejected", report.n_rows,
                                                 reason=reason))
                 log.error("rejected %s: %s", rel, reason)
                 continue
+            for w in report.warnings:
+                log.warning("%s", w.message)
             archived = store.archive_file(path, cfg.code, sha)
+            frame = table.df.assign(position=table.df["row"]) if kind == "goals" else table.df
             stats = store.load_rows(
                 engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
-                rows=_records(table.df, _store_columns(kind)), encoding=table.encoding,
+                rows=_records(frame, _store_columns(kind)), encoding=table.encoding,
                 archive_path=str(archived))
             result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded",
-                                            len(table.df), stats.replaced))
-            log.info("loaded %s: %d rows (%d replaced)", rel, len(table.df), stats.replaced)
+                                            table.n_rows, stats.replaced))
+            log.info("loaded %s: %d rows (%d replaced)", rel, table.n_rows, stats.replaced)
     result.counts = store.table_counts(engine, cfg.code)
     if result.rejected and raise_on_reject:
         raise MonthRejected(result)
+    return result
+
+
+def _check_month(cfg: FundConfig, month: str) -> tuple[date, date]:
+    first, last = month_bounds(month)
+    if first.year != cfg.year:
+        raise ValueError(f"月份 {month} 不在专项资金年度 {cfg.year} 内")
+    return first, last
+
+
+# --------------------------------------------------------------------------- step 2
+
+
+@dataclass
+class CloseResult:
+    fund_code: str
+    month: str
+    rate: Decimal | None
+    pace: Decimal
+    gap: Decimal | None
+    severity: str | None
+    lagging_quarters: list[int]
+    units_behind: list[str]
+    alerts: int
+    new_alerts: int
+
+
+def compute(engine: Any, cfg: FundConfig, through_month: int) -> Any:
+    """Execution vs pace of the fund and its units, months 1..through_month, from the store."""
+    from budget_monitor.execution import compute_execution
+
+    allocations = store.read_allocations(engine, cfg.code)
+    payments = store.read_payments_by_day(engine, cfg.code, month_bounds(
+        f"{cfg.year}-{through_month:02d}")[1])
+    return compute_execution(allocations, payments, year=cfg.year, through_month=through_month,
+                             pace=cfg.pace)
+
+
+def close_month(
+    fund_dir: Path, month: str, db_url: str | None = None, *, cfg: FundConfig | None = None,
+    chart: bool = True,
+) -> CloseResult:
+    """Step 2: execution vs pace at the month end; alerts queued once per key."""
+    from budget_monitor import alerts, outbox
+
+    cfg = cfg or load_fund_config(Path(fund_dir))
+    first, _ = _check_month(cfg, month)
+    engine = store.open_store(db_url)
+    result = compute(engine, cfg, first.month)
+    built = alerts.build_alerts(cfg, result, first.month, chart=chart)
+    new = outbox.enqueue(engine, built)
+    m = result.fund.month(first.month)
+    return CloseResult(
+        fund_code=cfg.code, month=month, rate=m.rate_2dp, pace=m.pace_2dp, gap=m.gap_2dp,
+        severity=m.severity, lagging_quarters=result.fund.lagging_quarters,
+        units_behind=[s.unit for s in result.units if s.month(first.month).severity],
+        alerts=len(built), new_alerts=new)
+
+
+# --------------------------------------------------------------------------- step 3
+
+
+def send_pending(db_url: str | None, mailer: Any, fund_code: str | None = None) -> Any:
+    """Step 3: flush the outbox; failures stay pending for the next run."""
+    from budget_monitor import outbox
+
+    return outbox.flush(store.open_store(db_url), mailer, fund_code)
+
+
+@dataclass
+class MonthlyResult:
+    load: LoadResult
+    close: CloseResult
+    sent: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        c = self.close
+        rate = "—" if c.rate is None else f"{c.rate}%"
+        gap = "—" if c.gap is None else f"{c.gap}"
+        lag = "、".join(f"第{q}季度" for q in c.lagging_quarters) or "无"
+        return (f"{c.fund_code} {c.month}: 执行率 {rate}，序时进度 {c.pace}%，差 {gap} 个百分点；"
+                f"落后季度：{lag}；文件 {self.load.summary()}；"
+                f"预警 {c.alerts} 条（新 {c.new_alerts}），发送成功 {self.sent}，失败 {self.failed}")
+
+
+def run_monthly(
+    fund_dir: Path, month: str, db_url: str | None = None, mailer: Any | None = None,
+) -> MonthlyResult:
+    """The whole monthly close of one fund: load, compute + queue alerts, send."""
+    fund_dir = Path(fund_dir)
+    cfg = load_fund_config(fund_dir)
+    loaded = load_month(fund_dir, month, db_url, cfg=cfg)
+    closed = close_month(fund_dir, month, db_url, cfg=cfg)
+    result = MonthlyResult(loaded, closed)
+    if mailer is not None:
+        flushed = send_pending(db_url, mailer, cfg.code)
+        result.sent, result.failed = flushed.sent, flushed.failed
+    return result
+
+
+# --------------------------------------------------------------------------- year end
+
+
+@dataclass
+class YearEndResult:
+    fund_code: str
+    year: int
+    out_dir: Path
+    paths: list[Path]
+    total_score: float
+    grade: str
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.fund_code} {self.year}年度自评：{self.total_score:g}分，等级{self.grade}；"
+                f"输出 {len(self.paths)} 个文件于 {self.out_dir}；邮件发送成功 {self.sent}，失败 {self.failed}")
+
+
+def evaluate_year(engine: Any, cfg: FundConfig) -> dict[str, Any]:
+    """The self_evaluation.json content of a fund-year, from the store."""
+    from budget_monitor.execution import monthly_json, quarters_json, units_json
+    from budget_monitor.measures import measure_actuals
+    from budget_monitor.report import build_self_evaluation
+
+    result = compute(engine, cfg, 12)
+    latest = result.fund.latest
+    goals = store.read_goals(engine, cfg.code)
+    actuals = measure_actuals(cfg, goals, store.read_inspections(engine, cfg.code),
+                              store.read_outputs(engine, cfg.code), latest.rate_2dp)
+    budget = {"initial_fen": result.fund.initial_fen, "adjusted_fen": latest.budget_fen,
+              "executed_fen": latest.cumulative_fen}
+    return build_self_evaluation(cfg, goals, actuals, budget, monthly_json(result),
+                                 quarters_json(result), units_json(result),
+                                 causes=cfg.lag_causes)
+
+
+def run_year_end(
+    fund_dir: Path, year: int, out_dir: Path, db_url: str | None = None,
+    mailer: Any | None = None,
+) -> YearEndResult:
+    """Write the fund-year's self-evaluation outputs and queue (and send) the report email."""
+    from budget_monitor import alerts, outbox
+    from budget_monitor.report import write_outputs
+
+    cfg = load_fund_config(Path(fund_dir))
+    if year != cfg.year:
+        raise ValueError(f"年度 {year} 与 fund.yaml 的年度 {cfg.year} 不符")
+    engine = store.open_store(db_url)
+    evaluation = evaluate_year(engine, cfg)
+    paths = write_outputs(evaluation, cfg, Path(out_dir))
+    mail = alerts.build_year_end_email(cfg, evaluation, paths)
+    result = YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
+                           evaluation["grade"], queued=outbox.enqueue(engine, [mail]))
+    if mailer is not None:
+        flushed = outbox.flush(engine, mailer, cfg.code)
+        result.sent, result.failed = flushed.sent, flushed.failed
     return result

@@ -577,10 +577,17 @@ def read_payments_by_day(engine: Engine, fund_code: str, through: date) -> "Any"
                       .order_by(payment.c.pay_date, payment.c.unit))
 
 
-def net_paid_fen(engine: Engine, fund_code: str) -> int:
+def net_paid_fen(engine: Engine, fund_code: str, excluding: Sequence[str] = ()) -> int:
+    """Net stored payments of the fund, leaving out ``excluding`` voucher numbers
+    (those a corrected file is about to replace, so they do not count twice)."""
+    total_of = select(func.coalesce(func.sum(payment.c.amount_fen), 0)).where(
+        payment.c.fund_code == fund_code)
     with engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(payment.c.amount_fen), 0))
-                                .where(payment.c.fund_code == fund_code)).scalar_one())
+        total = int(conn.execute(total_of).scalar_one())
+        for i in range(0, len(excluding), 5000):
+            total -= int(conn.execute(total_of.where(
+                payment.c.voucher_no.in_(list(excluding[i:i + 5000])))).scalar_one())
+    return total
 
 
 def read_inspections(engine: Engine, fund_code: str, through: date | None = None) -> "Any":
