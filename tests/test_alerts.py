@@ -120,7 +120,7 @@ def test_quarter_lagging_alert_names_quarter_rate_pace_gap_units_and_money_to_re
     (alert,) = [a for a in build_alerts(CFG, result, 6) if a.kind == QUARTER_LAGGING]
     q2 = result.fund.quarter(2)
     assert alert.key == ("jiangmen-2021", "", "2021-Q2", QUARTER_LAGGING)
-    assert alert.subject == "【季度支出进度滞后】药品监督管理专项资金 2021年第二季度 支出进度不达序时进度"
+    assert alert.subject == "【季度支出进度滞后】药品监督管理专项资金\u30002021年第二季度\u3000支出进度不达序时进度"
     for part in (alert.text, alert.html):
         assert "第二季度" in part
         assert f"{q2.rate_2dp}%" in part and "50.00%" in part
@@ -140,8 +140,8 @@ def test_quarter_alert_states_the_forecast_for_the_next_quarter_end() -> None:
 
 def test_month_warning_subject_names_fund_unit_and_month() -> None:
     alerts = build_alerts(CFG, seed_shaped(6), 6)
-    assert alerts[0].subject == "【支出进度预警】药品监督管理专项资金 2021年6月 落后序时进度（黄色预警）"
-    assert alerts[1].subject.startswith("【支出进度预警】药品监督管理专项资金 台山市市场监督管理局 2021年6月")
+    assert alerts[0].subject == "【支出进度预警】药品监督管理专项资金\u30002021年6月\u3000落后序时进度（黄色预警）"
+    assert alerts[1].subject.startswith("【支出进度预警】药品监督管理专项资金\u3000台山市市场监督管理局\u30002021年6月")
 
 
 def test_alerts_go_to_the_fund_recipients() -> None:
@@ -225,7 +225,7 @@ def test_example_fund_june_close_alerts() -> None:
     alerts = build_alerts(cfg, result, 6)
     assert [(a.unit, a.kind) for a in alerts][0] == ("", MONTH_WARNING)
     (quarter,) = [a for a in alerts if a.kind == QUARTER_LAGGING]
-    assert quarter.subject == "【季度支出进度滞后】药品监督管理 2021年第二季度 支出进度不达序时进度"
+    assert quarter.subject == "【季度支出进度滞后】药品监督管理\u30002021年第二季度\u3000支出进度不达序时进度"
     assert "累计执行率38.20%，序时进度50.00%，落后11.80个百分点" in quarter.text
     assert "按当前进度，第三季度末预计落后序时进度25.00个百分点" in quarter.text
     assert all(unit in quarter.text for unit in result.fund.quarter(2).units_behind)
@@ -256,7 +256,7 @@ def test_year_end_email_reports_score_and_attaches_report_and_score_table(smtp, 
     assert mail.key == (CFG.code, "", "2021", YEAR_END_REPORT)
     SmtpMailer("127.0.0.1", port).send(mail.message)
     (msg,) = inbox.parsed()
-    assert msg["Subject"] == "【绩效自评】药品监督管理专项资金 2021年度绩效自评报告（100.00分，优）"
+    assert msg["Subject"] == "【绩效自评】药品监督管理专项资金\u30002021年度绩效自评报告（100.00分，优）"
     text = msg.get_body(preferencelist=("plain",)).get_content()
     html = msg.get_body(preferencelist=("html",)).get_content()
     assert "3,720,900.00 元（372.09 万元）" in text and "第二季度和第三季度支出进度不达序时进度" in text

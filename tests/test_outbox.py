@@ -144,7 +144,7 @@ def test_failed_send_is_recorded_retried_and_delivered_exactly_once(engine, smtp
     (row,) = rows(engine)
     assert row["status"] == "sent" and row["attempts"] == 2
     received = email.message_from_bytes(smtp.inbox.messages[0], policy=email.policy.default)
-    assert received["Subject"] == "【季度支出进度滞后】药品监督管理专项资金 2021年第二季度 支出进度不达序时进度"
+    assert received["Subject"] == "【季度支出进度滞后】药品监督管理专项资金\u30002021年第二季度\u3000支出进度不达序时进度"
     assert "第二季度" in received.get_body(preferencelist=("plain",)).get_content()
     assert "<table" in received.get_body(preferencelist=("html",)).get_content()
 
@@ -195,3 +195,23 @@ def test_smtp_mailer_refuses_a_message_without_recipients(smtp: SmtpServer) -> N
     with pytest.raises(ValueError, match="收件人"):
         SmtpMailer("127.0.0.1", smtp.port).send(msg)
     assert smtp.inbox.messages == []
+
+
+def test_chinese_subjects_survive_the_outbox_round_trip_over_smtp(engine, smtp: SmtpServer) -> None:
+    """Stored as RFC 822 text, parsed back, sent: every subject decodes to the same text.
+
+    (An ASCII space between two encoded words used to be lost on the way.)
+    """
+    alloc = pd.DataFrame(
+        [(u, date(2021, 1, 1), 1_000_000, "年初") for u in ("台山市市场监督管理局", "开平市市场监督管理局", "恩平 市局")],
+        columns=["unit", "date", "amount_fen", "kind"],
+    )
+    pay = pd.DataFrame([], columns=["unit", "pay_date", "amount_fen"])
+    alerts = []
+    for month in range(1, 13):
+        result = compute_execution(alloc, pay, year=2021, through_month=month, pace=PaceConfig())
+        alerts += build_alerts(CFG, result, month)
+    assert enqueue(engine, alerts) == len(alerts) == 12 * 4 + 4
+    assert flush(engine, SmtpMailer("127.0.0.1", smtp.port)).sent == len(alerts)
+    assert smtp.inbox.subjects() == [a.subject for a in alerts]
+    assert "药品监督管理专项资金\u3000台山市市场监督管理局\u30002021年1月" in smtp.inbox.subjects()[1]

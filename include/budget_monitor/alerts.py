@@ -61,6 +61,7 @@ TZ = ZoneInfo("Asia/Shanghai")
 _QUARTER_ZH = {1: "第一季度", 2: "第二季度", 3: "第三季度", 4: "第四季度"}
 _SEVERITY_ZH = {"yellow": "黄色预警", "red": "红色预警"}
 _CHART_CID = "execution-chart"
+_SUBJECT_SPACE = "\u3000"
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,11 @@ def _forecast_view(fc: Forecast) -> dict[str, Any] | None:
 def _subject(macro: str, **kwargs: Any) -> str:
     module = render_environment().get_template("alert_subjects.txt.j2").module
     text = str(getattr(module, macro)(**kwargs))
-    # A subject is one line whatever the data says (no header injection).
-    return " ".join(text.split())
+    # A subject is one line whatever the data says (no header injection), and
+    # its spaces are ideographic (U+3000): Python's header folder turns an
+    # ASCII space between two RFC 2047 encoded words into folding whitespace,
+    # which decoders drop ("药品监督管理 台山市" would arrive as "药品监督管理台山市").
+    return _SUBJECT_SPACE.join(text.split())
 
 
 def _message_id(key: tuple[str, str, str, str], sender: str) -> str:
