@@ -10,8 +10,10 @@ start a run that skips at once. Trigger it by hand with Param `year` to
 2. `list_funds`: fund directories in `BUDGET_MONITOR_FUNDS_DIR` (Param `fund` picks one).
 3. `build_report` (mapped per fund): `self_evaluation.json`, `.docx`, `.html`,
    `.md`, `.xlsx` and charts into `BUDGET_MONITOR_REPORTS_DIR/<fund>/<year>/`.
-4. `email_report` (mapped per fund): the `.docx` and `.xlsx` to the fund's
-   `recipients` through `smtp_default`. A failed mail retries without rebuilding.
+4. `email_report` (mapped per fund): sends the report mail queued by step 3
+   (`.docx` report and `.xlsx` 自评表 attached) to the fund's `recipients`
+   through `smtp_default`, exactly once (outbox). A failed mail retries
+   without rebuilding the report.
 """
 
 from __future__ import annotations
@@ -58,10 +60,10 @@ def budget_year_end_report():
         return year
 
     @task
-    def list_funds() -> list[str]:
+    def list_funds(year: int) -> list[str]:
         from budget_monitor_airflow.year_end import fund_dirs
 
-        return fund_dirs(get_current_context()["params"]["fund"])
+        return fund_dirs(year, get_current_context()["params"]["fund"])
 
     @task(pool=settings.pool(), map_index_template="{{ fund_label }}")
     def build_report(fund_dir: str, year: int) -> dict:
@@ -73,15 +75,14 @@ def budget_year_end_report():
         return build(fund_dir, year)
 
     @task(map_index_template="{{ fund_label }}")
-    def email_report(report: dict) -> list[str]:
+    def email_report(report: dict) -> int:
         from budget_monitor_airflow.year_end import email
 
         get_current_context()["fund_label"] = report["fund"]
         return email(report)
 
     year = choose_year()
-    funds = list_funds()
-    year >> funds
+    funds = list_funds(year)
     email_report.expand(report=build_report.partial(year=year).expand(fund_dir=funds))
 
 

@@ -21,13 +21,20 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
     from budget_monitor.config import load_fund_config
     from budget_monitor.pipeline import discover_funds, month_bounds
 
-    month_bounds(month)  # a bad month fails here, before any mapping
+    first, _ = month_bounds(month)  # a bad month fails here, before any mapping
     root = settings.funds_root()
-    funds = discover_funds(root)
-    if fund_filter:
-        funds = [d for d in funds if fund_filter in (d.name, load_fund_config(d).code)]
+    funds = []
+    for d in discover_funds(root):
+        cfg = load_fund_config(d)
+        if fund_filter and fund_filter not in (d.name, cfg.code):
+            continue
+        if cfg.year != first.year:  # a fund-year directory only closes months of its year
+            log.info("%s is the %s fund-year: not part of %s", d.name, cfg.year, month)
+            continue
+        funds.append(d)
     if not funds:
-        raise FileNotFoundError(f"no fund directory (with fund.yaml) under {root} matching {fund_filter!r}")
+        raise FileNotFoundError(f"no {first.year} fund directory (with fund.yaml) under {root}"
+                                f" matching {fund_filter!r}")
     source = settings.source_url()
     if source:
         from budget_monitor.sources import SqlSource, pull_month
@@ -75,19 +82,31 @@ def close(fund_dirs: list[str], month: str) -> list[dict]:
     db = settings.db_url()
     out = []
     for d in map(Path, fund_dirs):
-        result = close_month(d, month, db)
-        summary = result.summary() if hasattr(result, "summary") else str(result)
-        log.info("%s %s closed: %s", d.name, month, summary)
-        out.append({"fund": d.name, "summary": summary})
+        r = close_month(d, month, db)
+        row = {"fund": r.fund_code, "rate": _text(r.rate), "pace": _text(r.pace), "gap": _text(r.gap),
+               "severity": r.severity, "lagging_quarters": r.lagging_quarters,
+               "units_behind": r.units_behind, "alerts": r.alerts, "new_alerts": r.new_alerts}
+        log.info("%s %s closed: %s", d.name, month, row)
+        out.append(row)
     return out
 
 
-def send_alerts() -> int:
-    """Flush the outbox through SmtpHook; a failed send stays pending for the next flush."""
+def _text(value) -> str | None:
+    return None if value is None else str(value)  # Decimal -> exact text for XCom
+
+
+def send_alerts(fund_code: str | None = None) -> int:
+    """Flush the outbox through SmtpHook (exactly once per message).
+
+    A failed send stays pending; the task then fails so Airflow retries the
+    flush, and the next run's flush picks it up in any case.
+    """
     from budget_monitor.pipeline import send_pending
 
     from budget_monitor_airflow.mail import SmtpHookMailer
 
-    sent = send_pending(settings.db_url(), SmtpHookMailer())
-    log.info("outbox flushed: %s message(s) sent", sent)
-    return int(sent) if isinstance(sent, int) else sent
+    result = send_pending(settings.db_url(), SmtpHookMailer(), fund_code)
+    log.info("outbox flushed: %d sent, %d failed", result.sent, result.failed)
+    if result.failed:
+        raise RuntimeError(f"{result.failed} mail(s) not sent, still pending: {'; '.join(result.errors)[:500]}")
+    return result.sent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from pathlib import Path
 
@@ -31,18 +30,23 @@ def year_from_context(context) -> int | None:
     return run_moment(context).year - 1
 
 
-def fund_dirs(fund_filter: str = "") -> list[str]:
+def fund_dirs(year: int, fund_filter: str = "") -> list[str]:
+    """The fund-year directories of ``year`` (optionally only one fund)."""
     from budget_monitor.config import load_fund_config
     from budget_monitor.pipeline import discover_funds
 
-    funds = discover_funds(settings.funds_root())
-    if fund_filter:
-        funds = [d for d in funds if fund_filter in (d.name, load_fund_config(d).code)]
-    return [str(d) for d in funds]
+    out = []
+    for d in discover_funds(settings.funds_root()):
+        cfg = load_fund_config(d)
+        if cfg.year == year and (not fund_filter or fund_filter in (d.name, cfg.code)):
+            out.append(str(d))
+    if not out:
+        log.warning("no %s fund directory under %s matching %r", year, settings.funds_root(), fund_filter)
+    return out
 
 
 def build(fund_dir: str, year: int) -> dict:
-    """Write one fund's self-evaluation outputs; return where they are and who gets them."""
+    """Write one fund's self-evaluation outputs; the report mail is queued in the outbox."""
     from budget_monitor.config import load_fund_config
     from budget_monitor.pipeline import run_year_end
 
@@ -50,23 +54,15 @@ def build(fund_dir: str, year: int) -> dict:
     cfg = load_fund_config(d)
     out = settings.reports_root() / cfg.code / str(year)
     out.mkdir(parents=True, exist_ok=True)
-    result = run_year_end(d, year, out, settings.db_url(), None)  # mail is the next task's job
-    files = sorted(str(p) for p in out.rglob("*") if p.is_file())
-    log.info("%s %s: %s", cfg.code, year, result.summary() if hasattr(result, "summary") else result)
-    return {"fund": cfg.code, "name": cfg.title, "year": year, "out_dir": str(out),
-            "recipients": list(cfg.recipients), "files": files}
+    result = run_year_end(d, year, out, settings.db_url(), None)  # sending is email_report's job
+    log.info("%s", result.summary())
+    return {"fund": cfg.code, "year": year, "out_dir": str(out), "queued": result.queued,
+            "files": sorted(str(p) for p in result.paths), "total_score": result.total_score,
+            "grade": result.grade}
 
 
-def email(report: dict) -> list[str]:
-    """Mail the .docx report and the .xlsx score table to the fund's recipients."""
-    from budget_monitor_airflow.mail import send_html
+def email(report: dict) -> int:
+    """Send the fund's queued report mail (.docx report and .xlsx score table attached)."""
+    from budget_monitor_airflow.monthly import send_alerts
 
-    attach = [f for f in report["files"] if f.endswith((".docx", ".xlsx"))]
-    if not report["recipients"]:
-        log.warning("%s has no recipients in fund.yaml; report not mailed", report["fund"])
-        return []
-    name, year = html.escape(report["name"]), report["year"]
-    body = (f"<p>您好：</p><p>附件为{name} {year} 年度绩效自评报告（Word）及自评表（Excel），请查阅。</p>"
-            f"<p>全部输出文件位于：{html.escape(report['out_dir'])}</p><p>（本邮件由预算执行监控系统自动发送）</p>")
-    send_html(report["recipients"], f"【绩效自评】{report['name']} {year} 年度自评报告", body, attach)
-    return [Path(f).name for f in attach]
+    return send_alerts(report["fund"])

@@ -1,0 +1,134 @@
+"""Run the real DAGs with ``dag.test()`` (in-process) against the example fund.
+
+Metadata DB: SQLite in a temp AIRFLOW_HOME (conftest). Store: SQLite in
+tmp. SMTP: an aiosmtpd server started here, as connection ``smtp_default``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from smtp_sink import SmtpSink, attachment_names, body_text
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "jiangmen-2021"
+MONTHLY, YEAR_END = "budget_monthly_monitor", "budget_year_end_report"
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def fund_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflow_db):
+    """A private inbox holding a copy of the example fund, a private store and reports folder."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(inbox))
+    monkeypatch.setenv("BUDGET_MONITOR_DB_URL", db)
+    monkeypatch.setenv("BUDGET_MONITOR_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
+    smtp.clear()
+    yield {"inbox": inbox, "fund": inbox / EXAMPLE.name, "db": db, "reports": tmp_path / "reports"}
+    from budget_monitor import store
+
+    store.dispose_all()
+
+
+def _states(dr) -> dict[tuple[str, int], str]:
+    return {(ti.task_id, ti.map_index): str(ti.state) for ti in dr.get_task_instances()}
+
+
+def _snapshot(db: str) -> dict:
+    from budget_monitor import store
+    from budget_monitor.config import load_fund_config
+
+    return store.snapshot(store.open_store(db), load_fund_config(EXAMPLE).code)
+
+
+def test_monthly_run_loads_closes_and_mails(dagbag, fund_env, smtp):
+    dr = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-06"})
+
+    assert str(dr.state) == "success", _states(dr)
+    assert set(_states(dr).values()) == {"success"}
+    data = _snapshot(fund_env["db"])
+    pay_dates = [v for row in data["payments"] for v in row if isinstance(v, date)]
+    assert pay_dates and max(pay_dates) <= date(2021, 6, 30), "June close loads nothing dated after June"
+    assert data["inspections"]
+    # The month's alerts went out through smtp_default, to the fund's recipients.
+    mails = smtp.wait_for(lambda m: "2021" in str(m["Subject"]))
+    assert mails, smtp.subjects()
+    assert "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
+    # The close is published for downstream DAGs with the month in its extra.
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = [e.extra for e in session.scalars(select(AssetEvent)).all()]
+    assert {"year": 2021, "month": 6, "period": "2021-06"} in extras
+
+
+def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_env, smtp, caplog):
+    bad = fund_env["fund"] / "payments" / "2021-06_补充支出.csv"
+    bad.write_text(
+        "支付凭证号,预算单位,指标文号,支付金额,支付日期,业务类型\n"
+        "440700ZF202199901,江门市市场监督管理局,江财工〔2021〕12号,壹仟元,2021-06-15,支付\n",
+        encoding="utf-8",
+    )
+    dr = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-06"})
+
+    states = _states(dr)
+    assert str(dr.state) == "failed", states
+    assert states[("load_funds", 0)] == "failed"
+    assert states[("publish_close", -1)] == "upstream_failed"  # no monthly_close event
+    # The file is in quarantine with its report; nothing of it is stored; the good files are.
+    quarantined = list((fund_env["fund"] / "quarantine").glob("*2021-06_补充支出.csv.report.json"))
+    assert quarantined and not bad.exists()
+    data = _snapshot(fund_env["db"])
+    assert data["payments"] and not any("440700ZF202199901" in str(r) for r in data["payments"])
+    # The reason (file, row, column, rule) is in the task log and in the mail.
+    mails = smtp.wait_for(lambda m: "退回" in str(m["Subject"]))
+    assert mails, smtp.subjects()
+    reason = json.loads(quarantined[0].read_text(encoding="utf-8"))["reason"]
+    assert "2021-06_补充支出.csv" in reason and "支付金额" in reason and "壹仟元" in reason, reason
+    body = body_text(mails[0])
+    assert reason in body
+    assert "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
+    assert reason in caplog.text + _task_log(dr, "load_funds")
+
+
+def _task_log(dr, task_id: str) -> str:
+    home = Path(__import__("os").environ["AIRFLOW_HOME"])
+    logs = sorted(home.glob(f"logs/dag_id={dr.dag_id}/run_id={dr.run_id}/task_id={task_id}/**/*.log"))
+    return "\n".join(p.read_text(errors="replace") for p in logs)
+
+
+def test_december_close_then_year_end_report(dagbag, fund_env, smtp):
+    """The December close publishes the asset; the year-end DAG (run here by hand, the
+    scheduler part is tests/distributed) writes the outputs and mails .docx + .xlsx."""
+    dr = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-12"})
+    assert str(dr.state) == "success", _states(dr)
+
+    smtp.clear()
+    dr = dagbag.dags[YEAR_END].test(run_conf={"year": 2021})
+    assert str(dr.state) == "success", _states(dr)
+    out = fund_env["reports"] / "JM-2021-YPJG" / "2021"
+    names = {p.name for p in out.rglob("*") if p.is_file()}
+    assert "self_evaluation.json" in names
+    assert any(n.endswith(".docx") for n in names) and any(n.endswith(".xlsx") for n in names)
+    mails = smtp.wait_for(lambda m: any(a.endswith(".docx") for a in attachment_names(m)))
+    assert mails, smtp.subjects()
+    attached = attachment_names(mails[0])
+    assert any(a.endswith(".xlsx") for a in attached)
