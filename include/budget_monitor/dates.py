@@ -73,29 +73,50 @@ def _ymd(y: pd.Series, m: pd.Series, d: pd.Series) -> pd.Series:
 
 
 def parse_dates(values: pd.Series) -> DateParse:
-    """Parse a Series of date text (or XLSX datetime text) into datetime64[s]."""
-    s = _clean(values)
-    empty = s == ""
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[s]")
-    if len(s) and not bool(empty.all()):
-        fast = s.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
-        if bool((fast | empty).all()):
-            # Typical export: one ISO format; to_datetime with a format is fast
-            # and turns impossible dates into NaT.
-            out = pd.to_datetime(s.where(~empty), format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
-        else:
-            m = s.str.extract(_DATE_RE)
-            y = m["y"].fillna(m["y8"])
-            mo = m["m"].fillna(m["m8"])
-            d = m["d"].fillna(m["d8"])
-            out = _ymd(y, mo, d)
-            serial = pd.to_numeric(m["serial"], errors="coerce")
-            is_serial = serial.between(_SERIAL_MIN, _SERIAL_MAX)
-            if bool(is_serial.any()):
-                days = serial[is_serial].astype("int64").to_numpy().astype("timedelta64[D]")
-                out[is_serial] = (_EXCEL_EPOCH + days).astype("datetime64[s]")
-    invalid = (~empty & out.isna()).astype(bool)
-    return DateParse(out, empty.astype(bool), invalid)
+    """Parse a Series of date text (or XLSX datetime text) into datetime64[s].
+
+    ISO dates (the usual export) are parsed by numpy in C; the other rows go
+    through the regex path (row subset only).
+    """
+    index = values.index
+    obj = values.to_numpy(dtype=object, na_value="")
+    u = np.strings.strip(np.asarray(obj, dtype="U")) if len(obj) else np.asarray(obj, dtype="U1")
+    empty = np.strings.str_len(u) == 0
+    out = np.full(len(u), np.datetime64("NaT"), dtype="datetime64[s]")
+    if len(u) == 0:
+        return DateParse(pd.Series(out, index=index), pd.Series(empty, index=index), pd.Series(empty, index=index))
+    iso = (
+        (np.strings.str_len(u) == 10)
+        & (np.strings.slice(u, 4, 5) == "-")
+        & (np.strings.slice(u, 7, 8) == "-")
+        & np.strings.isdigit(np.strings.replace(u, "-", ""))
+    )
+    if iso.any():
+        try:
+            out[iso] = u[iso].astype("datetime64[D]")
+        except ValueError:  # an impossible date somewhere: leave all to the regex path
+            iso[:] = False
+    todo = ~empty & ~iso
+    if todo.any():
+        out[todo] = _general_dates(pd.Series(u[todo], dtype="str")).to_numpy(dtype="datetime64[s]")
+    res = pd.Series(out, index=index, dtype="datetime64[s]")
+    invalid = ~empty & np.isnat(out)
+    return DateParse(res, pd.Series(empty, index=index), pd.Series(invalid, index=index))
+
+
+def _general_dates(s: pd.Series) -> pd.Series:
+    s = s.str.translate(_FULLWIDTH).str.strip()
+    m = s.str.extract(_DATE_RE)
+    y = m["y"].fillna(m["y8"])
+    mo = m["m"].fillna(m["m8"])
+    d = m["d"].fillna(m["d8"])
+    out = _ymd(y, mo, d)
+    serial = pd.to_numeric(m["serial"], errors="coerce")
+    is_serial = serial.between(_SERIAL_MIN, _SERIAL_MAX)
+    if bool(is_serial.any()):
+        days = serial[is_serial].astype("int64").to_numpy().astype("timedelta64[D]")
+        out[is_serial] = (_EXCEL_EPOCH + days).astype("datetime64[s]")
+    return out
 
 
 def parse_months(values: pd.Series) -> DateParse:

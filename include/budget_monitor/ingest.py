@@ -164,52 +164,42 @@ def read_table(path: Path, kind: str) -> IngestedTable:
         headers = match_headers(kind, [str(c) for c in raw.columns])
     except HeaderError as exc:
         raise IngestError(f"{path.name}: {exc}", path=path, rule_id="ING-003") from exc
-    df, empty, invalid = _typed(raw, kind, headers)
+    df, raw, empty, invalid = _typed(raw, kind, headers)
     return IngestedTable(path, kind, digest, encoding, df, raw, headers, empty, invalid)
 
 
 def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
-    """All cells as trimmed text; drop wholly blank rows but keep row numbers."""
-    raw = raw.loc[:, [not str(c).startswith("Unnamed:") or raw[c].astype(str).str.strip().ne("").any() for c in raw.columns]]
+    """All cells as text, string headers, index = file row numbers."""
+    keep = [not str(c).startswith("Unnamed:") or raw[c].astype("str").str.strip().ne("").any() for c in raw.columns]
+    raw = raw.loc[:, keep]
     raw.columns = [str(c).strip() for c in raw.columns]
-    raw = raw.fillna("").astype("str")
+    if any(str(dt) != "str" for dt in raw.dtypes):
+        raw = raw.fillna("").astype("str")
     raw.index = pd.RangeIndex(2, 2 + len(raw))
-    if len(raw) and len(raw.columns):
-        # Check the first column everywhere, the others only where it is blank.
-        first = raw.columns[0]
-        blank = (raw[first].str.strip() == "").to_numpy(dtype=bool, copy=True)
-        if blank.any():
-            sub = raw[blank]
-            sub_blank = np.ones(len(sub), dtype=bool)
-            for c in raw.columns[1:]:
-                sub_blank &= (sub[c].str.strip() == "").to_numpy()
-            blank[blank] = sub_blank
-        if blank.any():
-            raw = raw[~blank]
     return raw
 
 
 def _typed(
     raw: pd.DataFrame, kind: str, headers: dict[str, HeaderMatch]
-) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     cols: dict[str, pd.Series] = {"row": pd.Series(raw.index.to_numpy(dtype="int64"), index=raw.index)}
     empty: dict[str, np.ndarray] = {}
     invalid: dict[str, np.ndarray] = {}
     n = len(raw)
     for spec in specs(kind):
         match = headers.get(spec.column)
-        text = raw[match.source].str.strip() if match else pd.Series([""] * n, index=raw.index, dtype="str")
+        source = raw[match.source] if match else pd.Series([""] * n, index=raw.index, dtype="str")
+        if spec.type in ("money", "date"):
+            # These parsers trim in numpy themselves.
+            res = parse_money(source, match.scale if match else 1) if spec.type == "money" else parse_dates(source)
+            cols[spec.column] = res.fen if spec.type == "money" else res.values
+            empty[spec.column] = res.empty.to_numpy(dtype=bool)
+            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+            continue
+        text = source.str.strip()
         is_empty = (text == "").to_numpy(dtype=bool)
         empty[spec.column] = is_empty
-        if spec.type == "money":
-            res = parse_money(text, match.scale if match else 1)
-            cols[spec.column] = res.fen
-            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
-        elif spec.type == "date":
-            res = parse_dates(text)
-            cols[spec.column] = res.values
-            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
-        elif spec.type == "month":
+        if spec.type == "month":
             res = parse_months(text)
             cols[spec.column] = res.values
             invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
@@ -222,14 +212,26 @@ def _typed(
             cols[spec.column] = text
             cols[spec.column + "_num"] = values  # null for qualitative text (达成 ...)
         elif spec.type == "str" and spec.required:
-            cols[spec.column] = text.mask(text == "")  # null -> the not-null rule reports it
+            cols[spec.column] = text.mask(is_empty)  # null -> the not-null rule reports it
         else:
             cols[spec.column] = text
     if kind == "payments":
         # 业务类型 is optional: absent or empty means an ordinary payment.
-        cols["kind"] = cols["kind"].mask(cols["kind"] == "", "支付")
+        cols["kind"] = cols["kind"].mask(empty["kind"], "支付")
     df = pd.DataFrame(cols, index=raw.index)
-    return df, empty, invalid
+    # Wholly blank lines (also blank in extra columns) are not rows; their
+    # numbers stay skipped so later rows keep the number the office sees.
+    blank = np.logical_and.reduce([empty[c] for c in headers]) if headers and n else np.zeros(n, dtype=bool)
+    if blank.any():
+        others = [c for c in raw.columns if c not in {m.source for m in headers.values()}]
+        for c in others:
+            blank[blank] &= (raw[c][blank].str.strip() == "").to_numpy(dtype=bool)
+    if blank.any():
+        keep = ~blank
+        df, raw = df[keep], raw[keep]
+        empty = {k: v[keep] for k, v in empty.items()}
+        invalid = {k: v[keep] for k, v in invalid.items()}
+    return df, raw, empty, invalid
 
 
 def _decimals(text: pd.Series) -> tuple[pd.Series, np.ndarray]:

@@ -25,7 +25,6 @@ import pandas as pd
 _FULLWIDTH = {ord(c): ord(c) - 0xFEE0 for c in "０１２３４５６７８９．，－＋（）"}
 _FULLWIDTH.update({0x3000: 0x20, ord("−"): ord("-")})  # ideographic space, minus sign
 _STRIP_RE = r"[\s,￥¥元]|RMB|CNY"
-_FAST_RE = r"\d{1,16}(?:\.\d{1,2})?"
 _GENERAL_RE = re.compile(r"^(?P<paren>\()?(?P<sign>[-+])?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?(paren)\))$")
 # Integer digits + scaled fraction digits stay <= 18, so fen fits int64.
 _MAX_DIGITS = 18
@@ -50,27 +49,71 @@ class MoneyParse:
 def parse_money(values: pd.Series, scale: int = 1) -> MoneyParse:
     """Parse a Series of money text into integer fen (``Int64``).
 
-    ``scale`` is 1 for 元 and 10000 for 万元 headers.
+    ``scale`` is 1 for 元 and 10000 for 万元 headers. Cells the numpy fast
+    path cannot read (currency marks, full-width digits, Chinese numerals,
+    more decimals) go through the general regex path, row subset only.
     """
     if scale not in _SCALE_DIGITS:
         raise ValueError(f"unsupported money scale {scale}")
-    s = values.astype("str").fillna("").str.strip() if len(values) else values.astype("str")
-    empty = s == ""
-    if scale == 1 and len(s) and bool((s.str.fullmatch(_FAST_RE) | empty).all()):
-        return MoneyParse(_fast(s, empty), empty, pd.Series(False, index=s.index))
-    return _general(s, empty, scale)
+    index = values.index
+    obj = values.to_numpy(dtype=object, na_value="")
+    u = np.strings.strip(np.asarray(obj, dtype="U")) if len(obj) else np.asarray(obj, dtype="U1")
+    empty = np.strings.str_len(u) == 0
+    fen, fast_ok = _fast(u, scale)
+    todo = ~fast_ok & ~empty
+    invalid = np.zeros(len(u), dtype=bool)
+    if todo.any():
+        sub = pd.Series(u[todo], dtype="str")
+        g_fen, g_invalid = _general(sub, scale)
+        fen[todo] = g_fen
+        invalid[todo] = g_invalid
+    result = pd.Series(fen, index=index, dtype="Int64").mask(empty | invalid)
+    return MoneyParse(result, pd.Series(empty, index=index), pd.Series(invalid, index=index))
 
 
-def _fast(s: pd.Series, empty: pd.Series) -> pd.Series:
-    # Plain "123" / "123.4" / "123.45": split at the dot and pad the cents.
-    parts = s.str.partition(".")
-    cents = parts[2].str.ljust(2, "0")
-    digits = (parts[0] + cents).where(~empty, "0")
-    fen = pd.Series(digits.astype("int64").to_numpy(), index=s.index, dtype="Int64")
-    return fen.mask(empty)
+def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain ASCII ``-?digits[.d{1,2}]`` with optional thousands commas,
+    all in numpy string ufuncs. Returns (fen, ok); fen is 0 where not ok."""
+    n = len(u)
+    fen = np.zeros(n, dtype="int64")
+    if n == 0:
+        return fen, np.zeros(0, dtype=bool)
+    if u.dtype.itemsize and (u.view(np.uint32) >= 128).any():
+        ascii_ok = np.array([s.isascii() for s in u]) if n < 1000 else _ascii_rows(u)
+    else:
+        ascii_ok = np.ones(n, dtype=bool)
+    body = np.strings.replace(u, ",", "")
+    neg = np.strings.startswith(body, "-")
+    body = np.where(neg, np.strings.slice(body, 1, None), body)
+    dot = np.strings.find(body, ".")
+    length = np.strings.str_len(body)
+    frac_len = np.where(dot >= 0, length - dot - 1, 0)
+    digits = np.strings.replace(body, ".", "", 1)
+    int_len = np.where(dot >= 0, dot, length)
+    extra = _SCALE_DIGITS[scale] + 2
+    ok = (
+        ascii_ok
+        & (int_len >= 1)
+        & ((dot < 0) | ((frac_len >= 1) & (frac_len <= 2)))
+        & (int_len + extra <= _MAX_DIGITS)
+        & np.strings.isdigit(digits)
+    )
+    if ok.any():
+        vals = np.where(ok, digits, "0").astype("int64")
+        fen = vals * (10 ** np.where(ok, extra - frac_len, 0)).astype("int64")
+        fen = np.where(neg, -fen, fen)
+        fen[~ok] = 0
+    return fen, ok
 
 
-def _general(s: pd.Series, empty: pd.Series, scale: int) -> MoneyParse:
+def _ascii_rows(u: np.ndarray) -> np.ndarray:
+    width = u.dtype.itemsize // 4
+    codes = u.view(np.uint32).reshape(len(u), width)
+    return (codes < 128).all(axis=1)
+
+
+def _general(s: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regex path for the rows the fast path refused: (fen, invalid)."""
     norm = s.str.translate(_FULLWIDTH).str.replace(_STRIP_RE, "", regex=True)
     m = norm.str.extract(_GENERAL_RE.pattern)
     int_part = m["int"].fillna("")
@@ -78,20 +121,18 @@ def _general(s: pd.Series, empty: pd.Series, scale: int) -> MoneyParse:
     extra = _SCALE_DIGITS[scale] + 2  # fraction digits that still land on a whole fen
     matched = m["int"].notna() | m["frac"].notna()
     valid = (
-        ~empty
-        & matched
+        matched
         & ((int_part.str.len() > 0) | (m["frac"].fillna("").str.len() > 0))
         & (int_part.str.lstrip("0").str.len() <= _MAX_DIGITS - extra)
         & (frac.str.len() <= extra)
-    )
-    negative = m["sign"].eq("-").fillna(False) | m["paren"].notna()
+    ).to_numpy(dtype=bool)
+    negative = (m["sign"].eq("-").fillna(False) | m["paren"].notna()).to_numpy(dtype=bool)
     ip = int_part.where(valid & (int_part != ""), "0")
     fp = frac.where(valid, "").str.ljust(extra, "0")
-    fen_np = ip.astype("int64").to_numpy() * (10**extra) + fp.astype("int64").to_numpy()
-    fen_np = np.where(negative.to_numpy(dtype=bool), -fen_np, fen_np)
-    fen = pd.Series(fen_np, index=s.index, dtype="Int64").mask(~valid.to_numpy(dtype=bool))
-    invalid = (~empty & ~valid).astype(bool)
-    return MoneyParse(fen, empty.astype(bool), invalid)
+    fen = ip.astype("int64").to_numpy() * (10**extra) + fp.astype("int64").to_numpy()
+    fen = np.where(negative, -fen, fen)
+    fen[~valid] = 0
+    return fen, ~valid
 
 
 def parse_money_text(text: str, scale: int = 1) -> int:
