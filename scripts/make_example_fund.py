@@ -587,6 +587,8 @@ def jm_fund_yaml() -> dict:
         "goal_paragraphs": JM_GOAL_PARAGRAPHS,
         "achievement_templates": JM_ACHIEVEMENT_TEMPLATES,
         "basis_document": "《广东省药品监督管理局办公室关于开展2022年省级财政资金项目支出绩效自评工作的通知》（粤药监办〔2022〕142号）",
+        # The cause the finance office gave for the Q2 lag (seed report, 存在问题).
+        "lag_causes": {2: "部分项目启动较晚"},
         "recipients": ["caiwu@scjgj.jiangmen.example.cn", "yaojianke@scjgj.jiangmen.example.cn"],
         "inspection_categories": list(JM_BATCHES),
         "pace": {"policy": "linear_month", "tolerance": 0, "red_gap": 20},
