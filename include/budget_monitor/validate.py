@@ -585,14 +585,19 @@ def _points(milli: int) -> str:
 
 def build_data_docs(
     out_dir: Path,
-    items: Iterable[tuple[IngestedTable, ValidationContext]],
+    items: Iterable[tuple[IngestedTable, ValidationContext]] | None = None,
+    *,
+    fund_dir: Path | None = None,
 ) -> Path:
-    """Validate ``items`` in a file-backed GX project under ``out_dir`` and build
-    its Data Docs (HTML the finance office can open). Returns index.html.
+    """Build Great Expectations Data Docs (HTML the finance office can open).
 
-    Not on the hot path: it re-runs the suites through a Checkpoint with an
-    UpdateDataDocsAction. Uses COMPLETE-ish SUMMARY results so the pages list
-    failing rows.
+    A file-backed GX project is kept under ``out_dir`` (``gx/``), the site under
+    ``out_dir/data_docs/index.html`` (returned). It always shows the suite of
+    every table kind (the rules, with their Chinese messages in ``meta``) and
+    a validation page for each ``(table, ctx)`` of ``items``; with
+    ``fund_dir`` every file of that fund directory is read and validated
+    against its fund.yaml, budget and goals. Not on the hot path (it re-runs
+    the suites through Checkpoints with an UpdateDataDocsAction).
     """
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -617,20 +622,36 @@ def build_data_docs(
         )
     try:
         source = context.data_sources.get("budget_monitor")
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, LookupError):
         source = context.data_sources.add_pandas("budget_monitor")
-    for n, (table, ctx) in enumerate(items):
-        active = tuple(r for r in rules_for(table.kind) if all(ctx.has(x) for x in r.needs()))
-        name = re.sub(r"[^0-9A-Za-z_-]+", "_", f"{table.kind}_{table.sha256[:8]}_{n}")
-        asset = source.add_dataframe_asset(name)
-        bd = asset.add_batch_definition_whole_dataframe("whole_file")
-        suite = context.suites.add_or_update(gx.ExpectationSuite(name=name))
-        for r in active:
+
+    def suite_for(name: str, rules: tuple[Rule, ...]) -> Any:
+        suite = gx.ExpectationSuite(name=name, meta={"notes": "规则来自 rules/validation_rules.csv"})
+        for r in rules:
             cls = getattr(gx.expectations, r.expectation)
             for col in r.columns:
-                meta = {"rule_id": r.rule_id, "column": col, "message_zh": r.message_zh}
+                meta = {"rule_id": r.rule_id, "severity": r.severity, "column": col, "message_zh": r.message_zh}
                 suite.add_expectation(cls(column=_check_column(r, col), meta=meta, **r.kwargs))
-        suite.save()
+        return context.suites.add_or_update(suite)
+
+    for kind in ("goals", "budget", "payments", "inspections", "outputs"):
+        suite_for(f"{kind}_rules", rules_for(kind))
+
+    work = list(items or [])
+    if fund_dir is not None:
+        work.extend(_fund_items(Path(fund_dir)))
+    for table, ctx in work:
+        active = tuple(r for r in rules_for(table.kind) if all(ctx.has(x) for x in r.needs()))
+        name = re.sub(r"[^0-9A-Za-z_-]+", "_", f"{table.kind}_{table.path.stem}_{table.sha256[:8]}")
+        try:
+            asset = source.get_asset(name)
+        except (KeyError, ValueError, LookupError):
+            asset = source.add_dataframe_asset(name)
+        try:
+            bd = asset.get_batch_definition("whole_file")
+        except (KeyError, ValueError, LookupError):
+            bd = asset.add_batch_definition_whole_dataframe("whole_file")
+        suite = suite_for(name, active)
         vd = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=bd, suite=suite))
         cp = context.checkpoints.add_or_update(
             gx.Checkpoint(
@@ -644,3 +665,38 @@ def build_data_docs(
         cp.run(batch_parameters={"dataframe": check_frame(table, active, ctx)}, expectation_parameters=params)
     context.build_data_docs(site_names=[site])
     return out_dir / "data_docs" / "index.html"
+
+
+def _fund_items(fund_dir: Path) -> list[tuple[IngestedTable, ValidationContext]]:
+    """Every readable table file of a fund directory with its context."""
+    from .config import load_fund_config
+    from .ingest import read_table
+
+    cfg = load_fund_config(fund_dir)
+
+    def first(stem: str) -> Path | None:
+        for suffix in (".csv", ".xlsx"):
+            p = fund_dir / f"{stem}{suffix}"
+            if p.is_file():
+                return p
+        return None
+
+    tables: dict[str, IngestedTable] = {}
+    for kind in ("budget", "goals"):
+        p = first(kind)
+        if p is not None:
+            try:
+                tables[kind] = read_table(p, kind)
+            except IngestError:
+                pass
+    ctx = ValidationContext.for_fund(cfg, fund_dir=fund_dir, budget=tables.get("budget"), goals=tables.get("goals"))
+    out = [(t, ctx) for t in tables.values()]
+    for kind in ("payments", "inspections", "outputs"):
+        folder = fund_dir / kind
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if p.suffix.lower() in (".csv", ".xlsx"):
+                try:
+                    out.append((read_table(p, kind), ctx))
+                except IngestError:
+                    continue
+    return out

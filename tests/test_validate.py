@@ -1,0 +1,349 @@
+"""validate.py: GX suites built from rules/validation_rules.csv; every bad input
+names file, row, column and rule in its message."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from budget_monitor.config import FundConfigError, load_fund_config
+from budget_monitor.ingest import IngestError, read_table
+from budget_monitor.validate import (
+    ValidationContext,
+    adjusted_budget_fen,
+    load_rules,
+    report_for_ingest_error,
+    rules_for,
+    validate_many,
+    validate_table,
+)
+from ingest_fixtures import (
+    BUDGET_HEADER,
+    DOCS,
+    GOALS_HEADER,
+    INS_HEADER,
+    OUT_HEADER,
+    PAY_HEADER,
+    UNITS,
+    good_budget,
+    good_goals,
+    good_payments,
+    payment,
+    write_csv,
+    write_xlsx,
+)
+
+PAY_FILE = "payments/2021-03_支出明细.csv"
+
+
+@pytest.fixture
+def fund(tmp_path: Path) -> Path:
+    (tmp_path / "fund.yaml").write_text(
+        "code: T-2021\nname: 测试专项资金\nyear: 2021\ndepartment: 江门市市场监督管理局\n"
+        "inspection_categories: [药品, 化妆品]\n",
+        encoding="utf-8",
+    )
+    write_csv(tmp_path / "budget.csv", BUDGET_HEADER, good_budget(), "gbk")
+    write_csv(tmp_path / "goals.csv", GOALS_HEADER, good_goals(), "utf-8-sig")
+    return tmp_path
+
+
+@pytest.fixture
+def ctx(fund: Path) -> ValidationContext:
+    cfg = load_fund_config(fund)
+    budget = read_table(fund / "budget.csv", "budget")
+    goals = read_table(fund / "goals.csv", "goals")
+    return ValidationContext.for_fund(cfg, fund_dir=fund, budget=budget, goals=goals, stored_net_fen=0)
+
+
+def _pay(fund: Path, ctx: ValidationContext, rows: list[list[str]], header: list[str] = PAY_HEADER):
+    path = write_csv(fund / PAY_FILE, header, rows, "gbk")
+    return validate_table(read_table(path, "payments"), ctx)
+
+
+def _only(report, rule_id: str):
+    fails = [f for f in report.failures if f.rule_id == rule_id]
+    assert fails, f"{rule_id} not reported: {report.first_reason()}"
+    assert {f.rule_id for f in report.failures} == {rule_id}, [f.message for f in report.failures]
+    return fails
+
+
+# ------------------------------------------------------------------ good input
+
+
+def test_context_from_fund(ctx: ValidationContext) -> None:
+    assert ctx.fund_year == 2021
+    assert ctx.units == frozenset(UNITS)
+    assert ctx.doc_nos == frozenset(DOCS)
+    assert ctx.adjusted_budget_fen == 1_400_000  # 10000 + 5000 - 1000 元
+    assert ctx.goal_names == frozenset({"药品抽检批次", "抽检合格率", "群众满意度"})
+    assert ctx.execution_weight == Decimal("10")
+    assert ctx.inspection_categories == frozenset({"药品", "化妆品"})
+
+
+def test_good_files_pass(fund: Path, ctx: ValidationContext) -> None:
+    for kind in ("budget", "goals"):
+        report = validate_table(read_table(fund / f"{kind}.csv", kind), ctx)
+        assert report.ok, report.first_reason()
+    report = _pay(fund, ctx, good_payments())
+    assert report.ok and report.failures == [] and report.skipped == []
+    assert report.file == PAY_FILE
+    assert report.first_reason() == f"{PAY_FILE}: 校验通过"
+
+
+def test_header_only_payments_file_is_valid(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [])
+    assert report.ok and report.n_rows == 0
+
+
+def test_xlsx_payments_validate(fund: Path, ctx: ValidationContext) -> None:
+    path = write_xlsx(fund / "payments" / "2021-04_支出明细.xlsx", PAY_HEADER, good_payments())
+    assert validate_table(read_table(path, "payments"), ctx).ok
+
+
+# ------------------------------------------------------------------- bad input
+
+
+def test_negative_amount_without_refund_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1"), payment("V2", "-50.00")])
+    (f,) = _only(report, "PAY-008")
+    assert (f.row, f.column, f.value) == (3, "amount_fen", "-50.00")
+    assert f.message == f"{PAY_FILE} 第3行 列“支付金额”: 金额“-50.00”为负数，但业务类型不是“退回”（规则 PAY-008）"
+    assert not report.ok
+
+
+def test_positive_refund_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1", "50.00", kind="退回")])
+    (f,) = _only(report, "PAY-009")
+    assert "第2行" in f.message and "业务类型为“退回”的金额应为负数" in f.message
+
+
+def test_impossible_date_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1"), payment("V2", date="2021-02-30")])
+    (f,) = _only(report, "PAY-003")
+    assert f.message == f"{PAY_FILE} 第3行 列“支付日期”: 日期无法识别或不存在：“2021-02-30”（规则 PAY-003）"
+
+
+def test_date_outside_fund_year_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1", date="2022-01-01"), payment("V2", date="2020-12-31")])
+    fails = _only(report, "PAY-006")
+    assert [f.row for f in fails] == [2, 3]
+    assert fails[0].message == f"{PAY_FILE} 第2行 列“支付日期”: 支付日期“2022-01-01”不在资金年度 2021 年内（规则 PAY-006）"
+
+
+def test_unknown_unit_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1"), payment("V2", unit="开平市市场监督管理局")])
+    (f,) = _only(report, "PAY-004")
+    assert f.message == f"{PAY_FILE} 第3行 列“预算单位”: 预算单位“开平市市场监督管理局”不在预算指标表中（规则 PAY-004）"
+
+
+def test_unknown_doc_no_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1", doc="江财工〔2021〕99号")])
+    (f,) = _only(report, "PAY-005")
+    assert f.message == f"{PAY_FILE} 第2行 列“指标文号”: 指标文号“江财工〔2021〕99号”不在预算指标表中（规则 PAY-005）"
+
+
+def test_duplicate_voucher_in_a_file_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1"), payment("V2"), payment("V1", "3.00")])
+    fails = _only(report, "PAY-010")
+    assert [f.row for f in fails] == [2, 4]
+    assert fails[1].message == f"{PAY_FILE} 第4行 列“支付凭证号”: 支付凭证号“V1”在本文件中重复（规则 PAY-010）"
+
+
+def test_non_numeric_amount_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    rows = [payment(f"V{i}") for i in range(1, 11)] + [payment("V11", "壹仟元")]
+    report = _pay(fund, ctx, rows)
+    (f,) = _only(report, "PAY-002")
+    assert f.message == f"{PAY_FILE} 第12行 列“支付金额”: 金额无法识别：“壹仟元”（规则 PAY-002）"
+    assert report.first_reason() == f.message
+
+
+def test_empty_required_cell_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1"), payment("", "")])
+    fails = _only(report, "PAY-001")
+    assert [(f.row, f.column) for f in fails] == [(3, "voucher_no"), (3, "amount_fen")]
+    assert fails[0].message == f"{PAY_FILE} 第3行 列“支付凭证号”: 必填项为空（规则 PAY-001）"
+
+
+def test_unknown_business_type_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    (f,) = _only(_pay(fund, ctx, [payment("V1", kind="冲销")]), "PAY-007")
+    assert "业务类型“冲销”无效" in f.message
+
+
+def test_over_budget_total_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    stored = ValidationContext(**{**ctx.__dict__, "stored_net_fen": 1_300_000})
+    report = _pay(fund, stored, [payment("V1", "600.00"), payment("V2", "400.01")])
+    (f,) = _only(report, "PAY-011")
+    assert f.row is None
+    assert f.message == (
+        f"{PAY_FILE} 列“支付金额”: 累计支付将超出全年预算：已入库 13000.00 元 + 本文件 1000.01 元"
+        " > 全年预算 14000.00 元（规则 PAY-011）"
+    )
+    # exactly reaching the budget is fine
+    assert _pay(fund, stored, [payment("V1", "600.00"), payment("V2", "400.00")]).ok
+
+
+def test_wanyuan_payments_over_budget(fund: Path, ctx: ValidationContext) -> None:
+    header = [h if h != "支付金额" else "支付金额（万元）" for h in PAY_HEADER]
+    report = _pay(fund, ctx, [payment("V1", "1.5")], header)
+    (f,) = _only(report, "PAY-011")
+    assert "本文件 15000.00 元" in f.message and "列“支付金额（万元）”" in f.message
+
+
+def test_many_failures_first_reason_counts_the_rest(fund: Path, ctx: ValidationContext) -> None:
+    rows = [payment(f"V{i}", "壹仟元") for i in range(30)]
+    report = _pay(fund, ctx, rows)
+    assert report.counts["PAY-002"] == 30
+    assert len(report.failures) == 20  # failing rows listed per rule (count is complete)
+    assert report.first_reason().endswith("；另有 29 处错误")
+    data = json.loads(report.to_json())
+    assert data["ok"] is False and data["counts"]["PAY-002"] == 30
+    assert data["failures"][0]["rule_id"] == "PAY-002" and data["failures"][0]["row"] == 2
+
+
+def test_bad_goal_weights_are_rejected(fund: Path, ctx: ValidationContext) -> None:
+    rows = good_goals()
+    rows[0][4] = "45"
+    path = write_csv(fund / "goals.csv", GOALS_HEADER, rows)
+    report = validate_table(read_table(path, "goals"), ctx)
+    (f,) = _only(report, "GOL-005")
+    assert f.message == "goals.csv 列“分值”: 各指标分值合计 95 分，加上预算执行率分值 10 分应为 100 分（规则 GOL-005）"
+
+
+def test_goal_weight_unreadable_and_duplicate_name(fund: Path, ctx: ValidationContext) -> None:
+    rows = good_goals() + [["产出指标", "数量指标", "药品抽检批次", "≥1", "十"]]
+    report = validate_table(read_table(write_csv(fund / "goals.csv", GOALS_HEADER, rows), "goals"), ctx)
+    ids = {f.rule_id for f in report.failures}
+    assert {"GOL-002", "GOL-003"} <= ids
+    msg = next(f.message for f in report.failures if f.rule_id == "GOL-002")
+    assert msg == "goals.csv 第5行 列“分值”: 分值无法识别：“十”（规则 GOL-002）"
+
+
+def test_budget_kind_and_negative_amount(fund: Path, ctx: ValidationContext) -> None:
+    rows = good_budget() + [[DOCS[0], UNITS[0], "2021-02-01", "100", "追加预算"], [DOCS[0], UNITS[0], "2021-02-01", "-5", "追加"]]
+    report = validate_table(read_table(write_csv(fund / "budget.csv", BUDGET_HEADER, rows), "budget"), ctx)
+    by = {f.rule_id: f for f in report.failures}
+    assert by["BUD-004"].message == "budget.csv 第5行 列“类型”: 类型“追加预算”无效，应为 年初、追加 或 调减（规则 BUD-004）"
+    assert by["BUD-005"].row == 6
+
+
+def test_budget_date_far_outside_year_is_a_warning(fund: Path, ctx: ValidationContext) -> None:
+    rows = good_budget() + [[DOCS[0], UNITS[0], "2019-12-01", "100", "追加"]]
+    report = validate_table(read_table(write_csv(fund / "budget.csv", BUDGET_HEADER, rows), "budget"), ctx)
+    assert report.ok
+    (w,) = report.warnings
+    assert w.rule_id == "BUD-007" and w.row == 5
+
+
+def test_inspection_rules(fund: Path, ctx: ValidationContext) -> None:
+    rows = [
+        ["S1", "2021-03-01", "药品", UNITS[0], "合格"],
+        ["S2", "2021-03-02", "食品", UNITS[0], "合格"],
+        ["S2", "2021-03-03", "化妆品", UNITS[0], "基本合格"],
+        ["S4", "2021-03-04", "化妆品", "某检测所", "待检"],
+    ]
+    path = write_csv(fund / "inspections" / "2021-Q1_抽检记录.csv", INS_HEADER, rows, "gbk")
+    report = validate_table(read_table(path, "inspections"), ctx)
+    by = {f.rule_id: f for f in report.failures}
+    assert set(by) == {"INS-003", "INS-004", "INS-005"}
+    assert by["INS-004"].message == (
+        "inspections/2021-Q1_抽检记录.csv 第3行 列“品种类别”: 品种类别“食品”不在本资金允许的类别（fund.yaml inspection_categories）中（规则 INS-004）"
+    )
+    assert by["INS-005"].row == 4
+    assert [w.rule_id for w in report.warnings] == ["INS-007"]
+
+
+def test_outputs_rules(fund: Path, ctx: ValidationContext) -> None:
+    rows = [["2021-06", "", "药品抽检批次", "300", ""], ["2022-01", "", "抽检合格率", "98%", ""], ["2021-07", "", "不存在的指标", "1", ""]]
+    path = write_csv(fund / "outputs" / "2021-06_产出数据.csv", OUT_HEADER, rows)
+    report = validate_table(read_table(path, "outputs"), ctx)
+    by = {f.rule_id: f for f in report.failures}
+    assert set(by) == {"OUT-003", "OUT-004"}
+    assert by["OUT-003"].message == "outputs/2021-06_产出数据.csv 第4行 列“三级指标”: 三级指标“不存在的指标”不在绩效目标表中（规则 OUT-003）"
+    assert by["OUT-004"].row == 3
+
+
+def test_missing_context_skips_rules_visibly(fund: Path) -> None:
+    report = validate_table(read_table(write_csv(fund / PAY_FILE, PAY_HEADER, good_payments()), "payments"), ValidationContext())
+    assert report.ok
+    assert any(s.startswith("PAY-004") for s in report.skipped)
+    assert any(s.startswith("PAY-011") for s in report.skipped)
+
+
+def test_ingest_errors_become_reports(fund: Path, ctx: ValidationContext) -> None:
+    path = fund / "payments" / "2021-05_支出明细.csv"
+    write_csv(path, PAY_HEADER, good_payments(), "utf-16")
+    with pytest.raises(IngestError) as exc:
+        read_table(path, "payments")
+    report = report_for_ingest_error(exc.value, "payments", ctx)
+    assert not report.ok
+    assert report.first_reason() == (
+        "payments/2021-05_支出明细.csv: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）（规则 ING-001）"
+    )
+    assert len(report.sha256) == 64
+
+
+def test_missing_column_report(fund: Path, ctx: ValidationContext) -> None:
+    path = write_csv(fund / PAY_FILE, [h for h in PAY_HEADER if h != "支付日期"], [])
+    with pytest.raises(IngestError) as exc:
+        read_table(path, "payments")
+    reason = report_for_ingest_error(exc.value, "payments", ctx).first_reason()
+    assert reason == f"{PAY_FILE}: 缺少必需的列“支付日期”（规则 ING-003）"
+
+
+def test_validate_many_shares_the_context(fund: Path, ctx: ValidationContext) -> None:
+    a = read_table(write_csv(fund / "payments" / "a.csv", PAY_HEADER, good_payments()), "payments")
+    b = read_table(write_csv(fund / "payments" / "b.csv", PAY_HEADER, [payment("V1", "-1")]), "payments")
+    ra, rb = validate_many([(a, ctx), (b, ctx)])
+    assert ra.ok and not rb.ok
+
+
+def test_bad_fund_yaml_is_a_fund_config_error(tmp_path: Path) -> None:
+    (tmp_path / "fund.yaml").write_text("code: X\nname: n\nyear: 1990\ndepartment: d\ncolour: red\n", encoding="utf-8")
+    with pytest.raises(FundConfigError) as exc:
+        load_fund_config(tmp_path)
+    assert "字段 year" in str(exc.value) and "字段 colour：未知字段" in str(exc.value)
+    (tmp_path / "fund.yaml").write_text("code: [unclosed\n", encoding="utf-8")
+    with pytest.raises(FundConfigError, match="无法解析 YAML"):
+        load_fund_config(tmp_path)
+    with pytest.raises(FundConfigError, match="找不到 fund.yaml"):
+        load_fund_config(tmp_path / "nowhere")
+
+
+# ------------------------------------------------------------------ rule table
+
+
+def test_rule_table_is_well_formed() -> None:
+    import great_expectations as gx
+
+    rules = load_rules()
+    assert len({r.rule_id for r in rules}) == len(rules)
+    for r in rules:
+        assert r.severity in ("fatal", "warning")
+        assert r.message_zh
+        if r.expectation:
+            assert hasattr(gx.expectations, r.expectation), r.rule_id
+            assert r.columns, r.rule_id
+    for kind in ("goals", "budget", "payments", "inspections", "outputs"):
+        assert rules_for(kind)
+
+
+def test_adjusted_budget() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"kind": ["年初", "追加", "调减"], "amount_fen": pd.array([100, 50, 30], dtype="Int64")})
+    assert adjusted_budget_fen(df) == 120
+
+
+@pytest.mark.slow
+def test_data_docs_site_is_built(fund: Path, ctx: ValidationContext, tmp_path: Path) -> None:
+    from budget_monitor.validate import build_data_docs
+
+    write_csv(fund / PAY_FILE, PAY_HEADER, [payment("V1", "壹仟元")])
+    index = build_data_docs(tmp_path / "docs", fund_dir=fund)
+    assert index.is_file()
+    pages = list((tmp_path / "docs" / "data_docs" / "validations").rglob("*.html"))
+    assert any("payments" in str(p) for p in pages)
