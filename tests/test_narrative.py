@@ -20,8 +20,9 @@ def met(name: str = "A") -> dict:
 
 @pytest.mark.parametrize(
     "qs,phrase",
-    [([2, 3], "第二季度和第三季度"), ([1], "第一季度"), ([3, 1, 2], "第一季度、第二季度和第三季度"),
-     ([1, 2, 3, 4], "第一季度、第二季度、第三季度和第四季度"), ([], "")],
+    [([2, 3], "第二季度和第三季度"), ([1], "第一季度"), ([3, 1, 2], "第一季度至第三季度"),
+     ([1, 2, 3, 4], "第一季度至第四季度"), ([1, 2, 4], "第一季度、第二季度和第四季度"), ([1, 3], "第一季度和第三季度"),
+     ([], "")],
 )
 def test_quarter_phrase_names_quarters_in_chinese(qs, phrase):
     assert quarter_phrase(qs) == phrase
@@ -80,9 +81,24 @@ def test_units_behind_are_named():
     units = [{"unit": "台山市市场监督管理局", "execution_rate": 100, "lagging_quarters": [2, 3]},
              {"unit": "恩平市市场监督管理局", "execution_rate": 100, "lagging_quarters": []}]
     n = build_narrative(quarters(2), [met()], units)
-    assert n.problems[1] == "分单位看，台山市市场监督管理局（第二季度和第三季度）支出进度落后于序时进度。"
+    assert n.problems[1] == "分单位看，台山市市场监督管理局第二季度和第三季度支出进度落后于序时进度。"
     assert "恩平" not in "".join(n.problems)
     assert n.kinds == ["lagging_execution", "lagging_units"]
+
+
+def test_units_behind_are_grouped_by_quarters():
+    units = [{"unit": "台山", "execution_rate": 100, "lagging_quarters": [1, 2, 3]},
+             {"unit": "开平", "execution_rate": 100, "lagging_quarters": [2, 3]},
+             {"unit": "恩平", "execution_rate": 100, "lagging_quarters": [3, 2, 1]},
+             {"unit": "江门", "execution_rate": 100, "lagging_quarters": [2, 3]}]
+    n = build_narrative(quarters(2, 3), [met()], units)
+    assert n.problems[1] == "分单位看，台山、恩平第一季度至第三季度，开平、江门第二季度和第三季度支出进度落后于序时进度。"
+
+
+def test_all_units_behind_in_the_same_quarters_said_once():
+    units = [{"unit": u, "execution_rate": 100, "lagging_quarters": [2, 3]} for u in ("台山", "开平", "恩平")]
+    n = build_narrative(quarters(2, 3), [met()], units)
+    assert n.problems[1] == "分单位看，各预算单位第二季度和第三季度支出进度均落后于序时进度。"
 
 
 def test_year_end_unspent_money_and_units():

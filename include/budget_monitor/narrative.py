@@ -37,10 +37,13 @@ class Narrative:
 
 
 def quarter_phrase(quarters: Iterable[int]) -> str:
-    """[2, 3] -> 第二季度和第三季度; [1, 2, 3] -> 第一季度、第二季度和第三季度."""
-    names = load_texts()["quarter_names"]
-    items = [names[q] for q in sorted(set(int(q) for q in quarters))]
-    return join_cn(items)
+    """[2, 3] -> 第二季度和第三季度; [1, 2, 3] -> 第一季度至第三季度; [1, 3] -> 第一季度和第三季度."""
+    texts = load_texts()
+    names = texts["quarter_names"]
+    qs = sorted(set(int(q) for q in quarters))
+    if len(qs) >= 3 and qs == list(range(qs[0], qs[-1] + 1)):
+        return texts["quarter_range"].format(first=names[qs[0]], last=names[qs[-1]])
+    return join_cn([names[q] for q in qs])
 
 
 def join_cn(items: Sequence[str]) -> str:
@@ -90,13 +93,17 @@ def build_narrative(
         problems.append(sentence)
         kinds.append("lagging_execution")
 
-    behind_units = [u for u in units if u.get("lagging_quarters")]
-    if behind_units:
-        items = [
-            p["lagging_unit_item"].format(unit=u["unit"], quarters=quarter_phrase(u["lagging_quarters"]))
-            for u in behind_units
-        ]
-        problems.append(p["lagging_units"].format(units="、".join(items)))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for u in units:
+        if u.get("lagging_quarters"):
+            groups.setdefault(tuple(sorted(set(int(q) for q in u["lagging_quarters"]))), []).append(str(u["unit"]))
+    if groups:
+        if len(groups) == 1 and len(units) > 1 and len(next(iter(groups.values()))) == len(units):
+            problems.append(p["lagging_units_all"].format(quarters=quarter_phrase(next(iter(groups)))))
+        else:
+            items = [p["lagging_unit_group"].format(units="、".join(names), quarters=quarter_phrase(qs))
+                     for qs, names in groups.items()]
+            problems.append(p["lagging_units"].format(groups="，".join(items)))
         kinds.append("lagging_units")
 
     unspent_sentences: list[str] = []
