@@ -1,0 +1,226 @@
+"""The monthly close and the year end over the example funds, on SQLite and PostgreSQL.
+
+These are the end-to-end checks of issue 3/5: the example year loaded month
+by month reproduces the seed's totals exactly; bad files are quarantined and
+nothing of them lands; reruns change nothing; corrections are audited; the
+year-end outputs carry the seed's figures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from docx import Document
+
+from budget_monitor import outbox, store
+from budget_monitor.config import load_fund_config
+from budget_monitor.pipeline import (
+    MonthRejected,
+    close_month,
+    load_month,
+    run_monthly,
+    run_year_end,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+JIANGMEN = REPO / "examples" / "jiangmen-2021"
+SECOND = REPO / "examples" / "second-fund-2022"
+SEED_TOTAL_FEN = 372_090_000
+
+
+def _copy(src: Path, tmp: Path) -> Path:
+    dest = tmp / src.name
+    shutil.copytree(src, dest)
+    return dest
+
+
+def _close_year(fund: Path, db: str, months: range = range(1, 13)) -> None:
+    cfg = load_fund_config(fund)
+    for m in months:
+        month = f"{cfg.year}-{m:02d}"
+        load_month(fund, month, db, cfg=cfg)
+        close_month(fund, month, db, cfg=cfg, chart=False)
+
+
+def _bad_payments(fund: Path, name: str = "2021-03_补录.csv") -> Path:
+    path = fund / "payments" / name
+    path.write_text(
+        "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
+        "BAD-0001,台山市市场监督管理局,江财工〔2021〕13号,100.00,2021-03-10\n"
+        "BAD-0002,台山市市场监督管理局,江财工〔2021〕13号,壹仟元,2021-03-11\n",
+        encoding="utf-8")
+    return path
+
+
+def test_example_year_reproduces_seed_totals(db_url: str, tmp_path: Path) -> None:
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db_url)
+    engine = store.open_store(db_url)
+    code = load_fund_config(fund).code
+    assert store.net_paid_fen(engine, code) == SEED_TOTAL_FEN
+    counts = store.read_inspections(engine, code)["category"].value_counts().to_dict()
+    assert counts == {"药品": 550, "药包材": 9, "化妆品": 30, "医疗器械": 55}
+    allocations = store.read_allocations(engine, code)
+    assert int(allocations["amount_fen"].sum()) == SEED_TOTAL_FEN
+    # Quarter alerts for Q2 and Q3 only.
+    with engine.connect() as conn:
+        kinds = conn.execute(store.outbox.select().where(store.outbox.c.unit == "")).mappings().all()
+    quarter_alerts = sorted(r["period"] for r in kinds if r["kind"] == "quarter_lagging")
+    assert quarter_alerts == ["2021-Q2", "2021-Q3"]
+
+
+def test_rerun_of_a_month_changes_nothing_and_sends_nothing_new(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db, range(1, 7))
+    engine = store.open_store(db)
+    code = load_fund_config(fund).code
+    before, pending = store.snapshot(engine, code), outbox.pending_count(engine, code)
+    again = load_month(fund, "2021-06", db)
+    closed = close_month(fund, "2021-06", db, chart=False)
+    assert {f.status for f in again.files} <= {"skipped", "deferred"}
+    assert closed.new_alerts == 0 and closed.alerts > 0
+    assert store.snapshot(engine, code) == before
+    assert outbox.pending_count(engine, code) == pending
+
+
+def test_bad_file_is_quarantined_and_nothing_of_it_lands(db_url: str, tmp_path: Path) -> None:
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db_url, range(1, 3))
+    engine = store.open_store(db_url)
+    code = load_fund_config(fund).code
+    before = store.snapshot(engine, code)
+    bad = _bad_payments(fund)
+    with pytest.raises(MonthRejected) as info:
+        load_month(fund, "2021-03", db_url)
+    reason = info.value.reason
+    assert "payments/2021-03_补录.csv" in reason and "第3行" in reason and "支付金额" in reason
+    assert "壹仟元" in reason and "PAY-" in reason
+    assert not bad.exists()
+    (report_path,) = (fund / "quarantine").glob("*.report.json")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["ok"] is False and report["failures"][0]["row"] == 3
+    assert report["failures"][0]["column"] == "amount_fen"
+    # The good March files landed; none of the bad file's rows did (BAD-0001 was valid).
+    after = store.snapshot(engine, code)
+    vouchers = {r[0] for r in after["payments"]}
+    assert "BAD-0001" not in vouchers and len(after["payments"]) > len(before["payments"])
+    # Sending the same bad file again is rejected the same way and changes nothing.
+    _bad_payments(fund)
+    with pytest.raises(MonthRejected):
+        load_month(fund, "2021-03", db_url)
+    assert store.snapshot(engine, code) == after
+
+
+def test_corrected_payment_changes_total_by_the_difference(db_url: str, tmp_path: Path) -> None:
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db_url, range(1, 2))
+    engine = store.open_store(db_url)
+    code = load_fund_config(fund).code
+    total = store.net_paid_fen(engine, code)
+    with engine.connect() as conn:
+        voucher, unit, doc_no, fen, day, econ, memo = conn.execute(
+            store.payment.select().with_only_columns(
+                store.payment.c.voucher_no, store.payment.c.unit, store.payment.c.doc_no,
+                store.payment.c.amount_fen, store.payment.c.pay_date,
+                store.payment.c.econ_class, store.payment.c.memo)
+            .where(store.payment.c.kind == "支付").order_by(store.payment.c.voucher_no).limit(1)
+        ).one()
+    new = fen - 12345
+    (fund / "payments" / "2021-01_更正.csv").write_text(
+        "支付凭证号,预算单位,指标文号,支付金额,支付日期,经济分类,摘要\n"
+        f"{voucher},{unit},{doc_no},{new // 100}.{new % 100:02d},{day.isoformat()},{econ},{memo}\n",
+        encoding="utf-8")
+    result = load_month(fund, "2021-01", db_url)
+    assert [f.replaced for f in result.files if f.status == "loaded"] == [1]
+    assert store.net_paid_fen(engine, code) == total - 12345
+    (row,) = [a for a in store.read_audit(engine, code) if a["table_name"] == "payment"]
+    assert (row["row_key"], row["column_name"]) == (voucher, "amount_fen")
+    assert (int(row["old_value"]), int(row["new_value"])) == (fen, fen - 12345)
+
+
+def test_file_with_later_rows_waits_for_its_month(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    result = load_month(fund, "2021-01", db)
+    deferred = {f.name for f in result.files if f.status == "deferred"}
+    assert "payments/2021-02_支出明细.csv" in deferred
+    assert "payments/2021-01_支出明细.csv" not in deferred
+
+
+def _docx_text(path: Path) -> str:
+    doc = Document(str(path))
+    parts = [p.text for p in doc.paragraphs]
+    for table in doc.tables:
+        for row in table.rows:
+            parts.extend(cell.text for cell in row.cells)
+    return "\n".join(parts)
+
+
+def test_year_end_reproduces_the_seed_report(db_url: str, tmp_path: Path) -> None:
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db_url)
+    out = tmp_path / "out"
+    result = run_year_end(fund, 2021, out, db_url)
+    ev = json.loads((out / "self_evaluation.json").read_text(encoding="utf-8"))
+    assert ev["budget"] == {"initial_yuan": "3720900.00", "adjusted_yuan": "3720900.00",
+                            "executed_yuan": "3720900.00", "execution_rate": 100.0}
+    assert [q["quarter"] for q in ev["quarters"] if q["lagging"]] == [2, 3]
+    assert ev["total_score"] == 100.0 and ev["grade"] == "优" and result.grade == "优"
+    assert ev["execution_score"] == {"weight": 10.0, "score": 10.0}
+    actual = {i["name"]: i["actual"] for i in ev["indicators"]}
+    assert (actual["药品抽检批次"], actual["药包材抽检批次"], actual["化妆品抽检批次"],
+            actual["医疗器械抽检批次"]) == ("550", "9", "30", "55")
+    assert ev["problems"][0].startswith("第二季度和第三季度支出进度不达序时进度。")
+    seed_lines = [
+        "为372.09万元，支出372.09万元，支出率100%",
+        "自评得分为100分，绩效等级为优",
+        "第二季度和第三季度支出进度不达序时进度",
+        "部分项目启动较晚导致第二季度支出进度不达序时进度",
+        "完成本市药品抽检550批次，药包材抽检（抽样）9批次，化妆品抽检30批次，医疗器械抽检55批次",
+        "脱产培训372人次",
+        "加强工作规划，提高资金执行进度",
+    ]
+    texts = {
+        "docx": _docx_text(out / "自评报告.docx"),
+        "html": (out / "自评报告.html").read_text(encoding="utf-8"),
+        "md": (out / "自评报告.md").read_text(encoding="utf-8"),
+    }
+    for kind, text in texts.items():
+        for line in seed_lines:
+            assert line in text, (kind, line)
+    assert result.queued == 1  # the report mail, queued once
+
+
+def test_second_fund_lands_in_liang_with_hand_checked_scores(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(SECOND, tmp_path)
+    _close_year(fund, db)
+    run_year_end(fund, 2022, tmp_path / "out", db)
+    ev = json.loads((tmp_path / "out" / "self_evaluation.json").read_text(encoding="utf-8"))
+    scores = {i["name"]: i["score"] for i in ev["indicators"]}
+    assert scores == {"食品抽检批次": 16.0, "食品安全培训人次": 12.75, "抽检合格率": 9.99,
+                      "抽检结果按时报送率": 9.47, "人均培训成本": 12.0, "食品安全事件发生数": 10.0,
+                      "服务对象满意度": 8.0}
+    assert ev["execution_score"]["score"] == 9.0
+    assert ev["total_score"] == 87.21 and ev["grade"] == "良"
+    assert ev["budget"]["adjusted_yuan"] == "1250000.00"
+    assert ev["budget"]["executed_yuan"] == "1125000.00"
+
+
+def test_run_monthly_sends_through_the_mailer(tmp_path: Path) -> None:
+    sent = []
+
+    class Recorder:
+        def send(self, msg) -> None:
+            sent.append(msg["Subject"])
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    first = run_monthly(fund, "2021-01", db, Recorder())
+    again = run_monthly(fund, "2021-01", db, Recorder())
+    assert first.sent == len(sent) == first.close.alerts > 0
+    assert again.sent == 0 and len(sent) == first.sent
