@@ -1,0 +1,88 @@
+"""Fixtures of the native distributed tests (marker ``distributed``).
+
+Run only these:  .venv/bin/python -m pytest -m distributed tests/distributed -q
+Under CI=true a PostgreSQL or Redis that is down fails the tests (no skip).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "dags"))  # smtp_sink
+
+import cluster as C  # noqa: E402
+from smtp_sink import SmtpSink  # noqa: E402
+
+EXAMPLE = C.REPO / "examples" / "jiangmen-2021"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "distributed: native Airflow + Celery + PostgreSQL + Redis cluster")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.distributed)
+
+
+@pytest.fixture(scope="module")
+def services() -> None:
+    problem = C.service_check()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{problem} (required under CI=true)")
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def data_db(services) -> dict:
+    """The budget store: its own fresh PostgreSQL database, reachable as connection budget_monitor_db."""
+    name = f"bm_data_{uuid.uuid4().hex[:10]}"
+    C.create_database(name)
+    info = {"name": name, "url": C.pg_url(name)}
+    yield info
+    from budget_monitor import store
+
+    store.dispose_all()
+    C.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def stack(services, data_db):
+    """The four Airflow processes with the real dags/ over a temp copy of the example fund."""
+    import json
+
+    tmp = Path(tempfile.mkdtemp(prefix="bm-dist-"))
+    inbox = tmp / "inbox"
+    shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
+    smtp = SmtpSink().start()
+    admin = C.PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
+    login, hostport = admin.split("@") if "@" in admin else ("", admin)
+    host, _, port = hostport.partition(":")
+    extra = {
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp.connection_json(),
+        "AIRFLOW_CONN_BUDGET_MONITOR_DB": json.dumps({
+            "conn_type": "postgres", "host": host, "port": int(port or 5432),
+            "login": login or None, "schema": data_db["name"]}),
+        "BUDGET_MONITOR_FUNDS_DIR": str(inbox),
+        "BUDGET_MONITOR_REPORTS_DIR": str(tmp / "reports"),
+        "BUDGET_MONITOR_HOME": str(tmp / "bm-home"),
+        "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "2",
+    }
+    cl = C.start_cluster(tmp / "airflow", extra)
+    try:
+        yield {"cluster": cl, "smtp": smtp, "inbox": inbox, "reports": tmp / "reports", "tmp": tmp}
+    finally:
+        C.teardown_cluster(cl)
+        smtp.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
