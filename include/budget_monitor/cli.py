@@ -112,8 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    # Level on the handler too: some libraries (GX) lower their own loggers' level,
+    # and stderr must stay one line when input is rejected.
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
     from budget_monitor.config import FundConfigError
     from budget_monitor.pipeline import MonthRejected
 

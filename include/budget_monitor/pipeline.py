@@ -190,7 +190,8 @@ def load_month(
                                        sha256=sha, reason=reason, quarantine_path=str(moved))
                 result.files.append(FileOutcome(kind, rel, "rejected", report.n_rows,
                                                 reason=reason))
-                log.error("rejected %s: %s", rel, reason)
+                # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
+                log.info("rejected %s: %s", rel, reason)
                 continue
             for w in report.warnings:
                 log.warning("%s", w.message)
