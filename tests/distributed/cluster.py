@@ -396,3 +396,48 @@ def teardown_cluster(cluster: Cluster) -> None:
         redis.Redis(REDIS_HOST, REDIS_PORT, db=cluster.redis_db).flushdb()
     except Exception:  # noqa: BLE001 - best effort cleanup
         pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the native stack by hand (no Docker):
+
+    python tests/distributed/cluster.py smoke   # smoke DAG end to end, then stop (~45 s)
+    python tests/distributed/cluster.py serve   # our dags/ on the example funds until Ctrl-C
+    """
+    import argparse
+    import tempfile
+
+    p = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["smoke", "serve"])
+    p.add_argument("--home", default=None, help="state folder (default: a new temp dir)")
+    args = p.parse_args(argv)
+    problem = service_check()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    home = Path(args.home or tempfile.mkdtemp(prefix="bm-native-"))
+    extra: dict[str, str] = {}
+    if args.mode == "smoke":
+        extra["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent / "smoke_dags")
+    t0 = time.monotonic()
+    cl = start_cluster(home, extra)
+    try:
+        print(f"ready in {time.monotonic() - t0:.0f} s: {cl.base_url} (all users admin), logs in {home}", flush=True)
+        if args.mode == "smoke":
+            cl.wait_dags(["smoke_celery"])
+            cl.unpause("smoke_celery")
+            run_id = cl.trigger("smoke_celery")
+            state = cl.wait_run("smoke_celery", run_id)
+            print(f"smoke_celery {run_id}: {state} after {time.monotonic() - t0:.0f} s", flush=True)
+            return 0 if state == "success" else 1
+        while True:
+            cl.assert_alive()
+            time.sleep(5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        teardown_cluster(cl)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
