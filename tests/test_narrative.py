@@ -70,6 +70,14 @@ def test_unmet_indicator_says_actual_vs_target():
     assert "绩效目标" in n.improvements[0]
 
 
+def test_unmet_indicator_prose_carries_units_and_completion_level():
+    inds = [{"name": "抽检批次", "target": "≥400批次", "actual": "320", "met": False, "deviation": "x"},
+            {"name": "满意度", "target": "有效提升", "actual": "基本达成", "met": False, "deviation": "x"}]
+    n = build_narrative(quarters(), inds, [])
+    assert n.problems == ["部分绩效指标未完成：“抽检批次”实际完成值为320批次，年度指标值为≥400批次；"
+                          "“满意度”完成程度为基本达成，年度指标值为有效提升。"]
+
+
 def test_missing_actual_is_a_problem_not_a_pass():
     ind = {"name": "满意度", "target": "有效提升", "actual": None, "met": False, "deviation": "x"}
     n = build_narrative(quarters(), [met(), ind], [])

@@ -244,6 +244,7 @@ def test_second_fund_different_in_shape_lands_in_liang():
     assert [i.met for i in sheet.indicators] == [False, False, False, True]
     assert sheet.total == D("86.20")
     assert sheet.grade == "良"
-    assert "150" in sheet.indicators[0].deviation and "≥200人次" in sheet.indicators[0].deviation
-    assert "500" in sheet.indicators[1].deviation and "超出" in sheet.indicators[1].deviation
+    assert sheet.indicators[0].deviation == "实际完成值150人次，未达到年度指标值≥200人次，按完成比例计分。"
+    assert sheet.indicators[1].deviation == "实际完成值500元/人天，超出年度指标值≤400元/人天，按指标值与实际值之比计分。"
+    assert sheet.indicators[0].actual == "150"  # the json keeps the value as measured
     assert "基本达成" in sheet.indicators[2].deviation

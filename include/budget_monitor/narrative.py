@@ -65,6 +65,17 @@ def _cause_sentence(cause: str, quarter: int) -> str:
     return load_texts()["problems"]["lagging_cause"].format(cause=cause.rstrip("，,"), quarter=names[quarter])
 
 
+def _unmet_item(ind: Mapping[str, Any], p: Mapping[str, str]) -> str:
+    from budget_monitor.targets import with_unit, readable_target
+
+    target = readable_target(str(ind["target"]))
+    actual = str(ind["actual"])
+    levels_like = target is None or target.qualitative or not any(ch.isdigit() for ch in actual)
+    if levels_like:
+        return p["unmet_indicator_item_qualitative"].format(name=ind["name"], actual=actual, target=ind["target"])
+    return p["unmet_indicator_item"].format(name=ind["name"], actual=with_unit(actual, target), target=ind["target"])
+
+
 def build_narrative(
     quarters: Sequence[Mapping[str, Any]],
     indicators: Sequence[Mapping[str, Any]],
@@ -120,9 +131,7 @@ def build_narrative(
 
     unmet = [i for i in indicators if not i.get("met") and i.get("actual") is not None]
     if unmet:
-        items = [
-            p["unmet_indicator_item"].format(name=i["name"], actual=i["actual"], target=i["target"]) for i in unmet
-        ]
+        items = [_unmet_item(i, p) for i in unmet]
         problems.append(p["unmet_indicator"].format(items="；".join(items)))
         kinds.append("unmet_indicator")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from budget_monitor.config import GradeBand, ScoringConfig
 from budget_monitor.measures import Actual
 from budget_monitor.narrative import load_texts
-from budget_monitor.targets import Target, TargetError, parse_target
+from budget_monitor.targets import Target, TargetError, parse_target, with_unit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,7 +108,7 @@ def score_indicator(
     """(score, met, deviation) of one indicator. deviation is '' when met."""
     texts = load_texts()["deviation"]
     weight = Decimal(weight)
-    fmt = {"actual": actual.text, "target": target.text, "levels": "、".join(levels)}
+    fmt = {"actual": with_unit(actual.text, target), "target": target.text, "levels": "、".join(levels)}
 
     if actual.missing:
         return _ZERO, False, texts["missing"]

@@ -130,3 +130,21 @@ def format_target(target: Target, *, explicit_ge: bool = True) -> str:
     if target.comparator == ">=" and not explicit_ge:
         sym = ""
     return f"{sym}{format_decimal(target.value)}{target.unit}"
+
+
+_BARE_NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?$")
+
+
+def with_unit(actual_text: str, target: Target) -> str:
+    """'320' with target ≥400批次 -> '320批次' for prose; anything else unchanged."""
+    if target.qualitative or target.is_percent or not target.unit:
+        return actual_text
+    return actual_text + target.unit if _BARE_NUMBER.match(actual_text.strip()) else actual_text
+
+
+def readable_target(text: str) -> Target | None:
+    """parse_target, or None when the text cannot be read (for prose only)."""
+    try:
+        return parse_target(text)
+    except TargetError:
+        return None
