@@ -105,7 +105,8 @@ def execution_chart(
         ax.set_ylabel("百分比（%）")
         ax.set_title(title, fontsize=11)
         ax.grid(axis="y", color="#dddddd", lw=0.6)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        # Lower right stays clear: both lines rise from bottom left to top right.
+        ax.legend(loc="lower right", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none")
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         # Fixed margins instead of tight_layout: the layout pass cost as much as
