@@ -195,6 +195,15 @@ def test_report_sections_reproduce_the_seed_sentences():
     assert s["goal_paragraphs"][1].startswith("2.提升基层")
 
 
+@pytest.mark.parametrize("grade,phrase", [("优", "取得良好的效益"), ("良", "取得较好的效益"), ("中", "取得一定效益"),
+                                          ("差", "效益未达到预期"), ("合格", "已按计划实施")])
+def test_score_sentence_follows_the_grade(grade, phrase):
+    ev, cfg = seed_evaluation()
+    ev["grade"] = grade
+    text = report_sections(ev, cfg)["score_text"]
+    assert phrase in text and text.endswith(f"绩效等级为{grade}。")
+
+
 def test_write_outputs_writes_every_file(tmp_path: Path):
     ev, cfg = seed_evaluation()
     paths = write_outputs(ev, cfg, tmp_path)

@@ -170,7 +170,7 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
     grade = evaluation["grade"]
     score_text = (
         (s["basis"].format(basis=cfg.basis_document) if cfg.basis_document else s["no_basis"])
-        + s["effect"].get(grade, s["effect"]["良"]).format(name=name)
+        + s["effect"].get(grade, s["effect_default"]).format(name=name)
         + s["result"].format(score=plain(evaluation["total_score"]), grade=grade)
     )
 
