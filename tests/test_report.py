@@ -347,3 +347,23 @@ def test_partial_execution_lowers_the_score_and_is_reported():
 @pytest.mark.parametrize("fen,text", [(0, "0.00"), (5, "0.05"), (372_090_000, "3720900.00"), (-150, "-1.50")])
 def test_money_is_exact_yuan_text(fen: int, text: str):
     assert fen_to_yuan(fen) == text
+
+
+def test_outputs_without_units_or_templates(tmp_path: Path):
+    """A fund without units, achievement templates or basis document still gets a full report."""
+    from docx import Document
+
+    cfg = seed_config(achievement_templates=[], basis_document="", uses="")
+    goals = goals_df()
+    actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal(100))
+    monthly = monthly_rows()[:6]
+    ev = build_self_evaluation(cfg, goals, actuals,
+                               {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
+                               monthly, quarter_rows(monthly_rows())[:2], [])
+    paths = write_outputs(ev, cfg, tmp_path)
+    assert UNIT_CHART_NAME not in {p.name for p in paths}
+    doc = Document(str(tmp_path / DOCX_NAME))
+    assert len(doc.tables) == 1 and len(doc.inline_shapes) == 1
+    text = _docx_text(tmp_path / DOCX_NAME)
+    assert "药品抽检批次：年度指标值≥550批次，实际完成值550。" in text
+    assert "按照项目支出绩效自评工作相关要求" in text
