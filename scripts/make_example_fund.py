@@ -583,6 +583,7 @@ def jm_fund_yaml() -> dict:
         "short_name": "药品监督管理",
         "year": JM_YEAR,
         "department": "江门市市场监督管理局",
+        "region": "江门市",
         "uses": "稽查执法及综合管理、地方队伍能力建设、药品医疗器械化妆品抽检和药品监管能力建设工作",
         "goal_paragraphs": JM_GOAL_PARAGRAPHS,
         "achievement_templates": JM_ACHIEVEMENT_TEMPLATES,

@@ -140,6 +140,9 @@ class FundConfig(_Strict):
     short_name: str | None = None
     year: Annotated[int, Field(ge=2000, le=2100)]
     department: str
+    # Administrative region, prefixed to the fund name in the report's first
+    # sentence as the seed writes it ("江门市2021年…专项资金为372.09万元").
+    region: str = ""
     # Sentence fragment: "该补助资金重点用于支持{uses}。"
     uses: str = ""
     # 一（二）专项资金绩效目标: the numbered goal paragraphs, in order.

@@ -159,7 +159,9 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
     b = evaluation["budget"]
     name = evaluation["fund"]["name"]
     initial, adjusted, executed = (yuan_to_wan(b[k]) for k in ("initial_yuan", "adjusted_yuan", "executed_yuan"))
-    basic = t["basic"]["budget"].format(name=name, adjusted=f"{adjusted:f}", executed=f"{executed:f}",
+    # The seed opens with the region ("江门市2021年…专项资金"); the fund name itself may not carry it.
+    region = cfg.region if cfg.region and not name.startswith(cfg.region) else ""
+    basic = t["basic"]["budget"].format(name=region + name, adjusted=f"{adjusted:f}", executed=f"{executed:f}",
                                         rate=plain(b["execution_rate"]))
     if initial != adjusted:
         basic += t["basic"]["adjusted_differs"].format(initial=f"{initial:f}", adjusted=f"{adjusted:f}")
