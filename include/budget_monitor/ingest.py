@@ -111,14 +111,19 @@ def decode_csv_bytes(data: bytes, path: Path) -> tuple[str, str]:
 
 def _read_csv(data: bytes, path: Path) -> tuple[pd.DataFrame, str]:
     text, enc = decode_csv_bytes(data, path)
-    if enc == "utf-8-sig":
-        text = text[1:] if text.startswith("\ufeff") else text
     if not text.strip():
         raise IngestError(f"{path.name}: 文件为空，没有表头", path=path, rule_id="ING-003")
+    if enc == "utf-8-sig":
+        payload = data[3:]
+    elif enc == "utf-8":
+        payload = data
+    else:
+        # pandas' C parser reads UTF-8 natively; transcode the checked text once.
+        payload = text.encode("utf-8")
+    del text
     try:
-        # Re-encoding as UTF-8 lets pandas' C parser read bytes natively.
         frame = pd.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(payload),
             dtype=str,
             keep_default_na=False,
             na_filter=False,

@@ -82,9 +82,11 @@ def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
         ascii_ok = np.array([s.isascii() for s in u]) if n < 1000 else _ascii_rows(u)
     else:
         ascii_ok = np.ones(n, dtype=bool)
-    body = np.strings.replace(u, ",", "")
+    # Skip the string passes a typical export does not need (no commas, few negatives).
+    body = np.strings.replace(u, ",", "") if (np.strings.find(u, ",") >= 0).any() else u
     neg = np.strings.startswith(body, "-")
-    body = np.where(neg, np.strings.slice(body, 1, None), body)
+    if neg.any():
+        body = np.where(neg, np.strings.slice(body, 1, None), body)
     dot = np.strings.find(body, ".")
     length = np.strings.str_len(body)
     frac_len = np.where(dot >= 0, length - dot - 1, 0)

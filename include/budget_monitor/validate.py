@@ -37,7 +37,6 @@ than guessed at, because flipping its sign silently could double-count.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -328,8 +327,15 @@ def check_frame(t: IngestedTable, rules: Iterable[Rule], ctx: ValidationContext)
                 cols[name] = _prepare(t, r, col, ctx)
             else:
                 s = t.df[col]
-                # Null money is reported by the format rule; GX sums/bounds see 0.
-                cols[name] = s.fillna(0).astype("int64").to_numpy() if str(s.dtype) in _NATIVE_INT else s
+                if str(s.dtype) in _NATIVE_INT:
+                    # Null money is reported by the format rule; GX sums/bounds see 0.
+                    cols[name] = s.fillna(0).astype("int64").to_numpy()
+                elif str(s.dtype) == "str":
+                    # Native text rules are value sets over few distinct values
+                    # (业务类型, 检验结论 ...): GX's isin on a categorical is ~6x faster.
+                    cols[name] = s.astype("category")
+                else:
+                    cols[name] = s
     return pd.DataFrame(cols, index=t.df.index)
 
 
@@ -471,6 +477,9 @@ def gx_runtime() -> _GX:
     return _RUNTIME
 
 
+# Pass 1 over the whole file: counts, observed aggregates, a few failing values.
+BASIC_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": MAX_ROWS_PER_RULE}
+# Pass 2 (bad files only) over the few rows that carry those values: row numbers.
 RESULT_FORMAT = {
     "result_format": "SUMMARY",
     "unexpected_index_column_names": ["row"],
@@ -480,7 +489,15 @@ RESULT_FORMAT = {
 
 
 def validate_table(table: IngestedTable, ctx: ValidationContext) -> ValidationReport:
-    """Run the table kind's suite over the file; never raises on bad data."""
+    """Run the table kind's suite over the file; never raises on bad data.
+
+    A good file costs one GX run (BASIC result format). A bad file gets a
+    second run of the same suite over just the rows that carry the first
+    failing values of each failed expectation, with SUMMARY and
+    ``unexpected_index_column_names=["row"]``: GX 1.x builds its row index
+    list with one ``DataFrame.at`` lookup per failing row before truncating
+    it, which costs ~20 s on a 1M-row file where every row fails.
+    """
     file = display_name(table.path, ctx.fund_dir)
     report = ValidationReport(file, str(table.path), table.kind, table.sha256, table.n_rows)
     active = []
@@ -497,26 +514,56 @@ def validate_table(table: IngestedTable, ctx: ValidationContext) -> ValidationRe
     rt = gx_runtime()
     vd = rt.definition(table.kind, active_t)
     params = {k: v for k, v in ctx.gx_parameters().items() if any(k in r.parameters for r in active_t)}
-    result = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, result_format=RESULT_FORMAT)
+    result = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, result_format=BASIC_FORMAT)
+    failed = [res for res in result.results if not res.success]
+    if not failed:
+        return report
+    rows_by_key = _failing_rows(vd, frame, failed, params)
     by_id = {r.rule_id: r for r in active_t}
     order = {r.rule_id: i for i, r in enumerate(active_t)}
-    outcomes = sorted(
-        result.results,
-        key=lambda res: (
-            order[res.expectation_config.meta["rule_id"]],
-            by_id[res.expectation_config.meta["rule_id"]].columns.index(res.expectation_config.meta["column"]),
-        ),
-    )
-    for res in outcomes:
-        if res.success:
-            continue
-        meta = res.expectation_config.meta
-        r = by_id[meta["rule_id"]]
-        _collect(report, r, meta["column"], res, table, ctx, file)
-    # Report row failures in file order within a rule, rules in table order.
+
+    def key(res: Any) -> tuple[str, str]:
+        return res.expectation_config.meta["rule_id"], res.expectation_config.meta["column"]
+
+    failed.sort(key=lambda res: (order[key(res)[0]], by_id[key(res)[0]].columns.index(key(res)[1])))
+    for res in failed:
+        rule_id, column = key(res)
+        _collect(report, by_id[rule_id], column, res, rows_by_key.get((rule_id, column)), table, ctx, file)
+    # Row failures in file order within a rule, rules in table order.
     report.failures.sort(key=lambda f: (order[f.rule_id], f.row or 0))
     report.warnings.sort(key=lambda f: (order[f.rule_id], f.row or 0))
     return report
+
+
+def _is_null(v: Any) -> bool:
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _failing_rows(vd: Any, frame: pd.DataFrame, failed: list[Any], params: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
+    """Second GX pass over the rows holding the failing values -> file rows."""
+    # Column-map expectations judge each value on its own, so the rows that
+    # carry the failing values GX listed are failing rows.
+    mask = np.zeros(len(frame), dtype=bool)
+    for res in failed:
+        r = res.result or {}
+        if "unexpected_count" not in r or (res.exception_info or {}).get("raised_exception"):
+            continue
+        s = frame[res.expectation_config.kwargs["column"]]
+        values = r.get("partial_unexpected_list") or []
+        hit = s.isin([v for v in values if not _is_null(v)]).to_numpy(dtype=bool)
+        if any(_is_null(v) for v in values):
+            hit |= s.isna().to_numpy(dtype=bool)
+        mask[np.flatnonzero(hit)[:MAX_ROWS_PER_RULE]] = True
+    if not mask.any():
+        return {}
+    detail = vd.run(batch_parameters={"dataframe": frame[mask]}, expectation_parameters=params, result_format=RESULT_FORMAT)
+    out: dict[tuple[str, str], list[int]] = {}
+    for res in detail.results:
+        items = (res.result or {}).get("partial_unexpected_index_list")
+        if not res.success and items:
+            meta = res.expectation_config.meta
+            out[(meta["rule_id"], meta["column"])] = [int(i["row"]) for i in items]
+    return out
 
 
 def validate_many(
@@ -535,6 +582,7 @@ def _collect(
     r: Rule,
     column: str,
     res: Any,
+    rows: list[int] | None,
     table: IngestedTable,
     ctx: ValidationContext,
     file: str,
@@ -543,7 +591,7 @@ def _collect(
     target = report.failures if r.severity == "fatal" else report.warnings
     values: dict[str, Any] = {
         "fund_year": ctx.fund_year,
-        "execution_weight": ctx.execution_weight,
+        "execution_weight": _points(int(ctx.execution_weight * 1000)) if ctx.execution_weight is not None else "",
         "stored_yuan": fen_to_yuan_text(ctx.stored_net_fen),
         "budget_yuan": fen_to_yuan_text(ctx.adjusted_budget_fen) if ctx.adjusted_budget_fen is not None else "",
         "header": header,
@@ -555,9 +603,9 @@ def _collect(
         report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + 1
         return
     result = res.result or {}
-    rows = result.get("partial_unexpected_index_list")
-    if rows is None and "observed_value" in result:
-        observed = result["observed_value"]
+    if "unexpected_count" not in result:
+        # Table-level (aggregate) expectation: no row, the observed value.
+        observed = result.get("observed_value")
         values["observed"] = observed
         if isinstance(observed, (int, np.integer)):
             values["observed_yuan"] = fen_to_yuan_text(int(observed))
@@ -567,9 +615,16 @@ def _collect(
         target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, str(observed), msg))
         report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + 1
         return
-    report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + int(result.get("unexpected_count") or len(rows or []))
-    for item in itertools.islice(rows or [], MAX_ROWS_PER_RULE):
-        row = int(item["row"])
+    count = int(result.get("unexpected_count") or 0)
+    report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + count
+    if not rows:
+        # Never let a failed expectation pass silently for want of row numbers.
+        values["value"] = "、".join(str(v) for v in (result.get("partial_unexpected_list") or [])[:3])
+        detail = _fmt(r.message_zh, values)
+        msg = f"{_where(file, None, header)}: {detail}（共 {count} 行，规则 {r.rule_id}）"
+        target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, values["value"], msg))
+        return
+    for row in rows[:MAX_ROWS_PER_RULE]:
         raw = table.raw_value(column, row)
         detail = _fmt(r.message_zh, {**values, "value": raw})
         msg = f"{_where(file, row, header)}: {detail}（规则 {r.rule_id}）"
