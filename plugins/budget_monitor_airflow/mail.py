@@ -25,7 +25,10 @@ class SmtpHookMailer:
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
         with SmtpHook(smtp_conn_id=self.conn_id) as hook:
-            if not msg["From"] and hook.from_email:
+            # The connection's sender wins over fund.yaml's: relays accept only
+            # the account they authenticate.
+            if hook.from_email:
+                del msg["From"]
                 msg["From"] = hook.from_email
             hook._smtp_client.send_message(msg)  # noqa: SLF001 - see class docstring
         self.sent += 1
