@@ -347,3 +347,31 @@ def test_data_docs_site_is_built(fund: Path, ctx: ValidationContext, tmp_path: P
     assert index.is_file()
     pages = list((tmp_path / "docs" / "data_docs" / "validations").rglob("*.html"))
     assert any("payments" in str(p) for p in pages)
+
+
+def test_failing_rows_are_the_first_in_file_order_for_each_rule(fund: Path, ctx: ValidationContext) -> None:
+    rows = [payment(f"V{i:02d}") for i in range(60)]
+    for i in range(10, 60):
+        rows[i] = payment(f"V{i:02d}", unit=f"未知单位{i}")
+    rows[5] = payment("V05", date="2021-02-30")
+    rows[40] = payment("V40", "-1.00", unit=f"未知单位{40}")
+    report = _pay(fund, ctx, rows)
+    assert report.counts == {"PAY-003": 1, "PAY-004": 50, "PAY-008": 1}
+    pay004 = [f.row for f in report.failures if f.rule_id == "PAY-004"]
+    assert pay004 == list(range(12, 32))  # file rows of data rows 10..29
+    assert [f.row for f in report.failures if f.rule_id == "PAY-003"] == [7]
+    assert [f.row for f in report.failures if f.rule_id == "PAY-008"] == [42]
+    assert report.failures[0].rule_id == "PAY-003"
+
+
+def test_failed_expectation_without_rows_still_fails(fund: Path, ctx: ValidationContext) -> None:
+    from types import SimpleNamespace
+
+    from budget_monitor.validate import ValidationReport, _collect, rule
+
+    table = read_table(write_csv(fund / PAY_FILE, PAY_HEADER, good_payments()), "payments")
+    report = ValidationReport("f.csv", "f.csv", "payments", "x", 3)
+    res = SimpleNamespace(exception_info={}, result={"unexpected_count": 2, "partial_unexpected_list": ["甲"]})
+    _collect(report, rule("PAY-004"), "unit", res, None, table, ctx, "f.csv")
+    assert not report.ok
+    assert report.failures[0].message == "f.csv 列“预算单位”: 预算单位“甲”不在预算指标表中（共 2 行，规则 PAY-004）"
