@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""One command for the whole benchmark: prints a table and writes bench/results.json.
+
+    .venv/bin/python bench/run.py            # full scale (2,000 funds, 1M payments): minutes
+    .venv/bin/python bench/run.py --small    # CI size: a smoke run
+    .venv/bin/python bench/run.py --stages a,b --repeat 3
+
+Stages (each in its own subprocess; the parent samples the process tree's RSS):
+
+a  ingest + validate + store + aggregate one year of payments (GBK CSV) through
+   ``pipeline.load_month`` vs the bare baseline (bench/baseline.py) in the same
+   process, on SQLite and PostgreSQL; duckdb on the UTF-8 copy.
+b  ``validate.validate_table`` (Great Expectations) vs the same 15 checks as
+   pandas masks on the same typed frame; GX import and context start-up apart.
+c  ``python dags/<file>.py`` vs ``python -c "import airflow.sdk"``.
+d  a monthly close through the real DAG (``dag.test()``, SQLite store seeded
+   with the earlier months), for 20 / 200 / 2,000 funds.
+e  year-end for every fund on a full-year store, over 2 worker processes.
+f  peak RSS of every stage (column ``peak MiB``).
+
+Budgets are checked only at full scale (``--small`` prints them as "n/a").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import generate  # noqa: E402
+from common import MiB, REPO, dump, machine_facts, pg_available  # noqa: E402
+
+BUDGET = {"a": 1.5, "b": 3.0, "c_ms": 50.0, "d_s": 600.0, "e_s": 240.0, "f_mib": 2048.0}
+
+
+def run_stage(stage: str, data: Path, out_dir: Path, extra: list[str], timeout: float) -> dict[str, Any]:
+    import psutil
+
+    out = out_dir / f"{stage}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(HERE / "stages.py"), stage, "--data", str(data), "--out", str(out), *extra]
+    log = (out_dir / f"{stage}.log").open("w")
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    peak = 0
+    while proc.poll() is None:
+        if time.perf_counter() - t0 > timeout:
+            for p in [*proc.children(recursive=True), proc]:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+            break
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+            rss = 0
+            for p in tree:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    log.close()
+    res: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {
+        "error": f"no result (rc={proc.returncode}); see {out_dir / (stage + '.log')}"}
+    res["stage_wall_s"] = round(wall, 2)
+    res["peak_tree_mib"] = round(peak / MiB, 1)
+    return res
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}{unit}"
+    return f"{v}{unit}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
+    """Rows: stage | measure | ours | baseline | ratio/diff | budget | verdict | peak MiB."""
+    rows: list[list[str]] = []
+    chk = (lambda ok: verdict(ok)) if full else (lambda ok: "n/a")
+    for st in ("a_sqlite", "a_postgres"):
+        r = results.get(st)
+        if not r:
+            continue
+        if "error" in r:
+            rows.append([st, "ingest+validate+store+aggregate", "ERROR", "", "", "", r["error"][:60], ""])
+            continue
+        ratio = r.get("ratio")
+        rows.append([st, f"{r.get('rows')} rows: load_month + GROUP BY vs bare", _fmt(r.get("pipeline_s"), " s"),
+                     _fmt(r.get("baseline_s"), " s"), _fmt(ratio, "x"), "≤ 1.5x",
+                     chk(ratio is not None and ratio <= BUDGET["a"]), _fmt(r.get("peak_tree_mib"))])
+        rows.append([st, "  once per process: GX import + context", _fmt(r.get("gx_startup_s"), " s"), "", "", "", "",
+                     ""])
+        dd = results.get("a_duckdb") or {}
+        if dd.get("duckdb_s"):
+            rows.append([st, "  vs duckdb (UTF-8 copy, same checks)", _fmt(r.get("pipeline_s"), " s"),
+                         _fmt(dd["duckdb_s"], " s"), _fmt(r["pipeline_s"] / dd["duckdb_s"], "x"), "", "",
+                         _fmt(dd.get("peak_tree_mib"))])
+    r = results.get("b")
+    if r:
+        if "error" in r:
+            rows.append(["b", "GX vs pandas masks", "ERROR", "", "", "", r["error"][:60], ""])
+        else:
+            rows.append(["b", f"GX validate_table ({r.get('expectations')} expectations) vs masks",
+                         _fmt(r.get("gx_validate_table_s"), " s"), _fmt(r.get("masks_s"), " s"),
+                         _fmt(r.get("ratio"), "x"), "≤ 3x", chk(r.get("ratio", 99) <= BUDGET["b"]),
+                         _fmt(r.get("peak_tree_mib"))])
+            rows.append(["b", "  import great_expectations / context start-up", _fmt(r.get("gx_import_s"), " s"),
+                         "", "", "", "", ""])
+            rows.append(["b", "  of which pandas prepare (check_frame)", _fmt(r.get("check_frame_s"), " s"),
+                         "", "", "", "", ""])
+    r = results.get("c")
+    if r:
+        if "error" in r:
+            rows.append(["c", "DAG parse", "ERROR", "", "", "", r["error"][:60], ""])
+        else:
+            for name, d in (r.get("dags") or {}).items():
+                rows.append(["c", f"python dags/{name}", _fmt(d["min_s"], " s"), _fmt(r["airflow_sdk_import_s"], " s"),
+                             f"{d['delta_ms']:+.0f} ms (in-proc {d.get('in_process_ms', '—')} ms)", "≤ +50 ms",
+                             chk(d["delta_ms"] <= BUDGET["c_ms"]), _fmt(r.get("peak_tree_mib"))])
+    r = results.get("d")
+    if r:
+        growth = r.get("growth") or []
+        if "error" in r and not growth:
+            rows.append(["d", "monthly close (dag.test)", "ERROR", "", "", "", r["error"][:60], ""])
+        base = None
+        for g in growth:
+            n = g["funds"]
+            if "error" in g:
+                rows.append(["d", f"{n} funds: monthly close", "ERROR", "", "", "", str(g["error"])[-60:], ""])
+                continue
+            per = g["wall_s"] / n
+            if base is None:
+                base = g
+            growth_txt = f"{g['wall_s'] / base['wall_s']:.1f}x time for {n / base['funds']:.0f}x funds"
+            ok = None
+            if n >= 2000:
+                ok = g["wall_s"] <= BUDGET["d_s"] and g.get("state", "").endswith("success")
+            rows.append(["d", f"{n} funds: close {r.get('month')} via dag.test ({g.get('state', '?')})",
+                         _fmt(g["wall_s"], " s"), f"{per * 1000:.0f} ms/fund", growth_txt, "2000 ≤ 600 s",
+                         chk(ok) if ok is not None else "", _fmt(g.get("peak_tree_mib"))])
+    r = results.get("e")
+    if r:
+        if "error" in r:
+            rows.append(["e", "year-end all funds", "ERROR", "", "", "", r["error"][:60], ""])
+        else:
+            ok = r["wall_s"] <= BUDGET["e_s"] and r.get("errors", 1) == 0 and r.get("cpu_utilisation", 0) > 0.7
+            rows.append(["e", f"year-end {r['funds']} funds on {r['workers']} processes",
+                         _fmt(r["wall_s"], " s"), f"{r['per_fund_mean_s'] * 1000:.0f} ms/fund (p95 "
+                         f"{r['per_fund_p95_s'] * 1000:.0f})", f"cpu use {r['cpu_utilisation']:.0%}", "≤ 240 s",
+                         chk(ok) if r["funds"] >= 2000 else "n/a", _fmt(r.get("peak_tree_mib"))])
+    peaks = {k: v.get("peak_tree_mib") for k, v in results.items() if isinstance(v, dict) and v.get("peak_tree_mib")}
+    if peaks:
+        year_peak = max([results[k]["peak_tree_mib"] for k in ("a_sqlite", "a_postgres", "a_duckdb", "b")
+                         if k in results] or [0])
+        rows.append(["f", "peak RSS, 1M-row year stages (a, b)", _fmt(year_peak, " MiB"), "", "", "≤ 2048 MiB",
+                     chk(year_peak <= BUDGET["f_mib"]), ""])
+    return rows
+
+
+def print_table(rows: list[list[str]]) -> str:
+    head = ["stage", "measure", "ours", "baseline", "ratio / diff", "budget", "verdict", "peak MiB"]
+    table = [head, *rows]
+    widths = [max(_w(r[i]) for r in table) for i in range(len(head))]
+    lines = []
+    for j, r in enumerate(table):
+        lines.append("  ".join(c + " " * (widths[i] - _w(c)) for i, c in enumerate(r)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def _w(s: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    generate.add_size_flags(p)
+    p.add_argument("--stages", default="a,b,c,d,e", help="comma list of a,b,c,d,e (f is always reported)")
+    p.add_argument("--repeat", type=int, help="repeats per stage (min is kept); default 1 full, 2 small")
+    p.add_argument("--growth", help="fund counts for stage d (default 20,200,2000; small: 5,20)")
+    p.add_argument("--month", type=int, default=6, help="month closed in stage d (earlier months are seeded)")
+    p.add_argument("--funds-per-task", type=int, default=50, help="DAG Param funds_per_task in stage d")
+    p.add_argument("--workers", type=int, default=2, help="processes for stage e")
+    p.add_argument("--results", type=Path, default=HERE / "results.json")
+    p.add_argument("--timeout", type=float, default=3600, help="per-stage timeout (s)")
+    args = p.parse_args(argv)
+    sz, label = generate.sizes_from_args(args)
+    full = sz.funds >= 2000 and sz.payments >= 1_000_000
+    repeat = args.repeat or (1 if full else 2)
+    growth = args.growth or ("20,200,2000" if not args.small else "5,20")
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+
+    facts = machine_facts()
+    t0 = time.perf_counter()
+    data = generate.ensure(sz, label)
+    gen_s = round(time.perf_counter() - t0, 1)
+    out_dir = Path(os.environ.get("BENCH_WORK", "/tmp/budget-monitor-bench")) / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    plan: list[tuple[str, list[str]]] = []
+    if "a" in stages:
+        plan.append(("a_sqlite", ["--repeat", str(repeat)]))
+        if pg_available():
+            plan.append(("a_postgres", ["--repeat", str(repeat)]))
+        else:
+            results["a_postgres"] = {"error": "PostgreSQL not reachable at 127.0.0.1:5432"}
+        plan.append(("a_duckdb", ["--repeat", str(repeat)]))
+    if "b" in stages:
+        plan.append(("b", ["--repeat", str(max(repeat, 2))]))
+    if "c" in stages:
+        plan.append(("c", ["--repeat", str(max(repeat, 3) if not full else 5)]))
+    if "d" in stages:
+        plan.append(("d", ["--growth", growth, "--month", str(args.month), "--funds-per-task",
+                           str(args.funds_per_task)]))
+    if "e" in stages:
+        plan.append(("e", ["--workers", str(args.workers)]))
+    for stage, extra in plan:
+        print(f"[bench] {stage} ...", flush=True)
+        results[stage] = run_stage(stage, data, out_dir, extra, args.timeout)
+        err = results[stage].get("error")
+        print(f"[bench] {stage} done in {results[stage]['stage_wall_s']} s"
+              + (f" — ERROR {err[:200]}" if err else ""), flush=True)
+    rows = summarise(results, full)
+    print()
+    table = print_table(rows)
+    doc = {"scale": label, "sizes": sz.__dict__, "full_scale": full, "generate_s": gen_s, "machine": facts,
+           "budgets": BUDGET, "stages": results, "table": table,
+           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    dump(args.results, doc)
+    print(f"\nwrote {args.results}")
+    failed = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

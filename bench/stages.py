@@ -1,0 +1,616 @@
+#!/usr/bin/env python3
+"""Benchmark stages; each runs in its own process (``bench/run.py`` starts them).
+
+    python bench/stages.py <stage> --data <generated dir> --out <result.json> [options]
+
+Stages: a_sqlite, a_postgres, a_duckdb, b, c, d, e (see bench/run.py).
+Each writes a JSON dict of timings (``*_s``), per-step peaks (``*_peak_mib``,
+sampled) and the process's ``ru_maxrss_mib``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, Recorder, Timings, drop_pg_db, dump, fresh_pg_db  # noqa: E402
+
+WORK = Path(os.environ.get("BENCH_WORK", "/tmp/budget-monitor-bench"))
+
+
+def _manifest(data: Path) -> dict[str, Any]:
+    return json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _warm(path: Path) -> None:
+    """Read a file once so that every contender starts with it in the page cache."""
+    with path.open("rb") as fh:
+        while fh.read(1 << 22):
+            pass
+
+
+# ----------------------------------------------------------------------------- stage a
+
+
+def _pipeline_timings() -> Timings:
+    """Wrap the package's hot functions to get a breakdown of one load_month run."""
+    from budget_monitor import ingest, pipeline, store, validate
+
+    tm = Timings()
+    tm.wrap(ingest, "read_table", "ingest.read_table")
+    tm.wrap(validate, "validate_table", "validate.validate_table")
+    tm.wrap(validate, "check_frame", "validate.check_frame (pandas prepare)")
+    tm.wrap(pipeline, "_context", "pipeline._context")
+    tm.wrap(pipeline, "_records", "pipeline._records (df -> dicts)")
+    tm.wrap(store, "load_rows", "store.load_rows")
+    tm.wrap(store, "bulk_insert", "store.bulk_insert")
+    tm.wrap(store, "_existing", "store._existing")
+    tm.wrap(store, "net_paid_fen", "store.net_paid_fen")
+    tm.wrap(store, "sha256_of", "store.sha256_of")
+    tm.wrap(store, "archive_file", "store.archive_file")
+    return tm
+
+
+def stage_a(args: argparse.Namespace, rec: Recorder) -> None:
+    """Ingest + validate + store + aggregate one 1M-row GBK year: pipeline vs bare baseline."""
+    import baseline
+    from budget_monitor import pipeline, store
+    from budget_monitor.config import load_fund_config
+
+    data = Path(args.data)
+    year = _manifest(data)["sizes"]["year"]
+    prov = data / "province"
+    gbk = prov / f"payments_{year}.gbk.csv"
+    fund_a = prov / "fund_a"
+    cfg = load_fund_config(fund_a)
+    kind = args.stage.split("_", 1)[1]
+    work = WORK / args.stage
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.environ["BUDGET_MONITOR_HOME"] = str(work / "home")
+    dbs: list[str] = []
+
+    def url(name: str) -> str:
+        if kind == "postgres":
+            dbs.append(name)
+            return fresh_pg_db(name)
+        return f"sqlite:///{work / (name + '.db')}"
+
+    _warm(gbk)
+    rec.put("rows", sum(1 for _ in gbk.open("rb")) - 1)
+    # GX import + context are a once-per-process cost (7 s on this machine): paid
+    # here, untimed, and reported on its own, so the ratio compares the work per year.
+    with rec.step("gx_startup"):
+        from budget_monitor import validate
+
+        import great_expectations  # noqa: F401
+        validate.gx_runtime()
+    rec.put("store", kind)
+    try:
+        for rep in range(args.repeat):
+            # --- bare baseline (schema created untimed, as the pipeline's is)
+            eng_b = store.open_store(url(f"bench_a_base_{rep}"))
+            store.upsert_fund(eng_b, cfg.code, cfg.name, cfg.year, cfg.department)
+            sub = Recorder.__new__(Recorder)
+            sub.data, sub.rss = {}, rec.rss
+            t0 = time.perf_counter()
+            base = baseline.bare_year(gbk, fund_a / "budget.csv", eng_b, cfg.code, year, sub)
+            base_s = time.perf_counter() - t0
+            eng_b.dispose()
+            # --- our pipeline: the real entry point, on a scratch copy of the fund dir
+            fdir = work / f"fund_a_{rep}"
+            shutil.copytree(fund_a, fdir, copy_function=os.link)
+            pipe_url = url(f"bench_a_pipe_{rep}")
+            eng_p = store.open_store(pipe_url)
+            tm = _pipeline_timings()
+            try:
+                rec.rss.reset()
+                t0 = time.perf_counter()
+                res = pipeline.load_month(fdir, f"{year}-12", pipe_url, cfg=cfg)
+                load_s = time.perf_counter() - t0
+                load_peak = rec.rss.peak_mib()
+                t1 = time.perf_counter()
+                agg = store.read_payments_by_day(eng_p, cfg.code, date(year, 12, 31))
+                agg_s = time.perf_counter() - t1
+            finally:
+                _unwrap_all()
+            statuses = [f"{f.kind}:{f.status}" for f in res.files]
+            pipe_s = load_s + agg_s
+            net = int(agg["amount_fen"].sum())
+            if net != base["net_fen"] or len(agg) != base["groups"]:
+                rec.put("mismatch", {"pipeline": [net, len(agg)], "baseline": [base["net_fen"], base["groups"]]})
+            best = rec.data.get("pipeline_s")
+            if best is None or pipe_s < best:
+                rec.data.update({f"{k}": v for k, v in sub.data.items()})
+                rec.put("baseline_s", round(base_s, 3))
+                rec.put("pipeline_s", round(pipe_s, 3))
+                rec.put("pipe_load_s", round(load_s, 3))
+                rec.put("pipe_aggregate_s", round(agg_s, 3))
+                rec.put("pipe_load_peak_mib", load_peak)
+                rec.put("pipeline_breakdown", tm.as_dict())
+                rec.put("files", statuses)
+            rec.data.setdefault("runs", []).append({"baseline_s": round(base_s, 3), "pipeline_s": round(pipe_s, 3)})
+            store.dispose_all()
+        rec.put("ratio", round(rec.data["pipeline_s"] / rec.data["baseline_s"], 2))
+    finally:
+        store.dispose_all()
+        for name in dbs:
+            drop_pg_db(name)
+
+
+def _unwrap_all() -> None:
+    from budget_monitor import ingest, pipeline, store, validate
+
+    for mod in (ingest, pipeline, store, validate):
+        for name, obj in list(vars(mod).items()):
+            inner = getattr(obj, "__wrapped__", None)
+            if inner is not None and callable(obj) and getattr(obj, "__qualname__", "").endswith("timed"):
+                setattr(mod, name, inner)
+
+
+def stage_a_duckdb(args: argparse.Namespace, rec: Recorder) -> None:
+    import baseline
+
+    data = Path(args.data)
+    year = _manifest(data)["sizes"]["year"]
+    prov = data / "province"
+    utf8 = prov / f"payments_{year}.utf8.csv"
+    work = WORK / "a_duckdb"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    _warm(utf8)
+    best = None
+    for _ in range(args.repeat):
+        with rec.step("duckdb_run"):
+            out = baseline.duckdb_year(utf8, prov / "fund_a" / "budget.csv", work / "year.duckdb", year)
+        best = rec.data["duckdb_run_s"] if best is None else min(best, rec.data["duckdb_run_s"])
+    rec.put("duckdb_s", best)
+    rec.put("groups", out["groups"])
+    rec.put("net_fen", out["net_fen"])
+
+
+# ----------------------------------------------------------------------------- stage b
+
+
+def stage_b(args: argparse.Namespace, rec: Recorder) -> None:
+    """Great Expectations (the package's validate_table) vs the same checks as pandas masks."""
+    import baseline
+    import numpy as np
+    from budget_monitor import ingest, validate
+    from budget_monitor.config import load_fund_config
+
+    data = Path(args.data)
+    year = _manifest(data)["sizes"]["year"]
+    prov = data / "province"
+    fund_a = prov / "fund_a"
+    cfg = load_fund_config(fund_a)
+    with rec.step("read_frame"):
+        table = ingest.read_table(prov / f"payments_{year}.gbk.csv", "payments")
+        budget = ingest.read_table(fund_a / "budget.csv", "budget")
+    ctx = validate.ValidationContext.for_fund(cfg, fund_dir=fund_a, budget=budget)
+    with rec.step("gx_import"):
+        import great_expectations  # noqa: F401
+    active = tuple(r for r in validate.rules_for("payments") if all(ctx.has(n) for n in r.needs()))
+    rec.put("expectations", sum(len(r.columns) for r in active))
+    with rec.step("gx_context_startup"):
+        rt = validate.gx_runtime()
+        rt.definition("payments", active)
+    df = table.df
+    units, docs = ctx.units, ctx.doc_nos
+    masks_runs, gx_runs, prep_runs = [], [], []
+    for _ in range(args.repeat):
+        with rec.step("masks"):
+            fails = baseline.payment_masks(
+                df["voucher_no"], df["unit"], df["doc_no"], df["amount_fen"].fillna(0).to_numpy(dtype=np.int64),
+                ~table.invalid["amount_fen"], table.empty["amount_fen"], df["pay_date"], table.empty["pay_date"],
+                df["kind"], units=units, docs=docs, year=year,
+                remaining_fen=int(ctx.adjusted_budget_fen) - int(ctx.stored_net_fen))
+        masks_runs.append(rec.data["masks_s"])
+        with rec.step("check_frame"):
+            validate.check_frame(table, active, ctx)
+        prep_runs.append(rec.data["check_frame_s"])
+        with rec.step("gx_validate_table"):
+            report = validate.validate_table(table, ctx)
+        gx_runs.append(rec.data["gx_validate_table_s"])
+    rec.put("mask_failures", sum(fails.values()))
+    rec.put("gx_ok", report.ok)
+    rec.put("masks_s", min(masks_runs))
+    rec.put("check_frame_s", min(prep_runs))
+    rec.put("gx_validate_table_s", min(gx_runs))
+    rec.put("gx_runs", gx_runs)
+    rec.put("ratio", round(min(gx_runs) / min(masks_runs), 2))
+    rec.put("rows", len(df))
+
+
+# ----------------------------------------------------------------------------- stage c
+
+
+def _airflow_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    })
+    return env
+
+
+def _wall(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    ans = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
+    dt = time.perf_counter() - t0
+    if ans.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {ans.stderr[-2000:]}")
+    return dt
+
+
+def stage_c(args: argparse.Namespace, rec: Recorder) -> None:
+    """`python dags/<file>.py` vs `python -c "import airflow.sdk"`, min of N interleaved runs."""
+    home = WORK / "c_airflow_home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = _airflow_env(home)
+    py = sys.executable
+    dags = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+    bare: list[float] = []
+    per: dict[str, list[float]] = {p.name: [] for p in dags}
+    _wall([py, "-c", "import airflow.sdk"], env)  # first run writes airflow.cfg; not counted
+    for _ in range(args.repeat):
+        bare.append(_wall([py, "-c", "import airflow.sdk"], env))
+        for p in dags:
+            per[p.name].append(_wall([py, str(p)], env))
+    extra = {}
+    for name, runs in per.items():
+        extra[name] = {"min_s": round(min(runs), 3), "delta_ms": round((min(runs) - min(bare)) * 1000, 1)}
+    rec.put("airflow_sdk_import_s", round(min(bare), 3))
+    rec.put("airflow_sdk_runs", [round(x, 3) for x in bare])
+    rec.put("dags", extra)
+    # What a DAG file imports at top level beyond airflow.sdk (the cause of any delta).
+    probe = ("import sys, runpy, time; import airflow.sdk; before=set(sys.modules); t=time.perf_counter();"
+             "runpy.run_path(sys.argv[1]); print(round((time.perf_counter()-t)*1000,1));"
+             "print(sorted({m.split('.')[0] for m in set(sys.modules)-before}))")
+    for p in dags:
+        ans = subprocess.run([py, "-c", probe, str(p)], env=env, capture_output=True, text=True, cwd=REPO)
+        lines = ans.stdout.strip().splitlines()
+        if ans.returncode == 0 and len(lines) >= 2:
+            extra[p.name]["in_process_ms"] = float(lines[-2])
+            extra[p.name]["new_top_modules"] = json.loads(lines[-1].replace("'", '"'))
+    rec.put("dags", extra)
+
+
+# ----------------------------------------------------------------------------- seeding (d, e)
+
+
+def seed_store(data: Path, db_url: str, funds: list[str], before_month: int, register_files: bool = True) -> dict:
+    """Put months < ``before_month`` of ``funds`` into the store directly (bulk, no validation),
+    as if earlier month closes had loaded them; with ``register_files`` the files' sha256 go
+    into source_file so that the next close skips them exactly as in production.
+    """
+    import pandas as pd
+    from decimal import Decimal
+
+    import baseline
+    from budget_monitor import store
+    from budget_monitor.config import load_fund_config
+
+    man = _manifest(data)
+    year = man["sizes"]["year"]
+    prov = data / "province"
+    fset = set(funds)
+    engine = store.open_store(db_url)
+    now = store.now_local()
+    t0 = time.perf_counter()
+
+    def recs(df: pd.DataFrame) -> list[dict]:
+        return df.to_dict("records")
+
+    bud = pd.read_csv(prov / "budget.csv", dtype=str, keep_default_na=False)
+    bud = bud[bud["资金编码"].isin(fset)]
+    bud_fen, _ = baseline.exact_fen(bud["金额"])
+    alloc = pd.DataFrame({"fund_code": bud["资金编码"], "doc_no": bud["指标文号"], "unit": bud["预算单位"],
+                          "kind": bud["类型"], "date": [date.fromisoformat(x) for x in bud["下达日期"]],
+                          "amount_fen": bud_fen.tolist()})
+    goals = pd.read_csv(prov / "goals.csv", dtype=str, keep_default_na=False)
+    goals = goals[goals["fund_code"].isin(fset)].copy()
+    goals["weight"] = [Decimal(x) for x in goals["weight"]]
+    goals["position"] = goals.groupby("fund_code").cumcount() + 2
+    pay = pd.read_csv(prov / f"payments_{year}.utf8.csv", dtype=str, keep_default_na=False)
+    pay = pay[pay["资金编码"].isin(fset) & (pay["支付日期"].str.slice(5, 7).astype(int) < before_month)]
+    pfen, _ = baseline.exact_fen(pay["支付金额"])
+    payments = pd.DataFrame({"fund_code": pay["资金编码"], "voucher_no": pay["支付凭证号"], "unit": pay["预算单位"],
+                             "doc_no": pay["指标文号"], "amount_fen": pfen.tolist(),
+                             "pay_date": [date.fromisoformat(x) for x in pay["支付日期"]],
+                             "kind": pay["业务类型"], "econ_class": pay["经济分类"], "memo": pay["摘要"]})
+    ins = pd.read_csv(prov / "inspections.csv", dtype=str, keep_default_na=False)
+    ins = ins[ins["fund_code"].isin(fset) & (ins["sample_date"].str.slice(5, 7).astype(int) < before_month)].copy()
+    ins["sample_date"] = [date.fromisoformat(x) for x in ins["sample_date"]]
+    outs = pd.read_csv(prov / "outputs.csv", dtype=str, keep_default_na=False)
+    outs = outs[outs["fund_code"].isin(fset) & (outs["month"].str.slice(5, 7).astype(int) < before_month)].copy()
+
+    def num(v: str) -> Decimal | None:
+        try:
+            return Decimal(v.rstrip("%"))
+        except ArithmeticError:
+            return None
+
+    outs["value_num"] = [num(v) for v in outs["value"]]
+    files: list[dict] = []
+    if register_files:
+        for code in funds:
+            d = data / "funds" / code
+            paths = [d / "goals.csv", d / "budget.csv"]
+            for sub in ("payments", "inspections", "outputs"):
+                paths += [p for p in sorted((d / sub).glob("*.csv")) if int(p.stem[-2:]) < before_month]
+            for p in paths:
+                k = {"goals.csv": "goals", "budget.csv": "budget"}.get(p.name, p.parent.name)
+                files.append({"fund_code": code, "kind": k, "name": p.relative_to(d).as_posix(),
+                              "sha256": store.sha256_of(p), "encoding": None, "rows": 0, "archive_path": None,
+                              "loaded_at": now})
+    with engine.begin() as conn:
+        cfgs = [load_fund_config(data / "funds" / c) for c in funds]
+        store.bulk_insert(conn, store.fund, [{"code": c.code, "name": c.name, "year": c.year,
+                                              "department": c.department, "updated_at": now} for c in cfgs])
+        store.bulk_insert(conn, store.source_file, files)
+        store.bulk_insert(conn, store.allocation, recs(alloc))
+        store.bulk_insert(conn, store.goal, recs(goals))
+        store.bulk_insert(conn, store.payment, recs(payments))
+        store.bulk_insert(conn, store.inspection, recs(ins.rename(columns={})[
+            ["fund_code", "sample_no", "sample_date", "category", "unit", "result"]]))
+        store.bulk_insert(conn, store.output, recs(outs[["fund_code", "month", "unit", "name", "value", "value_num", "note"]]))
+    store.dispose_all()
+    return {"seed_s": round(time.perf_counter() - t0, 2), "payments": len(payments), "files": len(files)}
+
+
+def _scratch_funds(data: Path, root: Path, funds: list[str], through_month: int) -> None:
+    """Fund dirs holding the files that have arrived by the close of ``through_month``."""
+    shutil.rmtree(root, ignore_errors=True)
+    for code in funds:
+        src, dst = data / "funds" / code, root / code
+        for sub in ("payments", "inspections", "outputs"):
+            (dst / sub).mkdir(parents=True)
+            for p in (src / sub).glob("*.csv"):
+                if int(p.stem[-2:]) <= through_month:
+                    os.link(p, dst / sub / p.name)
+        for name in ("fund.yaml", "goals.csv", "budget.csv"):
+            os.link(src / name, dst / name)
+
+
+# ----------------------------------------------------------------------------- stage d
+
+
+def _smtp_sink() -> Any:
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        count = 0
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            Sink.count += 1
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as sock:  # a free loopback port (aiosmtpd cannot take port 0)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctl = Controller(Sink(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    return ctl
+
+
+def _airflow_db(home: Path, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    ans = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
+                         capture_output=True, text=True, timeout=900)
+    if ans.returncode != 0:
+        raise RuntimeError("airflow db migrate failed: " + ans.stdout[-1500:] + ans.stderr[-1500:])
+    return time.perf_counter() - t0
+
+
+def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
+    """A monthly close of N funds through the real DAG (dag.test() on SQLite), N growing."""
+    import psutil
+
+    data = Path(args.data)
+    man = _manifest(data)
+    month = int(args.month)
+    year = man["sizes"]["year"]
+    work = WORK / "d"
+    shutil.rmtree(work, ignore_errors=True)
+    home = work / "airflow_home"
+    home.mkdir(parents=True)
+    env = _airflow_env(home)
+    rec.put("airflow_db_migrate_s", round(_airflow_db(home, env), 2))
+    smtp = _smtp_sink()
+    env["AIRFLOW_CONN_SMTP_DEFAULT"] = f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true&from_email=bench%40example.gov.cn"
+    sizes = [n for n in (int(x) for x in args.growth.split(",")) if n <= len(man["funds"])]
+    out: list[dict] = []
+    try:
+        for n in sizes:
+            funds = man["funds"][:n]
+            root = work / f"funds_{n}"
+            _scratch_funds(data, root, funds, month)
+            db = work / f"store_{n}.db"
+            seeded = seed_store(data, f"sqlite:///{db}", funds, month)
+            e = dict(env, BUDGET_MONITOR_FUNDS_DIR=str(root), BUDGET_MONITOR_DB_URL=f"sqlite:///{db}",
+                     BUDGET_MONITOR_HOME=str(work / f"home_{n}"))
+            res_file = work / f"d_{n}.json"
+            cmd = [sys.executable, __file__, "d_run", "--data", str(data), "--out", str(res_file),
+                   "--month", f"{year}-{month:02d}", "--funds-per-task", str(args.funds_per_task)]
+            t0 = time.perf_counter()
+            log_path = work / f"d_{n}.log"
+            log_fh = log_path.open("wb")  # a file, not a pipe: dag.test() logs a lot
+            proc = psutil.Popen(cmd, env=e, cwd=REPO, stdout=log_fh, stderr=subprocess.STDOUT)
+            peak = 0
+            while proc.poll() is None:
+                try:
+                    tree = [proc, *proc.children(recursive=True)]
+                    peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                except psutil.Error:
+                    pass
+                time.sleep(0.1)
+            wall = time.perf_counter() - t0
+            log_fh.close()
+            log = log_path.read_text(encoding="utf-8", errors="replace")
+            child = json.loads(res_file.read_text()) if res_file.is_file() else {"error": log[-3000:]}
+            row = {"funds": n, "wall_s": round(wall, 2), "peak_tree_mib": round(peak / 2**20, 1),
+                   "seed": seeded, **child}
+            out.append(row)
+            rec.put("growth", out)
+            if "error" in child:
+                break
+    finally:
+        smtp.stop()
+    rec.put("growth", out)
+    rec.put("month", f"{year}-{month:02d}")
+
+
+def stage_d_run(args: argparse.Namespace, rec: Recorder) -> None:
+    """Inside the Airflow-configured child: import the DAG file and dag.test() one close."""
+    import importlib.util
+
+    t0 = time.perf_counter()
+    spec = importlib.util.spec_from_file_location("bench_monthly_dag", REPO / "dags" / "budget_monthly_monitor.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    dag = mod.budget_monthly_monitor()  # the file calls it without keeping the DAG
+    rec.put("import_dag_s", round(time.perf_counter() - t0, 2))
+    t1 = time.perf_counter()
+    dr = dag.test(run_conf={"month": args.month, "fund": "", "funds_per_task": args.funds_per_task})
+    rec.put("dag_test_s", round(time.perf_counter() - t1, 2))
+    rec.put("state", str(getattr(dr, "state", dr)))
+    try:
+        from airflow.models import TaskInstance  # noqa: F401
+        tis = dr.get_task_instances() if hasattr(dr, "get_task_instances") else []
+        spans: dict[str, float] = {}
+        states: dict[str, int] = {}
+        for ti in tis:
+            if ti.start_date and ti.end_date:
+                spans[ti.task_id] = round(spans.get(ti.task_id, 0.0) + (ti.end_date - ti.start_date).total_seconds(), 2)
+            states[str(ti.state)] = states.get(str(ti.state), 0) + 1
+        rec.put("task_seconds", spans)
+        rec.put("ti_states", states)
+    except Exception as exc:  # noqa: BLE001 - detail only
+        rec.put("task_seconds_error", repr(exc))
+
+
+# ----------------------------------------------------------------------------- stage e
+
+
+def _year_end_worker(fund_dirs: list[str], year: int, out_root: str, db_url: str) -> dict:
+    t0 = time.perf_counter()
+    import resource
+
+    from budget_monitor import pipeline
+
+    imp = time.perf_counter() - t0
+    per: list[float] = []
+    errors: list[str] = []
+    for d in fund_dirs:
+        t = time.perf_counter()
+        try:
+            pipeline.run_year_end(Path(d), year, Path(out_root) / Path(d).name, db_url, None)
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            errors.append(f"{Path(d).name}: {exc!r}"[:300])
+        per.append(time.perf_counter() - t)
+    return {"import_s": imp, "per_fund": per, "errors": errors, "pid": os.getpid(),
+            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
+    """Year-end of every fund on a full-year store, spread over ``--workers`` processes."""
+    import multiprocessing as mp
+    import statistics
+    from concurrent.futures import ProcessPoolExecutor
+
+    data = Path(args.data)
+    man = _manifest(data)
+    year = man["sizes"]["year"]
+    funds = man["funds"][: args.limit or None]
+    work = WORK / "e"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    root = work / "funds"
+    _scratch_funds(data, root, funds, 12)
+    db_url = f"sqlite:///{work / 'store.db'}"
+    with rec.step("seed"):
+        rec.put("seed", seed_store(data, db_url, funds, 13, register_files=False))
+    os.environ["BUDGET_MONITOR_HOME"] = str(work / "home")
+    dirs = [str(root / c) for c in funds]
+    workers = args.workers
+    chunks = [dirs[i::workers] for i in range(workers)]  # interleaved: big and small funds mixed
+    ctx = mp.get_context("spawn")  # a clean process, as an Airflow task would have
+    rec.rss.reset()
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        results = list(pool.map(_year_end_worker, chunks, [year] * workers, [str(work / "out")] * workers,
+                                [db_url] * workers))
+    wall = time.perf_counter() - t0
+    per = [x for r in results for x in r["per_fund"]]
+    errors = [e for r in results for e in r["errors"]]
+    rec.put("funds", len(funds))
+    rec.put("workers", workers)
+    rec.put("wall_s", round(wall, 2))
+    rec.put("per_fund_mean_s", round(statistics.mean(per), 3))
+    rec.put("per_fund_median_s", round(statistics.median(per), 3))
+    rec.put("per_fund_p95_s", round(sorted(per)[int(0.95 * (len(per) - 1))], 3))
+    rec.put("per_fund_max_s", round(max(per), 3))
+    rec.put("worker_import_s", [round(r["import_s"], 2) for r in results])
+    rec.put("worker_busy_s", [round(sum(r["per_fund"]), 1) for r in results])
+    rec.put("worker_maxrss_mib", [round(r["maxrss_mib"], 1) for r in results])
+    rec.put("cpu_utilisation", round(sum(per) / (wall * workers), 2))
+    rec.put("errors", len(errors))
+    rec.put("error_samples", errors[:5])
+    outs = list((work / "out").glob("*/self_evaluation.json"))
+    rec.put("self_evaluation_files", len(outs))
+
+
+# ----------------------------------------------------------------------------- main
+
+STAGES = {"a_sqlite": stage_a, "a_postgres": stage_a, "a_duckdb": stage_a_duckdb, "b": stage_b, "c": stage_c,
+          "d": stage_d, "d_run": stage_d_run, "e": stage_e}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("stage", choices=sorted(STAGES))
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--month", default="6")
+    p.add_argument("--growth", default="20,200,2000")
+    p.add_argument("--funds-per-task", type=int, default=50)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--limit", type=int, default=0)
+    args = p.parse_args(argv)
+    rec = Recorder()
+    status = 0
+    try:
+        STAGES[args.stage](args, rec)
+    except Exception as exc:  # noqa: BLE001 - the harness reports it in the table
+        rec.put("error", f"{type(exc).__name__}: {exc}"[:2000])
+        rec.put("traceback", traceback.format_exc()[-4000:])
+        status = 1
+    dump(Path(args.out), rec.finish())
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
