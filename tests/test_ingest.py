@@ -178,7 +178,8 @@ def test_unreadable_cells_become_null_with_raw_kept(tmp_path: Path) -> None:
 
 def test_blank_lines_are_dropped_but_row_numbers_kept(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
-    lines = [",".join(PAY_HEADER), ",".join(good_payments()[0]), "", ",,,,,,,", ",".join(good_payments()[1])]
+    first = ",".join(good_payments()[1])
+    lines = [",".join(PAY_HEADER), first, "", ",,,,,,,", first.replace("V002", "V005")]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     t = read_table(path, "payments")
     assert t.df["row"].tolist() == [2, 5]
@@ -225,3 +226,28 @@ def test_unknown_kind_and_file_type(tmp_path: Path) -> None:
 def test_every_kind_has_specs() -> None:
     for kind in ("goals", "budget", "payments", "inspections", "outputs"):
         assert any(s.required for s in specs(kind))
+
+
+def test_row_with_too_many_fields_is_a_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    lines = [",".join(PAY_HEADER), ",".join(good_payments()[1]), ",".join(good_payments()[1]) + ",多余"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="CSV 格式错误：第3行有 9 个字段，表头只有 8 列") as exc:
+        read_table(path, "payments")
+    assert exc.value.rule_id == "ING-002"
+
+
+def test_unquoted_thousands_comma_in_first_row_is_a_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    lines = [",".join(PAY_HEADER), ",".join(good_payments()[0]), ",".join(good_payments()[0])]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="字段比表头多"):
+        read_table(path, "payments")
+
+
+def test_row_with_too_few_fields_reads_empty_cells(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    lines = [",".join(PAY_HEADER), ",".join(good_payments()[1][:6])]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    t = read_table(path, "payments")
+    assert t.df["memo"].tolist() == [""]

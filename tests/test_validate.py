@@ -375,3 +375,12 @@ def test_failed_expectation_without_rows_still_fails(fund: Path, ctx: Validation
     _collect(report, rule("PAY-004"), "unit", res, None, table, ctx, "f.csv")
     assert not report.ok
     assert report.failures[0].message == "f.csv 列“预算单位”: 预算单位“甲”不在预算指标表中（共 2 行，规则 PAY-004）"
+
+
+def test_importing_validate_does_not_import_great_expectations() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, budget_monitor.quarantine, budget_monitor.validate; print('great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

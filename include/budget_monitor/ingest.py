@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -31,6 +32,7 @@ from .tables import HeaderError, HeaderMatch, match_headers, specs
 
 ENCODINGS: tuple[str, ...] = ("utf-8-sig", "utf-8", "gb18030")
 _NUM_RE = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)%?$"
+_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 class IngestError(ValueError):
@@ -131,7 +133,17 @@ def _read_csv(data: bytes, path: Path) -> tuple[pd.DataFrame, str]:
             encoding="utf-8",
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise IngestError(f"{path.name}: CSV 格式错误：{exc}", path=path, rule_id="ING-002") from exc
+        m = _FIELDS_RE.search(str(exc))
+        detail = f"第{m.group(2)}行有 {m.group(3)} 个字段，表头只有 {m.group(1)} 列" if m else str(exc)
+        raise IngestError(f"{path.name}: CSV 格式错误：{detail}", path=path, rule_id="ING-002") from exc
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas turns surplus leading fields into an index: the data rows have
+        # more fields than the header (e.g. an unquoted "1,234.50").
+        raise IngestError(
+            f"{path.name}: CSV 格式错误：数据行的字段比表头多（金额中的千分位逗号是否未加引号？）",
+            path=path,
+            rule_id="ING-002",
+        )
     return frame, enc
 
 
