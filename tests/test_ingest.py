@@ -251,3 +251,28 @@ def test_row_with_too_few_fields_reads_empty_cells(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     t = read_table(path, "payments")
     assert t.df["memo"].tolist() == [""]
+
+
+def test_xlsx_empty_sheet_names_the_missing_columns(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    path = tmp_path / "p.xlsx"
+    Workbook().save(path)
+    with pytest.raises(IngestError, match="缺少必需的列“支付凭证号”") as exc:
+        read_table(path, "payments")
+    assert exc.value.rule_id == "ING-003"
+
+
+def test_xlsx_first_sheet_only(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(PAY_HEADER)
+    ws.append(good_payments()[1])
+    other = wb.create_sheet("说明")
+    other.append(["这是说明页"])
+    path = tmp_path / "p.xlsx"
+    wb.save(path)
+    t = read_table(path, "payments")
+    assert t.n_rows == 1 and t.df["voucher_no"].tolist() == ["V002"]
