@@ -7,7 +7,7 @@ its kwargs (JSON; GX's own ``{"$PARAMETER": name}`` syntax for values that
 come from the fund, e.g. the allowed inspection categories or the budget still
 available) and the Chinese message template.
 
-How a file is checked (one GX run per file, one suite per table kind):
+How a file is checked (one suite per table kind):
 
 1. ``prepare`` steps turn row-wise conditions that need pandas anyway
    (membership in the budget's units, uniqueness, "negative only for 退回",
@@ -16,9 +16,11 @@ How a file is checked (one GX run per file, one suite per table kind):
    rule with its own id and the failing rows (``row``). Expectations without a
    ``prepare`` run natively on the typed column (value sets, bounds, sums).
 2. The narrow check frame (``row`` + the columns the suite reads) goes through
-   a ValidationDefinition of an ephemeral GX context with
-   ``result_format=SUMMARY`` and ``unexpected_index_column_names=["row"]``, so
-   GX returns only counts and the first failing rows.
+   a ValidationDefinition of an ephemeral GX context. A good file costs one
+   run (``result_format=BASIC``: counts and observed values only). A bad file
+   gets a second run of the same suite over only the rows holding the first
+   failing values, with ``SUMMARY`` and ``unexpected_index_column_names=["row"]``
+   for the row numbers (see :func:`validate_table` for why).
 
 The GX context, data source, asset, batch definition and the suites are built
 once per process (lazily: importing great_expectations costs seconds), so a
@@ -52,7 +54,6 @@ import pandas as pd
 
 from .ingest import IngestedTable, IngestError
 from .money import fen_to_yuan_text
-from .tables import spec_of
 
 SEVERITIES = ("fatal", "warning")
 # How many failing rows per rule are listed (the count is always complete).
