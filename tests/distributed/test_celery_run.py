@@ -127,3 +127,27 @@ def _parent(pid: int) -> int | None:
         return psutil.Process(pid).ppid()
     except psutil.Error:
         return None
+
+
+def test_rejected_file_on_the_worker_mails_the_reason_and_shows_in_quarantine(stack):
+    """The notifier runs in the worker's task process; the UI plugin lists the report."""
+    cl, smtp = stack["cluster"], stack["smtp"]
+    fund = stack["inbox"] / "jiangmen-2021"
+    (fund / "payments" / "2021-06_补充支出.csv").write_text(
+        "支付凭证号,预算单位,指标文号,支付金额,支付日期,业务类型\n"
+        "440700ZF202199901,江门市市场监督管理局,江财工〔2021〕12号,壹仟元,2021-06-15,支付\n",
+        encoding="utf-8",
+    )
+    smtp.clear()
+    run_id = cl.trigger(MONTHLY, {"month": "2021-06"})
+    assert cl.wait_run(MONTHLY, run_id) == "failed"
+    states = {t["task_id"]: t["state"] for t in cl.task_instances(MONTHLY, run_id)}
+    assert states["load_funds"] == "failed" and states["publish_close"] == "upstream_failed", states
+    listed = cl.http("GET", "/budget-monitor/quarantine.json", auth=False)
+    assert [r["fund"] for r in listed] == ["jiangmen-2021"]
+    reason = listed[0]["reason"]
+    assert "壹仟元" in reason and "支付金额" in reason
+    mails = smtp.wait_for(lambda m: "退回" in str(m["Subject"]))
+    assert mails and reason in mails[0].get_body(("html", "plain")).get_content()
+    log = cl.task_log(MONTHLY, run_id, "load_funds", 1, map_index=0)
+    assert "2021-06_补充支出.csv" in log
