@@ -451,18 +451,22 @@ class _GX:
         self.source = self.context.data_sources.add_pandas("budget_monitor")
         self.asset = self.source.add_dataframe_asset("tables")
         self.batch_definition = self.asset.add_batch_definition_whole_dataframe("whole_file")
-        self.definitions: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self.definitions: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
-    def definition(self, kind: str, rules: tuple[Rule, ...]) -> Any:
-        key = (kind, tuple(r.rule_id for r in rules))
+    def definition(self, kind: str, rules: tuple[Rule, ...], only: frozenset[tuple[str, str]] | None = None) -> Any:
+        """The ValidationDefinition of ``rules`` (cached); ``only`` keeps just
+        those (rule_id, column) expectations (the second, row-finding pass)."""
+        pairs = tuple((r.rule_id, c) for r in rules for c in r.columns if only is None or (r.rule_id, c) in only)
+        key = (kind, pairs)
         if key not in self.definitions:
             suite_name = f"{kind}-{len(self.definitions)}"
             suite = self.context.suites.add(self.gx.ExpectationSuite(name=suite_name))
-            for r in rules:
+            by_id = {r.rule_id: r for r in rules}
+            for rule_id, col in pairs:
+                r = by_id[rule_id]
                 cls = getattr(self.gx.expectations, r.expectation)
-                for col in r.columns:
-                    meta = {"rule_id": r.rule_id, "column": col, "severity": r.severity}
-                    suite.add_expectation(cls(column=_check_column(r, col), meta=meta, **r.kwargs))
+                meta = {"rule_id": r.rule_id, "column": col, "severity": r.severity}
+                suite.add_expectation(cls(column=_check_column(r, col), meta=meta, **r.kwargs))
             vd = self.gx.ValidationDefinition(name=suite_name, data=self.batch_definition, suite=suite)
             self.definitions[key] = self.context.validation_definitions.add(vd)
         return self.definitions[key]
@@ -519,7 +523,7 @@ def validate_table(table: IngestedTable, ctx: ValidationContext) -> ValidationRe
     failed = [res for res in result.results if not res.success]
     if not failed:
         return report
-    rows_by_key = _failing_rows(vd, frame, failed, params)
+    rows_by_key = _failing_rows(rt, table.kind, active_t, frame, failed, params)
     by_id = {r.rule_id: r for r in active_t}
     order = {r.rule_id: i for i, r in enumerate(active_t)}
 
@@ -540,15 +544,25 @@ def _is_null(v: Any) -> bool:
     return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
 
 
-def _failing_rows(vd: Any, frame: pd.DataFrame, failed: list[Any], params: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
-    """Second GX pass over the rows holding the failing values -> file rows."""
+def _failing_rows(
+    rt: _GX,
+    kind: str,
+    rules: tuple[Rule, ...],
+    frame: pd.DataFrame,
+    failed: list[Any],
+    params: dict[str, Any],
+) -> dict[tuple[str, str], list[int]]:
+    """Second GX pass: the failed row-level expectations only, over the rows
+    holding their failing values -> file row numbers per (rule_id, column)."""
     # Column-map expectations judge each value on its own, so the rows that
     # carry the failing values GX listed are failing rows.
     mask = np.zeros(len(frame), dtype=bool)
+    wanted: set[tuple[str, str]] = set()
     for res in failed:
         r = res.result or {}
         if "unexpected_count" not in r or (res.exception_info or {}).get("raised_exception"):
             continue
+        wanted.add((res.expectation_config.meta["rule_id"], res.expectation_config.meta["column"]))
         s = frame[res.expectation_config.kwargs["column"]]
         values = r.get("partial_unexpected_list") or []
         hit = s.isin([v for v in values if not _is_null(v)]).to_numpy(dtype=bool)
@@ -557,6 +571,7 @@ def _failing_rows(vd: Any, frame: pd.DataFrame, failed: list[Any], params: dict[
         mask[np.flatnonzero(hit)[:MAX_ROWS_PER_RULE]] = True
     if not mask.any():
         return {}
+    vd = rt.definition(kind, rules, frozenset(wanted))
     detail = vd.run(batch_parameters={"dataframe": frame[mask]}, expectation_parameters=params, result_format=RESULT_FORMAT)
     out: dict[tuple[str, str], list[int]] = {}
     for res in detail.results:
