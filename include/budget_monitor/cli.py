@@ -71,7 +71,7 @@ def _pull(args: argparse.Namespace) -> int:
 def _data_docs(args: argparse.Namespace) -> int:
     from budget_monitor.validate import build_data_docs
 
-    print(build_data_docs(Path(args.out)))
+    print(build_data_docs(Path(args.out), fund_dir=Path(args.fund_dir)))
     return 0
 
 
