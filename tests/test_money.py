@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budget_monitor.money import MoneyError, fen_to_yuan_text, parse_money, parse_money_text
+from budget_monitor.money import MoneyError, parse_money, parse_money_text
+from budget_monitor.money_fmt import fen_to_yuan_str
 
 
 @pytest.mark.parametrize(
@@ -90,10 +91,10 @@ def test_money_keeps_index_and_handles_empty_series() -> None:
     assert parse_money(pd.Series([], dtype="str")).fen.tolist() == []
 
 
-def test_fen_to_yuan_text() -> None:
-    assert fen_to_yuan_text(372_090_000) == "3720900.00"
-    assert fen_to_yuan_text(-5) == "-0.05"
-    assert fen_to_yuan_text(0) == "0.00"
+def test_fen_to_yuan_str() -> None:
+    assert fen_to_yuan_str(372_090_000) == "3720900.00"
+    assert fen_to_yuan_str(-5) == "-0.05"
+    assert fen_to_yuan_str(0) == "0.00"
 
 
 _FULL = str.maketrans("0123456789.,-", "０１２３４５６７８９．，－")
@@ -120,7 +121,7 @@ def test_money_roundtrip_property(fen: int) -> None:
     forms = _forms(fen)
     res = parse_money(pd.Series(forms, dtype="str"))
     assert res.fen.tolist() == [fen] * len(forms)
-    assert fen_to_yuan_text(fen) == forms[0]
+    assert fen_to_yuan_str(fen) == forms[0]
 
 
 @settings(max_examples=200, deadline=None)

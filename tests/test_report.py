@@ -11,6 +11,7 @@ import pytest
 
 from budget_monitor.config import FundConfig, Measure
 from budget_monitor.measures import measure_actuals
+from budget_monitor.money_fmt import fen_to_yuan_str
 from budget_monitor.report import (
     CHART_NAME,
     DOCX_NAME,
@@ -20,7 +21,6 @@ from budget_monitor.report import (
     UNIT_CHART_NAME,
     XLSX_NAME,
     build_self_evaluation,
-    fen_to_yuan,
     md_escape,
     report_sections,
     write_outputs,
@@ -124,8 +124,8 @@ def monthly_rows(total_fen: int = BUDGET_FEN) -> list[dict]:
         cum = total_fen if m == 12 else int(total_fen * pct / 100)
         pace = round(m / 12 * 100, 2)
         rate = round(cum * 100 / total_fen, 2)
-        out.append({"month": f"2021-{m:02d}", "executed_yuan": fen_to_yuan(cum - prev),
-                    "cumulative_yuan": fen_to_yuan(cum), "cumulative_rate": rate, "pace": pace,
+        out.append({"month": f"2021-{m:02d}", "executed_yuan": fen_to_yuan_str(cum - prev),
+                    "cumulative_yuan": fen_to_yuan_str(cum), "cumulative_rate": rate, "pace": pace,
                     "gap_points": round(rate - pace, 2)})
         prev = cum
     return out
@@ -143,7 +143,7 @@ def quarter_rows(monthly: list[dict]) -> list[dict]:
 def unit_rows(unit_name: str = TAISHAN) -> list[dict]:
     shares = [(CITY, 172_090_000, []), (unit_name, 80_000_000, [2, 3]), (KAIPING, 60_000_000, [2]),
               (ENPING, 60_000_000, [])]
-    return [{"unit": u, "budget_yuan": fen_to_yuan(f), "executed_yuan": fen_to_yuan(f), "execution_rate": 100.0,
+    return [{"unit": u, "budget_yuan": fen_to_yuan_str(f), "executed_yuan": fen_to_yuan_str(f), "execution_rate": 100.0,
              "lagging_quarters": lq} for u, f, lq in shares]
 
 
@@ -346,7 +346,7 @@ def test_partial_execution_lowers_the_score_and_is_reported():
 
 @pytest.mark.parametrize("fen,text", [(0, "0.00"), (5, "0.05"), (372_090_000, "3720900.00"), (-150, "-1.50")])
 def test_money_is_exact_yuan_text(fen: int, text: str):
-    assert fen_to_yuan(fen) == text
+    assert fen_to_yuan_str(fen) == text
 
 
 def test_outputs_without_units_or_templates(tmp_path: Path):

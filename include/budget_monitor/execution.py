@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 import pandas as pd
 
 from budget_monitor.config import PaceConfig
-from budget_monitor.money_fmt import fen_to_yuan_str
+from budget_monitor.money_fmt import fen_to_yuan_str, round2
 from budget_monitor.pace import fraction_to_decimal, month_end_pace_fraction
 
 __all__ = [
@@ -62,12 +62,6 @@ RED = "red"
 FUND = ""  # the "unit" of the whole-fund series
 
 _BUDGET_SIGN = {"年初": 1, "追加": 1, "调减": -1}
-_CENT = Decimal("0.01")
-
-
-def round2(value: Decimal) -> Decimal:
-    """Round half up to 2 decimals (四舍五入, as the finance office does)."""
-    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 def _float2(value: Decimal | None) -> float | None:

@@ -147,8 +147,3 @@ def parse_money_text(text: str, scale: int = 1) -> int:
     return int(res.fen.iloc[0])
 
 
-def fen_to_yuan_text(fen: int) -> str:
-    """Exact decimal string in 元: 12345 → '123.45', -5 → '-0.05'."""
-    sign = "-" if fen < 0 else ""
-    q, r = divmod(abs(int(fen)), 100)
-    return f"{sign}{q}.{r:02d}"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from budget_monitor.config import FundConfig
 from budget_monitor.measures import Actual
+from budget_monitor.money_fmt import fen_to_yuan_str
 from budget_monitor.narrative import build_narrative, load_texts, quarter_phrase
 from budget_monitor.scoring import score_fund
 
@@ -51,13 +52,6 @@ _CENT = Decimal("0.01")
 
 
 # ---------------------------------------------------------------- numbers
-
-def fen_to_yuan(fen: int) -> str:
-    """Exact 元 text with 2 decimals: 372090000 -> '3720900.00'."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
-
 
 def yuan_to_wan(yuan: str | Decimal) -> Decimal:
     return (Decimal(str(yuan)) / Decimal(10000)).quantize(_CENT, rounding=ROUND_HALF_UP)
@@ -106,9 +100,9 @@ def build_self_evaluation(
     return {
         "fund": {"code": cfg.code, "name": cfg.name, "year": cfg.year, "department": cfg.department},
         "budget": {
-            "initial_yuan": fen_to_yuan(initial),
-            "adjusted_yuan": fen_to_yuan(adjusted),
-            "executed_yuan": fen_to_yuan(executed),
+            "initial_yuan": fen_to_yuan_str(initial),
+            "adjusted_yuan": fen_to_yuan_str(adjusted),
+            "executed_yuan": fen_to_yuan_str(executed),
             "execution_rate": _f2(rate),
         },
         "monthly": [dict(m) for m in monthly],

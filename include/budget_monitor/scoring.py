@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from budget_monitor.config import GradeBand, ScoringConfig
 from budget_monitor.measures import Actual
+from budget_monitor.money_fmt import round2
 from budget_monitor.narrative import load_texts
 from budget_monitor.targets import Target, TargetError, parse_target, with_unit
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_CENT = Decimal("0.01")
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
@@ -29,10 +29,6 @@ _HUNDRED = Decimal(100)
 
 class ScoringError(ValueError):
     """The goals table cannot be scored; the message is for the finance office."""
-
-
-def round2(value: Decimal) -> Decimal:
-    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

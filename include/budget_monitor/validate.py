@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from .ingest import IngestedTable, IngestError
-from .money import fen_to_yuan_text
+from .money_fmt import fen_to_yuan_str
 
 SEVERITIES = ("fatal", "warning")
 # How many failing rows per rule are listed (the count is always complete).
@@ -608,8 +608,8 @@ def _collect(
     values: dict[str, Any] = {
         "fund_year": ctx.fund_year,
         "execution_weight": _points(int(ctx.execution_weight * 1000)) if ctx.execution_weight is not None else "",
-        "stored_yuan": fen_to_yuan_text(ctx.stored_net_fen),
-        "budget_yuan": fen_to_yuan_text(ctx.adjusted_budget_fen) if ctx.adjusted_budget_fen is not None else "",
+        "stored_yuan": fen_to_yuan_str(ctx.stored_net_fen),
+        "budget_yuan": fen_to_yuan_str(ctx.adjusted_budget_fen) if ctx.adjusted_budget_fen is not None else "",
         "header": header,
     }
     info = res.exception_info or {}
@@ -624,7 +624,7 @@ def _collect(
         observed = result.get("observed_value")
         values["observed"] = observed
         if isinstance(observed, (int, np.integer)):
-            values["observed_yuan"] = fen_to_yuan_text(int(observed))
+            values["observed_yuan"] = fen_to_yuan_str(int(observed))
             values["observed_points"] = _points(int(observed))
         detail = _fmt(r.message_zh, values)
         msg = f"{_where(file, None, header)}: {detail}（规则 {r.rule_id}）"
