@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from budget_monitor_airflow.quarantine_view import create_app
+from budget_monitor_airflow.quarantine_view import LazyApp
 
 
 class BudgetMonitorPlugin(AirflowPlugin):
     name = "budget_monitor"
     fastapi_apps = [
-        {"app": create_app(), "url_prefix": "/budget-monitor", "name": "budget-monitor quarantine"},
+        {"app": LazyApp(), "url_prefix": "/budget-monitor", "name": "budget-monitor quarantine"},
     ]
     external_views = [
         {

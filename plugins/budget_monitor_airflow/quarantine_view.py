@@ -50,10 +50,13 @@ def render_page(reports: list[dict]) -> str:
 
 
 def create_app():  # -> fastapi.FastAPI
-    from fastapi import FastAPI, HTTPException
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import Depends, FastAPI, HTTPException
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    app = FastAPI(title="budget-monitor quarantine")
+    # Logged-in users only (the UI's session cookie or a Bearer token): the
+    # reports show file names and rejected values.
+    app = FastAPI(title="budget-monitor quarantine", dependencies=[Depends(get_user)])
 
     @app.get("/quarantine", response_class=HTMLResponse)
     def quarantine_page() -> str:
@@ -73,3 +76,23 @@ def create_app():  # -> fastapi.FastAPI
         return JSONResponse(json.loads(path.read_text(encoding="utf-8")))
 
     return app
+
+
+class LazyApp:
+    """ASGI app built on its first request.
+
+    Every Airflow process that loads plugins (task processes too, for macros)
+    imports the plugin module; only the api-server serves requests, so only it
+    should pay for FastAPI and Airflow's security module.
+    """
+
+    def __init__(self) -> None:
+        self._app = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._app is None:
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return "budget_monitor_airflow.quarantine_view:create_app"

@@ -1,0 +1,91 @@
+"""plugins/: the Airflow plugin loads, and the glue's pure parts behave."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def test_plugin_loads_with_its_quarantine_app():
+    from airflow import plugins_manager
+
+    apps, _ = plugins_manager.get_fastapi_plugins()
+    assert not plugins_manager.get_import_errors()
+    assert [a["url_prefix"] for a in apps if a["name"] == "budget-monitor quarantine"] == ["/budget-monitor"]
+
+
+def test_quarantine_listing_and_page(tmp_path: Path):
+    from budget_monitor_airflow.quarantine_view import quarantine_reports, render_page
+
+    q = tmp_path / "jiangmen-2021" / "quarantine"
+    q.mkdir(parents=True)
+    report = {"file": "payments/x.csv", "reason": "支付金额 <壹仟元> 不是金额", "rejected_at": "2021-07-05T06:00:01+08:00"}
+    (q / "20210705T060001_ab12cd34_x.csv.report.json").write_text(json.dumps(report, ensure_ascii=False), "utf-8")
+    listed = quarantine_reports(tmp_path)
+    assert [(r["fund"], r["file"], r["reason"]) for r in listed] == [("jiangmen-2021", "payments/x.csv", report["reason"])]
+    page = render_page(listed)
+    assert "&lt;壹仟元&gt;" in page and "<壹仟元>" not in page  # escaped
+    assert "隔离区为空" in render_page([])
+
+
+def test_rejection_mail_names_every_file_and_reason():
+    from budget_monitor_airflow.errors import FilesRejected, FundRejection
+    from budget_monitor_airflow.notifier import rejection_mail
+
+    rej = FundRejection("JM-2021-YPJG", "药品监督管理", "2021-06", ["caiwu@example.cn"], "/in/jm/quarantine",
+                        [{"name": "payments/a.csv", "reason": "第3行 支付金额 壹仟元 不是金额"},
+                         {"name": "outputs/b.csv", "reason": "第2行 三级指标 不在目标表中"}])
+    subject, body = rejection_mail(rej)
+    assert "2021-06" in subject and "退回" in subject
+    for f in rej.files:
+        assert f["name"] in body and f["reason"] in body
+    exc = FilesRejected([rej])
+    assert "壹仟元" in str(exc) and exc.rejections == [rej]
+
+
+def test_failure_notifier_mails_rejections_only_to_the_fund(monkeypatch: pytest.MonkeyPatch):
+    from budget_monitor_airflow import notifier
+    from budget_monitor_airflow.errors import FilesRejected, FundRejection
+
+    sent = []
+    monkeypatch.setattr(notifier, "send_html", lambda to, subject, body, **kw: sent.append((list(to), subject)))
+    monkeypatch.delenv("BUDGET_MONITOR_OPS_EMAIL", raising=False)
+    rej = FundRejection("F1", "资金一", "2021-06", ["a@example.cn"], "/q", [{"name": "p.csv", "reason": "r"}])
+    notifier.RejectionNotifier().notify({"exception": FilesRejected([rej])})
+    assert sent == [(["a@example.cn"], "【预算执行监控】资金一 2021-06 数据文件被退回")]
+    sent.clear()
+    notifier.RejectionNotifier().notify({"exception": RuntimeError("db down")})
+    assert sent == []  # technical failure, no ops address: log only
+    monkeypatch.setenv("BUDGET_MONITOR_OPS_EMAIL", "ops@example.cn")
+    notifier.RejectionNotifier().notify({"exception": RuntimeError("db down")})
+    assert [to for to, _ in sent] == [["ops@example.cn"]]
+
+
+@pytest.mark.parametrize(
+    ("conn", "url"),
+    [
+        ({"conn_type": "postgres", "host": "db", "port": 5432, "login": "bm", "password": "p@ss/word",
+          "schema": "budget_monitor"}, "postgresql+psycopg://bm:p%40ss%2Fword@db:5432/budget_monitor"),
+        ({"conn_type": "sqlite", "host": "/data/bm.db"}, "sqlite:////data/bm.db"),
+        ({"conn_type": "generic", "extra": {"sqlalchemy_url": "duckdb:///x.db"}}, "duckdb:///x.db"),
+    ],
+)
+def test_store_url_from_an_airflow_connection(conn, url):
+    from airflow.sdk import Connection
+    from budget_monitor_airflow.settings import connection_url
+
+    c = Connection(conn_id="budget_monitor_db", conn_type=conn["conn_type"], host=conn.get("host"),
+                   port=conn.get("port"), login=conn.get("login"), password=conn.get("password"),
+                   schema=conn.get("schema"), extra=json.dumps(conn.get("extra", {})))
+    assert connection_url(c) == url
+
+
+def test_quarantine_app_requires_a_logged_in_user():
+    from budget_monitor_airflow.quarantine_view import create_app
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app()) as client:
+        assert client.get("/quarantine").status_code == 401
+        assert client.get("/quarantine.json").status_code == 401
