@@ -18,14 +18,21 @@ log = logging.getLogger(__name__)
 def discover(month: str, fund_filter: str = "") -> list[str]:
     """Fund directories under the inbox root (optionally one), after pulling the
     month from the SQL source when the ``budget_monitor_source`` connection exists."""
-    from budget_monitor.config import load_fund_config
+    from budget_monitor.config import FundConfigError, load_fund_config
     from budget_monitor.pipeline import discover_funds, month_bounds
 
     first, _ = month_bounds(month)  # a bad month fails here, before any mapping
     root = settings.funds_root()
     funds = []
     for d in discover_funds(root):
-        cfg = load_fund_config(d)
+        try:
+            cfg = load_fund_config(d)
+        except FundConfigError as exc:
+            # Kept: its load task fails visibly with the reason; the other funds go on.
+            log.error("%s", exc)
+            if not fund_filter or fund_filter == d.name:
+                funds.append(d)
+            continue
         if fund_filter and fund_filter not in (d.name, cfg.code):
             continue
         if cfg.year != first.year:  # a fund-year directory only closes months of its year
@@ -40,7 +47,11 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
         from budget_monitor.sources import SqlSource, pull_month
 
         for d in funds:
-            pulled = pull_month(SqlSource(source), load_fund_config(d).code, month, d)
+            try:
+                code = load_fund_config(d).code
+            except FundConfigError:
+                continue
+            pulled = pull_month(SqlSource(source), code, month, d)
             log.info("pulled %d file(s) for %s from the SQL source", len(pulled), d.name)
     return [str(d) for d in funds]
 
@@ -51,14 +62,20 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
     Funds are batched per task because the Great Expectations import costs
     ~7 s per process: a task per fund would pay it once per fund.
     """
-    from budget_monitor.config import load_fund_config
+    from budget_monitor.config import FundConfigError, load_fund_config
     from budget_monitor.pipeline import MonthRejected, load_month
+    from budget_monitor.quarantine import InputRejected
 
     db = settings.db_url()
     done: list[dict] = []
     rejected: list[FundRejection] = []
     for d in map(Path, fund_dirs):
-        cfg = load_fund_config(d)
+        try:
+            cfg = load_fund_config(d)
+        except FundConfigError as exc:  # no recipients known: the notifier tells ops
+            rejected.append(FundRejection(fund_code=d.name, fund_name=d.name, month=month, recipients=[],
+                                          quarantine_dir="", files=[{"name": "fund.yaml", "reason": str(exc)}]))
+            continue
         try:
             result = load_month(d, month, db, cfg=cfg)
         except MonthRejected as exc:
@@ -68,6 +85,13 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
                 fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
                 quarantine_dir=str(d / "quarantine"),
                 files=[{"name": f.name, "reason": f.reason} for f in result.rejected]))
+        except InputRejected as exc:  # a single file, should load_month ever raise it directly
+            log.error("%s %s: %s", cfg.code, month, exc.reason)
+            rejected.append(FundRejection(
+                fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
+                quarantine_dir=str(d / "quarantine"),
+                files=[{"name": getattr(exc.report, "file", "") or "", "reason": exc.reason}]))
+            continue
         log.info("%s %s: %s; rows %s", cfg.code, month, result.summary(), result.counts)
         done.append({"fund": cfg.code, "summary": result.summary(), "counts": result.counts})
     if rejected:
@@ -77,12 +101,17 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
 
 def close(fund_dirs: list[str], month: str) -> list[dict]:
     """Execution vs pace for each fund; alerts are queued in the outbox."""
+    from budget_monitor.config import FundConfigError
     from budget_monitor.pipeline import close_month
 
     db = settings.db_url()
     out = []
     for d in map(Path, fund_dirs):
-        r = close_month(d, month, db)
+        try:
+            r = close_month(d, month, db)
+        except FundConfigError as exc:  # reported by its load task
+            log.error("%s not closed: %s", d.name, exc)
+            continue
         row = {"fund": r.fund_code, "rate": _text(r.rate), "pace": _text(r.pace), "gap": _text(r.gap),
                "severity": r.severity, "lagging_quarters": r.lagging_quarters,
                "units_behind": r.units_behind, "alerts": r.alerts, "new_alerts": r.new_alerts}

@@ -32,12 +32,16 @@ def year_from_context(context) -> int | None:
 
 def fund_dirs(year: int, fund_filter: str = "") -> list[str]:
     """The fund-year directories of ``year`` (optionally only one fund)."""
-    from budget_monitor.config import load_fund_config
+    from budget_monitor.config import FundConfigError, load_fund_config
     from budget_monitor.pipeline import discover_funds
 
     out = []
     for d in discover_funds(settings.funds_root()):
-        cfg = load_fund_config(d)
+        try:
+            cfg = load_fund_config(d)
+        except FundConfigError as exc:  # the monthly DAG reports it; other funds go on
+            log.error("%s", exc)
+            continue
         if cfg.year == year and (not fund_filter or fund_filter in (d.name, cfg.code)):
             out.append(str(d))
     if not out:

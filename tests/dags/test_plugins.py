@@ -89,3 +89,25 @@ def test_quarantine_app_requires_a_logged_in_user():
     with TestClient(create_app()) as client:
         assert client.get("/quarantine").status_code == 401
         assert client.get("/quarantine.json").status_code == 401
+
+
+def test_a_broken_fund_yaml_fails_only_its_own_fund(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Discovery keeps going; the broken fund's load fails with the reason, for ops."""
+    import shutil
+
+    from budget_monitor_airflow.errors import FilesRejected
+    from budget_monitor_airflow.monthly import discover, load_batch
+    from budget_monitor_airflow.year_end import fund_dirs
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "jiangmen-2021"
+    shutil.copy(example / "fund.yaml", (tmp_path / "good").mkdir() or tmp_path / "good" / "fund.yaml")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "fund.yaml").write_text("code: X\nyear: 二〇二一\n", encoding="utf-8")
+    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(tmp_path))
+
+    assert [Path(d).name for d in discover("2021-06")] == ["broken", "good"]
+    assert [Path(d).name for d in fund_dirs(2021)] == ["good"]
+    with pytest.raises(FilesRejected) as exc:
+        load_batch([str(tmp_path / "broken")], "2021-06")
+    (rej,) = exc.value.rejections
+    assert rej.files[0]["name"] == "fund.yaml" and "fund.yaml" in rej.files[0]["reason"]
