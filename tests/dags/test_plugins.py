@@ -111,3 +111,21 @@ def test_a_broken_fund_yaml_fails_only_its_own_fund(tmp_path: Path, monkeypatch:
         load_batch([str(tmp_path / "broken")], "2021-06")
     (rej,) = exc.value.rejections
     assert rej.files[0]["name"] == "fund.yaml" and "fund.yaml" in rej.files[0]["reason"]
+
+
+def test_year_end_reports_only_after_a_december_close():
+    from types import SimpleNamespace
+
+    import pendulum
+    from budget_monitor_airflow.assets import MONTHLY_CLOSE
+    from budget_monitor_airflow.year_end import year_from_context
+
+    def ctx(*months, year=None):
+        events = {MONTHLY_CLOSE: [SimpleNamespace(extra={"year": 2021, "month": m}) for m in months]}
+        return {"params": {"year": year}, "triggering_asset_events": events if months else {},
+                "logical_date": pendulum.datetime(2022, 3, 1, tz="Asia/Shanghai")}
+
+    assert year_from_context(ctx(6)) is None  # June close: nothing to do
+    assert year_from_context(ctx(11, 12)) == 2021  # events batched into one run
+    assert year_from_context(ctx(year=2020)) == 2020  # manual, Param
+    assert year_from_context(ctx()) == 2021  # manual, previous year
