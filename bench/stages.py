@@ -459,7 +459,17 @@ def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
             log_fh = log_path.open("wb")  # a file, not a pipe: dag.test() logs a lot
             proc = psutil.Popen(cmd, env=e, cwd=REPO, stdout=log_fh, stderr=subprocess.STDOUT)
             peak = 0
+            timed_out = False
             while proc.poll() is None:
+                if time.perf_counter() - t0 > args.size_timeout:
+                    timed_out = True
+                    for p in [*proc.children(recursive=True), proc]:
+                        try:
+                            p.kill()
+                        except psutil.Error:
+                            pass
+                    proc.wait()
+                    break
                 try:
                     tree = [proc, *proc.children(recursive=True)]
                     peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
@@ -470,6 +480,12 @@ def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
             log_fh.close()
             log = log_path.read_text(encoding="utf-8", errors="replace")
             child = json.loads(res_file.read_text()) if res_file.is_file() else {"error": log[-3000:]}
+            if timed_out:
+                # How far it got: mapped load batches finished, close started?
+                done = log.count("[DAG TEST] end task task_id=load_funds")
+                child = {"error": f"timeout after {args.size_timeout:.0f} s", "timed_out": True,
+                         "load_batches_done": done, "batches": -(-n // args.funds_per_task),
+                         "close_started": "task_id=close_month" in log}
             row = {"funds": n, "wall_s": round(wall, 2), "peak_tree_mib": round(peak / 2**20, 1),
                    "seed": seeded, **child}
             out.append(row)
@@ -598,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--growth", default="20,200,2000")
     p.add_argument("--funds-per-task", type=int, default=50)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--size-timeout", type=float, default=1800, help="stage d: kill a close after this")
     p.add_argument("--limit", type=int, default=0)
     args = p.parse_args(argv)
     rec = Recorder()
