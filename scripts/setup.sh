@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need_apt+=(fonts-noto-cjk)
+# Capture first: with pipefail, `fc-list | grep -q` fails when grep exits early (SIGPIPE).
+fonts=$(fc-list : family 2>/dev/null || true)
+case "$fonts" in *"Noto Sans CJK"*) ;; *) need_apt+=(fonts-noto-cjk) ;; esac
 command -v soffice >/dev/null 2>&1 || need_apt+=(libreoffice-writer-nogui)
 command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -25,6 +27,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 stamp=.venv/.installed-$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip -q
   .venv/bin/python -m pip install -q --disable-pip-version-check uv==0.13.8
   .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.txt
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
