@@ -27,7 +27,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 stamp=.venv/.installed-$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip -q
+  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip >/dev/null
   .venv/bin/python -m pip install -q --disable-pip-version-check uv==0.13.8
   .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.txt
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
