@@ -43,7 +43,7 @@ PAY_FILE = "payments/2021-03_支出明细.csv"
 def fund(tmp_path: Path) -> Path:
     (tmp_path / "fund.yaml").write_text(
         "code: T-2021\nname: 测试专项资金\nyear: 2021\ndepartment: 江门市市场监督管理局\n"
-        "inspection_categories: [药品, 化妆品]\n",
+        "inspection_categories: [药品, 化妆品]\nrecipients: [caiwu@example.com]\n",
         encoding="utf-8",
     )
     write_csv(tmp_path / "budget.csv", BUDGET_HEADER, good_budget(), "gbk")

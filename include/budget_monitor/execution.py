@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from budget_monitor.budget import BUDGET_SIGN, signed_amounts
 from budget_monitor.config import PaceConfig
 from budget_monitor.money_fmt import fen_to_yuan_str, round2
 from budget_monitor.pace import fraction_to_decimal, month_end_pace_fraction
@@ -60,8 +61,6 @@ __all__ = [
 YELLOW = "yellow"
 RED = "red"
 FUND = ""  # the "unit" of the whole-fund series
-
-_BUDGET_SIGN = {"年初": 1, "追加": 1, "调减": -1}
 
 
 def _float2(value: Decimal | None) -> float | None:
@@ -183,19 +182,20 @@ def _budget_table(allocations: pd.DataFrame, year: int) -> pd.DataFrame:
     """unit, effective month (0 = from the start of the year), signed amount_fen."""
     if allocations.empty:
         return pd.DataFrame({"unit": [], "month": [], "signed_fen": []})
-    unknown = sorted(set(allocations["kind"]) - set(_BUDGET_SIGN))
+    unknown = sorted(set(allocations["kind"]) - set(BUDGET_SIGN))
     if unknown:
         raise ValueError(f"预算指标类型无效：{unknown}（应为 年初、追加 或 调减）")
     kind = allocations["kind"]
     month = _month_of(allocations["date"], year)
     month = month.where(kind != "年初", 0)
-    sign = kind.map(_BUDGET_SIGN).astype("int64")
     return pd.DataFrame(
         {
             "unit": allocations["unit"].astype(str).to_numpy(),
             "month": month.to_numpy(),
             "kind": kind.to_numpy(),
-            "signed_fen": (allocations["amount_fen"].astype("int64") * sign).to_numpy(),
+            # astype first: a null amount still fails loudly, as before the
+            # arithmetic moved to budget.py (which counts nulls as 0 for validation).
+            "signed_fen": signed_amounts(kind, allocations["amount_fen"].astype("int64")),
         }
     )
 

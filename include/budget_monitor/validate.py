@@ -41,7 +41,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .budget import BUDGET_SIGN, adjusted_budget_fen, signed_amounts
 from .ingest import IngestedTable, IngestError
 from .money_fmt import fen_to_yuan_str
 
@@ -84,8 +85,9 @@ class Rule:
     def needs(self) -> tuple[str, ...]:
         """ValidationContext fields this rule needs (skipped when missing)."""
         out: list[str] = []
-        if self.prepare.startswith("isin:"):
-            out.append(self.prepare.split(":", 1)[1])
+        name, _, arg = self.prepare.partition(":")
+        if name in _CONTEXT_ARG_PREPARES:
+            out.append(arg)
         if self.prepare in ("in_year", "in_year_or_prior", "month_in_year") or "{fund_year}" in self.message_zh:
             out.append("fund_year")
         for p in self.parameters:
@@ -110,7 +112,12 @@ _PARAM_NEEDS = {
     "goal_weight_milli": "execution_weight",
     "remaining_fen": "adjusted_budget_fen",
     "inspection_categories": "inspection_categories",
+    "paid_units": "paid_by_unit",
+    "paid_doc_nos": "paid_by_doc",
 }
+# Prepare steps whose ``:arg`` names a ValidationContext field (the others'
+# arg is about the table itself, e.g. the columns of a composite key).
+_CONTEXT_ARG_PREPARES = frozenset({"isin", "covers_paid", "pair_in"})
 
 
 @cache
@@ -166,6 +173,9 @@ class ValidationContext:
     fund_year: int | None = None
     units: frozenset[str] | None = None
     doc_nos: frozenset[str] | None = None
+    # (指标文号, 预算单位) of every budget row: a payment must be charged to an
+    # allocation of its own unit (PAY-012).
+    pairs: frozenset[tuple[str, str]] | None = None
     inspection_categories: frozenset[str] | None = None
     goal_names: frozenset[str] | None = None
     execution_weight: Decimal | None = None
@@ -173,6 +183,13 @@ class ValidationContext:
     # file being validated replaces (a corrected file must not count twice).
     stored_net_fen: int = 0
     adjusted_budget_fen: int | None = None
+    # For a budget file (a corrected budget replaces the stored one): net stored
+    # payments in fen per 预算单位 / per 指标文号, with an entry for EVERY unit /
+    # doc_no that has stored payment rows (even when they net to 0). Each must
+    # stay in the new budget (BUD-009/BUD-011) with 年初 + 追加 − 调减 ≥ its net
+    # paid (BUD-010/BUD-012). None skips those rules; {} means nothing is paid yet.
+    paid_by_unit: Mapping[str, int] | None = None
+    paid_by_doc: Mapping[str, int] | None = None
     # Files are named relative to this directory in messages.
     fund_dir: Path | None = None
 
@@ -185,19 +202,29 @@ class ValidationContext:
         budget: pd.DataFrame | IngestedTable | None = None,
         goals: pd.DataFrame | IngestedTable | None = None,
         stored_net_fen: int = 0,
+        paid_by_unit: Mapping[str, int] | None = None,
+        paid_by_doc: Mapping[str, int] | None = None,
     ) -> ValidationContext:
-        """Build from a FundConfig plus the (validated) budget and goals."""
+        """Build from a FundConfig plus the (validated) budget and goals, and
+        for a budget file the stored net payments per unit / doc_no."""
         bdf = budget.df if isinstance(budget, IngestedTable) else budget
         gdf = goals.df if isinstance(goals, IngestedTable) else goals
+        pairs = None
+        if bdf is not None:
+            known = bdf[["doc_no", "unit"]].dropna()
+            pairs = frozenset(zip(known["doc_no"], known["unit"], strict=True))
         return cls(
             fund_year=int(config.year),
             units=frozenset(bdf["unit"].dropna()) if bdf is not None else None,
             doc_nos=frozenset(bdf["doc_no"].dropna()) if bdf is not None else None,
+            pairs=pairs,
             inspection_categories=frozenset(config.inspection_categories),
             goal_names=frozenset(gdf["name"].dropna()) if gdf is not None else None,
             execution_weight=Decimal(config.scoring.execution_weight),
             stored_net_fen=int(stored_net_fen),
             adjusted_budget_fen=adjusted_budget_fen(bdf) if bdf is not None else None,
+            paid_by_unit=_int_map(paid_by_unit),
+            paid_by_doc=_int_map(paid_by_doc),
             fund_dir=Path(fund_dir) if fund_dir is not None else None,
         )
 
@@ -212,16 +239,15 @@ class ValidationContext:
             out["remaining_fen"] = int(self.adjusted_budget_fen) - int(self.stored_net_fen)
         if self.inspection_categories is not None:
             out["inspection_categories"] = sorted(self.inspection_categories)
+        if self.paid_by_unit is not None:
+            out["paid_units"] = sorted(self.paid_by_unit)
+        if self.paid_by_doc is not None:
+            out["paid_doc_nos"] = sorted(self.paid_by_doc)
         return out
 
 
-_BUDGET_SIGN = {"年初": 1, "追加": 1, "调减": -1}
-
-
-def adjusted_budget_fen(budget: pd.DataFrame) -> int:
-    """全年预算数 = 年初 + 追加 − 调减 (unknown kinds count 0)."""
-    sign = budget["kind"].map(_BUDGET_SIGN).fillna(0).astype("int64")
-    return int((budget["amount_fen"].fillna(0).astype("int64") * sign).sum())
+def _int_map(m: Mapping[str, int] | None) -> dict[str, int] | None:
+    return None if m is None else {str(k): int(v) for k, v in m.items()}
 
 
 # -------------------------------------------------------------------- prepare steps
@@ -282,8 +308,55 @@ def _refund_negative(t: IngestedTable, col: str, ctx: ValidationContext) -> np.n
 
 
 def _budget_signed(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    sign = t.df["kind"].map(_BUDGET_SIGN).fillna(0).astype("int64").to_numpy()
-    return t.df[col].fillna(0).astype("int64").to_numpy() * sign
+    return signed_amounts(t.df["kind"], t.df[col])
+
+
+def _unique_with(t: IngestedTable, col: str, ctx: ValidationContext, others: str) -> np.ndarray:
+    """``col`` plus the ``+``-separated ``others`` form a key that must be unique
+    (e.g. the store's allocation key 指标文号 + 预算单位 + 类型). A row with a null
+    key part passes: the completeness rule reports it."""
+    key = t.df[[col, *others.split("+")]]
+    return (key.isna().any(axis=1) | ~key.duplicated(keep=False)).to_numpy(dtype=bool)
+
+
+def _group_budget(t: IngestedTable, col: str) -> pd.Series:
+    """Signed budget total (年初 + 追加 − 调减, fen) per value of ``col``, for the
+    groups whose every row has a readable amount and a known 类型 (a group with
+    a bad cell cannot be totalled; that cell is reported by its own rule)."""
+    df = t.df
+    readable = df["amount_fen"].notna() & df["kind"].isin(list(BUDGET_SIGN))
+    frame = pd.DataFrame(
+        {"key": df[col], "fen": signed_amounts(df["kind"], df["amount_fen"]), "ok": readable.to_numpy(dtype=bool)}
+    )
+    frame = frame[frame["key"].notna()]
+    grouped = frame.groupby("key", sort=False)
+    totals = grouped["fen"].sum()
+    return totals[grouped["ok"].all()].astype("int64")
+
+
+def _covers_paid(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
+    """A budget row passes unless its 预算单位 / 指标文号 (``col``) has stored
+    payments (``ctx.<field_name>``, net fen) above the group's signed budget."""
+    paid: Mapping[str, int] = getattr(ctx, field_name)
+    # Budgets have few units / doc_nos: judge each group with exact ints.
+    short = [k for k, total in _group_budget(t, col).items() if k in paid and int(total) < paid[k]]
+    return ~t.df[col].isin(short).to_numpy(dtype=bool)
+
+
+def _pair_in(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
+    """(指标文号 ``col``, 预算单位) must be an allocation of the budget. Passes
+    when either part is null or itself unknown: PAY-001/004/005 report those."""
+    doc = t.df[col]
+    unit = t.df["unit"]
+    pairs: frozenset[tuple[str, str]] = getattr(ctx, field_name)
+    judged = doc.notna() & unit.notna()
+    known_docs = ctx.doc_nos if ctx.doc_nos is not None else {d for d, _ in pairs}
+    known_units = ctx.units if ctx.units is not None else {u for _, u in pairs}
+    judged &= doc.isin(list(known_docs)) & unit.isin(list(known_units))
+    if not judged.any():
+        return np.ones(len(doc), dtype=bool)
+    inside = pd.MultiIndex.from_arrays([doc, unit]).isin(list(pairs))
+    return ~judged.to_numpy(dtype=bool) | inside
 
 
 def _weight_milli(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
@@ -303,11 +376,14 @@ _PREPARES: dict[str, Callable[..., np.ndarray]] = {
     "refund_negative": _refund_negative,
     "budget_signed": _budget_signed,
     "weight_milli": _weight_milli,
+    "unique_with": _unique_with,
+    "covers_paid": _covers_paid,
+    "pair_in": _pair_in,
 }
 
 
 def _check_column(r: Rule, col: str) -> str:
-    return f"{col}__{r.prepare.replace(':', '_')}" if r.prepare else col
+    return f"{col}__{re.sub(r'[^0-9A-Za-z_]', '_', r.prepare)}" if r.prepare else col
 
 
 def _prepare(t: IngestedTable, r: Rule, col: str, ctx: ValidationContext) -> np.ndarray:
@@ -619,6 +695,24 @@ def _collect(
         report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + 1
         return
     result = res.result or {}
+    if "partial_missing_list" in result:
+        # A set the column must contain (e.g. every unit with stored payments):
+        # one failure per missing value, with its amount where the set comes
+        # from a {value: fen} context field.
+        count = int(result.get("missing_count") or 0)
+        report.counts[r.rule_id] = report.counts.get(r.rule_id, 0) + count
+        amounts: Mapping[str, int] = {}
+        for p in r.parameters:
+            src = getattr(ctx, _PARAM_NEEDS.get(p, p), None)
+            if isinstance(src, Mapping):
+                amounts = src
+        for missing in (result.get("partial_missing_list") or [])[:MAX_ROWS_PER_RULE]:
+            fen = amounts.get(missing)
+            extra = {"value": missing, "paid_yuan": fen_to_yuan_str(fen) if fen is not None else ""}
+            detail = _fmt(r.message_zh, {**values, **extra})
+            msg = f"{_where(file, None, header)}: {detail}（规则 {r.rule_id}）"
+            target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, str(missing), msg))
+        return
     if "unexpected_count" not in result:
         # Table-level (aggregate) expectation: no row, the observed value.
         observed = result.get("observed_value")
@@ -640,11 +734,35 @@ def _collect(
         msg = f"{_where(file, None, header)}: {detail}（共 {count} 行，规则 {r.rule_id}）"
         target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, values["value"], msg))
         return
+    row_values = _ROW_VALUES.get(r.prepare.partition(":")[0])
+    extra_cols = re.findall(r"\{raw_(\w+)\}", r.message_zh)
     for row in rows[:MAX_ROWS_PER_RULE]:
         raw = table.raw_value(column, row)
-        detail = _fmt(r.message_zh, {**values, "value": raw})
+        more = {f"raw_{c}": table.raw_value(c, row) for c in extra_cols}
+        if row_values is not None:
+            more.update(row_values(table, r, column, row, ctx))
+        detail = _fmt(r.message_zh, {**values, **more, "value": raw})
         msg = f"{_where(file, row, header)}: {detail}（规则 {r.rule_id}）"
         target.append(Failure(r.rule_id, r.severity, r.category, column, header, row, raw, msg))
+
+
+def _paid_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: ValidationContext) -> dict[str, str]:
+    """{group_budget_yuan} and {paid_yuan} of a covers_paid failure's row."""
+    key = table.df.at[row, column]
+    paid: Mapping[str, int] = getattr(ctx, r.prepare.partition(":")[2]) or {}
+    totals = _group_budget(table, column)
+    out = {"group_budget_yuan": "", "paid_yuan": ""}
+    if key in totals.index:
+        out["group_budget_yuan"] = fen_to_yuan_str(int(totals[key]))
+    if key in paid:
+        out["paid_yuan"] = fen_to_yuan_str(int(paid[key]))
+    return out
+
+
+# Per-row message values that a prepare step's rule needs beyond the cell itself.
+_ROW_VALUES: dict[str, Callable[[IngestedTable, Rule, str, int, ValidationContext], dict[str, str]]] = {
+    "covers_paid": _paid_values,
+}
 
 
 def _points(milli: int) -> str:
@@ -742,32 +860,24 @@ def _fund_items(fund_dir: Path) -> list[tuple[IngestedTable, ValidationContext]]
     """Every readable table file of a fund directory with its context."""
     from .config import load_fund_config
     from .ingest import read_table
+    from .sources import FACT_KINDS, SNAPSHOT_FILES, fund_files
 
     cfg = load_fund_config(fund_dir)
-
-    def first(stem: str) -> Path | None:
-        for suffix in (".csv", ".xlsx"):
-            p = fund_dir / f"{stem}{suffix}"
-            if p.is_file():
-                return p
-        return None
-
+    # The same file selection as the monthly load (no ~$ lock files, no dot files).
+    files = fund_files(fund_dir)
     tables: dict[str, IngestedTable] = {}
-    for kind in ("budget", "goals"):
-        p = first(kind)
-        if p is not None:
+    for kind in SNAPSHOT_FILES:
+        for p in files.get(kind, [])[:1]:
             try:
                 tables[kind] = read_table(p, kind)
             except IngestError:
                 pass
     ctx = ValidationContext.for_fund(cfg, fund_dir=fund_dir, budget=tables.get("budget"), goals=tables.get("goals"))
     out = [(t, ctx) for t in tables.values()]
-    for kind in ("payments", "inspections", "outputs"):
-        folder = fund_dir / kind
-        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if p.suffix.lower() in (".csv", ".xlsx"):
-                try:
-                    out.append((read_table(p, kind), ctx))
-                except IngestError:
-                    continue
+    for kind in FACT_KINDS:
+        for p in files.get(kind, []):
+            try:
+                out.append((read_table(p, kind), ctx))
+            except IngestError:
+                continue
     return out

@@ -1,0 +1,30 @@
+"""The budget arithmetic shared by validation and execution.
+
+全年预算数 = 年初 + 追加 − 调减: an allocation row counts with the sign of its
+类型 (a 调减 is written as a positive amount and subtracted).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+BUDGET_SIGN = MappingProxyType({"年初": 1, "追加": 1, "调减": -1})
+
+
+def budget_signs(kind: pd.Series) -> np.ndarray:
+    """+1 / −1 per row by 类型; 0 for an unknown or missing kind (int64)."""
+    return kind.map(dict(BUDGET_SIGN)).fillna(0).astype("int64").to_numpy()
+
+
+def signed_amounts(kind: pd.Series, amount_fen: pd.Series) -> np.ndarray:
+    """Each allocation row's signed amount in fen (int64); null amounts and
+    unknown kinds count 0."""
+    return amount_fen.fillna(0).astype("int64").to_numpy() * budget_signs(kind)
+
+
+def adjusted_budget_fen(budget: pd.DataFrame) -> int:
+    """全年预算数 = 年初 + 追加 − 调减 of a budget frame (unknown kinds count 0)."""
+    return int(signed_amounts(budget["kind"], budget["amount_fen"]).sum())
