@@ -65,8 +65,7 @@ def test_measure_inspections_count_and_ratio(measure, expected_value, expected_t
         (Measure(source="outputs", agg="latest"), "覆盖率", "70", "70%"),  # fund-level row wins
         (Measure(source="outputs", agg="latest", unit="台山"), "覆盖率", "75", "75%"),
         (Measure(source="outputs", agg="mean"), "覆盖率", "68.33", "68.33%"),
-        # several units in the latest month and no fund-level row: the last row as written
-        (Measure(source="outputs", agg="latest", indicator="培训人次"), "其他名称", "50", "50"),
+        (Measure(source="outputs", agg="latest", indicator="培训人次", unit="开平"), "其他名称", "1200", "1,200"),
         (Measure(source="outputs", agg="latest"), "成本", "380", "380元/人天"),
     ],
 )
@@ -117,10 +116,40 @@ def test_measure_empty_frames_are_missing():
     assert measure_one("x", None, empty_i, empty_o, None).missing
 
 
-def test_measure_unknown_filter_column_is_a_clear_error():
-    with pytest.raises(KeyError) as exc:
-        measure_one("x", Measure(source="inspections", agg="count", where={"品种": "药品"}), inspections(), None, None)
-    assert "品种" in str(exc.value)
+@pytest.mark.parametrize(
+    "measure",
+    [Measure(source="inspections", agg="count", where={"品种": "药品"}),
+     Measure(source="inspections", agg="ratio", where={"result": "合格"}, denominator_where={"品种": "药品"})],
+)
+def test_measure_unknown_filter_column_is_a_chinese_value_error_naming_column_and_measure(measure):
+    with pytest.raises(ValueError) as exc:
+        measure_one("药品抽检批次", measure, inspections(), None, None)
+    assert not isinstance(exc.value, KeyError)
+    msg = str(exc.value)
+    assert "「品种」不存在" in msg and "药品抽检批次" in msg and "category" in msg
+
+
+@pytest.mark.parametrize("source,agg", [("outputs", "latest"), ("qualitative", "latest")])
+def test_measure_latest_with_several_units_and_no_fund_level_row_is_an_error(source, agg):
+    # 2021-06: 开平 and 台山 both reported 培训人次, no fund-level row: which one would be a guess.
+    with pytest.raises(ValueError) as exc:
+        measure_one("培训人次", Measure(source=source, agg=agg), None, outputs(), None)
+    msg = str(exc.value)
+    assert "培训人次" in msg and "2021-06" in msg and "开平" in msg and "台山" in msg
+    assert "unit" in msg
+    assert ("agg: sum / mean" in msg) == (source == "outputs")
+
+
+def test_measure_latest_with_one_unit_in_the_latest_month_takes_it():
+    df = outputs()
+    df = df[~((df["month"] == "2021-06") & (df["unit"] == "开平"))]
+    a = measure_one("培训人次", Measure(source="outputs", agg="latest"), None, df, None)
+    assert a.value == D(50) and a.text == "50"
+
+
+def test_measure_latest_several_units_resolved_by_unit_or_sum():
+    assert measure_one("培训人次", Measure(source="outputs", agg="latest", unit="台山"), None, outputs(), None).value == 50
+    assert measure_one("培训人次", Measure(source="outputs", agg="sum"), None, outputs(), None).value == 1350
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from budget_monitor.narrative import build_narrative, load_texts, quarter_phrase
@@ -124,3 +126,26 @@ def test_improvements_follow_problem_types_in_order():
     imp = load_texts()["improvements"]
     assert n.improvements == [imp["lagging_execution"], imp["lagging_units"], imp["unmet_indicator"]]
     assert len(n.problems) == len(n.improvements)
+
+
+def test_year_end_unspent_reported_when_exact_rate_below_100_though_it_reads_100():
+    # 1 fen left of 372.09 万元: the rate presents as 100.00 but the execution indicator is not met.
+    n = build_narrative(quarters(), [met()], [], execution_rate=Decimal("100.00"), execution_met=False,
+                        unspent_fen=1)
+    assert n.problems == ["截至年末，专项资金执行率为100%，尚有0.01元未支出。"]
+    assert n.kinds == ["year_end_unspent"]
+
+
+def test_year_end_fully_spent_is_not_a_problem():
+    n = build_narrative(quarters(), [met()], [], execution_rate=Decimal("100.00"), execution_met=True,
+                        unspent_fen=0)
+    assert n.kinds == []
+
+
+def test_year_end_unspent_unit_decided_on_exact_money_not_rounded_rate():
+    units = [{"unit": "开平市市场监督管理局", "budget_yuan": "1000000.00", "executed_yuan": "999999.99",
+              "execution_rate": 100.0, "lagging_quarters": []},
+             {"unit": "台山市市场监督管理局", "budget_yuan": "1000000.00", "executed_yuan": "1000000.00",
+              "execution_rate": 100.0, "lagging_quarters": []}]
+    n = build_narrative(quarters(), [met()], units, execution_rate=100, execution_met=True, unspent_fen=0)
+    assert n.problems == ["截至年末，开平市市场监督管理局（100%）执行率未达到100%。"]

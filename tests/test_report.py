@@ -11,7 +11,7 @@ import pytest
 
 from budget_monitor.config import FundConfig, Measure
 from budget_monitor.measures import measure_actuals
-from budget_monitor.money_fmt import fen_to_yuan_str
+from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_str, plain_number
 from budget_monitor.report import (
     CHART_NAME,
     DOCX_NAME,
@@ -367,3 +367,70 @@ def test_outputs_without_units_or_templates(tmp_path: Path):
     text = _docx_text(tmp_path / DOCX_NAME)
     assert "药品抽检批次：年度指标值≥550批次，实际完成值550。" in text
     assert "按照项目支出绩效自评工作相关要求" in text
+
+
+# ---- exact rate and exact "met" (rules.md "Self-evaluation score")
+
+
+def _evaluate(adjusted_fen: int, executed_fen: int, goals: pd.DataFrame | None = None) -> dict:
+    cfg = seed_config()
+    goals = goals_df() if goals is None else goals
+    actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal(100))
+    monthly = monthly_rows()
+    return build_self_evaluation(cfg, goals, actuals,
+                                 {"initial_fen": adjusted_fen, "adjusted_fen": adjusted_fen,
+                                  "executed_fen": executed_fen},
+                                 monthly, quarter_rows(monthly), [])
+
+
+def test_execution_score_is_weight_times_exact_rate_rounded_once():
+    # 123.45 元 of 1000 元: rate 12.345 -> presented 12.35, score 10 × 0.12345 = 1.2345 -> 1.23 (not 1.24).
+    ev = _evaluate(100_000, 12_345)
+    assert ev["budget"]["execution_rate"] == 12.35
+    assert ev["execution_score"] == {"weight": 10.0, "score": 1.23}
+    assert ev["total_score"] == 91.23
+
+
+def test_execution_met_only_when_rate_reaches_100_exactly():
+    # 1 fen unspent: the rate and the score both present as 100 / 10, yet the money is not all spent.
+    ev = _evaluate(BUDGET_FEN, BUDGET_FEN - 1)
+    assert ev["budget"]["execution_rate"] == 100.0
+    assert ev["execution_score"]["score"] == 10.0
+    assert any("尚有0.01元未支出" in p for p in ev["problems"])
+
+
+def test_met_decided_on_exact_comparison_not_on_rounded_score():
+    # 覆盖率 70% against ≥70.01%: 15 × 70/70.01 = 14.998 -> 15.00, but the target is not reached.
+    rows = [r if r[2] != "药品执法检查基本装备品种覆盖率" else r[:3] + ("≥70.01%", r[4]) for r in GOALS]
+    ev = _evaluate(BUDGET_FEN, BUDGET_FEN, goals_df(rows))
+    ind = next(i for i in ev["indicators"] if i["name"] == "药品执法检查基本装备品种覆盖率")
+    assert ind["score"] == 15.0 and ind["met"] is False
+    assert ind["deviation"] == "实际完成值70%，未达到年度指标值≥70.01%，按完成比例计分。"
+    assert any("“药品执法检查基本装备品种覆盖率”实际完成值为70%，年度指标值为≥70.01%" in p for p in ev["problems"])
+    assert ev["total_score"] == 100.0  # the score rounding itself is unchanged
+
+
+# ---- one number formatter
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [(Decimal("100.00"), "100"), (Decimal("98.50"), "98.5"), (Decimal("2.675"), "2.68"), (Decimal("1.005"), "1.01"),
+     (100.0, "100"), (87.21, "87.21"), (0.1, "0.1"), (15, "15"), ("12.30", "12.3"), (Decimal("-0.001"), "0"),
+     (Decimal("1E+3"), "1000"), (Decimal("-1.50"), "-1.5")],
+)
+def test_plain_number_at_most_two_decimals_no_trailing_zeros(value, text):
+    assert plain_number(value) == text
+
+
+def test_plain_number_keeps_every_digit_when_asked():
+    assert plain_number(Decimal("99.995"), places=None) == "99.995"
+    assert plain_number(Decimal("550.000"), places=None) == "550"
+
+
+@pytest.mark.parametrize("fen", [372_090_000, 12_345, 50, 1_234_567_891, 49])
+def test_report_wan_figures_come_from_the_money_formatter(fen: int):
+    ev = _evaluate(fen, fen)
+    s = report_sections(ev, seed_config())
+    assert s["table"]["adjusted_wan"] == s["table"]["executed_wan"] == fen_to_wanyuan_str(fen)
+    assert f"为{fen_to_wanyuan_str(fen)}万元" in s["basic"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from fractions import Fraction
 
 import pytest
 
@@ -11,6 +12,7 @@ from budget_monitor.measures import Actual, actual_from_text
 from budget_monitor.scoring import (
     ScoringError,
     check_weights,
+    execution_met,
     execution_score,
     grade_for,
     round2,
@@ -248,3 +250,87 @@ def test_second_fund_different_in_shape_lands_in_liang():
     assert sheet.indicators[1].deviation == "实际完成值500元/人天，超出年度指标值≤400元/人天，按指标值与实际值之比计分。"
     assert sheet.indicators[0].actual == "150"  # the json keeps the value as measured
     assert "基本达成" in sheet.indicators[2].deviation
+
+
+# ---- exact shares: round only the score, decide met before rounding
+
+
+@pytest.mark.parametrize(
+    "rate,weight,expected",
+    [(Fraction(12345, 1000), "10", "1.23"),  # 123.45 元 of 1000 元: 10 × 0.12345, not 10 × 0.1235
+     (Fraction(12345 * 100, 100000), "10", "1.23"), (Fraction(2, 3) * 100, "15", "10.00"),
+     (Fraction(99999, 1000), "10", "10.00"), (D("12.345"), "10", "1.23")],
+)
+def test_execution_score_is_weight_times_exact_rate_rounded_once(rate, weight, expected):
+    assert execution_score(rate, D(weight)) == D(expected)
+
+
+def test_execution_score_sheet_keeps_the_presented_rate_at_two_decimals():
+    goals = [dict(level1="产出指标", level2="数量指标", name="A", target="≥1个", weight=D(90))]
+    sheet = score_fund(goals, {"A": Actual(D(1), "1")}, Fraction(12345, 1000), ScoringConfig())
+    assert sheet.execution_rate == D("12.35")  # presented
+    assert sheet.execution_score == D("1.23")  # from the exact 12.345
+    assert sheet.total == D("91.23")
+
+
+@pytest.mark.parametrize(
+    "rate,met",
+    [(Fraction(100), True), (Fraction(120), True), (Fraction(99999, 1000), False),
+     (Fraction(372_089_999 * 100, 372_090_000), False), (D("99.995"), False)],
+)
+def test_execution_met_only_when_exact_rate_reaches_100(rate, met):
+    assert execution_met(rate) is met
+    goals = [dict(level1="产出指标", level2="数量指标", name="A", target="≥1个", weight=D(90))]
+    sheet = score_fund(goals, {"A": Actual(D(1), "1")}, rate, ScoringConfig())
+    assert sheet.execution_met is met
+
+
+@pytest.mark.parametrize(
+    "target,actual,dev_fragment",
+    [("≥10000批次", "9999", "未达到年度指标值≥10000批次"),  # 9.999 -> 10.00
+     ("=100%", "99.99%", "与年度指标值=100%不一致"),  # 9.999 -> 10.00
+     ("≤400元/人天", "400.01", "超出年度指标值≤400元/人天"),  # 10 × 400/400.01 = 9.99975 -> 10.00
+     (">90%", "89.99%", "未达到年度指标值>90%")],
+)
+def test_met_decided_on_exact_comparison_not_on_rounded_score(target, actual, dev_fragment):
+    s, met, dev = score(target, actual)
+    assert s == D("10.00")  # the score is still rounded as the rules say
+    assert met is False
+    assert dev_fragment in dev and actual.rstrip("%") in dev
+
+
+def test_met_qualitative_level_just_below_one_is_not_met():
+    levels = {"达成": D(1), "几乎达成": D("0.9999")}
+    s, met, dev = score_indicator(parse_target("有效提升"), Actual(None, "几乎达成"), D(10), levels)
+    assert (s, met) == (D("10.00"), False) and "几乎达成" in dev
+
+
+def test_met_in_the_score_sheet_follows_the_exact_comparison():
+    goals = [dict(level1="产出指标", level2="数量指标", name="抽检批次", target="≥10000批次", weight=D(90))]
+    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999")}, D(100), ScoringConfig())
+    ind = sheet.indicators[0]
+    assert ind.score == D("89.99") and not ind.met  # 90 × 0.9999 = 89.991
+    goals[0]["weight"] = D(10)
+    goals.append(dict(level1="产出指标", level2="数量指标", name="B", target="≥1个", weight=D(80)))
+    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999"), "B": Actual(D(1), "1")}, D(100),
+                       ScoringConfig())
+    ind = sheet.indicators[0]
+    assert ind.score == D("10.00") and not ind.met
+    assert ind.to_json()["met"] is False and "9999批次" in ind.to_json()["deviation"]
+    assert sheet.total == D("100.00")  # the rounded scores still add up as the rules say
+
+
+@pytest.mark.parametrize(
+    "target,actual",
+    [("≥550批次", "550"), ("≥550批次", "551"), (">90%", "90%"), ("=100%", "100%"), ("≤400元/人天", "400"),
+     ("0起", "0")],
+)
+def test_met_when_exact_actual_reaches_target(target, actual):
+    s, met, dev = score(target, actual)
+    assert (s, met, dev) == (D("10.00"), True, "")
+
+
+def test_weights_message_numbers_are_plain():
+    with pytest.raises(ScoringError) as exc:
+        check_weights([D("42.50"), D("40")], D("10.00"))
+    assert "合计为82.5分" in str(exc.value) and "分值10分" in str(exc.value) and "共92.5分" in str(exc.value)

@@ -6,9 +6,11 @@ the same code serves files, SQLite and PostgreSQL sources.
 
 ``where`` / ``denominator_where`` filters compare a column with a value;
 ``"a|b"`` in a value means either (e.g. ``{category: 药品|药包材}``).
-For ``source: outputs, agg: latest`` the row of the latest month is used; when
-several units reported that month a fund-level row (unit '') wins, otherwise the
-last row as written. Declare ``unit`` or use ``sum``/``mean`` to be explicit.
+For ``source: outputs, agg: latest`` (and ``source: qualitative``) the row of
+the latest month is used; when several units reported that month a fund-level
+row (unit '') wins. Several units and no fund-level row is an error (which unit
+would be a guess): the fund declares ``unit`` or uses ``agg: sum``/``mean``.
+Errors in the measure settings are ``ValueError`` with a Chinese message.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from budget_monitor.config import FundConfig, Measure
-from budget_monitor.targets import format_decimal
+from budget_monitor.money_fmt import plain_number
 
 if TYPE_CHECKING:  # pandas is imported by callers; keep this module cheap to import
     import pandas as pd
@@ -48,7 +50,7 @@ class Actual:
     @classmethod
     def number(cls, value: Decimal, *, percent: bool = False) -> Actual:
         q = value.quantize(_CENT, rounding=ROUND_HALF_UP)
-        text = format_decimal(q) + ("%" if percent else "")
+        text = plain_number(q) + ("%" if percent else "")
         return cls(q, text, missing=False, is_percent=percent)
 
 
@@ -64,7 +66,7 @@ def actual_from_text(text: str, value_num: Decimal | None = None) -> Actual:
         num = _to_decimal(m.group(1).replace(",", "")) if m else None
     if num is None and not raw:
         return Actual.none()
-    return Actual(num, raw or format_decimal(num))  # type: ignore[arg-type]
+    return Actual(num, raw or plain_number(num, places=None))  # type: ignore[arg-type]
 
 
 def _to_decimal(v: object) -> Decimal | None:
@@ -82,10 +84,13 @@ def _to_decimal(v: object) -> Decimal | None:
         return None
 
 
-def _filter(df: pd.DataFrame, where: Mapping[str, str]) -> pd.DataFrame:
+def _filter(df: pd.DataFrame, where: Mapping[str, str], name: str) -> pd.DataFrame:
     for col, wanted in where.items():
         if col not in df.columns:
-            raise KeyError(f"筛选条件中的字段「{col}」不存在（可用字段：{'、'.join(map(str, df.columns))}）")
+            raise ValueError(
+                f"指标「{name}」的取数设置有误：筛选条件中的字段「{col}」不存在"
+                f"（可用字段：{'、'.join(map(str, df.columns))}），请修改 fund.yaml 中该指标的 measures 设置。"
+            )
         choices = [w.strip() for w in str(wanted).split("|")]
         df = df[df[col].astype(str).str.strip().isin(choices)]
     return df
@@ -93,6 +98,25 @@ def _filter(df: pd.DataFrame, where: Mapping[str, str]) -> pd.DataFrame:
 
 def _count(df: pd.DataFrame) -> int:
     return int(df["sample_no"].nunique()) if "sample_no" in df.columns else len(df)
+
+
+def _latest_row(rows: pd.DataFrame, name: str, measure: Measure) -> pd.Series:
+    """The row of the latest month: the fund-level one, or the only unit's; never a guess among units."""
+    month = rows["month"].astype(str).max()
+    latest = rows[rows["month"].astype(str) == month]
+    units = latest["unit"].fillna("").astype(str).str.strip()
+    if (units == "").any():
+        return latest[units == ""].iloc[-1]
+    distinct = list(dict.fromkeys(units))
+    if len(distinct) > 1:
+        fix = "设置 unit 指定取哪个单位"
+        if measure.source != "qualitative":
+            fix += "，或改用 agg: sum / mean 汇总各单位"
+        raise ValueError(
+            f"指标「{name}」{month}有{len(distinct)}个单位填报（{'、'.join(distinct)}），且没有全市汇总行（单位为空），"
+            f"无法确定取哪个单位的数值；请在 fund.yaml 中为该指标的 measures {fix}。"
+        )
+    return latest.iloc[-1]  # one unit (a correction later in the file wins)
 
 
 def measure_one(
@@ -110,10 +134,10 @@ def measure_one(
     if measure.source == "inspections":
         if inspections is None or inspections.empty:
             return Actual.none()
-        num = _count(_filter(inspections, measure.where))
+        num = _count(_filter(inspections, measure.where, name))
         if measure.agg == "count":
             return Actual.number(Decimal(num))
-        den = _count(_filter(inspections, measure.denominator_where))
+        den = _count(_filter(inspections, measure.denominator_where, name))
         if den == 0:
             return Actual.none()
         return Actual.number(Decimal(num) * 100 / Decimal(den), percent=True)
@@ -126,9 +150,7 @@ def measure_one(
     if rows.empty:
         return Actual.none()
     if measure.source == "qualitative" or measure.agg == "latest":
-        latest = rows[rows["month"].astype(str) == rows["month"].astype(str).max()]
-        fund_level = latest[latest["unit"].fillna("").astype(str).str.strip() == ""]
-        row = (fund_level if not fund_level.empty else latest).iloc[-1]
+        row = _latest_row(rows, name, measure)
         if measure.source == "qualitative":
             text = unicodedata.normalize("NFKC", str(row["value"] or "")).strip()
             return Actual(None, text) if text else Actual.none()

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from budget_monitor.money_fmt import plain_number, yuan_str_to_fen
 
 _RULES = Path(__file__).with_name("rules") / "narrative.yaml"
 
@@ -52,9 +55,18 @@ def join_cn(items: Sequence[str]) -> str:
     return "、".join(items[:-1]) + "和" + items[-1]
 
 
-def _num(d: Decimal | float | str) -> str:
-    q = Decimal(str(d)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"{q.quantize(Decimal(1)):f}" if q == q.to_integral_value() else f"{q.normalize():f}"
+def _unit_short(u: Mapping[str, Any]) -> bool:
+    """A unit spent less than its budget: exact from the 元 texts, else from the (rounded) rate."""
+    if u.get("budget_yuan") is not None and u.get("executed_yuan") is not None:
+        return yuan_str_to_fen(u["executed_yuan"]) < yuan_str_to_fen(u["budget_yuan"])
+    return u.get("execution_rate") is not None and Decimal(str(u["execution_rate"])) < 100
+
+
+def _unit_rate(u: Mapping[str, Any]) -> str:
+    if u.get("execution_rate") is not None:
+        return plain_number(u["execution_rate"])
+    budget = yuan_str_to_fen(u["budget_yuan"])
+    return plain_number(Fraction(yuan_str_to_fen(u["executed_yuan"]) * 100, budget) if budget else 0)
 
 
 def _cause_sentence(cause: str, quarter: int) -> str:
@@ -82,6 +94,7 @@ def build_narrative(
     units: Sequence[Mapping[str, Any]] = (),
     *,
     execution_rate: Decimal | float | None = None,
+    execution_met: bool | None = None,
     unspent_fen: int | None = None,
     causes: Mapping[int, str] | None = None,
 ) -> Narrative:
@@ -89,6 +102,8 @@ def build_narrative(
 
     ``causes`` maps a lagging quarter to its cause ("部分项目启动较晚"), which
     only the finance office knows; it is added after the lag sentence.
+    ``execution_rate`` is the presented (2 dp) rate; ``execution_met`` the exact
+    verdict (rate ≥ 100 before rounding). Without it the rate itself decides.
     """
     texts = load_texts()
     p = texts["problems"]
@@ -118,12 +133,18 @@ def build_narrative(
         kinds.append("lagging_units")
 
     unspent_sentences: list[str] = []
-    if execution_rate is not None and Decimal(str(execution_rate)) < 100:
-        unspent = Decimal(max(unspent_fen or 0, 0)) / Decimal(1_000_000)
-        unspent_sentences.append(p["year_end_unspent"].format(rate=_num(execution_rate), unspent=_num(unspent)))
-    short_units = [u for u in units if u.get("execution_rate") is not None and Decimal(str(u["execution_rate"])) < 100]
+    if execution_met is None:
+        execution_met = execution_rate is None or Decimal(str(execution_rate)) >= 100
+    if execution_rate is not None and not execution_met:
+        fen = max(unspent_fen or 0, 0)
+        wan = plain_number(Decimal(fen) / Decimal(1_000_000))
+        # Less than 0.005 万元 left (the rate may even read 100%): say it in 元, not "尚有0万元".
+        key, unspent = ("year_end_unspent", wan) if wan != "0" or not fen else (
+            "year_end_unspent_yuan", plain_number(Decimal(fen) / 100))
+        unspent_sentences.append(p[key].format(rate=plain_number(execution_rate), unspent=unspent))
+    short_units = [u for u in units if _unit_short(u)]
     if short_units:
-        items = [p["year_end_unspent_unit_item"].format(unit=u["unit"], rate=_num(u["execution_rate"])) for u in short_units]
+        items = [p["year_end_unspent_unit_item"].format(unit=u["unit"], rate=_unit_rate(u)) for u in short_units]
         unspent_sentences.append(p["year_end_unspent_units"].format(units="、".join(items)))
     if unspent_sentences:
         problems.append("".join(unspent_sentences))

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from budget_monitor.config import FundConfig
 from budget_monitor.measures import Actual
-from budget_monitor.money_fmt import fen_to_yuan_str
+from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_str, plain_number, round2, yuan_str_to_fen
 from budget_monitor.narrative import build_narrative, load_texts, quarter_phrase
 from budget_monitor.scoring import score_fund
 
@@ -48,23 +49,15 @@ XLSX_NAME = "自评表.xlsx"
 CHART_NAME = "执行进度.png"
 UNIT_CHART_NAME = "单位执行率.png"
 
-_CENT = Decimal("0.01")
-
-
 # ---------------------------------------------------------------- numbers
 
-def yuan_to_wan(yuan: str | Decimal) -> Decimal:
-    return (Decimal(str(yuan)) / Decimal(10000)).quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def plain(value: Decimal | float | int | str) -> str:
-    """Prose number, 2 dp at most, no trailing zeros: 100.00 -> '100', 98.50 -> '98.5'."""
-    q = Decimal(str(value)).quantize(_CENT, rounding=ROUND_HALF_UP)
-    return f"{q.quantize(Decimal(1)):f}" if q == q.to_integral_value() else f"{q.normalize():f}"
+def _wan(yuan: str) -> str:
+    """The JSON's 元 text -> 万元 text, through integer fen (one formatting rule for money)."""
+    return fen_to_wanyuan_str(yuan_str_to_fen(yuan))
 
 
 def _f2(value: Decimal) -> float:
-    return float(Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP))
+    return float(round2(Decimal(value)))
 
 
 # ---------------------------------------------------------------- the dict
@@ -88,14 +81,16 @@ def build_self_evaluation(
     schema has it.
     """
     initial, adjusted, executed = (int(budget[k]) for k in ("initial_fen", "adjusted_fen", "executed_fen"))
-    rate = (Decimal(executed) * 100 / Decimal(adjusted)) if adjusted else Decimal(0)
-    rate = rate.quantize(_CENT, rounding=ROUND_HALF_UP)
-    sheet = score_fund(goals, actuals, rate, cfg.scoring)
+    # Exact: the score and "met" come from this, only the presented rate is rounded.
+    exact_rate = Fraction(executed * 100, adjusted) if adjusted else Fraction(0)
+    sheet = score_fund(goals, actuals, exact_rate, cfg.scoring)
+    rate = sheet.execution_rate  # 2 dp, for the report
     indicators = [i.to_json() for i in sheet.indicators]
     if causes is None:
         causes = getattr(cfg, "lag_causes", None)
     story = build_narrative(
-        quarters, indicators, units, execution_rate=rate, unspent_fen=adjusted - executed, causes=causes
+        quarters, indicators, units, execution_rate=rate, execution_met=sheet.execution_met,
+        unspent_fen=adjusted - executed, causes=causes,
     )
     return {
         "fund": {"code": cfg.code, "name": cfg.name, "year": cfg.year, "department": cfg.department},
@@ -152,13 +147,13 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
     t = load_texts()
     b = evaluation["budget"]
     name = evaluation["fund"]["name"]
-    initial, adjusted, executed = (yuan_to_wan(b[k]) for k in ("initial_yuan", "adjusted_yuan", "executed_yuan"))
+    initial, adjusted, executed = (_wan(b[k]) for k in ("initial_yuan", "adjusted_yuan", "executed_yuan"))
     # The seed opens with the region ("江门市2021年…专项资金"); the fund name itself may not carry it.
     region = cfg.region if cfg.region and not name.startswith(cfg.region) else ""
-    basic = t["basic"]["budget"].format(name=region + name, adjusted=f"{adjusted:f}", executed=f"{executed:f}",
-                                        rate=plain(b["execution_rate"]))
+    basic = t["basic"]["budget"].format(name=region + name, adjusted=adjusted, executed=executed,
+                                        rate=plain_number(b["execution_rate"]))
     if initial != adjusted:
-        basic += t["basic"]["adjusted_differs"].format(initial=f"{initial:f}", adjusted=f"{adjusted:f}")
+        basic += t["basic"]["adjusted_differs"].format(initial=initial, adjusted=adjusted)
     if cfg.uses:
         basic += t["basic"]["uses"].format(uses=cfg.uses.rstrip("。"))
 
@@ -167,7 +162,7 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
     score_text = (
         (s["basis"].format(basis=cfg.basis_document) if cfg.basis_document else s["no_basis"])
         + s["effect"].get(grade, s["effect_default"]).format(name=name)
-        + s["result"].format(score=plain(evaluation["total_score"]), grade=grade)
+        + s["result"].format(score=plain_number(evaluation["total_score"]), grade=grade)
     )
 
     indicators = evaluation["indicators"]
@@ -186,29 +181,29 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
 
     ex = evaluation["execution_score"]
     table = {
-        "initial_wan": f"{initial:f}",
-        "adjusted_wan": f"{adjusted:f}",
-        "executed_wan": f"{executed:f}",
-        "exec_weight": plain(ex["weight"]),
-        "exec_rate": f"{plain(b['execution_rate'])}%",
-        "exec_score": plain(ex["score"]),
-        "total_weight": plain(sum(Decimal(str(i["weight"])) for i in indicators) + Decimal(str(ex["weight"]))),
-        "total_score": plain(evaluation["total_score"]),
+        "initial_wan": initial,
+        "adjusted_wan": adjusted,
+        "executed_wan": executed,
+        "exec_weight": plain_number(ex["weight"]),
+        "exec_rate": f"{plain_number(b['execution_rate'])}%",
+        "exec_score": plain_number(ex["score"]),
+        "total_weight": plain_number(sum(Decimal(str(i["weight"])) for i in indicators) + Decimal(str(ex["weight"]))),
+        "total_score": plain_number(evaluation["total_score"]),
     }
     rows = [
         {
             "level1": i["level1"], "level2": i["level2"], "name": i["name"], "target": i["target"],
             "actual": i["actual"] if i["actual"] is not None else missing,
-            "weight": plain(i["weight"]), "score": plain(i["score"]), "deviation": i["deviation"],
+            "weight": plain_number(i["weight"]), "score": plain_number(i["score"]), "deviation": i["deviation"],
         }
         for i in indicators
     ]
     unit_rows = [
         {
             "unit": u["unit"],
-            "budget_wan": f"{yuan_to_wan(u['budget_yuan']):f}" if u.get("budget_yuan") is not None else "",
-            "executed_wan": f"{yuan_to_wan(u['executed_yuan']):f}" if u.get("executed_yuan") is not None else "",
-            "rate": f"{plain(u['execution_rate'])}%" if u.get("execution_rate") is not None else "",
+            "budget_wan": _wan(u["budget_yuan"]) if u.get("budget_yuan") is not None else "",
+            "executed_wan": _wan(u["executed_yuan"]) if u.get("executed_yuan") is not None else "",
+            "rate": f"{plain_number(u['execution_rate'])}%" if u.get("execution_rate") is not None else "",
             "lagging": quarter_phrase(u.get("lagging_quarters") or []) or "无",
         }
         for u in evaluation.get("units", [])
@@ -372,7 +367,7 @@ def write_xlsx(evaluation: Mapping[str, Any], path: Path) -> Path:
         _put(ws, 4, c, h, "bm_head")
     _put(ws, 5, 1, "年度资金总额", "bm_text")
     for c, key in enumerate(["initial_yuan", "adjusted_yuan", "executed_yuan"], start=2):
-        _put(ws, 5, c, float(yuan_to_wan(b[key])), "bm_money")
+        _put(ws, 5, c, float(_wan(b[key])), "bm_money")
     _put(ws, 5, 5, ex["weight"], "bm_num")
     _put(ws, 5, 6, b["execution_rate"], "bm_pct")
     _put(ws, 5, 7, ex["score"], "bm_num")

@@ -1,9 +1,14 @@
 """自评得分 and grade, per rules.md "Self-evaluation score".
 
-All arithmetic is Decimal; every score is rounded to 2 decimals (ROUND_HALF_UP)
-and the total is the sum of the rounded scores, so the 自评表 adds up exactly.
+Shares (actual / target, 执行率 / 100) are exact Fractions; each score is
+rounded once, to 2 decimals (ROUND_HALF_UP), and the total is the sum of the
+rounded scores, so the 自评表 adds up exactly. Nothing is computed from an
+already rounded figure: the 执行率 comes in exact (integer fen ratio), and
+``met`` is decided on the exact share, never on the rounded score (9999 of
+≥10000批次 scores 10.00 but is not met).
+
 Strict comparators (>, <) score like ≥ / ≤: the rules give one formula per
-direction, and ``met`` means "got the full weight".
+direction, and ``met`` means "got the full weight" before rounding.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from budget_monitor.config import GradeBand, ScoringConfig
 from budget_monitor.measures import Actual
-from budget_monitor.money_fmt import round2
+from budget_monitor.money_fmt import plain_number, round2
 from budget_monitor.narrative import load_texts
 from budget_monitor.targets import Target, TargetError, parse_target, with_unit
 
@@ -23,7 +29,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _ZERO = Decimal(0)
-_ONE = Decimal(1)
 _HUNDRED = Decimal(100)
 
 
@@ -66,12 +71,28 @@ class ScoreSheet:
     execution_score: Decimal
     total: Decimal
     grade: str
+    execution_met: bool  # 执行率 ≥ 100 exactly (99.996 presents as 100.00 but is not met)
 
 
-def execution_score(rate: Decimal, weight: Decimal) -> Decimal:
-    """预算执行率 score: weight × min(rate / 100, 1), never below 0."""
-    share = min(max(Decimal(rate) / _HUNDRED, _ZERO), _ONE)
-    return round2(Decimal(weight) * share)
+def execution_score(rate: Decimal | Fraction, weight: Decimal) -> Decimal:
+    """预算执行率 score: weight × min(rate / 100, 1), never below 0.
+
+    ``rate`` must be the exact rate (e.g. ``Fraction(executed_fen * 100,
+    adjusted_fen)``), not the 2-decimal figure shown in the report: rounding
+    the rate first and the score again can be off by 0.01.
+    """
+    share = min(max(Fraction(rate) / 100, Fraction(0)), Fraction(1))
+    return _score(weight, share)
+
+
+def execution_met(rate: Decimal | Fraction) -> bool:
+    """The 预算执行率 indicator is met only when the exact rate reaches 100."""
+    return Fraction(rate) >= 100
+
+
+def _score(weight: Decimal, share: Fraction) -> Decimal:
+    """weight × share, rounded once."""
+    return round2(Fraction(Decimal(weight)) * share)
 
 
 def grade_for(total: Decimal, grades: Sequence[GradeBand]) -> str:
@@ -88,14 +109,9 @@ def check_weights(weights: Iterable[Decimal], execution_weight: Decimal) -> None
     total = goals_sum + Decimal(execution_weight)
     if total != _HUNDRED:
         raise ScoringError(
-            f"绩效目标表分值合计为{_fmt(goals_sum)}分，加上预算执行率分值{_fmt(Decimal(execution_weight))}分，"
-            f"共{_fmt(total)}分，应为100分，请核对绩效目标表的分值。"
+            f"绩效目标表分值合计为{plain_number(goals_sum)}分，加上预算执行率分值{plain_number(Decimal(execution_weight))}分，"
+            f"共{plain_number(total)}分，应为100分，请核对绩效目标表的分值。"
         )
-
-
-def _fmt(d: Decimal) -> str:
-    d = round2(Decimal(d))
-    return f"{d.normalize():f}" if d != d.to_integral_value() else f"{d.quantize(_ONE):f}"
 
 
 def score_indicator(
@@ -109,41 +125,43 @@ def score_indicator(
     if actual.missing:
         return _ZERO, False, texts["missing"]
 
+    full = round2(weight)
     if actual.text in levels:
-        share = Decimal(levels[actual.text])
-        score = round2(weight * share)
-        return score, score == weight, "" if score == weight else texts["qualitative_partial"].format(**fmt)
+        share = Fraction(Decimal(levels[actual.text]))
+        if share >= 1:
+            return _score(weight, share), True, ""
+        return _score(weight, share), False, texts["qualitative_partial"].format(**fmt)
 
     if target.qualitative or target.value is None:
         if actual.text == target.text:  # the outputs restate the target: achieved
-            return round2(weight), True, ""
+            return full, True, ""
         return _ZERO, False, texts["qualitative_unknown"].format(**fmt)
 
     if actual.value is None:
         return _ZERO, False, texts["not_numeric"].format(**fmt)
 
-    a, t = actual.value, target.value
+    # Exact comparisons decide ``met``; only the score is rounded.
+    a, t = Fraction(actual.value), Fraction(target.value)
     if target.lower_is_better:
         if t == 0:
             if a <= 0:
-                return round2(weight), True, ""
+                return full, True, ""
             return _ZERO, False, texts["above_zero"].format(**fmt)
         if a <= t:
-            return round2(weight), True, ""
-        score = round2(weight * t / a)
-        return score, score == weight, texts["above_limit"].format(**fmt)
+            return full, True, ""
+        # a > t > 0: the share t / a is below 1 even when the score rounds to the full weight.
+        return _score(weight, t / a), False, texts["above_limit"].format(**fmt)
 
     if t == 0:  # ≥0 is met by any non-negative result
         ok = a >= 0
-        return (round2(weight), True, "") if ok else (_ZERO, False, texts["below_target"].format(**fmt))
+        return (full, True, "") if ok else (_ZERO, False, texts["below_target"].format(**fmt))
     if target.comparator == "=" and a == t:
-        return round2(weight), True, ""
-    share = min(max(a / t, _ZERO), _ONE)
-    score = round2(weight * share)
-    if score == round2(weight):
-        return score, True, ""
+        return full, True, ""
+    share = min(max(a / t, Fraction(0)), Fraction(1))
+    if share == 1:  # a ≥ t: full weight (also "=" above target, per min(actual / target, 1))
+        return full, True, ""
     key = "not_equal" if target.comparator == "=" else "below_target"
-    return score, False, texts[key].format(**fmt)
+    return _score(weight, share), False, texts[key].format(**fmt)
 
 
 def _rows(goals: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -155,10 +173,14 @@ def _rows(goals: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[Mapping[str
 def score_fund(
     goals: pd.DataFrame | Iterable[Mapping[str, Any]],
     actuals: Mapping[str, Actual],
-    execution_rate: Decimal,
+    execution_rate: Decimal | Fraction,
     scoring: ScoringConfig,
 ) -> ScoreSheet:
-    """Score every goals row (level1, level2, name, target, weight) and the execution rate."""
+    """Score every goals row (level1, level2, name, target, weight) and the execution rate.
+
+    ``execution_rate`` is the exact rate (Fraction or full-precision Decimal);
+    the sheet carries it rounded to 2 decimals for presentation.
+    """
     rows = _rows(goals)
     weights = [Decimal(str(r["weight"])) for r in rows]
     check_weights(weights, scoring.execution_weight)
@@ -189,9 +211,10 @@ def score_fund(
     total = exec_score + sum((i.score for i in out), _ZERO)
     return ScoreSheet(
         indicators=out,
-        execution_rate=round2(Decimal(execution_rate)),
+        execution_rate=round2(Fraction(execution_rate)),
         execution_weight=Decimal(scoring.execution_weight),
         execution_score=exec_score,
         total=total,
         grade=grade_for(total, scoring.grades),
+        execution_met=execution_met(execution_rate),
     )

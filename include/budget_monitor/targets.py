@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
+from budget_monitor.money_fmt import plain_number
+
 Comparator = Literal[">=", ">", "=", "<=", "<"]
 
 # Spelled comparators -> canonical. Longest first so "<=" wins over "<".
@@ -115,13 +117,6 @@ def parse_target(text: str) -> Target:
     return Target(comparator, value, unit, is_percent, False, original)
 
 
-def format_decimal(value: Decimal) -> str:
-    """Plain decimal text without exponent or trailing zeros: 550, 70, 2.5."""
-    if value == value.to_integral_value():
-        return f"{value.quantize(Decimal(1)):f}"
-    return f"{value.normalize():f}"
-
-
 def format_target(target: Target, *, explicit_ge: bool = True) -> str:
     """Canonical text of a target (parse_target(format_target(t)) == t, text aside)."""
     if target.qualitative or target.value is None:
@@ -129,7 +124,7 @@ def format_target(target: Target, *, explicit_ge: bool = True) -> str:
     sym = _SYMBOL[target.comparator]
     if target.comparator == ">=" and not explicit_ge:
         sym = ""
-    return f"{sym}{format_decimal(target.value)}{target.unit}"
+    return f"{sym}{plain_number(target.value, places=None)}{target.unit}"  # every digit: round-trips
 
 
 _BARE_NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?$")
