@@ -213,6 +213,17 @@ def test_budget_and_outputs_typed(tmp_path: Path) -> None:
     assert o.df["value_num"].tolist() == [Decimal("300"), Decimal("98.5"), None]
 
 
+def test_number_thousands_separators_in_groups_of_three(tmp_path: Path) -> None:
+    # Same rule as money: 1,234 is a number, 1,23,4 / 12,34 are not.
+    rows = [["2021-06", "", "药品抽检批次", v, ""] for v in ("1,234", "1,234.5%", "1,23,4", "12,34")]
+    o = read_table(write_csv(tmp_path / "outputs.csv", OUT_HEADER, rows), "outputs")
+    assert o.df["value_num"].tolist() == [Decimal("1234"), Decimal("1234.5"), None, None]
+    goals = [r[:4] + [w] for r, w in zip(good_goals(), ("1,000", "3,0", "20"), strict=True)]
+    g = read_table(write_csv(tmp_path / "goals.csv", GOALS_HEADER, goals), "goals")
+    assert g.df["weight"].tolist() == [Decimal("1000"), None, Decimal("20")]
+    assert g.invalid["weight"].tolist() == [False, True, False]
+
+
 def test_unknown_kind_and_file_type(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", PAY_HEADER, [])
     with pytest.raises(ValueError):

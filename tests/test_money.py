@@ -50,6 +50,31 @@ def test_money_unreadable_is_null_and_invalid(text: str) -> None:
         parse_money_text(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "fen"),
+    [("1,234,567.89", 123456789), ("12,345", 1234500), ("-1,234", -123400), ("+1,234", 123400),
+     ("123,456,789", 12345678900), ("(1,234.50)", -123450), ("￥1,234.50", 123450), ("１，２３４．５", 123450),
+     ("9,999,999,999,999,999.99", 999999999999999999)],
+)
+def test_money_thousands_separators_in_groups_of_three_are_accepted(text: str, fen: int) -> None:
+    # Alone (fast path) and next to a text only the general path reads.
+    assert parse_money(pd.Series([text], dtype="str")).fen.tolist() == [fen]
+    assert parse_money(pd.Series([text, "7元"], dtype="str")).fen.tolist() == [fen, 700]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1,23,4", "12,34", "1234,567", "1,2345", ",123", "-,123", "1,,234", "1,234,", "1,234.5,6", "1,234.56,",
+     "１，２３，４", "￥12,34", "(12,34)", "+12,34", "12,34元"],
+)
+def test_money_thousands_separators_not_in_groups_of_three_are_invalid(text: str) -> None:
+    for values in ([text], ["1.00", text], ["7元", text]):
+        res = parse_money(pd.Series(values, dtype="str"))
+        assert bool(res.invalid.iloc[-1]) and pd.isna(res.fen.iloc[-1]), (values, res.fen.tolist())
+    with pytest.raises(MoneyError, match="金额无法识别"):
+        parse_money_text(text)
+
+
 def test_money_chinese_numerals_are_an_error_not_a_number() -> None:
     with pytest.raises(MoneyError, match="壹仟元"):
         parse_money_text("壹仟元")

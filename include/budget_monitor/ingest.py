@@ -31,7 +31,8 @@ from .money import parse_money
 from .tables import HeaderError, HeaderMatch, match_headers, specs
 
 ENCODINGS: tuple[str, ...] = ("utf-8-sig", "utf-8", "gb18030")
-_NUM_RE = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)%?$"
+# Thousands separators only in groups of three, as for money (money.py).
+_NUM_RE = r"^[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)%?$"
 _FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -253,8 +254,8 @@ def _typed(
 
 def _decimals(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Small columns only (weights, output values): exact Decimal per cell."""
+    ok = text.str.match(_NUM_RE)
     norm = text.str.replace(",", "", regex=False)
-    ok = norm.str.match(_NUM_RE)
     out = pd.Series([None] * len(text), index=text.index, dtype="object")
     for idx, val in norm[ok].items():
         try:

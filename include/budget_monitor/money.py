@@ -9,6 +9,10 @@ is 12345.67 元, fine; 0.0000001 万元 is not a whole fen). Chinese numerals
 (壹仟元) and anything else are errors: the fen is null and the caller keeps the
 raw text for the message.
 
+Thousands separators must group the integer digits by three (``1,234,567.89``);
+a misplaced comma (``1,23,4``, ``12,34``, ``1234,567``) is an error rather than
+a guess, since it usually means a mistyped or truncated amount.
+
 Parsing is vectorised over a pandas Series; a fast path handles the usual
 export where every value is plain ``\\d+(\\.\\d{1,2})?``.
 """
@@ -24,8 +28,11 @@ import pandas as pd
 # Full-width digits/punctuation → ASCII; currency marks and grouping → removed.
 _FULLWIDTH = {ord(c): ord(c) - 0xFEE0 for c in "０１２３４５６７８９．，－＋（）"}
 _FULLWIDTH.update({0x3000: 0x20, ord("−"): ord("-")})  # ideographic space, minus sign
-_STRIP_RE = r"[\s,￥¥元]|RMB|CNY"
-_GENERAL_RE = re.compile(r"^(?P<paren>\()?(?P<sign>[-+])?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?(paren)\))$")
+_STRIP_RE = r"[\s￥¥元]|RMB|CNY"
+# Commas only as thousands separators in the integer part, groups of three.
+_GENERAL_RE = re.compile(
+    r"^(?P<paren>\()?(?P<sign>[-+])?(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d*))?(?(paren)\))$"
+)
 # Integer digits + scaled fraction digits stay <= 18, so fen fits int64.
 _MAX_DIGITS = 18
 _SCALE_DIGITS = {1: 0, 10_000: 4}
@@ -83,7 +90,13 @@ def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         ascii_ok = np.ones(n, dtype=bool)
     # Skip the string passes a typical export does not need (no commas, few negatives).
-    body = np.strings.replace(u, ",", "") if (np.strings.find(u, ",") >= 0).any() else u
+    has_comma = np.strings.find(u, ",") >= 0
+    grouped = np.ones(n, dtype=bool)
+    if has_comma.any():
+        body = np.strings.replace(u, ",", "")
+        grouped[has_comma] = _grouped_by_three(u[has_comma])
+    else:
+        body = u
     neg = np.strings.startswith(body, "-")
     if neg.any():
         body = np.where(neg, np.strings.slice(body, 1, None), body)
@@ -95,6 +108,7 @@ def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     extra = _SCALE_DIGITS[scale] + 2
     ok = (
         ascii_ok
+        & grouped
         & (int_len >= 1)
         & ((dot < 0) | ((frac_len >= 1) & (frac_len <= 2)))
         & (int_len + extra <= _MAX_DIGITS)
@@ -108,6 +122,32 @@ def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return fen, ok
 
 
+def _grouped_by_three(u: np.ndarray) -> np.ndarray:
+    """For texts holding a comma: are the commas thousands separators, i.e.
+    ``-?d{1,3}(,ddd)+`` before an optional ``.fraction`` (vectorised)?
+
+    The integer part (between the sign and the dot, commas included) of n
+    characters is well grouped iff n % 4 != 0 (a leading group of 1-3 digits),
+    a comma stands at every n - 4k (k >= 1, 4k < n) and there is no other comma;
+    the digits themselves are checked by the caller.
+    """
+    start = np.strings.startswith(u, "-").astype("int64")
+    length = np.strings.str_len(u)
+    dot = np.strings.find(u, ".")
+    end = np.where(dot >= 0, dot, length)
+    n = end - start
+    commas = np.strings.count(u, ",")
+    # 18 digits at most (see _MAX_DIGITS) need at most 5 separators.
+    good = (n <= 23) & (n % 4 != 0) & (commas == (n - 1) // 4) & (np.strings.count(u, ",", start, end) == commas)
+    for k in range(1, 6):
+        pos = np.maximum(end - 4 * k, 0)
+        need = good & (4 * k < n)
+        if not need.any():
+            break
+        good &= ~need | (np.strings.find(u, ",", pos, pos + 1) == pos)
+    return good
+
+
 def _ascii_rows(u: np.ndarray) -> np.ndarray:
     width = u.dtype.itemsize // 4
     codes = u.view(np.uint32).reshape(len(u), width)
@@ -118,7 +158,7 @@ def _general(s: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """Regex path for the rows the fast path refused: (fen, invalid)."""
     norm = s.str.translate(_FULLWIDTH).str.replace(_STRIP_RE, "", regex=True)
     m = norm.str.extract(_GENERAL_RE.pattern)
-    int_part = m["int"].fillna("")
+    int_part = m["int"].fillna("").str.replace(",", "", regex=False)
     frac = m["frac"].fillna("").str.rstrip("0")
     extra = _SCALE_DIGITS[scale] + 2  # fraction digits that still land on a whole fen
     matched = m["int"].notna() | m["frac"].notna()
