@@ -76,6 +76,8 @@ def run_stage(stage: str, data: Path, out_dir: Path, extra: list[str], timeout: 
     res: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {
         "error": f"no result (rc={proc.returncode}); see {out_dir / (stage + '.log')}"}
     res["stage_wall_s"] = round(wall, 2)
+    # The machine is shared: the 1-minute load average says how busy it was.
+    res["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     res["peak_tree_mib"] = round(peak / MiB, 1)
     return res
 
