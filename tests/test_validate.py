@@ -78,6 +78,8 @@ def test_context_from_fund(ctx: ValidationContext) -> None:
     assert ctx.fund_year == 2021
     assert ctx.units == frozenset(UNITS)
     assert ctx.doc_nos == frozenset(DOCS)
+    assert ctx.pairs == frozenset({(DOCS[0], UNITS[0]), (DOCS[1], UNITS[1])})
+    assert ctx.paid_by_unit is None and ctx.paid_by_doc is None  # budget-vs-store rules off
     assert ctx.adjusted_budget_fen == 1_400_000  # 10000 + 5000 - 1000 元
     assert ctx.goal_names == frozenset({"药品抽检批次", "抽检合格率", "群众满意度"})
     assert ctx.execution_weight == Decimal("10")
@@ -138,6 +140,22 @@ def test_unknown_unit_is_rejected(fund: Path, ctx: ValidationContext) -> None:
     report = _pay(fund, ctx, [payment("V1"), payment("V2", unit="开平市市场监督管理局")])
     (f,) = _only(report, "PAY-004")
     assert f.message == f"{PAY_FILE} 第3行 列“预算单位”: 预算单位“开平市市场监督管理局”不在预算指标表中（规则 PAY-004）"
+
+
+def test_payment_charged_to_another_units_allocation_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    # PAY-012: unit and doc_no both exist, but DOCS[1] was issued to UNITS[1] only.
+    report = _pay(fund, ctx, [payment("V1"), payment("V2", unit=UNITS[0], doc=DOCS[1])])
+    (f,) = _only(report, "PAY-012")
+    assert (f.row, f.column, f.value) == (3, "doc_no", DOCS[1])
+    assert f.message == (
+        f"{PAY_FILE} 第3行 列“指标文号”: 指标文号“{DOCS[1]}”没有下达给预算单位“{UNITS[0]}”"
+        "（预算指标表中没有该文号与该单位的指标，支付不能记在其他单位的指标上）（规则 PAY-012）"
+    )
+
+
+def test_payment_pair_rule_leaves_unknown_unit_or_doc_to_their_own_rules(fund: Path, ctx: ValidationContext) -> None:
+    report = _pay(fund, ctx, [payment("V1", unit="某单位"), payment("V2", doc="某文号"), payment("V3", unit="")])
+    assert {f.rule_id for f in report.failures} == {"PAY-001", "PAY-004", "PAY-005"}
 
 
 def test_unknown_doc_no_is_rejected(fund: Path, ctx: ValidationContext) -> None:
@@ -228,6 +246,85 @@ def test_budget_kind_and_negative_amount(fund: Path, ctx: ValidationContext) -> 
     by = {f.rule_id: f for f in report.failures}
     assert by["BUD-004"].message == "budget.csv 第5行 列“类型”: 类型“追加预算”无效，应为 年初、追加 或 调减（规则 BUD-004）"
     assert by["BUD-005"].row == 6
+
+
+def _budget(fund: Path, ctx: ValidationContext, rows: list[list[str]]):
+    return validate_table(read_table(write_csv(fund / "budget.csv", BUDGET_HEADER, rows), "budget"), ctx)
+
+
+def test_budget_duplicate_doc_unit_kind_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    # BUD-008: the store keys allocations by 指标文号 + 预算单位 + 类型.
+    rows = good_budget() + [[DOCS[0], UNITS[0], "2021-03-01", "200.00", "年初"]]
+    fails = _only(_budget(fund, ctx, rows), "BUD-008")
+    assert [f.row for f in fails] == [2, 5]
+    assert fails[1].message == (
+        f"budget.csv 第5行 列“指标文号”: 指标文号“{DOCS[0]}”、预算单位“{UNITS[0]}”、类型“年初”重复："
+        "同一指标文号、预算单位、类型只能有一行（请合并金额）（规则 BUD-008）"
+    )
+    # same doc_no and unit with another 类型 is a different allocation
+    assert _budget(fund, ctx, good_budget() + [[DOCS[0], UNITS[0], "2021-03-01", "200.00", "追加"]]).ok
+
+
+def _paid(ctx: ValidationContext, by_unit: dict[str, int], by_doc: dict[str, int]) -> ValidationContext:
+    return ValidationContext(**{**ctx.__dict__, "paid_by_unit": by_unit, "paid_by_doc": by_doc})
+
+
+def test_budget_dropping_a_unit_or_doc_with_stored_payments_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    # BUD-009 / BUD-011: the corrected budget drops UNITS[1] and DOCS[1], which have payments.
+    paid = _paid(ctx, {UNITS[0]: 100_000, UNITS[1]: 50_000}, {DOCS[0]: 100_000, DOCS[1]: 50_000})
+    report = _budget(fund, paid, good_budget()[:1])
+    assert [f.rule_id for f in report.failures] == ["BUD-009", "BUD-011"]
+    bud009, bud011 = report.failures
+    assert (bud009.row, bud009.column, bud009.value) == (None, "unit", UNITS[1])
+    assert bud009.message == (
+        f"budget.csv 列“预算单位”: 预算单位“{UNITS[1]}”已有入库支付（净支付 500.00 元），"
+        "新的预算指标表中不能没有该单位（规则 BUD-009）"
+    )
+    assert bud011.message == (
+        f"budget.csv 列“指标文号”: 指标文号“{DOCS[1]}”已有入库支付（净支付 500.00 元），"
+        "新的预算指标表中不能没有该文号（规则 BUD-011）"
+    )
+    # a header-only budget misses every paid unit and doc_no
+    empty = _budget(fund, paid, [])
+    assert empty.counts == {"BUD-009": 2, "BUD-011": 2}
+    # a unit whose payments net to 0 (paid then refunded) must stay too
+    zero = _budget(fund, _paid(ctx, {UNITS[1]: 0}, {}), good_budget()[:1])
+    assert [(f.rule_id, f.value) for f in zero.failures] == [("BUD-009", UNITS[1])]
+
+
+def test_budget_below_net_paid_of_a_unit_or_doc_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    # BUD-010 / BUD-012: UNITS[1] / DOCS[1] keep 5000 − 1000 = 4000 元 but have paid 4000.01 元.
+    paid = _paid(ctx, {UNITS[0]: 100_000, UNITS[1]: 400_001}, {DOCS[0]: 100_000, DOCS[1]: 400_001})
+    report = _budget(fund, paid, good_budget())
+    assert [(f.rule_id, f.row) for f in report.failures] == [("BUD-010", 3), ("BUD-010", 4), ("BUD-012", 3), ("BUD-012", 4)]
+    assert report.failures[0].message == (
+        f"budget.csv 第3行 列“预算单位”: 预算单位“{UNITS[1]}”的全年预算数（年初 + 追加 − 调减）4000.00 元"
+        "低于其已入库净支付 4000.01 元（规则 BUD-010）"
+    )
+    assert report.failures[2].message == (
+        f"budget.csv 第3行 列“指标文号”: 指标文号“{DOCS[1]}”的全年预算数（年初 + 追加 − 调减）4000.00 元"
+        "低于其已入库净支付 4000.01 元（规则 BUD-012）"
+    )
+    # exactly the net paid is enough; an unreadable amount is reported once (BUD-002), not judged
+    assert _budget(fund, _paid(ctx, {UNITS[1]: 400_000}, {DOCS[1]: 400_000}), good_budget()).ok
+    rows = good_budget()
+    rows[2][3] = "壹仟元"
+    bad = _budget(fund, paid, rows)
+    assert {f.rule_id for f in bad.failures} == {"BUD-002"}
+
+
+def test_budget_store_rules_pass_without_stored_payments_and_skip_without_context(fund: Path, ctx: ValidationContext) -> None:
+    assert _budget(fund, _paid(ctx, {}, {}), good_budget()).ok
+    report = _budget(fund, ctx, good_budget())
+    assert report.ok
+    assert [s[:7] for s in report.skipped] == ["BUD-009", "BUD-010", "BUD-011", "BUD-012"]
+
+
+def test_for_fund_fills_the_stored_payment_maps(fund: Path) -> None:
+    cfg = load_fund_config(fund)
+    ctx = ValidationContext.for_fund(cfg, fund_dir=fund, paid_by_unit={UNITS[0]: 5}, paid_by_doc={DOCS[0]: 5})
+    assert ctx.paid_by_unit == {UNITS[0]: 5} and ctx.paid_by_doc == {DOCS[0]: 5}
+    assert ctx.gx_parameters()["paid_units"] == [UNITS[0]]
 
 
 def test_budget_date_far_outside_year_is_a_warning(fund: Path, ctx: ValidationContext) -> None:
@@ -336,6 +433,24 @@ def test_adjusted_budget() -> None:
 
     df = pd.DataFrame({"kind": ["年初", "追加", "调减"], "amount_fen": pd.array([100, 50, 30], dtype="Int64")})
     assert adjusted_budget_fen(df) == 120
+
+
+def test_budget_sign_is_defined_once() -> None:
+    # Validation and execution share budget.py: one sign table, one 全年预算数.
+    from budget_monitor import budget, execution, validate
+
+    assert validate.adjusted_budget_fen is budget.adjusted_budget_fen
+    assert not hasattr(validate, "_BUDGET_SIGN") and not hasattr(execution, "_BUDGET_SIGN")
+    assert dict(budget.BUDGET_SIGN) == {"年初": 1, "追加": 1, "调减": -1}
+
+
+def test_data_docs_fund_items_skip_lock_and_dot_files(fund: Path) -> None:
+    from budget_monitor.validate import _fund_items
+
+    for name in ("2021-03_支出明细.csv", "~$2021-03_支出明细.csv", ".2021-03_支出明细.csv"):
+        write_csv(fund / "payments" / name, PAY_HEADER, good_payments())
+    items = _fund_items(fund)
+    assert sorted(t.path.name for t, _ in items) == ["2021-03_支出明细.csv", "budget.csv", "goals.csv"]
 
 
 @pytest.mark.slow
