@@ -346,17 +346,21 @@ def _covers_paid(t: IngestedTable, col: str, ctx: ValidationContext, field_name:
 def _pair_in(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
     """(指标文号 ``col``, 预算单位) must be an allocation of the budget. Passes
     when either part is null or itself unknown: PAY-001/004/005 report those."""
-    doc = t.df[col]
-    unit = t.df["unit"]
     pairs: frozenset[tuple[str, str]] = getattr(ctx, field_name)
-    judged = doc.notna() & unit.notna()
-    known_docs = ctx.doc_nos if ctx.doc_nos is not None else {d for d, _ in pairs}
-    known_units = ctx.units if ctx.units is not None else {u for _, u in pairs}
-    judged &= doc.isin(list(known_docs)) & unit.isin(list(known_units))
-    if not judged.any():
-        return np.ones(len(doc), dtype=bool)
-    inside = pd.MultiIndex.from_arrays([doc, unit]).isin(list(pairs))
-    return ~judged.to_numpy(dtype=bool) | inside
+    docs = sorted(ctx.doc_nos if ctx.doc_nos is not None else {d for d, _ in pairs})
+    units = sorted(ctx.units if ctx.units is not None else {u for _, u in pairs})
+    # Codes against the known values (-1: null or unknown, judged elsewhere),
+    # then one lookup in a small doc x unit table: O(rows) in numpy.
+    d = pd.Index(docs, dtype=object).get_indexer(t.df[col].astype(object))
+    u = pd.Index(units, dtype=object).get_indexer(t.df["unit"].astype(object))
+    table = np.zeros((len(docs) + 1, len(units) + 1), dtype=bool)
+    table[-1, :] = table[:, -1] = True
+    d_at = {v: i for i, v in enumerate(docs)}
+    u_at = {v: i for i, v in enumerate(units)}
+    for doc, unit in pairs:
+        if doc in d_at and unit in u_at:
+            table[d_at[doc], u_at[unit]] = True
+    return table[d, u]
 
 
 def _weight_milli(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
