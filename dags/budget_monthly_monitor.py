@@ -9,12 +9,16 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
    month from the SQL source first when connection `budget_monitor_source` exists.
 3. `load_funds` (mapped, one task per batch of `funds_per_task` funds): read,
    validate, load each new file. A bad file goes to `<fund>/quarantine/` and
-   the task fails at once (no retry) after the batch's good files landed; the
-   finance office gets the reason by mail (`RejectionNotifier`).
+   its Chinese rejection notice into the outbox; the task fails at once (no
+   retry) after the batch's other files and funds landed. A technical error
+   of one fund does not stop the batch either; the task then fails naming
+   every such fund and is retried (ops is told by `RejectionNotifier`).
 4. `close_month`: execution vs 序时进度, alerts into the outbox (runs for all
    funds even when a load failed).
-5. `send_alerts`: outbox flushed through `smtp_default` (SmtpHook).
-6. `publish_close`: emits asset `budget_monitor://monthly_close` with
+5. `send_alerts`: outbox (alerts and rejection notices) flushed through
+   `smtp_default` (SmtpHook); a mail that fails stays pending for the next flush.
+6. `publish_close`: once every load and the close succeeded (mail is not a
+   condition), emits asset `budget_monitor://monthly_close` with
    `{year, month}`; the December close starts `budget_year_end_report`.
 
 **Granularity.** Loading is mapped per *batch* of funds, not per fund: the
@@ -104,7 +108,11 @@ def budget_monthly_monitor():
     closed = close_month(month, funds)
     sent = send_alerts()
     loaded >> closed >> sent
-    [loaded, closed, sent] >> publish_close(month)
+    # Published once every load and the close succeeded: a rejected file
+    # (December: the year-end report) blocks it until the month is rerun.
+    # Mail is not a condition: a failed send_alerts stays visible as failed
+    # and its messages stay pending in the outbox for the next flush.
+    [loaded, closed] >> publish_close(month)
 
 
 budget_monthly_monitor()

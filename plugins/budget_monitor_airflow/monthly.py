@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from budget_monitor_airflow import settings
-from budget_monitor_airflow.errors import FilesRejected, FundRejection
+from budget_monitor_airflow.errors import FilesRejected, FundFailure, FundRejection, FundsFailed
 
 log = logging.getLogger(__name__)
 
@@ -57,66 +57,101 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
 
 
 def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
-    """Load every fund of the batch; a rejection does not stop the batch's other funds.
+    """Load every fund of the batch; no fund's failure stops the batch's other funds.
 
     Funds are batched per task because the Great Expectations import costs
-    ~7 s per process: a task per fund would pay it once per fund.
+    ~7 s per process: a task per fund would pay it once per fund. So one
+    fund's problem must not cost the others their load: a rejected file or
+    an unexpected error (store constraint, bug) is recorded, the next fund is
+    loaded, and the task fails at the end naming every fund that did not load:
+
+    - any rejection: ``FilesRejected`` (no retry, see its docstring), carrying
+      the technical failures too;
+    - technical failures only: ``FundsFailed``, retried by Airflow (the funds
+      already loaded skip their files by content hash).
     """
+    db = settings.db_url()
+    done: list[dict] = []
+    rejected: list[FundRejection] = []
+    failed: list[FundFailure] = []
+    for d in map(Path, fund_dirs):
+        try:
+            loaded, rejection = _load_fund(d, month, db)
+        except Exception as exc:  # noqa: BLE001 - one fund's failure must not abort the batch
+            log.exception("%s %s: load failed; going on with the batch's other funds", d.name, month)
+            failed.append(FundFailure(fund=d.name, error=f"{type(exc).__name__}: {exc}"[:500]))
+            continue
+        if rejection is not None:
+            rejected.append(rejection)
+        if loaded is not None:
+            done.append(loaded)
+    if rejected:
+        raise FilesRejected(rejected, failed)
+    if failed:
+        raise FundsFailed(failed)
+    return done
+
+
+def _load_fund(d: Path, month: str, db: str | None) -> tuple[dict | None, FundRejection | None]:
+    """One fund's load: (summary of what landed, rejection) - either may be None."""
     from budget_monitor.config import FundConfigError, load_fund_config
     from budget_monitor.pipeline import MonthRejected, load_month
     from budget_monitor.quarantine import InputRejected
 
-    db = settings.db_url()
-    done: list[dict] = []
-    rejected: list[FundRejection] = []
-    for d in map(Path, fund_dirs):
-        try:
-            cfg = load_fund_config(d)
-        except FundConfigError as exc:  # no recipients known: the notifier tells ops
-            rejected.append(FundRejection(fund_code=d.name, fund_name=d.name, month=month, recipients=[],
-                                          quarantine_dir="", files=[{"name": "fund.yaml", "reason": str(exc)}]))
-            continue
-        try:
-            result = load_month(d, month, db, cfg=cfg)
-        except MonthRejected as exc:
-            result = exc.result
-            log.error("%s %s: %s", cfg.code, month, exc.reason)
-            rejected.append(FundRejection(
-                fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
-                quarantine_dir=str(d / "quarantine"),
-                files=[{"name": f.name, "reason": f.reason} for f in result.rejected]))
-        except InputRejected as exc:  # a single file, should load_month ever raise it directly
-            log.error("%s %s: %s", cfg.code, month, exc.reason)
-            rejected.append(FundRejection(
-                fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
-                quarantine_dir=str(d / "quarantine"),
-                files=[{"name": getattr(exc.report, "file", "") or "", "reason": exc.reason}]))
-            continue
-        log.info("%s %s: %s; rows %s", cfg.code, month, result.summary(), result.counts)
-        done.append({"fund": cfg.code, "summary": result.summary(), "counts": result.counts})
-    if rejected:
-        raise FilesRejected(rejected)
-    return done
+    try:
+        cfg = load_fund_config(d)
+    except FundConfigError as exc:  # no recipients known: the notifier tells ops
+        return None, FundRejection(fund_code=d.name, fund_name=d.name, month=month, recipients=[],
+                                   quarantine_dir="", files=[{"name": "fund.yaml", "reason": str(exc)}])
+    rejection = None
+    try:
+        result = load_month(d, month, db, cfg=cfg)
+    except MonthRejected as exc:  # the good files of the month landed: reported below
+        result = exc.result
+        log.error("%s %s: %s", cfg.code, month, exc.reason)
+        rejection = FundRejection(
+            fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
+            quarantine_dir=str(d / "quarantine"),
+            files=[{"name": f.name, "reason": f.reason} for f in result.rejected])
+    except InputRejected as exc:  # a single file, should load_month ever raise it directly
+        log.error("%s %s: %s", cfg.code, month, exc.reason)
+        return None, FundRejection(
+            fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
+            quarantine_dir=str(d / "quarantine"),
+            files=[{"name": getattr(exc.report, "file", "") or "", "reason": exc.reason}])
+    log.info("%s %s: %s; rows %s", cfg.code, month, result.summary(), result.counts)
+    return {"fund": cfg.code, "summary": result.summary(), "counts": result.counts}, rejection
 
 
 def close(fund_dirs: list[str], month: str) -> list[dict]:
-    """Execution vs pace for each fund; alerts are queued in the outbox."""
+    """Execution vs pace for each fund; alerts are queued in the outbox.
+
+    A fund that fails does not stop the others; the task fails at the end
+    naming every fund not closed (retried, then ops is told).
+    """
     from budget_monitor.config import FundConfigError
     from budget_monitor.pipeline import close_month
 
     db = settings.db_url()
     out = []
+    failed: list[FundFailure] = []
     for d in map(Path, fund_dirs):
         try:
             r = close_month(d, month, db)
         except FundConfigError as exc:  # reported by its load task
             log.error("%s not closed: %s", d.name, exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - as in load_batch: the other funds still close
+            log.exception("%s %s: close failed; going on with the other funds", d.name, month)
+            failed.append(FundFailure(fund=d.name, error=f"{type(exc).__name__}: {exc}"[:500]))
+            continue
         row = {"fund": r.fund_code, "rate": _text(r.rate), "pace": _text(r.pace), "gap": _text(r.gap),
                "severity": r.severity, "lagging_quarters": r.lagging_quarters,
                "units_behind": r.units_behind, "alerts": r.alerts, "new_alerts": r.new_alerts}
         log.info("%s %s closed: %s", d.name, month, row)
         out.append(row)
+    if failed:
+        raise FundsFailed(failed)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Failure notifier: tells the finance office, in Chinese, why their file was rejected."""
+"""Failure notifier: technical failures to ops; rejections are mailed through the outbox."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def rejection_mail(rej) -> tuple[str, str]:  # rej: FundRejection
-    """Subject and HTML body of the rejection notice of one fund-month."""
+    """Subject and HTML body of a fund-month's rejections, for ops when the fund has no
+    recipients (the finance office's own notice comes from the outbox)."""
     rows = "".join(
         f"<tr><td>{html.escape(f['name'])}</td><td>{html.escape(f['reason'])}</td></tr>"
         for f in rej.files
@@ -33,11 +34,18 @@ def rejection_mail(rej) -> tuple[str, str]:  # rej: FundRejection
 
 
 class RejectionNotifier(BaseNotifier):
-    """on_failure_callback of the budget DAGs.
+    """on_failure_callback of the budget DAGs (runs once the task's retries are used up).
 
-    A task that failed with ``FilesRejected`` mails each fund's recipients
-    (fund.yaml ``recipients``) the reasons. Any other failure is technical:
-    it goes to ``BUDGET_MONITOR_OPS_EMAIL`` when set, else only to the log.
+    - Rejected files (``FilesRejected``) of a fund with ``recipients``: no mail
+      here. ``pipeline.load_month`` queued the Chinese rejection notice in the
+      outbox when it quarantined the file; ``send_alerts`` (trigger rule
+      all_done) sends it in the same run, retries it while SMTP is down and
+      never sends it twice. Mailing it here too would duplicate it.
+    - A rejection without recipients (fund.yaml unreadable: nobody to tell in
+      the finance office) goes to ``BUDGET_MONITOR_OPS_EMAIL``.
+    - Any other failure is technical (including the funds of a batch that
+      failed beside a rejection, ``exc.failures``): it goes to
+      ``BUDGET_MONITOR_OPS_EMAIL`` when set, else only to the log.
     """
 
     def __init__(self, smtp_conn_id: str = settings.SMTP_CONN_ID) -> None:
@@ -46,18 +54,21 @@ class RejectionNotifier(BaseNotifier):
 
     def notify(self, context) -> None:
         exc = context.get("exception")
-        rejections = getattr(exc, "rejections", None)
-        if rejections:
-            for rej in rejections:
-                subject, body = rejection_mail(rej)
-                to = rej.recipients or ([settings.ops_email()] if settings.ops_email() else [])
-                if not to:
-                    log.warning("no recipients for %s; rejection not mailed", rej.fund_code)
-                    continue
-                send_html(to, subject, body, conn_id=self.smtp_conn_id)
-                log.info("rejection notice for %s sent to %s", rej.fund_code, ", ".join(to))
-            return
+        rejections = getattr(exc, "rejections", None) or []
         ops = settings.ops_email()
+        for rej in rejections:
+            if rej.recipients:
+                log.info("rejection notice for %s is in the outbox (sent by send_alerts to %s)",
+                         rej.fund_code, ", ".join(rej.recipients))
+            elif ops:
+                subject, body = rejection_mail(rej)
+                send_html([ops], subject, body, conn_id=self.smtp_conn_id)
+                log.info("rejection of %s (no recipients) sent to ops %s", rej.fund_code, ops)
+            else:
+                log.warning("no recipients for %s and BUDGET_MONITOR_OPS_EMAIL unset; rejection not mailed",
+                            rej.fund_code)
+        if rejections and not getattr(exc, "failures", None):
+            return
         ti = context.get("ti") or context.get("task_instance")
         where = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
         if not ops:

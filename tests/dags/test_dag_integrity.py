@@ -60,6 +60,17 @@ def test_monthly_schedule_params_and_asset(dagbag):
     assert dag.get_task("close_month").trigger_rule == "all_done"
 
 
+def test_publish_close_waits_for_load_and_close_not_for_mail(dagbag):
+    """A rejected load blocks the monthly_close asset (December: the year end); an SMTP
+    hiccup in send_alerts does not (its mails stay pending in the outbox)."""
+    dag = dagbag.dags["budget_monthly_monitor"]
+    publish = dag.get_task("publish_close")
+    assert publish.trigger_rule == "all_success"
+    assert {"load_funds", "close_month"} <= publish.upstream_task_ids
+    assert "send_alerts" not in publish.get_flat_relative_ids(upstream=True)
+    assert dag.get_task("send_alerts").trigger_rule == "all_done"
+
+
 def test_month_param_rejects_bad_text(dagbag):
     from airflow.sdk.exceptions import ParamValidationError
 

@@ -6,8 +6,10 @@ tmp. SMTP: an aiosmtpd server started here, as connection ``smtp_default``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import socket
 from datetime import date
 from pathlib import Path
 
@@ -71,13 +73,7 @@ def test_monthly_run_loads_closes_and_mails(dagbag, fund_env, smtp):
     assert mails, smtp.subjects()
     assert "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
     # The close is published for downstream DAGs with the month in its extra.
-    from airflow.models.asset import AssetEvent
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        extras = [e.extra for e in session.scalars(select(AssetEvent)).all()]
-    assert {"year": 2021, "month": 6, "period": "2021-06"} in extras
+    assert {"year": 2021, "month": 6, "period": "2021-06"} in _published_extras()
 
 
 def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_env, smtp, caplog):
@@ -87,6 +83,7 @@ def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_
         "440700ZF202199901,江门市市场监督管理局,江财工〔2021〕12号,壹仟元,2021-06-15,支付\n",
         encoding="utf-8",
     )
+    sha = hashlib.sha256(bad.read_bytes()).hexdigest()
     dr = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-06"})
 
     states = _states(dr)
@@ -99,14 +96,59 @@ def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_
     data = _snapshot(fund_env["db"])
     assert data["payments"] and not any("440700ZF202199901" in str(r) for r in data["payments"])
     # The reason (file, row, column, rule) is in the task log and in the mail.
+    # The mail is the outbox's rejection notice (queued by load_month, keyed by the
+    # file's sha256, sent by send_alerts which runs all_done), once: the failure
+    # notifier no longer mails rejections itself.
+    assert states[("send_alerts", -1)] == "success"
     mails = smtp.wait_for(lambda m: "退回" in str(m["Subject"]))
-    assert mails, smtp.subjects()
+    assert len(mails) == 1, smtp.subjects()
+    assert mails[0]["X-Budget-Monitor-Key"] == f"JM-2021-YPJG/{sha[:16]}/rejection"
     reason = json.loads(quarantined[0].read_text(encoding="utf-8"))["reason"]
     assert "2021-06_补充支出.csv" in reason and "支付金额" in reason and "壹仟元" in reason, reason
     body = body_text(mails[0])
     assert reason in body
     assert "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
     assert reason in caplog.text + _task_log(dr, "load_funds")
+
+
+def test_smtp_down_fails_send_alerts_but_still_publishes_the_close(dagbag, fund_env, smtp, monkeypatch):
+    """Mail is not a condition of the close: send_alerts fails visibly, publish_close emits
+    the asset, and the mails stay pending in the outbox for the next flush."""
+    from budget_monitor import outbox, store
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    down = json.loads(smtp.connection_json())
+    down["port"] = dead
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(down))
+
+    dr = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-09"})
+
+    states = _states(dr)
+    assert states[("send_alerts", -1)] == "failed", states
+    assert states[("publish_close", -1)] == "success", states
+    assert states[("load_funds", 0)] == "success" and states[("close_month", -1)] == "success", states
+    assert str(dr.state) == "failed"  # the mail failure stays visible on the run
+    assert {"year": 2021, "month": 9, "period": "2021-09"} in _published_extras()
+    engine = store.open_store(fund_env["db"])
+    pending = outbox.pending_count(engine)
+    assert pending > 0 and smtp.subjects() == []
+    # SMTP back: the next flush sends exactly what was pending.
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
+    from budget_monitor_airflow.monthly import send_alerts
+
+    assert send_alerts() == pending
+    assert outbox.pending_count(engine) == 0 and len(smtp.subjects()) == pending
+
+
+def _published_extras() -> list[dict]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [e.extra for e in session.scalars(select(AssetEvent)).all()]
 
 
 def _task_log(dr, task_id: str) -> str:

@@ -45,21 +45,38 @@ def test_rejection_mail_names_every_file_and_reason():
     assert "壹仟元" in str(exc) and exc.rejections == [rej]
 
 
-def test_failure_notifier_mails_rejections_only_to_the_fund(monkeypatch: pytest.MonkeyPatch):
+def test_failure_notifier_leaves_rejections_to_the_outbox_and_tells_ops_the_rest(monkeypatch: pytest.MonkeyPatch):
+    """The finance office's rejection notice is queued by pipeline.load_month and sent by
+    send_alerts: the notifier must not mail it a second time. Technical failures go to ops."""
     from budget_monitor_airflow import notifier
-    from budget_monitor_airflow.errors import FilesRejected, FundRejection
+    from budget_monitor_airflow.errors import FilesRejected, FundFailure, FundRejection, FundsFailed
 
     sent = []
     monkeypatch.setattr(notifier, "send_html", lambda to, subject, body, **kw: sent.append((list(to), subject)))
     monkeypatch.delenv("BUDGET_MONITOR_OPS_EMAIL", raising=False)
     rej = FundRejection("F1", "资金一", "2021-06", ["a@example.cn"], "/q", [{"name": "p.csv", "reason": "r"}])
     notifier.RejectionNotifier().notify({"exception": FilesRejected([rej])})
-    assert sent == [(["a@example.cn"], "【预算执行监控】资金一 2021-06 数据文件被退回")]
-    sent.clear()
+    assert sent == []  # in the outbox already
     notifier.RejectionNotifier().notify({"exception": RuntimeError("db down")})
     assert sent == []  # technical failure, no ops address: log only
+
     monkeypatch.setenv("BUDGET_MONITOR_OPS_EMAIL", "ops@example.cn")
+    notifier.RejectionNotifier().notify({"exception": FilesRejected([rej])})
+    assert sent == []  # still the outbox's job, ops address or not
     notifier.RejectionNotifier().notify({"exception": RuntimeError("db down")})
+    assert [to for to, _ in sent] == [["ops@example.cn"]]
+    sent.clear()
+    # fund.yaml unreadable: no finance-office address known, ops gets the reason.
+    broken = FundRejection("broken", "broken", "2021-06", [], "", [{"name": "fund.yaml", "reason": "bad"}])
+    notifier.RejectionNotifier().notify({"exception": FilesRejected([broken])})
+    assert sent == [(["ops@example.cn"], "【预算执行监控】broken 2021-06 数据文件被退回")]
+    sent.clear()
+    # A batch with a rejection and a technical failure: ops hears of the failure once.
+    failure = FundFailure("F2", "IntegrityError: duplicate key")
+    notifier.RejectionNotifier().notify({"exception": FilesRejected([rej], [failure])})
+    assert len(sent) == 1 and sent[0][0] == ["ops@example.cn"] and "任务失败" in sent[0][1]
+    sent.clear()
+    notifier.RejectionNotifier().notify({"exception": FundsFailed([failure])})
     assert [to for to, _ in sent] == [["ops@example.cn"]]
 
 
@@ -129,3 +146,96 @@ def test_year_end_reports_only_after_a_december_close():
     assert year_from_context(ctx(11, 12)) == 2021  # events batched into one run
     assert year_from_context(ctx(year=2020)) == 2020  # manual, Param
     assert year_from_context(ctx()) == 2021  # manual, previous year
+
+
+def _fake_load_month(failing: dict[str, BaseException]):
+    """pipeline.load_month stand-in: raises for the named fund dirs, loads nothing for the others."""
+    from budget_monitor.pipeline import LoadResult
+
+    calls: list[str] = []
+
+    def load_month(fund_dir, month, db_url=None, *, cfg=None, raise_on_reject=True):
+        calls.append(Path(fund_dir).name)
+        if Path(fund_dir).name in failing:
+            raise failing[Path(fund_dir).name]
+        return LoadResult(cfg.code, month)
+
+    return load_month, calls
+
+
+def _funds(tmp_path: Path, *names: str) -> list[str]:
+    import shutil
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "jiangmen-2021"
+    for name in names:
+        (tmp_path / name).mkdir()
+        shutil.copy(example / "fund.yaml", tmp_path / name / "fund.yaml")
+    return [str(tmp_path / n) for n in names]
+
+
+def test_unexpected_error_of_one_fund_does_not_abort_the_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture):
+    """A store IntegrityError for one fund: the batch's other funds still load, the error is
+    logged with its traceback, and the task fails at the end naming the fund, retryably."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException
+    from budget_monitor import pipeline
+    from budget_monitor_airflow.errors import FundsFailed
+    from budget_monitor_airflow.monthly import load_batch
+    from sqlalchemy.exc import IntegrityError
+
+    boom = IntegrityError("INSERT INTO payment ...", {}, Exception("UNIQUE constraint failed: payment.voucher_no"))
+    fake, calls = _fake_load_month({"a-fund": boom, "c-fund": RuntimeError("disk full")})
+    monkeypatch.setattr(pipeline, "load_month", fake)
+    dirs = _funds(tmp_path, "a-fund", "b-fund", "c-fund")
+
+    with caplog.at_level(logging.ERROR), pytest.raises(FundsFailed) as exc:
+        load_batch(dirs, "2021-06")
+    assert calls == ["a-fund", "b-fund", "c-fund"]  # the funds after the failure were loaded
+    assert [f.fund for f in exc.value.failures] == ["a-fund", "c-fund"]
+    assert "a-fund" in str(exc.value) and "c-fund" in str(exc.value) and "IntegrityError" in str(exc.value)
+    assert not isinstance(exc.value, AirflowFailException)  # Airflow retries it
+    assert "Traceback" in caplog.text and "UNIQUE constraint failed" in caplog.text
+
+
+def test_rejection_and_technical_failure_in_one_batch_fail_without_retry_naming_both(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A retry would no longer see the quarantined file and would pass, publishing the
+    month (December: the year end) despite the rejection: so no retry, both reported."""
+    from budget_monitor import pipeline
+    from budget_monitor_airflow.errors import FilesRejected
+    from budget_monitor_airflow.monthly import load_batch
+
+    result = pipeline.LoadResult("JM-2021-YPJG", "2021-06", [
+        pipeline.FileOutcome("payments", "payments/x.csv", "rejected", reason="支付金额 壹仟元 不是金额")])
+    fake, calls = _fake_load_month({"a-fund": pipeline.MonthRejected(result), "b-fund": OSError("store down")})
+    monkeypatch.setattr(pipeline, "load_month", fake)
+
+    with pytest.raises(FilesRejected) as exc:
+        load_batch(_funds(tmp_path, "a-fund", "b-fund", "c-fund"), "2021-06")
+    assert calls == ["a-fund", "b-fund", "c-fund"]
+    (rej,) = exc.value.rejections
+    assert rej.files == [{"name": "payments/x.csv", "reason": "支付金额 壹仟元 不是金额"}]
+    assert [f.fund for f in exc.value.failures] == ["b-fund"]
+    assert "壹仟元" in str(exc.value) and "b-fund" in str(exc.value) and "store down" in str(exc.value)
+
+
+def test_close_of_one_fund_failing_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from budget_monitor import pipeline
+    from budget_monitor_airflow.errors import FundsFailed
+    from budget_monitor_airflow.monthly import close
+
+    closed = []
+
+    def close_month(fund_dir, month, db_url=None, **kw):
+        closed.append(Path(fund_dir).name)
+        if Path(fund_dir).name == "a-fund":
+            raise RuntimeError("no budget rows")
+        return pipeline.CloseResult("JM", month, None, 0, None, None, [], [], 0, 0)
+
+    monkeypatch.setattr(pipeline, "close_month", close_month)
+    with pytest.raises(FundsFailed) as exc:
+        close(_funds(tmp_path, "a-fund", "b-fund"), "2021-06")
+    assert closed == ["a-fund", "b-fund"]
+    assert [f.fund for f in exc.value.failures] == ["a-fund"]
