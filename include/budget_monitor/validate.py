@@ -26,6 +26,14 @@ The GX context, data source, asset, batch definition and the suites are built
 once per process (lazily: importing great_expectations costs seconds), so a
 batch of funds pays the import once.
 
+Budget against the store (BUD-009..BUD-012): a corrected budget replaces the
+stored one, so it is checked against the payments already stored
+(``ValidationContext.paid_by_unit`` / ``paid_by_doc``, filled by the
+pipeline): a unit or doc_no with stored payments must stay in the budget (GX's
+distinct-values-contain-set, one failure per missing value) and its signed
+budget must cover its net paid (prepare ``covers_paid``, every row of a short
+unit/doc_no fails).
+
 Null-safety: a prepared check passes on a null input (a missing or unreadable
 cell is reported once, by the completeness/format rule, not again by every
 rule that reads the column). Native numeric checks see null money as 0.
@@ -188,8 +196,9 @@ class ValidationContext:
     # doc_no that has stored payment rows (even when they net to 0). Each must
     # stay in the new budget (BUD-009/BUD-011) with 年初 + 追加 − 调减 ≥ its net
     # paid (BUD-010/BUD-012). None skips those rules; {} means nothing is paid yet.
-    paid_by_unit: Mapping[str, int] | None = None
-    paid_by_doc: Mapping[str, int] | None = None
+    # (Left out of the hash: a dict is unhashable, the context stays hashable.)
+    paid_by_unit: Mapping[str, int] | None = field(default=None, hash=False)
+    paid_by_doc: Mapping[str, int] | None = field(default=None, hash=False)
     # Files are named relative to this directory in messages.
     fund_dir: Path | None = None
 
