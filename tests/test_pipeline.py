@@ -224,3 +224,82 @@ def test_run_monthly_sends_through_the_mailer(tmp_path: Path) -> None:
     again = run_monthly(fund, "2021-01", db, Recorder())
     assert first.sent == len(sent) == first.close.alerts > 0
     assert again.sent == 0 and len(sent) == first.sent
+
+
+def test_fact_files_wait_for_a_valid_budget(tmp_path: Path) -> None:
+    """A rejected budget must not let payments land unchecked against units and allocations."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    budget = fund / "budget.csv"
+    budget.write_text(budget.read_text(encoding="utf-8")
+                      + "江财工〔2021〕99号,江门市市场监督管理局,2021-01-04,壹仟元,年初\n", encoding="utf-8")
+    with pytest.raises(MonthRejected) as info:
+        load_month(fund, "2021-01", db)
+    outcomes = {f.name: f for f in info.value.result.files}
+    assert outcomes["budget.csv"].status == "rejected"
+    jan = outcomes["payments/2021-01_支出明细.csv"]
+    assert jan.status == "deferred" and "预算指标表" in jan.reason
+    engine = store.open_store(db)
+    assert store.table_counts(engine, "JM-2021-YPJG")["payments"] == 0
+
+
+def test_row_dated_after_the_fund_year_is_rejected_not_deferred(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db, range(1, 3))
+    (fund / "payments" / "2021-12_补录.csv").write_text(
+        "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
+        "LATE-1,台山市市场监督管理局,江财工〔2021〕13号,10.00,2022-12-06\n", encoding="utf-8")
+    with pytest.raises(MonthRejected) as info:
+        load_month(fund, "2021-03", db)
+    (bad,) = info.value.result.rejected
+    assert bad.name == "payments/2021-12_补录.csv" and "2022-12-06" in bad.reason
+
+
+def test_putting_back_an_earlier_budget_version_applies_it(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    original = (fund / "budget.csv").read_bytes()
+    load_month(fund, "2021-01", db)
+    engine = store.open_store(db)
+    (fund / "budget.csv").write_bytes(
+        original + "江财工〔2021〕88号,台山市市场监督管理局,2021-03-01,\"100,000.00\",追加\n".encode())
+    load_month(fund, "2021-01", db)
+    added = int(store.read_allocations(engine, "JM-2021-YPJG")["amount_fen"].sum())
+    assert added == SEED_TOTAL_FEN + 10_000_000
+    (fund / "budget.csv").write_bytes(original)
+    result = load_month(fund, "2021-01", db)
+    assert {f.name: f.status for f in result.files}["budget.csv"] == "loaded"
+    assert int(store.read_allocations(engine, "JM-2021-YPJG")["amount_fen"].sum()) == SEED_TOTAL_FEN
+
+
+def test_rejection_notice_is_queued_once_and_retried_through_the_outbox(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    _bad_payments(fund, "2021-01_补录.csv")
+    with pytest.raises(MonthRejected):
+        load_month(fund, "2021-03", db)
+    _bad_payments(fund, "2021-01_补录.csv")  # the same bytes sent again
+    with pytest.raises(MonthRejected):
+        load_month(fund, "2021-03", db)
+    engine = store.open_store(db)
+    with engine.connect() as conn:
+        rows = conn.execute(store.outbox.select().where(store.outbox.c.kind == "rejection")).mappings().all()
+    assert len(rows) == 1 and rows[0]["status"] == "pending"
+    assert "2021-01_补录.csv" in rows[0]["subject"] and rows[0]["subject"].startswith("【数据退回】")
+
+    class Down:
+        def send(self, msg) -> None:
+            raise ConnectionRefusedError("smtp down")
+
+    got = []
+
+    class Up:
+        def send(self, msg) -> None:
+            got.append(msg)
+
+    assert outbox.flush(engine, Down(), "JM-2021-YPJG").failed >= 1
+    outbox.flush(engine, Up(), "JM-2021-YPJG")
+    (notice,) = [m for m in got if str(m["Subject"]).startswith("【数据退回】")]
+    body = notice.get_body(preferencelist=("plain",)).get_content()
+    assert "壹仟元" in body and "第3行" in body and "PAY-002" in body

@@ -50,6 +50,9 @@ __all__ = [
 MONTH_WARNING = "month_warning"
 QUARTER_LAGGING = "quarter_lagging"
 YEAR_END_REPORT = "year_end_report"
+REJECTION = "rejection"
+# A rejection mail lists this many failures; the quarantine report has them all.
+_REJECTION_LINES = 20
 # Year-end outputs sent as attachments (the finance office opens these two).
 _ATTACH_SUFFIXES = {
     ".docx": ("application", "vnd.openxmlformats-officedocument.wordprocessingml.document"),
@@ -305,3 +308,25 @@ def build_year_end_email(
     key = (cfg.code, "", str(year), YEAR_END_REPORT)
     subject = _subject("year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"])
     return _build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
+
+
+def build_rejection_email(
+    cfg: FundConfig, report: Any, quarantined: Path, *, sender: str | None = None
+) -> Alert:
+    """The finance office's notice that a file was rejected whole (``report`` is a ValidationReport).
+
+    Keyed by the file's sha256, so the same bytes rejected again are not
+    announced twice, and queued in the outbox like every alert: a failed send
+    is retried by the next flush.
+    """
+    sender = sender or cfg.smtp.sender
+    failures = [f.message for f in report.failures[:_REJECTION_LINES]]
+    ctx = {
+        "fund": cfg, "pace_policy": cfg.pace.policy,
+        "file": report.file, "reason": report.first_reason(), "failures": failures,
+        "total": sum(report.counts.values()) or len(report.failures),
+        "quarantined": quarantined.name,
+    }
+    key = (cfg.code, "", (report.sha256 or "unknown")[:16], REJECTION)
+    subject = _subject("rejection", title=cfg.title, file=report.file)
+    return _build(cfg, key, "red", subject, "alert_rejection", ctx, sender, None)

@@ -191,13 +191,17 @@ def load_fund_config(fund_dir: str | Path) -> FundConfig:
     if not isinstance(data, dict):
         raise FundConfigError(f"{path}: 内容应为键值映射")
     try:
-        return FundConfig.model_validate(data)
+        cfg = FundConfig.model_validate(data)
     except ValidationError as exc:
         parts = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(根)"
             parts.append(f"字段 {loc}：{_zh_error(err)}")
         raise FundConfigError(f"{path}: fund.yaml 配置错误：" + "；".join(parts)) from exc
+    if not cfg.recipients:
+        # Alerts and rejections must reach someone; an empty list would fail every send.
+        raise FundConfigError(f"{path}: fund.yaml 配置错误：字段 recipients：至少需要一个收件人")
+    return cfg
 
 
 def _zh_error(err: dict) -> str:

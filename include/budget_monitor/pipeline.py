@@ -152,7 +152,7 @@ def load_month(
     raise_on_reject: bool = True,
 ) -> LoadResult:
     """Step 1 of the monthly close: read, validate and load the fund's new files."""
-    from budget_monitor import ingest, quarantine, validate
+    from budget_monitor import alerts, ingest, outbox, quarantine, validate
 
     fund_dir = Path(fund_dir)
     cfg = cfg or load_fund_config(fund_dir)
@@ -161,13 +161,21 @@ def load_month(
     store.upsert_fund(engine, cfg.code, cfg.name, cfg.year, cfg.department)
     result = LoadResult(cfg.code, month)
     files = fund_files(fund_dir)
+    if not files.get("budget"):
+        raise ValueError(f"{fund_dir.name}: 缺少预算指标表（budget.csv 或 budget.xlsx）")
     qdir = fund_dir / "quarantine"
     for kind in LOAD_ORDER:
+        waiting = _missing_context(engine, cfg.code, kind)
         for path in files.get(kind, []):
             rel = validate.display_name(path, fund_dir)
             sha = store.sha256_of(path)
-            if store.is_loaded(engine, cfg.code, sha):
+            if store.is_current(engine, cfg.code, kind, sha):
                 result.files.append(FileOutcome(kind, rel, "skipped"))
+                continue
+            if waiting:
+                # Never validate a fact file without the budget/goals it is checked
+                # against: it would skip the unit, allocation and over-budget rules.
+                result.files.append(FileOutcome(kind, rel, "deferred", reason=waiting))
                 continue
             try:
                 table = ingest.read_table(path, kind)
@@ -177,7 +185,8 @@ def load_month(
             else:
                 if kind in FACT_KINDS:
                     last = _max_month(table, kind)
-                    if last is not None and last > month:
+                    # A row dated past the fund year is not "later": the in-year rule rejects it.
+                    if last is not None and month < last <= f"{cfg.year}-12":
                         result.files.append(FileOutcome(
                             kind, rel, "deferred", table.n_rows,
                             reason=f"含 {last} 的数据，待该月结账时处理"))
@@ -188,6 +197,9 @@ def load_month(
                 reason = report.first_reason()
                 store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=rel,
                                        sha256=sha, reason=reason, quarantine_path=str(moved))
+                if cfg.recipients:
+                    # Through the outbox: a failed send is retried, a re-sent file not re-announced.
+                    outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
                 result.files.append(FileOutcome(kind, rel, "rejected", report.n_rows,
                                                 reason=reason))
                 # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
@@ -208,6 +220,18 @@ def load_month(
     if result.rejected and raise_on_reject:
         raise MonthRejected(result)
     return result
+
+
+def _missing_context(engine: Any, fund_code: str, kind: str) -> str:
+    """Why files of ``kind`` must wait (empty when they can be validated now)."""
+    if kind not in FACT_KINDS:
+        return ""
+    counts = store.table_counts(engine, fund_code)
+    if counts["budget"] == 0:
+        return "预算指标表尚未通过校验入库，待其入库后处理"
+    if kind == "outputs" and counts["goals"] == 0:
+        return "绩效目标表尚未通过校验入库，待其入库后处理"
+    return ""
 
 
 def _check_month(cfg: FundConfig, month: str) -> tuple[date, date]:

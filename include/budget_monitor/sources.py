@@ -74,7 +74,8 @@ def pull_month(source: SqlSource, fund_code: str, month: str, fund_dir: Path) ->
                 else:
                     stmt = stmt.where(col >= first, col <= last)
                 keys = [c.name for c in table.columns if c.name != "fund_code"]
-                stmt = stmt.order_by(*[table.c[k] for k in keys[:1]])
+                # Every column in the ORDER BY: the same rows always give the same bytes.
+                stmt = stmt.order_by(*[table.c[k] for k in keys])
                 rows = conn.execute(stmt).mappings().all()
                 if not rows:
                     continue

@@ -237,7 +237,17 @@ SNAPSHOT_KINDS = frozenset({"budget", "goals"})
 # Engine and migrations
 
 def default_home() -> Path:
-    return Path(os.environ.get("BUDGET_MONITOR_HOME", Path.cwd() / "var")).resolve()
+    """Where the embedded store and the raw-file archive live.
+
+    A fixed place (not the current directory): running the CLI from another
+    folder must find the same store, or every file would load again and every
+    alert be sent again.
+    """
+    env = os.environ.get("BUDGET_MONITOR_HOME")
+    if env:
+        return Path(env).resolve()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return (Path(data) / "budget-monitor").resolve()
 
 
 def default_db_url() -> str:
@@ -320,6 +330,21 @@ def upsert_fund(engine: Engine, code: str, name: str, year: int, department: str
             conn.execute(insert(fund).values(**row))
 
 
+def is_current(engine: Engine, fund_code: str, kind: str, sha256: str) -> bool:
+    """Nothing to do for this file: a fact file already loaded, or the snapshot
+    (budget/goals) file that is in force now. Putting back an earlier budget
+    version is a change, so it is not "current" although its sha is known."""
+    if kind not in SNAPSHOT_KINDS:
+        return is_loaded(engine, fund_code, sha256)
+    with engine.connect() as conn:
+        latest = conn.execute(
+            select(source_file.c.sha256)
+            .where(source_file.c.fund_code == fund_code, source_file.c.kind == kind)
+            .order_by(source_file.c.loaded_at.desc(), source_file.c.id.desc()).limit(1)
+        ).scalar()
+    return latest == sha256
+
+
 def is_loaded(engine: Engine, fund_code: str, sha256: str) -> bool:
     with engine.connect() as conn:
         return conn.execute(
@@ -384,14 +409,20 @@ def load_rows(
                 source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256
             )
         ).scalar()
-        if known is not None:
+        if known is not None and kind not in SNAPSHOT_KINDS:
             return LoadStats(known, kind, 0, 0, 0, skipped=True)
-        file_id = conn.execute(
+        if known is not None:
+            # An earlier budget/goals version put back in force: same file row, new time.
+            file_id = known
+            conn.execute(update(source_file).where(source_file.c.id == known)
+                         .values(loaded_at=now_local(), rows=len(rows)))
+        else:
+            file_id = conn.execute(
             insert(source_file).values(
-                fund_code=fund_code, kind=kind, name=name, sha256=sha256, encoding=encoding,
-                rows=len(rows), archive_path=archive_path, loaded_at=now_local(),
-            ).returning(source_file.c.id)
-        ).scalar_one()
+                    fund_code=fund_code, kind=kind, name=name, sha256=sha256, encoding=encoding,
+                    rows=len(rows), archive_path=archive_path, loaded_at=now_local(),
+                ).returning(source_file.c.id)
+            ).scalar_one()
         records = [{**r, "fund_code": fund_code, "source_file_id": file_id} for r in rows]
         if kind in SNAPSHOT_KINDS:
             replaced, audited = _replace_snapshot(conn, spec, fund_code, records, file_id)
