@@ -303,3 +303,18 @@ def test_rejection_notice_is_queued_once_and_retried_through_the_outbox(tmp_path
     (notice,) = [m for m in got if str(m["Subject"]).startswith("【数据退回】")]
     body = notice.get_body(preferencelist=("plain",)).get_content()
     assert "壹仟元" in body and "第3行" in body and "PAY-002" in body
+
+
+def test_corrected_budget_must_still_cover_stored_payments(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    load_month(fund, "2021-01", db)
+    engine = store.open_store(db)
+    before = store.read_allocations(engine, "JM-2021-YPJG")
+    lines = (fund / "budget.csv").read_text(encoding="utf-8-sig").splitlines()
+    kept = [line for line in lines if "台山市" not in line]  # 台山 has January payments
+    (fund / "budget.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    with pytest.raises(MonthRejected) as info:
+        load_month(fund, "2021-01", db)
+    assert "budget.csv" in info.value.reason and "台山市市场监督管理局" in info.value.reason
+    assert store.read_allocations(engine, "JM-2021-YPJG").equals(before)

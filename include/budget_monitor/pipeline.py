@@ -129,6 +129,12 @@ def _context(engine: Any, cfg: FundConfig, fund_dir: Path, kind: str, table: Any
     """What a file is validated against: fund.yaml, the stored budget and goals, the stored total."""
     from budget_monitor.validate import ValidationContext
 
+    if kind == "budget":
+        # A corrected budget must still cover what each unit and allocation has paid.
+        return ValidationContext.for_fund(
+            cfg, fund_dir=fund_dir,
+            paid_by_unit=store.net_paid_by(engine, cfg.code, "unit"),
+            paid_by_doc=store.net_paid_by(engine, cfg.code, "doc_no"))
     if kind in store.SNAPSHOT_KINDS:
         return ValidationContext.for_fund(cfg, fund_dir=fund_dir)
     budget = store.read_allocations(engine, cfg.code)

@@ -621,6 +621,15 @@ def net_paid_fen(engine: Engine, fund_code: str, excluding: Sequence[str] = ()) 
     return total
 
 
+def net_paid_by(engine: Engine, fund_code: str, column: str) -> dict[str, int]:
+    """Net stored payments per unit or per doc_no (what a new budget must still cover)."""
+    col = payment.c[column]
+    with engine.connect() as conn:
+        rows = conn.execute(select(col, func.sum(payment.c.amount_fen))
+                            .where(payment.c.fund_code == fund_code).group_by(col)).all()
+    return {str(k): int(v) for k, v in rows}
+
+
 def read_inspections(engine: Engine, fund_code: str, through: date | None = None) -> "Any":
     cond = [inspection.c.fund_code == fund_code]
     if through is not None:
