@@ -108,3 +108,21 @@ def test_archive_keeps_raw_bytes_under_sha256(tmp_path) -> None:
     sha = store.sha256_of(src)
     dest = store.archive_file(src, FUND, sha, archive_root=tmp_path / "arch")
     assert dest.read_bytes() == src.read_bytes() and sha in dest.name
+
+
+def test_concurrent_first_opens_migrate_once(pg_url: str) -> None:
+    """Parallel tasks opening a fresh PostgreSQL store all succeed (advisory lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine
+
+    def open_fresh(_: int) -> None:
+        engine = create_engine(store.normalise_url(pg_url))
+        try:
+            store.upgrade(engine)
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(open_fresh, range(4)))
+    assert store.table_counts(store.open_store(pg_url), FUND)["payments"] == 0

@@ -312,6 +312,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(here / "migrations"))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Mapped tasks open the store at the same moment: one migrates, the
+            # others wait here and then find the schema at head.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7723001)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
