@@ -21,19 +21,7 @@ from budget_monitor.execution import (
 )
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped, fen_to_yuan_str
 
-CITY = "江门市市场监督管理局"
-COUNTIES = ["台山市市场监督管理局", "开平市市场监督管理局", "恩平市市场监督管理局"]
-# Cumulative percent of each unit's budget spent at each month end.
-CITY_PLAN = [5, 12, 26, 30, 35, 42, 50, 58, 68, 80, 90, 100]
-COUNTY_PLAN = [3, 10, 27, 30, 34, 38, 45, 55, 65, 78, 88, 100]
-BUDGETS = {CITY: 162_090_000, **{c: 70_000_000 for c in COUNTIES}}  # 3,720,900.00 元 in total
-
-
-def frames(rows_alloc: list[tuple], rows_pay: list[tuple]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    alloc = pd.DataFrame(rows_alloc, columns=["unit", "date", "amount_fen", "kind"])
-    pay = pd.DataFrame(rows_pay, columns=["unit", "pay_date", "amount_fen"])
-    return alloc, pay
-
+from seed_shaped import BUDGETS, CITY, CITY_PLAN, COUNTY_PLAN, LINEAR, frames
 
 def example_fund() -> tuple[pd.DataFrame, pd.DataFrame]:
     """A fund shaped like the seed: 372.09 万元, all 年初, Q2 and Q3 behind pace."""
@@ -50,8 +38,6 @@ def example_fund() -> tuple[pd.DataFrame, pd.DataFrame]:
             done = target
     return frames(alloc, pay)
 
-
-LINEAR = PaceConfig()
 
 
 def test_example_fund_lags_in_quarters_2_and_3_only() -> None:

@@ -9,32 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from budget_monitor.config import PaceConfig
 from budget_monitor.execution import compute_execution
 from budget_monitor.forecast import forecast
 
-LINEAR = PaceConfig()
-CITY = "江门市市场监督管理局"
-COUNTIES = ["台山市市场监督管理局", "开平市市场监督管理局", "恩平市市场监督管理局"]
-CITY_PLAN = [5, 12, 26, 30, 35, 42, 50, 58, 68, 80, 90, 100]
-COUNTY_PLAN = [3, 10, 27, 30, 34, 38, 45, 55, 65, 78, 88, 100]
-BUDGETS = {CITY: 162_090_000, **{c: 70_000_000 for c in COUNTIES}}
-
-
-def seed_shaped_fund() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """372.09 万元, Q2 and Q3 behind pace, 100% at year end (as tests/test_execution.py)."""
-    alloc = pd.DataFrame(
-        [(u, date(2021, 1, 1), fen, "年初") for u, fen in BUDGETS.items()],
-        columns=["unit", "date", "amount_fen", "kind"],
-    )
-    rows = []
-    for unit, fen in BUDGETS.items():
-        done = 0
-        for month, pct in enumerate(CITY_PLAN if unit == CITY else COUNTY_PLAN, start=1):
-            rows.append((unit, date(2021, month, 20), fen * pct // 100 - done))
-            done = fen * pct // 100
-    return alloc, pd.DataFrame(rows, columns=["unit", "pay_date", "amount_fen"])
-
+from seed_shaped import LINEAR, seed_shaped_frames
 
 def one_unit(monthly_fen: list[int], budget: int = 1_200_000):
     alloc = pd.DataFrame([("A", date(2021, 1, 1), budget, "年初")], columns=["unit", "date", "amount_fen", "kind"])
@@ -133,7 +111,7 @@ def test_forecast_error_on_the_example_year_is_as_documented() -> None:
 
 
 def test_forecast_on_a_synthetic_year_warns_before_the_lagging_quarter() -> None:
-    fund = compute_execution(*seed_shaped_fund(), year=2021, through_month=12, pace=LINEAR).fund
+    fund = compute_execution(*seed_shaped_frames(), year=2021, through_month=12, pace=LINEAR).fund
     year_errors, gap_errors = _errors(fund)
     assert round(sum(year_errors) / 11, 1) == Decimal("16.3")
     assert round(sum(gap_errors) / 11, 1) == Decimal("7.3")

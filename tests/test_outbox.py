@@ -18,19 +18,11 @@ from sqlalchemy import select
 
 from budget_monitor import store
 from budget_monitor.alerts import build_alerts
-from budget_monitor.config import FundConfig, PaceConfig
+from budget_monitor.config import PaceConfig
 from budget_monitor.execution import compute_execution
 from budget_monitor.outbox import SmtpMailer, enqueue, flush, pending_count
 
-CFG = FundConfig(
-    code="jiangmen-2021",
-    name="2021年促进经济高质量发展专项资金（市场监督管理-药品监督管理）",
-    short_name="药品监督管理专项资金",
-    year=2021,
-    department="江门市市场监督管理局",
-    recipients=["caiwu@example.com"],
-)
-
+from seed_shaped import CFG
 
 def alerts_of_june() -> list:
     """Fund and two units behind pace at the June close, Q2 lagging: 4 alerts."""
@@ -106,7 +98,7 @@ def test_alert_enqueued_once_per_fund_unit_period_kind(engine) -> None:
     stored = rows(engine)
     assert [(r["fund_code"], r["unit"], r["period"], r["kind"]) for r in stored] == [a.key for a in alerts]
     assert all(r["status"] == "pending" and r["attempts"] == 0 for r in stored)
-    assert stored[0]["recipients"] == "caiwu@example.com"
+    assert stored[0]["recipients"] == "caiwu@example.com,jihua@example.com"
     assert stored[0]["subject"] == alerts[0].subject
 
 
