@@ -29,14 +29,11 @@ Store: connection `budget_monitor_db`, else env `BUDGET_MONITOR_DB_URL`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
-from budget_monitor_airflow.notifier import RejectionNotifier
 
 
 @dag(
@@ -46,12 +43,7 @@ from budget_monitor_airflow.notifier import RejectionNotifier
     max_active_runs=1,  # months close in order: a month loads files dated up to its end
     doc_md=__doc__,
     tags=["budget", "monthly"],
-    default_args={
-        "owner": "finance-it",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds()),
-        "on_failure_callback": RejectionNotifier(),
-    },
+    default_args=settings.default_args(),
     params={
         "month": Param("", type="string", pattern=r"^(\d{4}-\d{2})?$", title="月份 YYYY-MM",
                        description="要结账的月份；留空则为运行日期的上一个月"),

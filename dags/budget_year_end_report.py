@@ -18,14 +18,11 @@ start a run that skips at once. Trigger it by hand with Param `year` to
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
-from budget_monitor_airflow.notifier import RejectionNotifier
 
 
 @dag(
@@ -35,12 +32,7 @@ from budget_monitor_airflow.notifier import RejectionNotifier
     max_active_runs=1,
     doc_md=__doc__,
     tags=["budget", "year-end"],
-    default_args={
-        "owner": "finance-it",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=settings.retry_delay_seconds()),
-        "on_failure_callback": RejectionNotifier(),
-    },
+    default_args=settings.default_args(),
     params={
         "year": Param(None, type=["null", "integer"], minimum=2000, maximum=2100, title="年度",
                       description="留空：由十二月月结触发时取其年度，手动运行时取上一年"),

@@ -90,3 +90,17 @@ def source_url() -> str | None:
     """SQL source to pull a month's tables from, when connection ``budget_monitor_source`` exists."""
     conn = _optional_connection(SOURCE_CONN_ID)
     return connection_url(conn) if conn is not None else None
+
+
+def default_args() -> dict:
+    """The default_args both DAGs share: owner, retries and the failure notifier."""
+    from datetime import timedelta
+
+    from budget_monitor_airflow.notifier import RejectionNotifier
+
+    return {
+        "owner": "finance-it",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=retry_delay_seconds()),
+        "on_failure_callback": RejectionNotifier(),
+    }
