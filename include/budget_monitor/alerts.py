@@ -19,6 +19,7 @@ plain text; subjects are the macros of ``alert_subjects.txt.j2``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -217,8 +218,16 @@ def build_alerts(
     *,
     sender: str | None = None,
     chart: bool = False,
+    skip: Collection[tuple[str, str, str, str]] = (),
 ) -> list[Alert]:
-    """The alerts of the ``month`` close: fund first, then units by name, then the quarter."""
+    """The alerts of the ``month`` close: fund first, then units by name, then the quarter.
+
+    ``chart`` embeds the fund's cumulative chart in the fund's warning and the
+    quarter alert (rendered once; unit warnings carry their figures as a
+    table: a chart per unit was 93 % of a close's time, bench/RESULTS.md R4).
+    Keys in ``skip`` (already in the outbox) are not rendered at all, so a
+    rerun of a month costs nothing here.
+    """
     if not 1 <= month <= result.through_month:
         raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
     sender = sender or cfg.smtp.sender
@@ -226,22 +235,31 @@ def build_alerts(
     base = {"fund": cfg, "year": result.year, "month": month, "period_zh": period_zh, "title": cfg.title,
             "pace_policy": result.pace.policy}
     alerts: list[Alert] = []
+    fund_png: list[bytes] = []  # rendered on first use, shared by the fund's two alerts
+
+    def fund_chart() -> bytes | None:
+        if not chart:
+            return None
+        if not fund_png:
+            fund_png.append(_chart_png(result.fund, result.year, month, f"{cfg.title} 累计执行率与序时进度"))
+        return fund_png[0]
 
     for series in (result.fund, *result.units):
         m = series.month(month)
-        if m.severity is None:
+        key = (cfg.code, series.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
+        if m.severity is None or key in skip:
             continue
         fc = forecast(series, result.year, result.pace, month)
         ctx = {**base, "unit": series.unit, "m": _month_view(m), "forecast": _forecast_view(fc)}
-        key = (cfg.code, series.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
         subject = _subject("month", title=cfg.title, unit=series.unit, period_zh=period_zh,
                            severity_zh=_SEVERITY_ZH[m.severity])
-        png = _chart_png(series, result.year, month, f"{series.unit or cfg.title} 累计执行率与序时进度") if chart else None
+        png = fund_chart() if series is result.fund else None
         alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png))
 
     if month % 3 == 0:
         quarter = result.fund.quarter(month // 3)
-        if quarter.lagging:
+        key = (cfg.code, "", f"{result.year}-Q{quarter.quarter}", QUARTER_LAGGING)
+        if quarter.lagging and key not in skip:
             fc = forecast(result.fund, result.year, result.pace, month)
             behind = [
                 {"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind
@@ -255,9 +273,8 @@ def build_alerts(
                 "units_behind": behind,
                 "forecast": _forecast_view(fc),
             }
-            key = (cfg.code, "", f"{result.year}-Q{quarter.quarter}", QUARTER_LAGGING)
             subject = _subject("quarter", title=cfg.title, year=result.year, quarter_zh=_QUARTER_ZH[quarter.quarter])
-            png = _chart_png(result.fund, result.year, month, f"{cfg.title} 累计执行率与序时进度") if chart else None
+            png = fund_chart()
             alerts.append(_build(cfg, key, None, subject, "alert_quarter", ctx, sender, png))
     return alerts
 

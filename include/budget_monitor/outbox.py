@@ -138,6 +138,14 @@ def _insert_if_absent(conn: Connection, row: dict) -> int:
     return 1
 
 
+def queued_keys(engine: Engine, fund_code: str) -> set[tuple[str, str, str, str]]:
+    """Keys (fund, unit, period, kind) already in the outbox, sent or pending."""
+    stmt = select(outbox.c.fund_code, outbox.c.unit, outbox.c.period, outbox.c.kind).where(
+        outbox.c.fund_code == fund_code)
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(stmt)}
+
+
 def pending_count(engine: Engine, fund_code: str | None = None) -> int:
     from sqlalchemy import func
 

@@ -286,14 +286,17 @@ def close_month(
     first, _ = _check_month(cfg, month)
     engine = store.open_store(db_url)
     result = compute(engine, cfg, first.month)
-    built = alerts.build_alerts(cfg, result, first.month, chart=chart)
+    queued = outbox.queued_keys(engine, cfg.code)
+    built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued)
     new = outbox.enqueue(engine, built)
     m = result.fund.month(first.month)
+    # Alerts due this month, including those queued by an earlier run (text only: cheap).
+    due = len(alerts.build_alerts(cfg, result, first.month)) if queued else len(built)
     return CloseResult(
         fund_code=cfg.code, month=month, rate=m.rate_2dp, pace=m.pace_2dp, gap=m.gap_2dp,
         severity=m.severity, lagging_quarters=result.fund.lagging_quarters,
         units_behind=[s.unit for s in result.units if s.month(first.month).severity],
-        alerts=len(built), new_alerts=new)
+        alerts=due, new_alerts=new)
 
 
 # --------------------------------------------------------------------------- step 3
