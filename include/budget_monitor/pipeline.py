@@ -94,19 +94,33 @@ class MonthRejected(Exception):
 
 
 def _records(df: Any, columns: list[str]) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python values (int fen, datetime.date, str, None)."""
+    """DataFrame rows as plain Python values (int fen, datetime.date, str, None).
+
+    Built from per-column lists: 3.7x faster than ``astype(object).to_dict("records")``
+    on a 1M-row year, with the same values and types (bench/RESULTS.md R2).
+    """
     import pandas as pd
 
-    out = {}
+    names, lists = [], []
     for col in columns:
         if col not in df.columns:
             continue
         series = df[col]
         if pd.api.types.is_datetime64_any_dtype(series):
-            series = series.dt.date
-        series = series.astype(object)
-        out[col] = series.where(pd.notna(series), None)
-    return pd.DataFrame(out).to_dict("records")
+            missing = series.isna().to_numpy().tolist()
+            # Day ordinals -> date objects, one object per distinct day.
+            ordinals = (series.to_numpy(dtype="datetime64[D]").astype("int64") + 719163).tolist()
+            days: dict[int, date] = {}
+            values = [None if gone else days.get(o) or days.setdefault(o, date.fromordinal(o))
+                      for o, gone in zip(ordinals, missing)]
+        elif str(series.dtype) == "Int64":
+            values = [None if v is None else int(v)
+                      for v in series.to_numpy(dtype=object, na_value=None)]
+        else:
+            values = series.astype(object).where(series.notna(), None).tolist()
+        names.append(col)
+        lists.append(values)
+    return [dict(zip(names, row)) for row in zip(*lists)]
 
 
 def _store_columns(kind: str) -> list[str]:

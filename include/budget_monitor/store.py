@@ -427,12 +427,12 @@ def load_rows(
                     rows=len(rows), archive_path=archive_path, loaded_at=now_local(),
                 ).returning(source_file.c.id)
             ).scalar_one()
-        records = [{**r, "fund_code": fund_code, "source_file_id": file_id} for r in rows]
         if kind in SNAPSHOT_KINDS:
+            records = [{**r, "fund_code": fund_code, "source_file_id": file_id} for r in rows]
             replaced, audited = _replace_snapshot(conn, spec, fund_code, records, file_id)
         else:
-            replaced, audited = _upsert_facts(conn, spec, fund_code, records, file_id)
-        return LoadStats(file_id, kind, len(records) - replaced, replaced, audited)
+            replaced, audited = _upsert_facts(conn, spec, fund_code, rows, file_id)
+        return LoadStats(file_id, kind, len(rows) - replaced, replaced, audited)
 
 
 def _key_text(rec: dict[str, Any], key: Iterable[str]) -> str:
@@ -475,18 +475,35 @@ def _audit_rows(
     return out
 
 
+def _has_rows(conn: Connection, table: Table, fund_code: str) -> bool:
+    return conn.execute(select(table.c.fund_code).where(table.c.fund_code == fund_code)
+                        .limit(1)).first() is not None
+
+
+def _key_in(conn: Connection, col: Any, values: list) -> Iterable[Any]:
+    """``col IN values`` conditions: one array parameter on PostgreSQL (one round
+    trip for a million keys instead of 200 IN lists: bench/RESULTS.md R1),
+    bounded IN lists elsewhere (SQLite's parameter limit)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import String, any_, literal
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        yield col == any_(literal(values, ARRAY(String)))
+        return
+    for i in range(0, len(values), 5000):
+        yield col.in_(values[i:i + 5000])
+
+
 def _existing(conn: Connection, spec: TableSpec, fund_code: str, keys: list[tuple]) -> dict[tuple, dict]:
-    """Existing rows for ``keys``, fetched in chunks (keeps parameter counts bounded)."""
+    """Existing rows for ``keys`` (none to look for when the fund has no rows yet)."""
     table = spec.table
     found: dict[tuple, dict] = {}
+    if not _has_rows(conn, table, fund_code):
+        return found
     if len(spec.key) == 1:
         col = table.c[spec.key[0]]
-        flat = [k[0] for k in keys]
-        for i in range(0, len(flat), 5000):
-            chunk = flat[i:i + 5000]
-            for row in conn.execute(
-                select(table).where(table.c.fund_code == fund_code, col.in_(chunk))
-            ).mappings():
+        for cond in _key_in(conn, col, [k[0] for k in keys]):
+            for row in conn.execute(select(table).where(table.c.fund_code == fund_code, cond)).mappings():
                 found[(row[spec.key[0]],)] = dict(row)
     else:
         wanted = set(keys)
@@ -497,8 +514,11 @@ def _existing(conn: Connection, spec: TableSpec, fund_code: str, keys: list[tupl
     return found
 
 
+_CHUNK = 50_000  # rows per insert batch: bounds the extra dicts alive at once
+
+
 def _upsert_facts(
-    conn: Connection, spec: TableSpec, fund_code: str, records: list[dict], file_id: int
+    conn: Connection, spec: TableSpec, fund_code: str, records: Sequence[dict], file_id: int
 ) -> tuple[int, int]:
     table = spec.table
     if not records:
@@ -512,15 +532,15 @@ def _upsert_facts(
                 audits += _audit_rows(spec, fund_code, old[k], rec, file_id)
         cond = [table.c.fund_code == fund_code]
         if len(spec.key) == 1:
-            col = table.c[spec.key[0]]
-            olds = [k[0] for k in old]
-            for i in range(0, len(olds), 5000):
-                conn.execute(delete(table).where(*cond, col.in_(olds[i:i + 5000])))
+            for key_cond in _key_in(conn, table.c[spec.key[0]], [k[0] for k in old]):
+                conn.execute(delete(table).where(*cond, key_cond))
         else:
             for k in old:
                 conn.execute(delete(table).where(
                     *cond, *[table.c[c] == v for c, v in zip(spec.key, k)]))
-    bulk_insert(conn, table, records)
+    extra = {"fund_code": fund_code, "source_file_id": file_id}
+    for i in range(0, len(records), _CHUNK):
+        bulk_insert(conn, table, [{**r, **extra} for r in records[i:i + _CHUNK]])
     if audits:
         conn.execute(insert(audit), audits)
     return len(old), len(audits)
@@ -618,10 +638,12 @@ def net_paid_fen(engine: Engine, fund_code: str, excluding: Sequence[str] = ()) 
     total_of = select(func.coalesce(func.sum(payment.c.amount_fen), 0)).where(
         payment.c.fund_code == fund_code)
     with engine.connect() as conn:
+        if not _has_rows(conn, payment, fund_code):
+            return 0
         total = int(conn.execute(total_of).scalar_one())
-        for i in range(0, len(excluding), 5000):
-            total -= int(conn.execute(total_of.where(
-                payment.c.voucher_no.in_(list(excluding[i:i + 5000])))).scalar_one())
+        if excluding:
+            for cond in _key_in(conn, payment.c.voucher_no, list(excluding)):
+                total -= int(conn.execute(total_of.where(cond)).scalar_one())
     return total
 
 
