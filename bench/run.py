@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if "b" in stages:
         plan.append(("b", ["--repeat", str(max(repeat, 2))]))
     if "c" in stages:
-        plan.append(("c", ["--repeat", str(max(repeat, 3) if not full else 5)]))
+        plan.append(("c", ["--repeat", str(max(repeat, 3) if not full else 7)]))
     if "d" in stages:
         plan.append(("d", ["--growth", growth, "--month", str(args.month), "--funds-per-task",
                            str(args.funds_per_task)]))
