@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="processes for stage e")
     p.add_argument("--results", type=Path, default=HERE / "results.json")
     p.add_argument("--timeout", type=float, default=3600, help="per-stage timeout (s)")
+    p.add_argument("--keep-work", action="store_true", help="keep the scratch dir (stores, logs) for inspection")
     p.add_argument("--merge", action="store_true",
                    help="keep the other stages of an existing --results file (re-run some stages only)")
     args = p.parse_args(argv)
@@ -230,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     data = generate.ensure(sz, label)
     gen_s = round(time.perf_counter() - t0, 1)
-    out_dir = Path(os.environ.get("BENCH_WORK", "/tmp/budget-monitor-bench")) / "results"
+    own_work = "BENCH_WORK" not in os.environ
+    if own_work:  # a private scratch dir: two runs at once must not delete each other's stores
+        import tempfile
+
+        os.environ["BENCH_WORK"] = tempfile.mkdtemp(prefix="budget-monitor-bench-")
+    out_dir = Path(os.environ["BENCH_WORK"]) / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     if args.merge and args.results.is_file():
@@ -269,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     dump(args.results, doc)
     print(f"\nwrote {args.results}")
+    if own_work and not args.keep_work:
+        import shutil
+
+        shutil.rmtree(os.environ["BENCH_WORK"], ignore_errors=True)
     failed = [k for k in dict(plan) if "error" in results.get(k, {})]
     return 1 if failed else 0
 
