@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from docx import Document
 
 from budget_monitor import outbox, store
 from budget_monitor.config import load_fund_config
@@ -24,6 +23,8 @@ from budget_monitor.pipeline import (
     run_monthly,
     run_year_end,
 )
+
+from readers import docx_text
 
 REPO = Path(__file__).resolve().parents[1]
 JIANGMEN = REPO / "examples" / "jiangmen-2021"
@@ -151,13 +152,6 @@ def test_file_with_later_rows_waits_for_its_month(tmp_path: Path) -> None:
     assert "payments/2021-01_支出明细.csv" not in deferred
 
 
-def _docx_text(path: Path) -> str:
-    doc = Document(str(path))
-    parts = [p.text for p in doc.paragraphs]
-    for table in doc.tables:
-        for row in table.rows:
-            parts.extend(cell.text for cell in row.cells)
-    return "\n".join(parts)
 
 
 def test_year_end_reproduces_the_seed_report(db_url: str, tmp_path: Path) -> None:
@@ -185,7 +179,7 @@ def test_year_end_reproduces_the_seed_report(db_url: str, tmp_path: Path) -> Non
         "加强工作规划，提高资金执行进度",
     ]
     texts = {
-        "docx": _docx_text(out / "自评报告.docx"),
+        "docx": docx_text(out / "自评报告.docx"),
         "html": (out / "自评报告.html").read_text(encoding="utf-8"),
         "md": (out / "自评报告.md").read_text(encoding="utf-8"),
     }

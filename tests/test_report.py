@@ -26,6 +26,8 @@ from budget_monitor.report import (
     write_outputs,
 )
 
+from readers import docx_text
+
 BUDGET_FEN = 372_090_000  # 372.09 万元
 CITY, TAISHAN, KAIPING, ENPING = (
     "江门市市场监督管理局", "台山市市场监督管理局", "开平市市场监督管理局", "恩平市市场监督管理局")
@@ -213,23 +215,12 @@ def test_write_outputs_writes_every_file(tmp_path: Path):
     assert json.loads((tmp_path / JSON_NAME).read_text(encoding="utf-8")) == ev
 
 
-def _docx_text(path: Path) -> str:
-    from docx import Document
-
-    doc = Document(str(path))
-    parts = [p.text for p in doc.paragraphs]
-    for t in doc.tables:
-        for row in t.rows:
-            parts.extend(c.text for c in row.cells)
-    return "\n".join(parts)
-
-
 def test_docx_report_has_the_seed_figures(tmp_path: Path):
     from docx import Document
 
     ev, cfg = seed_evaluation()
     write_outputs(ev, cfg, tmp_path)
-    text = _docx_text(tmp_path / DOCX_NAME)
+    text = docx_text(tmp_path / DOCX_NAME)
     for needle in ["372.09万元", "支出率100%", "自评得分为100分", "绩效等级为优", "第二季度和第三季度支出进度不达序时进度",
                    "一、项目基本情况", "（一）专项资金基本情况", "（二）专项资金绩效目标", "二、项目绩效情况",
                    "（三）存在问题", "三、改进意见", "加强工作规划，提高资金执行进度"]:
@@ -287,7 +278,7 @@ def test_injection_is_escaped_in_html_and_markdown(tmp_path: Path):
     md = (tmp_path / MD_NAME).read_text(encoding="utf-8")
     assert INJECT_HTML not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert INJECT_HTML not in md and "&lt;script&gt;" in md
-    assert INJECT_HTML in _docx_text(tmp_path / DOCX_NAME)  # shown literally, XML stays valid
+    assert INJECT_HTML in docx_text(tmp_path / DOCX_NAME)  # shown literally, XML stays valid
 
 
 def test_injection_is_inert_in_xlsx(tmp_path: Path):
@@ -364,7 +355,7 @@ def test_outputs_without_units_or_templates(tmp_path: Path):
     assert UNIT_CHART_NAME not in {p.name for p in paths}
     doc = Document(str(tmp_path / DOCX_NAME))
     assert len(doc.tables) == 1 and len(doc.inline_shapes) == 1
-    text = _docx_text(tmp_path / DOCX_NAME)
+    text = docx_text(tmp_path / DOCX_NAME)
     assert "药品抽检批次：年度指标值≥550批次，实际完成值550。" in text
     assert "按照项目支出绩效自评工作相关要求" in text
 
