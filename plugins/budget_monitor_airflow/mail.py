@@ -20,17 +20,38 @@ class SmtpHookMailer:
     def __init__(self, conn_id: str = SMTP_CONN_ID) -> None:
         self.conn_id = conn_id
         self.sent = 0
+        self._hook = None  # one logged-in connection for a whole flush (bench R5)
+
+    def __enter__(self) -> SmtpHookMailer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._hook is not None:
+            hook, self._hook = self._hook, None
+            try:
+                hook.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
+                pass
 
     def send(self, msg: EmailMessage) -> None:
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-        with SmtpHook(smtp_conn_id=self.conn_id) as hook:
-            # The connection's sender wins over fund.yaml's: relays accept only
-            # the account they authenticate.
-            if hook.from_email:
-                del msg["From"]
-                msg["From"] = hook.from_email
+        if self._hook is None:
+            self._hook = SmtpHook(smtp_conn_id=self.conn_id).__enter__()
+        hook = self._hook
+        # The connection's sender wins over fund.yaml's: relays accept only
+        # the account they authenticate.
+        if hook.from_email:
+            del msg["From"]
+            msg["From"] = hook.from_email
+        try:
             hook._smtp_client.send_message(msg)  # noqa: SLF001 - see class docstring
+        except Exception:
+            self.close()  # reconnect for the next message; this one stays pending
+            raise
         self.sent += 1
 
 

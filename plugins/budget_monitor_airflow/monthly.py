@@ -169,7 +169,8 @@ def send_alerts(fund_code: str | None = None) -> int:
 
     from budget_monitor_airflow.mail import SmtpHookMailer
 
-    result = send_pending(settings.db_url(), SmtpHookMailer(), fund_code)
+    with SmtpHookMailer() as mailer:
+        result = send_pending(settings.db_url(), mailer, fund_code)
     log.info("outbox flushed: %d sent, %d failed", result.sent, result.failed)
     if result.failed:
         raise RuntimeError(f"{result.failed} mail(s) not sent, still pending: {'; '.join(result.errors)[:500]}")
