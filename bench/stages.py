@@ -237,15 +237,12 @@ def stage_b(args: argparse.Namespace, rec: Recorder) -> None:
 
 
 def _airflow_env(home: Path) -> dict[str, str]:
+    sys.path.insert(0, str(REPO / "plugins"))
+    from budget_monitor_airflow.settings import standalone_airflow_env
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        **standalone_airflow_env(home),
         "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "1",
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     })

@@ -49,23 +49,17 @@ def _free_port() -> int:
 
 
 def _configure(port: int) -> dict[str, str]:
+    sys.path.insert(0, str(REPO / "plugins"))
+    from budget_monitor_airflow.settings import local_smtp_connection, standalone_airflow_env
+
     env = {
-        "AIRFLOW_HOME": str(HOME / "airflow"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow' / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        **standalone_airflow_env(HOME / "airflow"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "BUDGET_MONITOR_HOME": str(HOME),
         "BUDGET_MONITOR_FUNDS_DIR": str(HOME / "inbox"),
         "BUDGET_MONITOR_DB_URL": f"sqlite:///{HOME / 'budget_monitor.db'}",
         "BUDGET_MONITOR_REPORTS_DIR": str(HOME / "reports"),
-        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_ssl": True, "disable_tls": True,
-                      "from_email": "budget-monitor@localhost", "retry_limit": 1, "timeout": 10},
-        }),
+        "AIRFLOW_CONN_SMTP_DEFAULT": local_smtp_connection(port, "budget-monitor@localhost"),
     }
     # Third-party deprecation chatter is not for the finance office's console.
     env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
@@ -73,7 +67,6 @@ def _configure(port: int) -> dict[str, str]:
     for key in [k for k in os.environ if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))]:
         del os.environ[key]
     os.environ.update(env)
-    sys.path.insert(0, str(REPO / "plugins"))
     return env
 
 

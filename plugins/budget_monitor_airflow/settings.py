@@ -104,3 +104,30 @@ def default_args() -> dict:
         "retry_delay": timedelta(seconds=retry_delay_seconds()),
         "on_failure_callback": RejectionNotifier(),
     }
+
+
+def standalone_airflow_env(home: Path) -> dict[str, str]:
+    """Airflow settings for a single-machine run under ``home`` (SQLite metadata,
+    our dags/ and plugins/, no examples): the demo, the DAG tests and the
+    benchmark all run Airflow this way. Importing this module loads no Airflow,
+    so callers can set these before ``import airflow``."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+    }
+
+
+def local_smtp_connection(port: int, sender: str) -> str:
+    """``AIRFLOW_CONN_SMTP_DEFAULT`` (JSON) for a plain SMTP server on loopback."""
+    import json
+
+    return json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": sender,
+                  "retry_limit": 1, "timeout": 10},
+    })

@@ -22,14 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 _HOME = Path(tempfile.mkdtemp(prefix="bm-airflow-home-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
+# Plugins folder on sys.path for DAG imports happens in airflow.settings; the
+# glue package is imported by the tests directly too (and gives the settings).
+sys.path.insert(0, str(REPO / "plugins"))
+from budget_monitor_airflow.settings import standalone_airflow_env  # noqa: E402 - after sys.path
+
 AIRFLOW_ENV = {
-    "AIRFLOW_HOME": str(_HOME),
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-    "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
+    **standalone_airflow_env(_HOME),
     # A retried task in dag.test() waits its retry_delay for real.
     "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "1",
 }
@@ -38,9 +37,6 @@ if "airflow" in sys.modules:  # pragma: no cover - would silently use another co
 for _k in [k for k in os.environ if k.startswith("AIRFLOW__") or k.startswith("AIRFLOW_CONN_")]:
     del os.environ[_k]
 os.environ.update(AIRFLOW_ENV)
-# Plugins folder on sys.path for DAG imports happens in airflow.settings; the
-# glue package is imported by the tests directly too.
-sys.path.insert(0, str(REPO / "plugins"))
 
 
 @pytest.fixture(scope="session")

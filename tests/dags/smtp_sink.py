@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import socket
 import threading
 import time
@@ -38,11 +37,9 @@ class SmtpSink:
 
     def connection_json(self) -> str:
         """``AIRFLOW_CONN_SMTP_DEFAULT`` for this server (plain SMTP, no TLS)."""
-        return json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
-            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "budget-monitor@test.example",
-                      "retry_limit": 1, "timeout": 10},
-        })
+        from budget_monitor_airflow.settings import local_smtp_connection
+
+        return local_smtp_connection(self.port, "budget-monitor@test.example")
 
     def clear(self) -> None:
         with self._lock:
