@@ -49,6 +49,12 @@ GENERATED_DIRS = ("payments", "inspections", "outputs")
 # --------------------------------------------------------------------------
 
 
+def refund_lines(by_month: dict) -> list[str]:
+    """README bullet per 退回 row (both example funds list their refunds)."""
+    return [f"- {p.pay_date} {p.unit} {p.voucher_no} {yuan(p.amount_fen)} — {p.memo}"
+            for rows in by_month.values() for p in rows if p.kind == "退回"]
+
+
 def yuan(fen: int) -> str:
     """Exact '1234.50' (always 2 decimals, no separators)."""
     sign = "-" if fen < 0 else ""
@@ -804,10 +810,7 @@ def jm_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]]) -> 
         "Refunds (业务类型 退回, negative amounts; the net monthly totals above already include them):",
         "",
     ]
-    for rows in by_month.values():
-        for p in rows:
-            if p.kind == "退回":
-                lines.append(f"- {p.pay_date} {p.unit} {p.voucher_no} {yuan(p.amount_fen)} — {p.memo}")
+    lines += refund_lines(by_month)
     lines += [
         "",
         "## Payment file formats",
@@ -1083,10 +1086,7 @@ def sf_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]], n_h
         "Refunds (退回):",
         "",
     ]
-    for rows in by_month.values():
-        for p in rows:
-            if p.kind == "退回":
-                lines.append(f"- {p.pay_date} {p.unit} {p.voucher_no} {yuan(p.amount_fen)} — {p.memo}")
+    lines += refund_lines(by_month)
     lines += [
         "",
         "## Goals and intended scores (by hand)",
