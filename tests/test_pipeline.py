@@ -20,6 +20,7 @@ from budget_monitor.pipeline import (
     MonthRejected,
     close_month,
     load_month,
+    load_months,
     run_monthly,
     run_year_end,
 )
@@ -114,6 +115,78 @@ def test_bad_file_is_quarantined_and_nothing_of_it_lands(db_url: str, tmp_path: 
     with pytest.raises(MonthRejected):
         load_month(fund, "2021-03", db_url)
     assert store.snapshot(engine, code) == after
+
+
+def _as_fund(src: Path, dest: Path, code: str) -> Path:
+    """A copy of an example fund under another fund code."""
+    shutil.copytree(src, dest)
+    yaml = dest / "fund.yaml"
+    text = yaml.read_text(encoding="utf-8")
+    old = load_fund_config(src).code
+    yaml.write_text(text.replace(f"code: {old}", f"code: {code}", 1), encoding="utf-8")
+    assert load_fund_config(dest).code == code
+    return dest
+
+
+def test_load_months_lands_what_load_month_lands_fund_by_fund(db_url: str, tmp_path: Path) -> None:
+    """Funds loaded together (their files validated in shared GX runs) end in
+    the same state, with the same outcomes, as funds loaded one by one; a
+    rejected file or a broken fund.yaml stays with its own fund."""
+    def funds(root: Path) -> list[Path]:
+        dirs = [_as_fund(JIANGMEN, root / f"f{n}", f"JM-{n}") for n in range(3)]
+        broken = root / "broken"
+        shutil.copytree(JIANGMEN, broken)
+        (broken / "fund.yaml").write_text("code: [unclosed\n", encoding="utf-8")
+        return [dirs[0], broken, dirs[1], dirs[2]]
+
+    together, alone = funds(tmp_path / "together"), funds(tmp_path / "alone")
+    single_db = f"sqlite:///{tmp_path / 'alone.db'}"
+    for month in ("2021-01", "2021-02", "2021-03"):
+        if month == "2021-03":
+            _bad_payments(together[2])
+            _bad_payments(alone[2])
+        loads = load_months(together, month, db_url)
+        assert [ld.fund_dir for ld in loads] == together
+        assert "无法解析 YAML" in str(loads[1].error) and loads[1].result is None
+        for ld, d in zip(loads, alone, strict=True):
+            if d.name == "broken":
+                continue
+            assert ld.error is None, ld.error
+            one = load_month(d, month, single_db, raise_on_reject=False)
+            assert [(f.kind, f.name, f.status, f.rows, f.reason) for f in ld.result.files] == [
+                (f.kind, f.name, f.status, f.rows, f.reason.replace(str(d), str(ld.fund_dir))) for f in one.files]
+            assert ld.result.counts == one.counts
+    assert [len(ld.result.rejected) for ld in loads if ld.result] == [0, 1, 0]
+    engine, single = store.open_store(db_url), store.open_store(single_db)
+    for n in range(3):
+        assert store.snapshot(engine, f"JM-{n}") == store.snapshot(single, f"JM-{n}")
+    assert store.net_paid_fen(engine, "JM-0") > 0
+
+
+def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash of the shared validation is retried file by file, and a file
+    whose own validation crashes fails only its fund."""
+    from budget_monitor import validate
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    dirs = [_as_fund(JIANGMEN, tmp_path / f"f{n}", f"JM-{n}") for n in range(2)]
+    real = validate.validate_table
+
+    def crash_batch(items):
+        raise RuntimeError("GX blew up")
+
+    def crash_on_f1(table, ctx):
+        if ctx.fund_dir == dirs[1] and table.kind == "payments":
+            raise RuntimeError("GX blew up on this file")
+        return real(table, ctx)
+
+    monkeypatch.setattr(validate, "validate_batch", crash_batch)
+    monkeypatch.setattr(validate, "validate_table", crash_on_f1)
+    ok, crashed = load_months(dirs, "2021-01", db)
+    assert ok.error is None and "loaded" in {f.status for f in ok.result.files} and not ok.result.rejected
+    assert isinstance(crashed.error, RuntimeError) and "this file" in str(crashed.error)
+    engine = store.open_store(db)
+    assert store.net_paid_fen(engine, "JM-0") > 0 and store.net_paid_fen(engine, "JM-1") == 0
 
 
 def test_corrected_payment_changes_total_by_the_difference(db_url: str, tmp_path: Path) -> None:

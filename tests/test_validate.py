@@ -17,6 +17,7 @@ from budget_monitor.validate import (
     load_rules,
     report_for_ingest_error,
     rules_for,
+    validate_batch,
     validate_many,
     validate_table,
 )
@@ -396,6 +397,72 @@ def test_validate_many_shares_the_context(fund: Path, ctx: ValidationContext) ->
     b = read_table(write_csv(fund / "payments" / "b.csv", PAY_HEADER, [payment("V1", "-1")]), "payments")
     ra, rb = validate_many([(a, ctx), (b, ctx)])
     assert ra.ok and not rb.ok
+
+
+def test_validate_batch_gives_every_file_its_own_report(
+    fund: Path, ctx: ValidationContext, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small files validated together get exactly the reports they get alone:
+    row failures, warnings, per-file sums (PAY-011) and per-fund parameters
+    (INS-004's categories) stay with their own file; only the files that
+    failed something are run again on their own."""
+    import budget_monitor.validate as v
+
+    near_limit = ValidationContext(**{**ctx.__dict__, "stored_net_fen": 1_300_000})
+    only_drugs = ValidationContext(**{**ctx.__dict__, "inspection_categories": frozenset({"药品"})})
+
+    def pay(name: str, rows: list[list[str]]):
+        return read_table(write_csv(fund / "payments" / name, PAY_HEADER, rows, "gbk"), "payments")
+
+    def ins(name: str, category: str, unit: str = UNITS[0]):
+        rows = [["S1", "2021-03-01", "药品", UNITS[0], "合格"], ["S2", "2021-03-02", category, unit, "合格"]]
+        return read_table(write_csv(fund / "inspections" / name, INS_HEADER, rows), "inspections")
+
+    items = [
+        (pay("good1.csv", good_payments()), ctx),
+        (pay("bad_amount.csv", [payment("V1"), payment("V2", "壹仟元")]), ctx),
+        (pay("good2.csv", [payment("V1", "600.00")]), near_limit),
+        (pay("over.csv", [payment("V1", "600.00"), payment("V2", "400.01")]), near_limit),  # PAY-011 only
+        (pay("dup.csv", [payment("V1"), payment("V1")]), ctx),
+        (ins("ins_ok.csv", "化妆品"), ctx),
+        (ins("ins_ok_but_warned.csv", "化妆品", unit="某检测所"), ctx),  # INS-007 warning, loads
+        (ins("ins_cosmetics.csv", "化妆品"), only_drugs),  # same file content, other fund: INS-004
+        (ins("ins_drugs.csv", "药品"), only_drugs),
+        (read_table(write_csv(fund / "payments" / "alone.csv", PAY_HEADER, good_payments()), "payments"),
+         ValidationContext()),  # another rule set (no context): its own group
+    ]
+    alone = [validate_table(t, c).to_dict() for t, c in items]
+    rerun: list[str] = []
+    real = v.validate_table
+
+    def counting(t, c):
+        rerun.append(t.path.name)
+        return real(t, c)
+
+    monkeypatch.setattr(v, "validate_table", counting)
+    together = [r.to_dict() for r in validate_batch(items)]
+    assert together == alone
+    assert [r["ok"] for r in together] == [True, False, True, False, False, True, True, False, True, True]
+    assert together[3]["counts"] == {"PAY-011": 1} and together[7]["counts"] == {"INS-004": 1}
+    # Good files passed in the shared runs; a group of one is validated alone.
+    assert sorted(rerun) == sorted(["bad_amount.csv", "over.csv", "dup.csv", "ins_ok_but_warned.csv",
+                                    "ins_cosmetics.csv", "alone.csv"])
+
+
+def test_validate_batch_validates_a_big_file_on_its_own(
+    fund: Path, ctx: ValidationContext, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import budget_monitor.validate as v
+
+    monkeypatch.setattr(v, "BATCH_MAX_ROWS", 2)
+    a = read_table(write_csv(fund / "payments" / "a.csv", PAY_HEADER, good_payments()), "payments")  # 3 rows
+    b = read_table(write_csv(fund / "payments" / "b.csv", PAY_HEADER, [payment("V9")]), "payments")
+    c = read_table(write_csv(fund / "payments" / "c.csv", PAY_HEADER, [payment("V8")]), "payments")
+    seen: list[str] = []
+    real = v.validate_table
+    monkeypatch.setattr(v, "validate_table", lambda t, x: seen.append(t.path.name) or real(t, x))
+    assert all(r.ok for r in validate_batch([(a, ctx), (b, ctx), (c, ctx)]))
+    assert seen == ["a.csv"]
 
 
 def test_bad_fund_yaml_is_a_fund_config_error(tmp_path: Path) -> None:

@@ -60,7 +60,9 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
     """Load every fund of the batch; no fund's failure stops the batch's other funds.
 
     Funds are batched per task because the Great Expectations import costs
-    ~7 s per process: a task per fund would pay it once per fund. So one
+    ~7 s per process: a task per fund would pay it once per fund; and within
+    the batch the funds' small files are validated together
+    (``pipeline.load_months``), paying GX's fixed cost per run once. So one
     fund's problem must not cost the others their load: a rejected file or
     an unexpected error (store constraint, bug) is recorded, the next fund is
     loaded, and the task fails at the end naming every fund that did not load:
@@ -70,57 +72,38 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
     - technical failures only: ``FundsFailed``, retried by Airflow (the funds
       already loaded skip their files by content hash).
     """
-    db = settings.db_url()
+    from budget_monitor.config import FundConfigError
+    from budget_monitor.pipeline import load_months
+
     done: list[dict] = []
     rejected: list[FundRejection] = []
     failed: list[FundFailure] = []
-    for d in map(Path, fund_dirs):
-        try:
-            loaded, rejection = _load_fund(d, month, db)
-        except Exception as exc:  # noqa: BLE001 - one fund's failure must not abort the batch
-            log.exception("%s %s: load failed; going on with the batch's other funds", d.name, month)
+    # One call for the batch: the funds' small files are validated together.
+    for load in load_months([Path(d) for d in fund_dirs], month, settings.db_url()):
+        d, cfg, result, exc = load.fund_dir, load.cfg, load.result, load.error
+        if isinstance(exc, FundConfigError):  # no recipients known: the notifier tells ops
+            rejected.append(FundRejection(fund_code=d.name, fund_name=d.name, month=month, recipients=[],
+                                          quarantine_dir="", files=[{"name": "fund.yaml", "reason": str(exc)}]))
+            continue
+        if exc is not None:
+            log.error("%s %s: load failed; the batch's other funds went on", d.name, month,
+                      exc_info=(type(exc), exc, exc.__traceback__))
             failed.append(FundFailure(fund=d.name, error=f"{type(exc).__name__}: {exc}"[:500]))
             continue
-        if rejection is not None:
-            rejected.append(rejection)
-        if loaded is not None:
-            done.append(loaded)
+        assert cfg is not None and result is not None
+        if result.rejected:  # the good files of the month landed
+            log.error("%s %s: %s", cfg.code, month, "；".join(f.reason for f in result.rejected))
+            rejected.append(FundRejection(
+                fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
+                quarantine_dir=str(d / "quarantine"),
+                files=[{"name": f.name, "reason": f.reason} for f in result.rejected]))
+        log.info("%s %s: %s; rows %s", cfg.code, month, result.summary(), result.counts)
+        done.append({"fund": cfg.code, "summary": result.summary(), "counts": result.counts})
     if rejected:
         raise FilesRejected(rejected, failed)
     if failed:
         raise FundsFailed(failed)
     return done
-
-
-def _load_fund(d: Path, month: str, db: str | None) -> tuple[dict | None, FundRejection | None]:
-    """One fund's load: (summary of what landed, rejection) - either may be None."""
-    from budget_monitor.config import FundConfigError, load_fund_config
-    from budget_monitor.pipeline import MonthRejected, load_month
-    from budget_monitor.quarantine import InputRejected
-
-    try:
-        cfg = load_fund_config(d)
-    except FundConfigError as exc:  # no recipients known: the notifier tells ops
-        return None, FundRejection(fund_code=d.name, fund_name=d.name, month=month, recipients=[],
-                                   quarantine_dir="", files=[{"name": "fund.yaml", "reason": str(exc)}])
-    rejection = None
-    try:
-        result = load_month(d, month, db, cfg=cfg)
-    except MonthRejected as exc:  # the good files of the month landed: reported below
-        result = exc.result
-        log.error("%s %s: %s", cfg.code, month, exc.reason)
-        rejection = FundRejection(
-            fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
-            quarantine_dir=str(d / "quarantine"),
-            files=[{"name": f.name, "reason": f.reason} for f in result.rejected])
-    except InputRejected as exc:  # a single file, should load_month ever raise it directly
-        log.error("%s %s: %s", cfg.code, month, exc.reason)
-        return None, FundRejection(
-            fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
-            quarantine_dir=str(d / "quarantine"),
-            files=[{"name": getattr(exc.report, "file", "") or "", "reason": exc.reason}])
-    log.info("%s %s: %s; rows %s", cfg.code, month, result.summary(), result.counts)
-    return {"fund": cfg.code, "summary": result.summary(), "counts": result.counts}, rejection
 
 
 def close(fund_dirs: list[str], month: str) -> list[dict]:

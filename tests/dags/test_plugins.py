@@ -148,19 +148,24 @@ def test_year_end_reports_only_after_a_december_close():
     assert year_from_context(ctx()) == 2021  # manual, previous year
 
 
-def _fake_load_month(failing: dict[str, BaseException]):
-    """pipeline.load_month stand-in: raises for the named fund dirs, loads nothing for the others."""
-    from budget_monitor.pipeline import LoadResult
+def _fake_load_steps(failing: dict[str, BaseException]):
+    """pipeline._load_steps stand-in (what load_months runs per fund): raises for the
+    named fund dirs (a MonthRejected becomes its rejected result), loads nothing for the others."""
+    from budget_monitor.pipeline import LoadResult, MonthRejected
 
     calls: list[str] = []
 
-    def load_month(fund_dir, month, db_url=None, *, cfg=None, raise_on_reject=True):
+    def load_steps(engine, cfg, fund_dir, month):
         calls.append(Path(fund_dir).name)
-        if Path(fund_dir).name in failing:
-            raise failing[Path(fund_dir).name]
+        exc = failing.get(Path(fund_dir).name)
+        if isinstance(exc, MonthRejected):
+            return exc.result
+        if exc is not None:
+            raise exc
         return LoadResult(cfg.code, month)
+        yield  # a generator, like the real one
 
-    return load_month, calls
+    return load_steps, calls
 
 
 def _funds(tmp_path: Path, *names: str) -> list[str]:
@@ -186,8 +191,8 @@ def test_unexpected_error_of_one_fund_does_not_abort_the_batch(tmp_path: Path, m
     from sqlalchemy.exc import IntegrityError
 
     boom = IntegrityError("INSERT INTO payment ...", {}, Exception("UNIQUE constraint failed: payment.voucher_no"))
-    fake, calls = _fake_load_month({"a-fund": boom, "c-fund": RuntimeError("disk full")})
-    monkeypatch.setattr(pipeline, "load_month", fake)
+    fake, calls = _fake_load_steps({"a-fund": boom, "c-fund": RuntimeError("disk full")})
+    monkeypatch.setattr(pipeline, "_load_steps", fake)
     dirs = _funds(tmp_path, "a-fund", "b-fund", "c-fund")
 
     with caplog.at_level(logging.ERROR), pytest.raises(FundsFailed) as exc:
@@ -209,8 +214,8 @@ def test_rejection_and_technical_failure_in_one_batch_fail_without_retry_naming_
 
     result = pipeline.LoadResult("JM-2021-YPJG", "2021-06", [
         pipeline.FileOutcome("payments", "payments/x.csv", "rejected", reason="支付金额 壹仟元 不是金额")])
-    fake, calls = _fake_load_month({"a-fund": pipeline.MonthRejected(result), "b-fund": OSError("store down")})
-    monkeypatch.setattr(pipeline, "load_month", fake)
+    fake, calls = _fake_load_steps({"a-fund": pipeline.MonthRejected(result), "b-fund": OSError("store down")})
+    monkeypatch.setattr(pipeline, "_load_steps", fake)
 
     with pytest.raises(FilesRejected) as exc:
         load_batch(_funds(tmp_path, "a-fund", "b-fund", "c-fund"), "2021-06")
