@@ -51,7 +51,7 @@ def _pipeline_timings() -> Timings:
     tm.wrap(ingest, "read_table", "ingest.read_table")
     tm.wrap(validate, "validate_table", "validate.validate_table")
     tm.wrap(validate, "check_frame", "validate.check_frame (pandas prepare)")
-    tm.wrap(pipeline, "_context", "pipeline._context")
+    tm.wrap(pipeline._Contexts, "__call__", "pipeline._context")
     tm.wrap(pipeline, "_records", "pipeline._records (df -> dicts)")
     tm.wrap(store, "load_rows", "store.load_rows")
     tm.wrap(store, "bulk_insert", "store.bulk_insert")

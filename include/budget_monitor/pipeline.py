@@ -140,28 +140,45 @@ def _max_month(table: Any, kind: str) -> str | None:
     return top if isinstance(top, str) else f"{top.year:04d}-{top.month:02d}"
 
 
-def _context(engine: Any, cfg: FundConfig, fund_dir: Path, kind: str, table: Any) -> Any:
-    """What a file is validated against: fund.yaml, the stored budget and goals, the stored total."""
-    from budget_monitor.validate import ValidationContext
+class _Contexts:
+    """What each file of one fund's load is validated against: fund.yaml, the
+    stored budget and goals, the stored total.
 
-    if kind == "budget":
-        # A corrected budget must still cover what each unit and allocation has paid.
-        return ValidationContext.for_fund(
-            cfg, fund_dir=fund_dir,
-            paid_by_unit=store.net_paid_by(engine, cfg.code, "unit"),
-            paid_by_doc=store.net_paid_by(engine, cfg.code, "doc_no"))
-    if kind in store.SNAPSHOT_KINDS:
-        return ValidationContext.for_fund(cfg, fund_dir=fund_dir)
-    budget = store.read_allocations(engine, cfg.code)
-    goals = store.read_goals(engine, cfg.code)
-    replaced: list[str] = []
-    if kind == "payments" and table is not None and "voucher_no" in table.df.columns:
-        replaced = [v for v in table.df["voucher_no"].dropna().unique().tolist()]
-    return ValidationContext.for_fund(
-        cfg, fund_dir=fund_dir,
-        budget=budget if not budget.empty else None,
-        goals=goals if not goals.empty else None,
-        stored_net_fen=store.net_paid_fen(engine, cfg.code, excluding=replaced))
+    The budget and goals are read from the store once per load, at its first
+    fact file: they change only when their own files load, and those come
+    first (LOAD_ORDER). The stored total is read per file (each payments file
+    loaded changes it).
+    """
+
+    def __init__(self, engine: Any, cfg: FundConfig, fund_dir: Path) -> None:
+        self.engine, self.cfg, self.fund_dir = engine, cfg, fund_dir
+        self._facts: Any = None
+
+    def __call__(self, kind: str, table: Any) -> Any:
+        from dataclasses import replace
+
+        from budget_monitor.validate import ValidationContext
+
+        engine, cfg, fund_dir = self.engine, self.cfg, self.fund_dir
+        if kind == "budget":
+            # A corrected budget must still cover what each unit and allocation has paid.
+            return ValidationContext.for_fund(
+                cfg, fund_dir=fund_dir,
+                paid_by_unit=store.net_paid_by(engine, cfg.code, "unit"),
+                paid_by_doc=store.net_paid_by(engine, cfg.code, "doc_no"))
+        if kind in store.SNAPSHOT_KINDS:
+            return ValidationContext.for_fund(cfg, fund_dir=fund_dir)
+        if self._facts is None:
+            budget = store.read_allocations(engine, cfg.code)
+            goals = store.read_goals(engine, cfg.code)
+            self._facts = ValidationContext.for_fund(
+                cfg, fund_dir=fund_dir,
+                budget=budget if not budget.empty else None,
+                goals=goals if not goals.empty else None)
+        replaced: list[str] = []
+        if kind == "payments" and table is not None and "voucher_no" in table.df.columns:
+            replaced = [v for v in table.df["voucher_no"].dropna().unique().tolist()]
+        return replace(self._facts, stored_net_fen=store.net_paid_fen(engine, cfg.code, excluding=replaced))
 
 
 def load_month(
@@ -263,6 +280,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
     _check_month(cfg, month)
     store.upsert_fund(engine, cfg.code, cfg.name, cfg.year, cfg.department)
     result = LoadResult(cfg.code, month)
+    context = _Contexts(engine, cfg, fund_dir)
     files = fund_files(fund_dir)
     if not files.get("budget"):
         raise ValueError(f"{fund_dir.name}: 缺少预算指标表（budget.csv 或 budget.xlsx）")
@@ -284,7 +302,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                 table = ingest.read_table(path, kind)
             except ingest.IngestError as exc:
                 report = validate.report_for_ingest_error(
-                    exc, kind, _context(engine, cfg, fund_dir, kind, None))
+                    exc, kind, context(kind, None))
             else:
                 if kind in FACT_KINDS:
                     last = _max_month(table, kind)
@@ -294,7 +312,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                             kind, rel, "deferred", table.n_rows,
                             reason=f"含 {last} 的数据，待该月结账时处理"))
                         continue
-                report = yield table, _context(engine, cfg, fund_dir, kind, table)
+                report = yield table, context(kind, table)
             if not report.ok:
                 moved = quarantine.quarantine(path, report, qdir)
                 reason = report.first_reason()
