@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -179,6 +180,35 @@ def machine_facts() -> dict[str, Any]:
             pass
     facts["versions"] = vers
     return facts
+
+
+# ../shared/notes/performance-anchors.md: fresh-process import times measured
+# on this machine kind when the budgets were set (seconds).
+ANCHORS_S = {"pandas": 1.4, "great_expectations": 7.3}
+
+
+def machine_speed(repeat: int = 3, modules: tuple[str, ...] = tuple(ANCHORS_S)) -> dict[str, Any]:
+    """How fast this machine is right now, against the performance anchors.
+
+    The machine is shared and its speed drifts (the same code measured 2.2x
+    slower on one day than on another): a fresh-process ``import pandas`` and
+    ``import great_expectations`` (min of ``repeat``) compared with the
+    anchors say by how much, so absolute seconds can be read in context.
+    ``slowdown`` is the mean of the ratios (1.0 = the anchors' speed).
+    """
+    out: dict[str, Any] = {}
+    ratios = []
+    for mod in modules:
+        anchor = ANCHORS_S[mod]
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", f"import {mod}"], check=True, capture_output=True)
+            best = min(best, time.perf_counter() - t0)
+        out[f"import_{mod}_s"] = round(best, 2)
+        ratios.append(best / anchor)
+    out["slowdown"] = round(sum(ratios) / len(ratios), 2)
+    return out
 
 
 def dump(path: Path, data: dict[str, Any]) -> None:

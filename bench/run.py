@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
-from common import MiB, REPO, dump, machine_facts, pg_available  # noqa: E402
+from common import ANCHORS_S, MiB, REPO, dump, machine_facts, machine_speed, pg_available  # noqa: E402
 
 BUDGET = {"a": 1.5, "b": 3.0, "c_ms": 50.0, "d_s": 600.0, "e_s": 240.0, "f_mib": 2048.0}
 
@@ -98,6 +98,17 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
     """Rows: stage | measure | ours | baseline | ratio/diff | budget | verdict | peak MiB."""
     rows: list[list[str]] = []
     chk = (lambda ok: verdict(ok)) if full else (lambda ok: "n/a")
+    speed = results.get("_speed") or {}
+    slowdown = None
+    if speed:
+        a, b = speed["start"], speed["end"]
+        slowdown = round((a["slowdown"] + b["slowdown"]) / 2, 2)
+        def imports(m: dict[str, Any]) -> str:
+            return "/".join(str(m[f"import_{k}_s"]) for k in ANCHORS_S if f"import_{k}_s" in m)
+
+        rows.append(["machine", "speed: fresh import pandas / GX, start → end",
+                     f"{imports(a)} → {imports(b)} s", "anchors " + "/".join(map(str, ANCHORS_S.values())) + " s",
+                     f"{slowdown}x slower", "", "", ""])
     for st in ("a_sqlite", "a_postgres"):
         r = results.get(st)
         if not r:
@@ -162,6 +173,14 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
             rows.append(["d", f"{n} funds: close {r.get('month')} via dag.test ({g.get('state', '?')})",
                          _fmt(g["wall_s"], " s"), f"{per * 1000:.0f} ms/fund", growth_txt, "2000 ≤ 600 s",
                          chk(ok) if ok is not None else "", _fmt(g.get("peak_tree_mib"))])
+            ts = g.get("task_seconds") or {}
+            if ts:
+                rows.append(["d", "  tasks: load_funds / close_month / send_alerts",
+                             " / ".join(_fmt(ts.get(k), " s") for k in ("load_funds", "close_month", "send_alerts")),
+                             "", "", "", "", ""])
+            if ok is not None and slowdown:
+                rows.append(["d", "  the same at the anchors' machine speed (÷ slowdown)",
+                             _fmt(round(g["wall_s"] / slowdown, 1), " s"), "", "", "", "", ""])
     r = results.get("e")
     if r:
         if "error" in r:
@@ -228,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
 
     facts = machine_facts()
+    # A smoke run checks only pandas once (the GX import costs 7-17 s a time).
+    speed_args = (3,) if full else (1, ("pandas",))
+    facts["speed_at_start"] = machine_speed(*speed_args)
     t0 = time.perf_counter()
     data = generate.ensure(sz, label)
     gen_s = round(time.perf_counter() - t0, 1)
@@ -267,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         err = results[stage].get("error")
         print(f"[bench] {stage} done in {results[stage]['stage_wall_s']} s"
               + (f" — ERROR {err[:200]}" if err else ""), flush=True)
+    facts["speed_at_end"] = machine_speed(*speed_args)
+    results["_speed"] = {"start": facts["speed_at_start"], "end": facts["speed_at_end"]}
     rows = summarise(results, full)
     print()
     table = print_table(rows)
