@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, help="repeats per stage (min is kept); default 1 full, 2 small")
     p.add_argument("--growth", help="fund counts for stage d (default 20,200,2000; small: 5,20)")
     p.add_argument("--month", type=int, default=6, help="month closed in stage d (earlier months are seeded)")
-    p.add_argument("--funds-per-task", type=int, default=50, help="DAG Param funds_per_task in stage d")
+    p.add_argument("--funds-per-task", type=int, default=100, help="DAG Param funds_per_task in stage d (the DAG default)")
     p.add_argument("--workers", type=int, default=2, help="processes for stage e")
     p.add_argument("--results", type=Path, default=HERE / "results.json")
     p.add_argument("--timeout", type=float, default=3600, help="per-stage timeout (s)")

@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--month", default="6")
     p.add_argument("--growth", default="20,200,2000")
-    p.add_argument("--funds-per-task", type=int, default=50)
+    p.add_argument("--funds-per-task", type=int, default=100)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size-timeout", type=float, default=1800, help="stage d: kill a close after this")
     p.add_argument("--limit", type=int, default=0)

@@ -21,9 +21,16 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
    condition), emits asset `budget_monitor://monthly_close` with
    `{year, month}`; the December close starts `budget_year_end_report`.
 
-**Granularity.** Loading is mapped per *batch* of funds, not per fund: the
-Great Expectations import costs ~7 s per task process, so a task per fund pays
-it N times. `funds_per_task` trades that against parallelism (benchmark it).
+**Granularity** (measured in `bench/RESULTS.md`, stage d). Loading is
+mapped per *batch* of funds (Param `funds_per_task`, default 100), not per
+fund: a task process pays ~10 s before its first fund (Airflow start-up, the
+Great Expectations import), while a fund in a batch costs 0.1–0.2 s, because
+the batch's small files of one kind are validated in one GX run
+(`pipeline.load_months`; alone, a fund's three files cost ~0.5 s of GX runs).
+100 funds per task keeps the fixed part near the work; 2,000 funds make 20
+tasks for the executor to spread over its slots, a department with a few
+funds one task. Smaller batches retry faster; larger ones waste less.
+
 Store: connection `budget_monitor_db`, else env `BUDGET_MONITOR_DB_URL`.
 """
 
@@ -48,7 +55,7 @@ from budget_monitor_airflow.assets import MONTHLY_CLOSE
         "month": Param("", type="string", pattern=r"^(\d{4}-\d{2})?$", title="月份 YYYY-MM",
                        description="要结账的月份；留空则为运行日期的上一个月"),
         "fund": Param("", type="string", title="专项资金", description="只处理此资金代码或目录名；留空为全部"),
-        "funds_per_task": Param(4, type="integer", minimum=1, maximum=100, title="每个任务处理的资金数"),
+        "funds_per_task": Param(100, type="integer", minimum=1, maximum=2000, title="每个任务处理的资金数"),
     },
 )
 def budget_monthly_monitor():
