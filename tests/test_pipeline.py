@@ -8,6 +8,8 @@ year-end outputs carry the seed's figures.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import shutil
 from pathlib import Path
@@ -367,7 +369,8 @@ def test_rejection_notice_is_queued_once_and_retried_through_the_outbox(tmp_path
 
     assert outbox.flush(engine, Down(), "JM-2021-YPJG").failed >= 1
     outbox.flush(engine, Up(), "JM-2021-YPJG")
-    (notice,) = [m for m in got if str(m["Subject"]).startswith("【数据退回】")]
+    (wire,) = [m for m in got if str(m["Subject"]).startswith("【数据退回】")]
+    notice = email.message_from_bytes(wire.as_bytes(), policy=email.policy.default)  # as a receiver reads it
     body = notice.get_body(preferencelist=("plain",)).get_content()
     assert "壹仟元" in body and "第3行" in body and "PAY-002" in body
 

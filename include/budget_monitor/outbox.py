@@ -45,6 +45,14 @@ _KEY = ("fund_code", "unit", "period", "kind")
 
 
 class Mailer(Protocol):
+    """Delivers one stored message.
+
+    ``msg`` is the message as stored, in wire form: its headers parsed (a
+    mailer may rewrite From), its body the stored MIME text, unparsed
+    (``flush`` does not pay a full parse per mail). A mailer that needs the
+    parts parses ``msg.as_bytes()`` as any receiver would.
+    """
+
     def send(self, msg: EmailMessage) -> None: ...
 
 
