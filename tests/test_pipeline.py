@@ -388,3 +388,12 @@ def test_corrected_budget_must_still_cover_stored_payments(tmp_path: Path) -> No
         load_month(fund, "2021-01", db)
     assert "budget.csv" in info.value.reason and "台山市市场监督管理局" in info.value.reason
     assert store.read_allocations(engine, "JM-2021-YPJG").equals(before)
+    # Moving 台山's paid allocation to another 指标文号 keeps every unit and doc_no
+    # (and their totals) but orphans the stored payments of (13号, 台山): BUD-013.
+    moved = [line.replace("江财工〔2021〕13号,台山市", "江财工〔2021〕12号,台山市") for line in lines]
+    assert moved != lines
+    (fund / "budget.csv").write_text("\n".join(moved) + "\n", encoding="utf-8")
+    with pytest.raises(MonthRejected) as info:
+        load_month(fund, "2021-01", db)
+    assert "BUD-013" in info.value.reason and "江财工〔2021〕13号｜台山市市场监督管理局" in info.value.reason
+    assert store.read_allocations(engine, "JM-2021-YPJG").equals(before)

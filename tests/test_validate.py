@@ -267,7 +267,7 @@ def test_budget_duplicate_doc_unit_kind_is_rejected(fund: Path, ctx: ValidationC
 
 
 def _paid(ctx: ValidationContext, by_unit: dict[str, int], by_doc: dict[str, int]) -> ValidationContext:
-    return ValidationContext(**{**ctx.__dict__, "paid_by_unit": by_unit, "paid_by_doc": by_doc})
+    return ValidationContext(**{**ctx.__dict__, "paid_by_unit": by_unit, "paid_by_doc": by_doc, "paid_by_pair": {}})
 
 
 def test_budget_dropping_a_unit_or_doc_with_stored_payments_is_rejected(fund: Path, ctx: ValidationContext) -> None:
@@ -314,11 +314,30 @@ def test_budget_below_net_paid_of_a_unit_or_doc_is_rejected(fund: Path, ctx: Val
     assert {f.rule_id for f in bad.failures} == {"BUD-002"}
 
 
+def test_budget_moving_a_paid_doc_no_to_another_unit_is_rejected(fund: Path) -> None:
+    """BUD-013: payments of (DOCS[0], UNITS[0]) are stored; the corrected budget
+    still has DOCS[0] and UNITS[0] (BUD-009/011 pass) but gives DOCS[0] to UNITS[1]."""
+    cfg = load_fund_config(fund)
+    paid = ValidationContext.for_fund(
+        cfg, fund_dir=fund, paid_by_unit={UNITS[0]: 100_000}, paid_by_doc={DOCS[0]: 100_000},
+        paid_by_pair={(DOCS[0], UNITS[0]): 100_000})
+    moved = [[DOCS[0], UNITS[1], "2021-01-04", "10,000.00", "年初"],
+             [DOCS[1], UNITS[0], "2021-01-04", "5,000.00", "年初"]]
+    report = _budget(fund, paid, moved)
+    (f,) = _only(report, "BUD-013")
+    assert (f.row, f.value) == (None, f"{DOCS[0]}｜{UNITS[0]}")
+    assert f.message == (
+        f"budget.csv 列“指标文号”: 指标文号｜预算单位“{DOCS[0]}｜{UNITS[0]}”这一分配已有入库支付（净支付 1000.00 元），"
+        "新的预算指标表中不能没有该分配（不能把已支付的文号改到其他单位）（规则 BUD-013）"
+    )
+    assert _budget(fund, paid, good_budget()).ok  # the allocation kept: fine
+
+
 def test_budget_store_rules_pass_without_stored_payments_and_skip_without_context(fund: Path, ctx: ValidationContext) -> None:
     assert _budget(fund, _paid(ctx, {}, {}), good_budget()).ok
     report = _budget(fund, ctx, good_budget())
     assert report.ok
-    assert [s[:7] for s in report.skipped] == ["BUD-009", "BUD-010", "BUD-011", "BUD-012"]
+    assert [s[:7] for s in report.skipped] == ["BUD-009", "BUD-010", "BUD-011", "BUD-012", "BUD-013"]
 
 
 def test_for_fund_fills_the_stored_payment_maps(fund: Path) -> None:

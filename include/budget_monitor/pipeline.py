@@ -165,7 +165,8 @@ class _Contexts:
             return ValidationContext.for_fund(
                 cfg, fund_dir=fund_dir,
                 paid_by_unit=store.net_paid_by(engine, cfg.code, "unit"),
-                paid_by_doc=store.net_paid_by(engine, cfg.code, "doc_no"))
+                paid_by_doc=store.net_paid_by(engine, cfg.code, "doc_no"),
+                paid_by_pair=store.net_paid_by_pair(engine, cfg.code))
         if kind in store.SNAPSHOT_KINDS:
             return ValidationContext.for_fund(cfg, fund_dir=fund_dir)
         if self._facts is None:

@@ -656,6 +656,15 @@ def net_paid_by(engine: Engine, fund_code: str, column: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in rows}
 
 
+def net_paid_by_pair(engine: Engine, fund_code: str) -> dict[tuple[str, str], int]:
+    """Net stored payments per allocation (doc_no, unit)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(payment.c.doc_no, payment.c.unit, func.sum(payment.c.amount_fen))
+                            .where(payment.c.fund_code == fund_code)
+                            .group_by(payment.c.doc_no, payment.c.unit)).all()
+    return {(str(d), str(u)): int(v) for d, u, v in rows}
+
+
 def read_inspections(engine: Engine, fund_code: str, through: date | None = None) -> "Any":
     cond = [inspection.c.fund_code == fund_code]
     if through is not None:

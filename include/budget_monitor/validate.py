@@ -122,6 +122,7 @@ _PARAM_NEEDS = {
     "inspection_categories": "inspection_categories",
     "paid_units": "paid_by_unit",
     "paid_doc_nos": "paid_by_doc",
+    "paid_pairs": "paid_by_pair",
 }
 # Prepare steps whose ``:arg`` names a ValidationContext field (the others'
 # arg is about the table itself, e.g. the columns of a composite key).
@@ -199,6 +200,9 @@ class ValidationContext:
     # (Left out of the hash: a dict is unhashable, the context stays hashable.)
     paid_by_unit: Mapping[str, int] | None = field(default=None, hash=False)
     paid_by_doc: Mapping[str, int] | None = field(default=None, hash=False)
+    # ... and per allocation (指标文号, 预算单位), keyed by pair_key(): a
+    # corrected budget must not move a paid doc_no to another unit (BUD-013).
+    paid_by_pair: Mapping[str, int] | None = field(default=None, hash=False)
     # Files are named relative to this directory in messages.
     fund_dir: Path | None = None
 
@@ -213,6 +217,7 @@ class ValidationContext:
         stored_net_fen: int = 0,
         paid_by_unit: Mapping[str, int] | None = None,
         paid_by_doc: Mapping[str, int] | None = None,
+        paid_by_pair: Mapping[tuple[str, str], int] | None = None,
     ) -> ValidationContext:
         """Build from a FundConfig plus the (validated) budget and goals, and
         for a budget file the stored net payments per unit / doc_no."""
@@ -234,6 +239,8 @@ class ValidationContext:
             adjusted_budget_fen=adjusted_budget_fen(bdf) if bdf is not None else None,
             paid_by_unit=_int_map(paid_by_unit),
             paid_by_doc=_int_map(paid_by_doc),
+            paid_by_pair=_int_map({pair_key(d, u): v for (d, u), v in paid_by_pair.items()})
+            if paid_by_pair is not None else None,
             fund_dir=Path(fund_dir) if fund_dir is not None else None,
         )
 
@@ -252,6 +259,8 @@ class ValidationContext:
             out["paid_units"] = sorted(self.paid_by_unit)
         if self.paid_by_doc is not None:
             out["paid_doc_nos"] = sorted(self.paid_by_doc)
+        if self.paid_by_pair is not None:
+            out["paid_pairs"] = sorted(self.paid_by_pair)
         return out
 
 
@@ -352,6 +361,22 @@ def _covers_paid(t: IngestedTable, col: str, ctx: ValidationContext, field_name:
     return ~t.df[col].isin(short).to_numpy(dtype=bool)
 
 
+PAIR_SEP = "｜"
+
+
+def pair_key(doc_no: str, unit: str) -> str:
+    """An allocation (指标文号, 预算单位) as one value, as the finance office reads it."""
+    return f"{doc_no}{PAIR_SEP}{unit}"
+
+
+def _pair_key(t: IngestedTable, col: str, ctx: ValidationContext, other: str) -> np.ndarray:
+    """Each row's allocation key ``pair_key(col, other)``; null when either part is."""
+    a, b = t.df[col].astype(object), t.df[other].astype(object)
+    missing = (a.isna() | b.isna()).to_numpy()
+    keys = [None if gone else pair_key(x, y) for x, y, gone in zip(a.tolist(), b.tolist(), missing.tolist())]
+    return np.array(keys, dtype=object)
+
+
 def _pair_in(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
     """(指标文号 ``col``, 预算单位) must be an allocation of the budget. Passes
     when either part is null or itself unknown: PAY-001/004/005 report those."""
@@ -378,6 +403,7 @@ def _weight_milli(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndar
 
 
 _PREPARES: dict[str, Callable[..., np.ndarray]] = {
+    "pair_key": _pair_key,
     "filled": _filled,
     "parsed": _parsed,
     "isin": _isin,
