@@ -26,12 +26,13 @@ The GX context, data source, asset, batch definition and the suites are built
 once per process (lazily: importing great_expectations costs seconds), so a
 batch of funds pays the import once.
 
-Budget against the store (BUD-009..BUD-012): a corrected budget replaces the
+Budget against the store (BUD-009..BUD-013): a corrected budget replaces the
 stored one, so it is checked against the payments already stored
-(``ValidationContext.paid_by_unit`` / ``paid_by_doc``, filled by the
-pipeline): a unit or doc_no with stored payments must stay in the budget (GX's
-distinct-values-contain-set, one failure per missing value) and its signed
-budget must cover its net paid (prepare ``covers_paid``, every row of a short
+(``ValidationContext.paid_by_unit`` / ``paid_by_doc`` / ``paid_by_pair``,
+filled by the pipeline): a unit, doc_no or (doc_no, unit) allocation with
+stored payments must stay in the budget (GX's distinct-values-contain-set,
+one failure per missing value) and a unit's or doc_no's signed budget must
+cover its net paid (prepare ``covers_paid``, every row of a short
 unit/doc_no fails).
 
 Null-safety: a prepared check passes on a null input (a missing or unreadable
