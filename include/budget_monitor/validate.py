@@ -619,9 +619,9 @@ def validate_table(table: IngestedTable, ctx: ValidationContext) -> ValidationRe
     list with one ``DataFrame.at`` lookup per failing row before truncating
     it, which costs ~20 s on a 1M-row file where every row fails.
     """
-    file = display_name(table.path, ctx.fund_dir)
     active_t, skipped = _active_rules(table.kind, ctx)
-    report = ValidationReport(file, str(table.path), table.kind, table.sha256, table.n_rows, skipped=skipped)
+    report = _clean_report(table, ctx, skipped)
+    file = report.file
     if not active_t:
         return report
     frame = check_frame(table, active_t, ctx)
@@ -703,6 +703,12 @@ def _active_rules(kind: str, ctx: ValidationContext) -> tuple[tuple[Rule, ...], 
     return tuple(active), skipped
 
 
+def _clean_report(table: IngestedTable, ctx: ValidationContext, skipped: list[str]) -> ValidationReport:
+    """The report of ``table`` before any failure is collected (a file that passed)."""
+    return ValidationReport(display_name(table.path, ctx.fund_dir), str(table.path), table.kind, table.sha256,
+                            table.n_rows, skipped=skipped)
+
+
 def _parameters(ctx: ValidationContext, rules: Iterable[Rule]) -> dict[str, Any]:
     """The GX expectation parameters ``rules`` use, with ``ctx``'s values."""
     used = {p for r in rules for p in r.parameters}
@@ -758,9 +764,9 @@ def validate_batch(items: Sequence[tuple[IngestedTable, ValidationContext]]) -> 
        as for a single file. Every other file passed the full suite.
     """
     reports: list[ValidationReport | None] = [None] * len(items)
+    rules = [_active_rules(table.kind, ctx) for table, ctx in items]
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, (table, ctx) in enumerate(items):
-        active, _ = _active_rules(table.kind, ctx)
+    for i, ((table, ctx), (active, _)) in enumerate(zip(items, rules, strict=True)):
         if not active or table.n_rows > BATCH_MAX_ROWS:
             continue
         row_params = _parameters(ctx, (r for r in active if _row_level(r)))
@@ -770,13 +776,10 @@ def validate_batch(items: Sequence[tuple[IngestedTable, ValidationContext]]) -> 
     for (kind, _, _), members in groups.items():
         if len(members) < 2:
             continue
-        active = _active_rules(kind, items[members[0]][1])[0]
+        active = rules[members[0]][0]
         for i, passed in zip(members, _batch_verdicts(kind, active, [items[i] for i in members]), strict=True):
             if passed:
-                table, ctx = items[i]
-                reports[i] = ValidationReport(
-                    display_name(table.path, ctx.fund_dir), str(table.path), table.kind, table.sha256,
-                    table.n_rows, skipped=_active_rules(table.kind, ctx)[1])
+                reports[i] = _clean_report(*items[i], rules[i][1])
     return [r if r is not None else validate_table(*items[i]) for i, r in enumerate(reports)]
 
 
