@@ -21,6 +21,7 @@ from budget_monitor.config import load_fund_config
 from budget_monitor.pipeline import (
     MonthRejected,
     close_month,
+    close_months,
     load_month,
     load_months,
     run_monthly,
@@ -189,6 +190,39 @@ def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, mon
     assert isinstance(crashed.error, RuntimeError) and "this file" in str(crashed.error)
     engine = store.open_store(db)
     assert store.net_paid_fen(engine, "JM-0") > 0 and store.net_paid_fen(engine, "JM-1") == 0
+
+
+def test_close_months_over_worker_processes_queues_each_alert_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The close spread over two spawned processes returns, in order, what
+    the in-process close returns, queues every due alert exactly once, and
+    brings a broken fund back as its own error (with its traceback text)."""
+    from budget_monitor import pipeline
+    from budget_monitor.config import FundConfigError
+
+    dirs = [_as_fund(JIANGMEN, tmp_path / f"f{n}", f"JM-{n}") for n in range(2)]
+    broken = tmp_path / "broken"
+    shutil.copytree(JIANGMEN, broken)
+    (broken / "fund.yaml").write_text("code: [unclosed\n", encoding="utf-8")
+    funds = [dirs[0], broken, dirs[1]]
+    for m in range(1, 7):
+        load_months(dirs, f"2021-{m:02d}", db_url)
+    monkeypatch.setattr(pipeline, "CLOSE_MIN_FUNDS_PER_WORKER", 1)  # three funds are worth two workers
+    spread = close_months(funds, "2021-06", db_url, workers=2)
+    assert [c.fund_dir for c in spread] == funds
+    assert isinstance(spread[1].error, FundConfigError) and "无法解析 YAML" in str(spread[1].error)
+    assert "Traceback" in spread[1].trace and spread[1].result is None
+    engine = store.open_store(db_url)
+    for c in (spread[0], spread[2]):
+        assert c.error is None, c.trace
+        r = c.result
+        assert r.lagging_quarters == [2] and r.alerts == r.new_alerts > 0
+        assert outbox.pending_count(engine, r.fund_code) == r.alerts
+        again = close_month(c.fund_dir, "2021-06", db_url)  # in-process rerun: same figures, nothing new
+        assert (again.rate, again.pace, again.gap, again.severity, again.units_behind, again.alerts) == (
+            r.rate, r.pace, r.gap, r.severity, r.units_behind, r.alerts)
+        assert again.new_alerts == 0 and outbox.pending_count(engine, r.fund_code) == r.alerts
 
 
 def test_corrected_payment_changes_total_by_the_difference(db_url: str, tmp_path: Path) -> None:

@@ -109,29 +109,30 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
 def close(fund_dirs: list[str], month: str) -> list[dict]:
     """Execution vs pace for each fund; alerts are queued in the outbox.
 
-    A fund that fails does not stop the others; the task fails at the end
-    naming every fund not closed (retried, then ops is told).
+    The funds are spread over ``settings.close_workers()`` processes (this is
+    the one task after every load, so the executor cannot spread it). A fund
+    that fails does not stop the others; the task fails at the end naming
+    every fund not closed (retried, then ops is told).
     """
     from budget_monitor.config import FundConfigError
-    from budget_monitor.pipeline import close_month
+    from budget_monitor.pipeline import close_months
 
-    db = settings.db_url()
     out = []
     failed: list[FundFailure] = []
-    for d in map(Path, fund_dirs):
-        try:
-            r = close_month(d, month, db)
-        except FundConfigError as exc:  # reported by its load task
-            log.error("%s not closed: %s", d.name, exc)
+    for c in close_months(list(map(Path, fund_dirs)), month, settings.db_url(), workers=settings.close_workers()):
+        name = c.fund_dir.name
+        if isinstance(c.error, FundConfigError):  # reported by its load task
+            log.error("%s not closed: %s", name, c.error)
             continue
-        except Exception as exc:  # noqa: BLE001 - as in load_batch: the other funds still close
-            log.exception("%s %s: close failed; going on with the other funds", d.name, month)
-            failed.append(FundFailure(fund=d.name, error=f"{type(exc).__name__}: {exc}"[:500]))
+        if c.error is not None:  # as in load_batch: the other funds still closed
+            log.error("%s %s: close failed; went on with the other funds\n%s", name, month, c.trace)
+            failed.append(FundFailure(fund=name, error=f"{type(c.error).__name__}: {c.error}"[:500]))
             continue
+        r = c.result
         row = {"fund": r.fund_code, "rate": _text(r.rate), "pace": _text(r.pace), "gap": _text(r.gap),
                "severity": r.severity, "lagging_quarters": r.lagging_quarters,
                "units_behind": r.units_behind, "alerts": r.alerts, "new_alerts": r.new_alerts}
-        log.info("%s %s closed: %s", d.name, month, row)
+        log.info("%s %s closed: %s", name, month, row)
         out.append(row)
     if failed:
         raise FundsFailed(failed)
