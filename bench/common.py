@@ -187,6 +187,32 @@ def machine_facts() -> dict[str, Any]:
 ANCHORS_S = {"pandas": 1.4, "great_expectations": 7.3}
 
 
+# The same anchors' compute figures for 1M payments: read_csv GBK all-str 1.23 s
+# + exact fen (fast path) 0.54 s + to_datetime 0.09 s; bench/baseline.py's
+# bare_read_typed does exactly these three (it measured 1.80 s on 2026-11-27).
+ANCHOR_READ_1M_S = 1.23 + 0.54 + 0.09
+
+
+def compute_speed(year_csv: Path, repeat: int = 2) -> dict[str, Any]:
+    """Compute-bound speed probe: ``baseline.bare_read_typed`` of the 1M-row GBK
+    year in a fresh process (min of ``repeat``; the first also warms the page
+    cache) against ``ANCHOR_READ_1M_S``. Import times (``machine_speed``) track
+    disk and start-up and once read 1.1x while this read 1.8x slower on
+    2026-12-02; this is the figure to scale compute-bound stages by."""
+    code = (
+        "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import baseline\n"
+        "best = float('inf')\n"
+        f"for _ in range({int(repeat)}):\n"
+        "    t = time.perf_counter(); baseline.bare_read_typed(Path(sys.argv[2])); "
+        "best = min(best, time.perf_counter() - t)\n"
+        "print(best)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(year_csv)],
+                         check=True, capture_output=True, text=True).stdout
+    best = float(out.strip().splitlines()[-1])
+    return {"read_1m_s": round(best, 2), "read_slowdown": round(best / ANCHOR_READ_1M_S, 2)}
+
+
 def machine_speed(repeat: int = 3, modules: tuple[str, ...] = tuple(ANCHORS_S)) -> dict[str, Any]:
     """How fast this machine is right now, against the performance anchors.
 

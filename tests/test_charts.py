@@ -49,11 +49,38 @@ def test_execution_chart_partial_year(tmp_path: Path):
     assert path.stat().st_size > 1000
 
 
+def test_execution_chart_reuses_its_frame_without_carrying_a_fund_over(tmp_path: Path):
+    """The figure is built once per process: a chart drawn after another fund's
+    (over 100 %, other quarters behind, other title) is byte for byte the
+    chart a fresh figure draws, and the first fund's artists are gone."""
+    b_args = (monthly([5, 12, 20, 30, 40, 50, 58, 66, 75, 83, 92, 100]), quarters(3))
+    charts._execution_frame.cache_clear()
+    fresh = execution_chart(*b_args, tmp_path / "fresh.png", title="乙资金").read_bytes()
+    execution_chart(monthly([30, 60, 90, 120, 130]), quarters(1, 2), tmp_path / "a.png", title="甲资金")
+    frame = charts._execution_frame()
+    after = execution_chart(*b_args, tmp_path / "after.png", title="乙资金").read_bytes()
+    assert after == fresh
+    assert not frame.ax.texts and len(frame.ax.patches) == 0 and frame.ax.get_title() == "乙资金"
+
+
 def test_unit_chart_is_a_png(tmp_path: Path):
     units = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
              {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]
     path = unit_chart(units, tmp_path / "单位执行率.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_unit_chart_reuses_its_frame_without_carrying_a_fund_over(tmp_path: Path):
+    two = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
+           {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]
+    five = [{"unit": f"第{n}预算单位（很长的单位名称用于测试左边距）", "execution_rate": 40.0 + 30 * n,
+             "lagging_quarters": [n] if n % 2 else []} for n in range(1, 6)]
+    charts._unit_frame.cache_clear()
+    fresh = unit_chart(two, tmp_path / "fresh.png", title="乙").read_bytes()
+    unit_chart(five, tmp_path / "five.png", title="甲")
+    after = unit_chart(two, tmp_path / "after.png", title="乙").read_bytes()
+    assert after == fresh
+    assert not charts._unit_frame().ax.texts
 
 
 def test_chart_renders_chinese_without_missing_glyph_warnings(tmp_path: Path, recwarn):

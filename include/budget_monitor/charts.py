@@ -70,6 +70,46 @@ def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
     return fig
 
 
+class _ExecutionFrame:
+    """The parts of the execution chart that never change, built once per process.
+
+    A fresh figure, axes, ticks, labels and legend cost ~30 % of a chart
+    (bench/RESULTS.md: one chart per fund per monthly close, two per year
+    end), so each call only sets the data, the y range and the title, adds
+    the per-fund artists, saves, and removes them again. The PNG is byte for
+    byte the one a fresh figure gives (tests/test_charts.py). A lock keeps
+    two threads from drawing on the one figure at once.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        import matplotlib
+
+        self.lock = threading.Lock()
+        with matplotlib.rc_context(_rc()):
+            self.fig = _figure(7.2, 3.8)
+            ax = self.ax = self.fig.add_subplot(1, 1, 1)
+            self.pace_line, = ax.plot([], [], color="#7f7f7f", ls="--", marker="o", ms=3, lw=1.4, label="序时进度")
+            self.rate_line, = ax.plot([], [], color="#1f4e9c", marker="o", ms=4, lw=2.0, label="累计执行率")
+            ax.set_xticks(range(1, 13), [f"{m}月" for m in range(1, 13)])
+            ax.set_xlim(0.5, 12.5)
+            ax.set_ylabel("百分比（%）")
+            ax.grid(axis="y", color="#dddddd", lw=0.6)
+            # Lower right stays clear: both lines rise from bottom left to top right.
+            ax.legend(loc="lower right", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none")
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            # Fixed margins instead of tight_layout: the layout pass cost as much as
+            # the drawing, and these charts have a fixed shape.
+            self.fig.subplots_adjust(left=0.085, right=0.985, top=0.9, bottom=0.1)
+
+
+@lru_cache(maxsize=1)
+def _execution_frame() -> _ExecutionFrame:
+    return _ExecutionFrame()
+
+
 def execution_chart(
     monthly: Sequence[Mapping[str, Any]],
     quarters: Sequence[Mapping[str, Any]],
@@ -80,41 +120,59 @@ def execution_chart(
     import matplotlib
 
     path = Path(path)
-    with matplotlib.rc_context(_rc()):
-        fig = _figure(7.2, 3.8)
-        ax = fig.add_subplot(1, 1, 1)
-        months = [int(str(m["month"])[-2:]) for m in monthly]
-        rates = [float(m["cumulative_rate"]) for m in monthly]
-        paces = [float(m["pace"]) for m in monthly]
-        top = max([100.0, *rates, *paces]) * 1.12
-        for q in quarters:
-            if q.get("lagging"):
-                lo, hi = _QUARTER_MONTHS[int(q["quarter"])]
-                ax.axvspan(lo - 0.5, hi + 0.5, color="#f4c7c3", alpha=0.55, lw=0, zorder=0)
-                ax.text((lo + hi) / 2, top * 0.97, f"{_QUARTER_NAMES[int(q['quarter'])]}落后",
-                        ha="center", va="top", fontsize=9, color="#a61b1b")
-        ax.plot(months, paces, color="#7f7f7f", ls="--", marker="o", ms=3, lw=1.4, label="序时进度")
-        ax.plot(months, rates, color="#1f4e9c", marker="o", ms=4, lw=2.0, label="累计执行率")
-        for x, y in zip(months, rates):
-            below = y > top * 0.08  # labels under the line, except near the x axis
-            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -12 if below else 6),
-                        ha="center", fontsize=7, color="#1f4e9c")
-        ax.set_xticks(range(1, 13), [f"{m}月" for m in range(1, 13)])
-        ax.set_xlim(0.5, 12.5)
-        ax.set_ylim(0, top)
-        ax.set_ylabel("百分比（%）")
-        ax.set_title(title, fontsize=11)
-        ax.grid(axis="y", color="#dddddd", lw=0.6)
-        # Lower right stays clear: both lines rise from bottom left to top right.
-        ax.legend(loc="lower right", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none")
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        # Fixed margins instead of tight_layout: the layout pass cost as much as
-        # the drawing, and these charts have a fixed shape.
-        fig.subplots_adjust(left=0.085, right=0.985, top=0.9, bottom=0.1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = _execution_frame()
+    months = [int(str(m["month"])[-2:]) for m in monthly]
+    rates = [float(m["cumulative_rate"]) for m in monthly]
+    paces = [float(m["pace"]) for m in monthly]
+    top = max([100.0, *rates, *paces]) * 1.12
+    with frame.lock, matplotlib.rc_context(_rc()):
+        ax = frame.ax
+        added: list[Any] = []  # this fund's artists, removed after saving
+        try:
+            for q in quarters:
+                if q.get("lagging"):
+                    lo, hi = _QUARTER_MONTHS[int(q["quarter"])]
+                    added.append(ax.axvspan(lo - 0.5, hi + 0.5, color="#f4c7c3", alpha=0.55, lw=0, zorder=0))
+                    added.append(ax.text((lo + hi) / 2, top * 0.97, f"{_QUARTER_NAMES[int(q['quarter'])]}落后",
+                                         ha="center", va="top", fontsize=9, color="#a61b1b"))
+            frame.pace_line.set_data(months, paces)
+            frame.rate_line.set_data(months, rates)
+            for x, y in zip(months, rates):
+                below = y > top * 0.08  # labels under the line, except near the x axis
+                added.append(ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points",
+                                         xytext=(0, -12 if below else 6), ha="center", fontsize=7, color="#1f4e9c"))
+            ax.set_ylim(0, top)
+            ax.set_title(title, fontsize=11)
+            frame.fig.savefig(path, format="png")
+        finally:
+            for artist in added:
+                artist.remove()
     return path
+
+
+class _UnitFrame:
+    """The unit chart's figure, axes, 100 % line and axis label, built once per
+    process (as ``_ExecutionFrame``); its height follows the number of units."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import matplotlib
+
+        self.lock = threading.Lock()
+        with matplotlib.rc_context(_rc()):
+            self.fig = _figure(7.2, 2.2)
+            ax = self.ax = self.fig.add_subplot(1, 1, 1)
+            ax.axvline(100, color="#7f7f7f", ls="--", lw=1)
+            ax.set_xlabel("执行率（%）；红色为有季度支出进度落后的单位")
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+
+
+@lru_cache(maxsize=1)
+def _unit_frame() -> _UnitFrame:
+    return _UnitFrame()
 
 
 def unit_chart(
@@ -126,28 +184,33 @@ def unit_chart(
     import matplotlib
 
     path = Path(path)
-    with matplotlib.rc_context(_rc()):
-        height = max(2.2, 0.45 * len(units) + 1.2)
-        fig = _figure(7.2, height)
-        ax = fig.add_subplot(1, 1, 1)
-        names = [str(u["unit"]) for u in units][::-1]
-        rates = [float(u["execution_rate"]) for u in units][::-1]
-        colors = ["#c0392b" if u.get("lagging_quarters") else "#1f4e9c" for u in units][::-1]
-        bars = ax.barh(range(len(names)), rates, color=colors, height=0.6)
-        for bar, r in zip(bars, rates):
-            ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{r:.2f}%",
-                    va="center", fontsize=8)
-        ax.axvline(100, color="#7f7f7f", ls="--", lw=1)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set_xlim(0, max([100.0, *rates]) * 1.15)
-        ax.set_xlabel("执行率（%）；红色为有季度支出进度落后的单位")
-        ax.set_title(title, fontsize=11)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        # Left margin from the longest unit name (8 pt CJK glyphs ≈ 0.115 in each).
-        longest = max((len(n) for n in names), default=4)
-        left = min(0.5, 0.04 + longest * 0.115 / 7.2)
-        fig.subplots_adjust(left=left, right=0.97, top=1 - 0.45 / height, bottom=0.65 / height)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = _unit_frame()
+    names = [str(u["unit"]) for u in units][::-1]
+    rates = [float(u["execution_rate"]) for u in units][::-1]
+    colors = ["#c0392b" if u.get("lagging_quarters") else "#1f4e9c" for u in units][::-1]
+    height = max(2.2, 0.45 * len(units) + 1.2)
+    with frame.lock, matplotlib.rc_context(_rc()):
+        fig, ax = frame.fig, frame.ax
+        added: list[Any] = []  # this fund's artists, removed after saving
+        try:
+            fig.set_size_inches(7.2, height)
+            bars = ax.barh(range(len(names)), rates, color=colors, height=0.6)
+            added.append(bars)
+            for bar, r in zip(bars, rates):
+                added.append(ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{r:.2f}%",
+                                     va="center", fontsize=8))
+            ax.set_yticks(range(len(names)), names, fontsize=8)
+            ax.set_xlim(0, max([100.0, *rates]) * 1.15)
+            ax.relim()  # the y range from this fund's bars only (the last fund's are gone)
+            ax.autoscale_view(scalex=False)
+            ax.set_title(title, fontsize=11)
+            # Left margin from the longest unit name (8 pt CJK glyphs ≈ 0.115 in each).
+            longest = max((len(n) for n in names), default=4)
+            left = min(0.5, 0.04 + longest * 0.115 / 7.2)
+            fig.subplots_adjust(left=left, right=0.97, top=1 - 0.45 / height, bottom=0.65 / height)
+            fig.savefig(path, format="png")
+        finally:
+            for artist in added:
+                artist.remove()
     return path
