@@ -26,17 +26,15 @@ def test_cjk_font_is_found():
 
 
 def test_execution_chart_is_a_png_with_lagging_quarters_marked(tmp_path: Path, monkeypatch):
-    from matplotlib.figure import Figure
-
     seen: list[str] = []
-    original = Figure.savefig
+    original = charts._save_png
 
-    def spy(self, *args, **kwargs):
-        seen.extend(t.get_text() for ax in self.axes for t in ax.texts)
-        seen.extend(t.get_text() for ax in self.axes for t in ax.get_legend().get_texts())
-        return original(self, *args, **kwargs)
+    def spy(fig, path):
+        seen.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        seen.extend(t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts())
+        return original(fig, path)
 
-    monkeypatch.setattr(Figure, "savefig", spy)
+    monkeypatch.setattr(charts, "_save_png", spy)
     path = execution_chart(monthly([4, 12, 26, 30, 35, 38.2, 45, 55, 70, 85, 95, 100]), quarters(2, 3),
                            tmp_path / "执行进度.png")
     assert path.read_bytes()[:8] == PNG_MAGIC

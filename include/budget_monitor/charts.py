@@ -61,6 +61,22 @@ def _rc() -> dict[str, Any]:
     }
 
 
+def _save_png(fig: Any, path: Path) -> None:
+    """Draw ``fig`` on its Agg canvas and write it as an RGB PNG at zlib level 1.
+
+    By hand rather than ``savefig``: savefig writes RGBA at zlib level 6, and
+    that encoding was ~22 % of a chart (a profile of 20 execution charts). The
+    charts are opaque (white figure), so RGB loses nothing; RGB at level 1
+    encodes in 11 ms instead of 20 and the file is smaller (70 vs 73 KB).
+    """
+    from PIL import Image
+
+    canvas = fig.canvas
+    canvas.draw()
+    rgba = Image.frombuffer("RGBA", canvas.get_width_height(physical=True), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    rgba.convert("RGB").save(path, format="png", compress_level=1, dpi=(fig.dpi, fig.dpi))
+
+
 def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -144,7 +160,7 @@ def execution_chart(
                                          xytext=(0, -12 if below else 6), ha="center", fontsize=7, color="#1f4e9c"))
             ax.set_ylim(0, top)
             ax.set_title(title, fontsize=11)
-            frame.fig.savefig(path, format="png")
+            _save_png(frame.fig, path)
         finally:
             for artist in added:
                 artist.remove()
@@ -209,7 +225,7 @@ def unit_chart(
             longest = max((len(n) for n in names), default=4)
             left = min(0.5, 0.04 + longest * 0.115 / 7.2)
             fig.subplots_adjust(left=left, right=0.97, top=1 - 0.45 / height, bottom=0.65 / height)
-            fig.savefig(path, format="png")
+            _save_png(fig, path)
         finally:
             for artist in added:
                 artist.remove()
