@@ -16,7 +16,7 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
 4. `close_month`: execution vs 序时进度, alerts into the outbox (runs for all
    funds even when a load failed). One task, since it follows every load; it
    spreads its funds over the worker's cores itself (`pipeline.close_months`,
-   env `BUDGET_MONITOR_CLOSE_WORKERS`, default all cores, ≥ 40 funds each).
+   env `BUDGET_MONITOR_CLOSE_WORKERS`, default all cores, ≥ 75 funds each).
 5. `send_alerts`: outbox (alerts and rejection notices) flushed through
    `smtp_default` (SmtpHook); a mail that fails stays pending for the next flush.
 6. `publish_close`: once every load and the close succeeded (mail is not a

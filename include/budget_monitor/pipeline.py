@@ -413,10 +413,13 @@ def close_month(
         alerts=due, new_alerts=new)
 
 
-# A spawned close worker imports the package, SQLAlchemy and matplotlib (~3 s)
-# before its first fund; a fund costs ~0.15 s. Below this many funds per
-# worker the close stays in the task's own process.
-CLOSE_MIN_FUNDS_PER_WORKER = 40
+# A spawned close worker imports the package, SQLAlchemy and matplotlib (~3-5 s)
+# before its first fund, and under an Airflow worker also re-runs the
+# ``airflow`` console script as its __main__ (multiprocessing's spawn does;
+# ~6 s of imports here); a fund costs ~0.1-0.15 s. Measured under dag.test:
+# 200 funds closed in 29.7 s in one process, 23.8 s on two. Below this many
+# funds per worker the close stays in the task's own process.
+CLOSE_MIN_FUNDS_PER_WORKER = 75
 
 
 @dataclass
