@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 
-from budget_monitor.alerts import MONTH_WARNING, QUARTER_LAGGING, build_alerts
+from budget_monitor.alerts import MONTH_WARNING, QUARTER_LAGGING, build_alerts, due_keys
 from budget_monitor.execution import compute_execution
 from budget_monitor.outbox import SmtpMailer
 
@@ -96,6 +96,15 @@ def test_quarter_lagging_alert_names_quarter_rate_pace_gap_units_and_money_to_re
         # money still to spend to reach pace, in 元 with grouping and in 万元
         assert "381,672.00" in part and "38.17" in part
     assert q2.to_reach_pace_fen == 38_167_200
+
+
+def test_due_keys_are_the_keys_build_alerts_renders_and_skip_drops_them() -> None:
+    """A rerun counts the month's alerts from their keys without rendering any."""
+    result = seed_shaped(12)
+    for m in range(1, 13):
+        keys = due_keys(CFG, result, m)
+        assert keys == [a.key for a in build_alerts(CFG, result, m)]
+        assert build_alerts(CFG, result, m, skip=set(keys[:1])) == build_alerts(CFG, result, m)[1:]
 
 
 def test_quarter_alert_states_the_forecast_for_the_next_quarter_end() -> None:

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from budget_monitor.config import FundConfig
-from budget_monitor.execution import ExecutionResult, MonthFigures, SeriesFigures, round2
+from budget_monitor.execution import FUND, ExecutionResult, MonthFigures, SeriesFigures, round2
 from budget_monitor.forecast import Forecast, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
 
@@ -45,6 +45,7 @@ __all__ = [
     "Alert",
     "build_alerts",
     "build_year_end_email",
+    "due_keys",
     "render_environment",
 ]
 
@@ -211,6 +212,19 @@ def _build(
                  text=text, html=html, message=msg)
 
 
+def due_keys(cfg: FundConfig, result: ExecutionResult, month: int) -> list[tuple[str, str, str, str]]:
+    """Keys (fund, unit, period, kind) of the alerts the ``month`` close owes, in
+    :func:`build_alerts`' order: fund first, then units by name, then the
+    quarter. Nothing is rendered: a rerun counts them for free."""
+    if not 1 <= month <= result.through_month:
+        raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
+    keys = [(cfg.code, s.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
+            for s in (result.fund, *result.units) if s.month(month).severity is not None]
+    if month % 3 == 0 and result.fund.quarter(month // 3).lagging:
+        keys.append((cfg.code, "", f"{result.year}-Q{month // 3}", QUARTER_LAGGING))
+    return keys
+
+
 def build_alerts(
     cfg: FundConfig,
     result: ExecutionResult,
@@ -220,7 +234,7 @@ def build_alerts(
     chart: bool = False,
     skip: Collection[tuple[str, str, str, str]] = (),
 ) -> list[Alert]:
-    """The alerts of the ``month`` close: fund first, then units by name, then the quarter.
+    """The alerts of the ``month`` close (those of :func:`due_keys`).
 
     ``chart`` embeds the fund's cumulative chart in the fund's warning and the
     quarter alert (rendered once; unit warnings carry their figures as a
@@ -228,8 +242,6 @@ def build_alerts(
     Keys in ``skip`` (already in the outbox) are not rendered at all, so a
     rerun of a month costs nothing here.
     """
-    if not 1 <= month <= result.through_month:
-        raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
     sender = sender or cfg.smtp.sender
     period_zh = f"{result.year}年{month}月"
     base = {"fund": cfg, "year": result.year, "month": month, "period_zh": period_zh, "title": cfg.title,
@@ -244,38 +256,35 @@ def build_alerts(
             fund_png.append(_chart_png(result.fund, result.year, month, f"{cfg.title} 累计执行率与序时进度"))
         return fund_png[0]
 
-    for series in (result.fund, *result.units):
-        m = series.month(month)
-        key = (cfg.code, series.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
-        if m.severity is None or key in skip:
+    for key in due_keys(cfg, result, month):
+        if key in skip:
             continue
-        fc = forecast(series, result.year, result.pace, month)
-        ctx = {**base, "unit": series.unit, "m": _month_view(m), "forecast": _forecast_view(fc)}
-        subject = _subject("month", title=cfg.title, unit=series.unit, period_zh=period_zh,
-                           severity_zh=_SEVERITY_ZH[m.severity])
-        png = fund_chart() if series is result.fund else None
-        alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png))
-
-    if month % 3 == 0:
+        if key[3] == MONTH_WARNING:
+            series = result.fund if key[1] == FUND else result.unit(key[1])
+            m = series.month(month)
+            fc = forecast(series, result.year, result.pace, month)
+            ctx = {**base, "unit": series.unit, "m": _month_view(m), "forecast": _forecast_view(fc)}
+            subject = _subject("month", title=cfg.title, unit=series.unit, period_zh=period_zh,
+                               severity_zh=_SEVERITY_ZH[m.severity])
+            png = fund_chart() if series is result.fund else None
+            alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png))
+            continue
         quarter = result.fund.quarter(month // 3)
-        key = (cfg.code, "", f"{result.year}-Q{quarter.quarter}", QUARTER_LAGGING)
-        if quarter.lagging and key not in skip:
-            fc = forecast(result.fund, result.year, result.pace, month)
-            behind = [
-                {"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind
-            ]
-            ctx = {
-                **base,
-                "unit": "",
-                "quarter": quarter.quarter,
-                "quarter_zh": _QUARTER_ZH[quarter.quarter],
-                "m": _month_view(result.fund.month(month)),
-                "units_behind": behind,
-                "forecast": _forecast_view(fc),
-            }
-            subject = _subject("quarter", title=cfg.title, year=result.year, quarter_zh=_QUARTER_ZH[quarter.quarter])
-            png = fund_chart()
-            alerts.append(_build(cfg, key, None, subject, "alert_quarter", ctx, sender, png))
+        fc = forecast(result.fund, result.year, result.pace, month)
+        behind = [
+            {"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind
+        ]
+        ctx = {
+            **base,
+            "unit": "",
+            "quarter": quarter.quarter,
+            "quarter_zh": _QUARTER_ZH[quarter.quarter],
+            "m": _month_view(result.fund.month(month)),
+            "units_behind": behind,
+            "forecast": _forecast_view(fc),
+        }
+        subject = _subject("quarter", title=cfg.title, year=result.year, quarter_zh=_QUARTER_ZH[quarter.quarter])
+        alerts.append(_build(cfg, key, None, subject, "alert_quarter", ctx, sender, fund_chart()))
     return alerts
 
 

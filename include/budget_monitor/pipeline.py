@@ -404,8 +404,7 @@ def close_month(
     built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued)
     new = outbox.enqueue(engine, built)
     m = result.fund.month(first.month)
-    # Alerts due this month, including those queued by an earlier run (text only: cheap).
-    due = len(alerts.build_alerts(cfg, result, first.month)) if queued else len(built)
+    due = len(alerts.due_keys(cfg, result, first.month))  # including those queued by an earlier run
     return CloseResult(
         fund_code=cfg.code, month=month, rate=m.rate_2dp, pace=m.pace_2dp, gap=m.gap_2dp,
         severity=m.severity, lagging_quarters=result.fund.lagging_quarters,
