@@ -35,7 +35,7 @@ def _profile(name: str, fn, out_dir: Path, interval: float) -> Path:
     prof.stop()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.txt"
-    path.write_text(prof.output_text(unicode=True, color=False, show_all=False), encoding="utf-8")
+    path.write_text(prof.output_text(unicode=True, color=False, show_all=os.environ.get("PROFILE_ALL") == "1"), encoding="utf-8")
     print(prof.output_text(unicode=True, color=False))
     return path
 

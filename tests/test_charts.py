@@ -61,6 +61,31 @@ def test_execution_chart_reuses_its_frame_without_carrying_a_fund_over(tmp_path:
     assert not frame.ax.texts and len(frame.ax.patches) == 0 and frame.ax.get_title() == "乙资金"
 
 
+def test_execution_chart_from_a_kept_background_is_the_full_draw(tmp_path: Path, monkeypatch):
+    """Charts drawn over a kept background (same y range and lagging quarters
+    as an earlier fund) are byte for byte what a full draw of the figure gives,
+    whether the background was just made or restored, and old ones are dropped."""
+    funds = [
+        (monthly([4, 12, 26, 30, 35, 38.2, 45, 55, 70, 85, 95, 100]), quarters(2, 3), "甲"),
+        (monthly([0, 0, 0, 10, 20, 30, 40, 50, 60, 70, 80, 90]), quarters(2, 3), "乙"),  # same key
+        (monthly([9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 100]), quarters(), "丙"),
+        (monthly([30, 60, 90, 120, 130]), quarters(1, 2), "丁"),  # another y range
+        (monthly([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), quarters(1, 2, 3, 4), "戊"),
+        (monthly([4, 12, 26, 30, 35, 38.2, 45, 55, 70, 85, 95, 100]), quarters(2, 3), "甲"),  # evicted, made again
+    ]
+    charts._execution_frame.cache_clear()
+    frame = charts._execution_frame()
+    monkeypatch.setattr(frame, "_BACKGROUNDS", 2)
+    kept = []
+    for n, (m, q, title) in enumerate(funds):
+        kept.append(execution_chart(m, q, tmp_path / f"kept{n}.png", title=title).read_bytes())
+        assert len(frame._backgrounds) <= 2
+    monkeypatch.setattr(frame, "foreground_z", None)  # every chart a full Figure.draw
+    full = [execution_chart(m, q, tmp_path / f"full{n}.png", title=t).read_bytes() for n, (m, q, t) in enumerate(funds)]
+    assert kept == full
+    assert kept[0] != kept[1] and kept[0] == kept[5]
+
+
 def test_unit_chart_is_a_png(tmp_path: Path):
     units = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
              {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]

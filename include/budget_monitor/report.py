@@ -278,6 +278,41 @@ def _docx_template_bytes() -> bytes:
     return DOCX_TEMPLATE.read_bytes()
 
 
+@lru_cache(maxsize=1)
+def _docx_env():  # -> jinja2.Environment
+    """The jinja environment docxtpl renders our template with, compiling each source once.
+
+    docxtpl compiles the patched document.xml with ``env.from_string`` on every
+    render, and neither it nor jinja caches string templates: that compile
+    was ~11 ms of a ~35 ms render (bench/profile.py yearend). The source is
+    the same string for every report (one template, patched the same way), so
+    a small cache keyed by the source text is exact. By hand because docxtpl
+    offers no hook but the environment.
+    """
+    import threading
+
+    from jinja2 import Environment
+
+    class _CompileOnce(Environment):
+        _compiled: dict[str, Any]
+        _lock = threading.Lock()
+
+        def from_string(self, source, globals=None, template_class=None):  # noqa: A002 (jinja's name)
+            if globals is not None or template_class is not None or not isinstance(source, str):
+                return super().from_string(source, globals, template_class)
+            with self._lock:
+                template = self._compiled.get(source)
+                if template is None:
+                    if len(self._compiled) >= 16:  # bounded: headers, footers, properties are few
+                        self._compiled.clear()
+                    template = self._compiled[source] = super().from_string(source)
+            return template
+
+    env = _CompileOnce(autoescape=True)
+    env._compiled = {}
+    return env
+
+
 def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit_chart: Path | None) -> Path:
     from docx.shared import Mm
     from docxtpl import DocxTemplate, InlineImage
@@ -286,7 +321,7 @@ def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit
     context = dict(sections)
     context["chart"] = InlineImage(tpl, str(chart), width=Mm(150)) if chart else ""
     context["unit_chart"] = InlineImage(tpl, str(unit_chart), width=Mm(150)) if unit_chart else None
-    tpl.render(context, autoescape=True)
+    tpl.render(context, jinja_env=_docx_env(), autoescape=True)
     tpl.save(str(path))
     return path
 
