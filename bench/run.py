@@ -151,13 +151,25 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
         if "error" in r:
             rows.append(["c", "DAG parse", "ERROR", "", "", "", r["error"][:60], ""])
         else:
+            # Two verdicts, both shown: the literal one (over a bare
+            # `import airflow.sdk`, best measured in-process: the wall clock of ~3.6 s
+            # processes varies by ±300 ms here), and over the floor every TaskFlow
+            # DAG with a cron schedule pays on this Airflow (bench/trivial_dag.py:
+            # @task pulls in the standard provider's PythonOperator, the timetable
+            # croniter). The literal budget is below that floor (RESULTS.md).
+            floor = (r.get("dags") or {}).get("trivial_dag.py", {}).get("in_process_ms")
             for name, d in (r.get("dags") or {}).items():
                 where = "bench" if name == "trivial_dag.py" else "dags"
+                ours = where == "dags"
+                in_proc = d.get("in_process_ms")
                 rows.append(["c", f"python {where}/{name}", _fmt(d["min_s"], " s"), _fmt(r["airflow_sdk_import_s"], " s"),
-                             f"{d['delta_ms']:+.0f} ms wall; {d.get('in_process_ms', '—')} ms in-proc",
-                             "≤ +50 ms" if where == "dags" else "(reference)",
-                             chk(d["delta_ms"] <= BUDGET["c_ms"]) if where == "dags" else "",
+                             f"{d['delta_ms']:+.0f} ms wall; {in_proc if in_proc is not None else '—'} ms in-proc",
+                             "≤ +50 ms" if ours else "(the floor)",
+                             chk(in_proc is not None and in_proc <= BUDGET["c_ms"]) if ours else "",
                              _fmt(r.get("peak_tree_mib"))])
+                if ours and in_proc is not None and floor is not None:
+                    rows.append(["c", "  over the trivial TaskFlow DAG (in-process)", f"{in_proc - floor:+.1f} ms",
+                                 f"{floor} ms", "", "≤ +50 ms", chk(in_proc - floor <= BUDGET["c_ms"]), ""])
     r = results.get("d")
     if r:
         growth = r.get("growth") or []

@@ -543,7 +543,8 @@ def stage_d_run(args: argparse.Namespace, rec: Recorder) -> None:
 # ----------------------------------------------------------------------------- stage e
 
 
-def _year_end_worker(fund_dirs: list[str], year: int, out_root: str, db_url: str) -> dict:
+def _year_end_worker(job: tuple[list[str], int, str, str]) -> dict:
+    fund_dirs, year, out_root, db_url = job
     t0 = time.perf_counter()
     import resource
 
@@ -564,10 +565,12 @@ def _year_end_worker(fund_dirs: list[str], year: int, out_root: str, db_url: str
 
 
 def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
-    """Year-end of every fund on a full-year store, spread over ``--workers`` processes."""
-    import multiprocessing as mp
+    """Year-end of every fund on a full-year store, spread over ``--workers`` processes
+    (the package's ``parallel.map_in_processes``: spawned, as an Airflow task would be;
+    one interleaved chunk per worker, so each worker's import time is measured once)."""
     import statistics
-    from concurrent.futures import ProcessPoolExecutor
+
+    from budget_monitor.parallel import map_in_processes
 
     data = Path(args.data)
     man = _manifest(data)
@@ -585,7 +588,6 @@ def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     dirs = [str(root / c) for c in funds]
     workers = args.workers
     chunks = [dirs[i::workers] for i in range(workers)]  # interleaved: big and small funds mixed
-    ctx = mp.get_context("spawn")  # a clean process, as an Airflow task would have
     import threading
 
     import psutil
@@ -608,9 +610,8 @@ def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        results = list(pool.map(_year_end_worker, chunks, [year] * workers, [str(work / "out")] * workers,
-                                [db_url] * workers))
+    results = map_in_processes(_year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks],
+                               workers=workers, chunksize=1)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
