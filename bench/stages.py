@@ -566,7 +566,7 @@ def _year_end_worker(job: tuple[list[str], int, str, str]) -> dict:
 
 def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     """Year-end of every fund on a full-year store, spread over ``--workers`` processes
-    (the package's ``parallel.map_in_processes``: spawned, as an Airflow task would be;
+    (the package's ``parallel.map_in_processes``: fresh interpreters, as the close uses;
     one interleaved chunk per worker, so each worker's import time is measured once)."""
     import statistics
 
@@ -610,8 +610,10 @@ def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
-    results = map_in_processes(_year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks],
-                               workers=workers, chunksize=1)
+    import stages  # this file as an importable module: workers resolve the function by module name
+
+    results = map_in_processes(stages._year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks],
+                               workers=workers)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()

@@ -193,12 +193,11 @@ def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, mon
 
 
 def test_close_months_over_worker_processes_queues_each_alert_once(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The close spread over two spawned processes returns, in order, what
     the in-process close returns, queues every due alert exactly once, and
     brings a broken fund back as its own error (with its traceback text)."""
-    from budget_monitor import pipeline
     from budget_monitor.config import FundConfigError
 
     dirs = [_as_fund(JIANGMEN, tmp_path / f"f{n}", f"JM-{n}") for n in range(2)]
@@ -208,8 +207,9 @@ def test_close_months_over_worker_processes_queues_each_alert_once(
     funds = [dirs[0], broken, dirs[1]]
     for m in range(1, 7):
         load_months(dirs, f"2021-{m:02d}", db_url)
-    monkeypatch.setattr(pipeline, "CLOSE_MIN_FUNDS_PER_WORKER", 1)  # three funds are worth two workers
-    spread = close_months(funds, "2021-06", db_url, workers=2)
+    with caplog.at_level("INFO", logger="budget_monitor.pipeline"):
+        spread = close_months(funds, "2021-06", db_url, workers=2, min_per_worker=1)
+    assert "closing 3 funds for 2021-06 in 2 worker processes" in caplog.text
     assert [c.fund_dir for c in spread] == funds
     assert isinstance(spread[1].error, FundConfigError) and "无法解析 YAML" in str(spread[1].error)
     assert "Traceback" in spread[1].trace and spread[1].result is None

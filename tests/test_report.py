@@ -265,6 +265,36 @@ def test_xlsx_score_table_layout(tmp_path: Path):
     assert ws.cell(last, 1).value == "总分" and ws.cell(last, 7).value == 100
 
 
+def test_docx_template_compiled_once_renders_each_fund_its_own(tmp_path: Path):
+    """The docx template's XML is compiled once per process (report._docx_env);
+    reports rendered from the cached template carry their own fund's text, and
+    the same bytes of XML as a fresh compile."""
+    import zipfile
+
+    from jinja2 import Environment
+
+    from budget_monitor import report
+
+    report._docx_env.cache_clear()
+    first, cfg = seed_evaluation()
+    other_cfg = seed_config(department="另一个主管部门")
+    second, other_cfg = seed_evaluation(cfg=other_cfg)
+    a = report.write_docx(report_sections(first, cfg), tmp_path / "a.docx", None, None)
+    compiled = dict(report._docx_env()._compiled)  # body, footer, document properties
+    b = report.write_docx(report_sections(second, other_cfg), tmp_path / "b.docx", None, None)
+    assert report._docx_env()._compiled == compiled  # the second report compiled nothing
+    assert "另一个主管部门" in docx_text(b) and "另一个主管部门" not in docx_text(a)
+    fresh_env = Environment(autoescape=True)
+    original = report._docx_env
+    try:
+        report._docx_env = lambda: fresh_env
+        c = report.write_docx(report_sections(second, other_cfg), tmp_path / "c.docx", None, None)
+    finally:
+        report._docx_env = original
+    with zipfile.ZipFile(b) as zb, zipfile.ZipFile(c) as zc:
+        assert zb.read("word/document.xml") == zc.read("word/document.xml")
+
+
 INJECT_HTML = "<script>alert(1)</script>"
 INJECT_XLSX = '=HYPERLINK("http://x","y")'
 

@@ -137,10 +137,14 @@ class _Frame:
     def _check_plain(self) -> None:
         """What :meth:`_draw` leaves out of Figure.draw / Axes.draw must be absent."""
         fig, ax = self.fig, self.ax
-        assert fig.get_layout_engine() is None and fig.axes == [ax] and not fig.images
-        assert ax.axison and ax.get_frame_on() and ax.get_axes_locator() is None
-        assert ax.get_rasterization_zorder() is None and not ax.images
-        assert not any(a.get_animated() or a.get_rasterized() for a in ax.get_children())
+        plain = (
+            fig.get_layout_engine() is None and fig.axes == [ax] and not fig.images
+            and ax.axison and ax.get_frame_on() and ax.get_axes_locator() is None
+            and ax.get_rasterization_zorder() is None and not ax.images
+            and not any(a.get_animated() or a.get_rasterized() for a in ax.get_children())
+        )
+        if not plain:
+            raise RuntimeError(f"{type(self).__name__}: kept backgrounds need one plain axes (see _Frame._draw)")
 
     def _build(self, ax: Any) -> None:
         """Draw the parts every fund's chart shares."""
@@ -169,7 +173,7 @@ class _Frame:
         # By hand because matplotlib's blitting API (copy_from_bbox /
         # restore_region / draw_artist) leaves the drawing order to the caller:
         # this is Figure.draw + Axes.draw for our one plain axes (no layout
-        # engine, images, rasterisation or animated artists; _build checks).
+        # engine, images, rasterisation or animated artists: _check_plain).
         fig, ax = self.fig, self.ax
         renderer = fig.canvas.get_renderer()
         ax.viewLim  # noqa: B018 -- applies any pending autoscale, as Axes.draw does first

@@ -4,24 +4,49 @@ The monthly close is one Airflow task that runs after every load (it must see
 all of them), so the executor cannot spread it: at 2,000 funds it is ~0.15 s
 of CPU-bound Python per fund (mostly the alert chart), i.e. one core busy for
 minutes while the other idles (bench/RESULTS.md, stage d). This module runs
-such a per-item function in worker processes, standard library only
-(``concurrent.futures``): processes, not threads, because the work holds the
-GIL.
+such a per-item function in worker processes: processes, not threads,
+because the work holds the GIL.
 
-Workers are *spawned* (a fresh interpreter, as an Airflow task process would
-have), never forked: the calling process may be an Airflow task with threads
-and open database connections, which a fork would copy mid-flight.
+Each worker is a fresh ``python -m budget_monitor.parallel`` subprocess that
+reads its share of the items from a file and writes its results to another.
+By hand rather than ``multiprocessing`` / ``concurrent.futures``, for three
+measured reasons:
+
+- Under Airflow's CeleryExecutor the task process is forked from a Celery
+  pool process and inherits its *daemonic* flag, and multiprocessing refuses
+  to start children there ("daemonic processes are not allowed to have
+  children": tests/distributed, apache/airflow#13298). A plain subprocess is
+  not a multiprocessing child and is allowed under every executor.
+- multiprocessing's spawn re-runs the parent's ``__main__``, which in an
+  Airflow task is the ``airflow`` console script (~6 s of imports per worker);
+  ``-m budget_monitor.parallel`` imports only what the function needs.
+- If the task process is killed, a worker still finishes its own share and
+  exits (the close is idempotent); a pool worker would wait on its queue
+  forever.
+
+Workers inherit the caller's environment and ``sys.path`` (so a function in
+a test or bench module resolves as in the caller), stdout and stderr (so their
+output lands in the task log).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process ended without its results (crashed, killed, or out of memory)."""
 
 
 def cpu_count() -> int:
@@ -34,29 +59,69 @@ def cpu_count() -> int:
 
 def worker_count(items: int, workers: int, min_per_worker: int) -> int:
     """How many processes ``items`` are worth: at most ``workers``, each with
-    at least ``min_per_worker`` items (a spawned worker costs seconds of
-    imports before its first item, so a handful of funds stays in-process)."""
+    at least ``min_per_worker`` items (a worker costs seconds of imports
+    before its first item, so a handful of funds stays in-process)."""
     return max(1, min(workers, items // max(1, min_per_worker)))
 
 
+def _function_ref(fn: Callable[..., Any]) -> tuple[str, str]:
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name:
+        raise ValueError(f"{fn!r}: a worker process needs a function defined at the top level of an importable module")
+    return module, name
+
+
+def _resolve(ref: tuple[str, str]) -> Callable[..., Any]:
+    module, name = ref
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def map_in_processes(
-    fn: Callable[[T], R], items: Sequence[T], *, workers: int, min_per_worker: int = 1, chunksize: int = 4,
+    fn: Callable[[T], R], items: Sequence[T], *, workers: int, min_per_worker: int = 1,
 ) -> list[R]:
     """``[fn(x) for x in items]``, in order, over up to ``workers`` processes.
 
-    ``fn`` must be a module-level function that returns its failures rather
-    than raising (one item's error must not lose the others' results), and
-    its arguments and results must pickle. With one worker it runs here, in
-    this process, with no pool at all.
+    ``fn`` must be a top-level function of an importable module that returns
+    its failures rather than raising (one item's error must not lose the
+    others' results), and its arguments and results must pickle. Items are
+    dealt out in turn (item i to worker i mod n), so big and small funds mix.
+    With one worker it runs here, in this process, with no subprocess at all.
+    Raises :class:`WorkerFailed` when a worker ends without its results.
     """
     n = worker_count(len(items), workers, min_per_worker)
     if n == 1:
         return [fn(x) for x in items]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(fn, items, chunksize=max(1, chunksize)))
+    ref = _function_ref(fn)
+    shares = [list(range(k, len(items), n)) for k in range(n)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    results: list[Any] = [None] * len(items)
+    with tempfile.TemporaryDirectory(prefix="budget-monitor-workers-") as tmp:
+        procs: list[tuple[subprocess.Popen, Path, list[int]]] = []
+        try:
+            for k, share in enumerate(shares):
+                job, out = Path(tmp) / f"job{k}.pickle", Path(tmp) / f"result{k}.pickle"
+                job.write_bytes(pickle.dumps((ref, [items[i] for i in share]), protocol=pickle.HIGHEST_PROTOCOL))
+                cmd = [sys.executable, "-m", "budget_monitor.parallel", str(job), str(out)]
+                procs.append((subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL), out, share))
+            failed = []
+            for proc, out, share in procs:
+                code = proc.wait()
+                if code != 0 or not out.is_file():
+                    failed.append(f"worker pid {proc.pid} exit code {code} ({len(share)} items)")
+                    continue
+                for i, result in zip(share, pickle.loads(out.read_bytes())):
+                    results[i] = result
+        finally:  # this process stopped early (an error, a timeout's SIGTERM): stop the workers too
+            for proc, _, _ in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    if failed:
+        raise WorkerFailed("工作进程异常退出，未返回结果：" + "；".join(failed))
+    return results
 
 
 def portable_error(exc: BaseException) -> BaseException:
@@ -68,3 +133,18 @@ def portable_error(exc: BaseException) -> BaseException:
         return exc
     except Exception:  # noqa: BLE001 - any pickling failure means: send the text instead
         return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _worker_main(job: Path, out: Path) -> int:
+    """One worker: run the function over its share, write the results atomically."""
+    ref, share = pickle.loads(job.read_bytes())
+    fn = _resolve(ref)
+    results = [fn(x) for x in share]
+    part = out.with_name(out.name + ".part")
+    part.write_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+    part.replace(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -412,12 +412,11 @@ def close_month(
         alerts=due, new_alerts=new)
 
 
-# A spawned close worker imports the package, SQLAlchemy and matplotlib (~3-5 s)
-# before its first fund, and under an Airflow worker also re-runs the
-# ``airflow`` console script as its __main__ (multiprocessing's spawn does;
-# ~6 s of imports here); a fund costs ~0.1-0.15 s. Measured under dag.test:
-# 200 funds closed in 29.7 s in one process, 23.8 s on two. Below this many
-# funds per worker the close stays in the task's own process.
+# A close worker (a fresh interpreter, parallel.py) imports the package,
+# SQLAlchemy and matplotlib (~3-5 s) before its first fund; a fund costs
+# ~0.1-0.15 s. Measured under dag.test: 200 funds closed in 29.7 s in one
+# process, 23.8 s on two. Below this many funds per worker the close stays in
+# the task's own process.
 CLOSE_MIN_FUNDS_PER_WORKER = 75
 
 
@@ -445,20 +444,27 @@ def _close_one(job: tuple[str, str, str]) -> FundClose:
 
 def close_months(
     fund_dirs: list[Path], month: str, db_url: str | None = None, *, workers: int = 1,
+    min_per_worker: int | None = None,
 ) -> list[FundClose]:
-    """Step 2 for many funds, in order, spread over up to ``workers`` processes.
+    """Step 2 for many funds, in order, spread over up to ``workers`` processes,
+    each with at least ``min_per_worker`` funds (default
+    :data:`CLOSE_MIN_FUNDS_PER_WORKER`).
 
     Each fund is exactly :func:`close_month` (the outbox keys make the
     parallel and the serial close queue the same alerts); a fund's failure is
     recorded in its ``error`` and the other funds go on. The store is opened
     (and migrated) here first, so workers never race to migrate it.
     """
-    from budget_monitor.parallel import map_in_processes
+    from budget_monitor.parallel import map_in_processes, worker_count
 
+    per = CLOSE_MIN_FUNDS_PER_WORKER if min_per_worker is None else min_per_worker
     url = store.normalise_url(db_url or store.default_db_url())
     store.open_store(url)
     jobs = [(str(d), month, url) for d in fund_dirs]
-    return map_in_processes(_close_one, jobs, workers=workers, min_per_worker=CLOSE_MIN_FUNDS_PER_WORKER)
+    n = worker_count(len(jobs), workers, per)
+    log.info("closing %d funds for %s in %s", len(jobs), month,
+             f"{n} worker processes" if n > 1 else "this process")
+    return map_in_processes(_close_one, jobs, workers=workers, min_per_worker=per)
 
 
 # --------------------------------------------------------------------------- step 3

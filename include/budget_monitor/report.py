@@ -294,8 +294,10 @@ def _docx_env():  # -> jinja2.Environment
     from jinja2 import Environment
 
     class _CompileOnce(Environment):
-        _compiled: dict[str, Any]
-        _lock = threading.Lock()
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            self._compiled: dict[str, Any] = {}
+            self._lock = threading.Lock()
 
         def from_string(self, source, globals=None, template_class=None):  # noqa: A002 (jinja's name)
             if globals is not None or template_class is not None or not isinstance(source, str):
@@ -308,9 +310,7 @@ def _docx_env():  # -> jinja2.Environment
                     template = self._compiled[source] = super().from_string(source)
             return template
 
-    env = _CompileOnce(autoescape=True)
-    env._compiled = {}
-    return env
+    return _CompileOnce(autoescape=True)
 
 
 def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit_chart: Path | None) -> Path:

@@ -119,7 +119,9 @@ def close(fund_dirs: list[str], month: str) -> list[dict]:
 
     out = []
     failed: list[FundFailure] = []
-    for c in close_months(list(map(Path, fund_dirs)), month, settings.db_url(), workers=settings.close_workers()):
+    closes = close_months(list(map(Path, fund_dirs)), month, settings.db_url(), workers=settings.close_workers(),
+                          min_per_worker=settings.close_min_funds_per_worker())
+    for c in closes:
         name = c.fund_dir.name
         if isinstance(c.error, FundConfigError):  # reported by its load task
             log.error("%s not closed: %s", name, c.error)

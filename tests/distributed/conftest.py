@@ -18,11 +18,13 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "dags"))  # smtp_sink
+sys.path.insert(0, str(HERE.parents[1] / "plugins"))  # smtp_sink's settings, when run on their own
 
 import cluster as C  # noqa: E402
 from smtp_sink import SmtpSink  # noqa: E402
 
 EXAMPLE = C.REPO / "examples" / "jiangmen-2021"
+FUND, SECOND_FUND = "JM-2021-YPJG", "JM-2021-YPJG-B"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +67,13 @@ def stack(services, data_db):
     tmp = Path(tempfile.mkdtemp(prefix="bm-dist-"))
     inbox = tmp / "inbox"
     shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
+    # A second fund (same data, its own code), so that close_month spreads two
+    # funds over two spawned processes inside the Celery worker's task process.
+    second = inbox / f"{EXAMPLE.name}-b"
+    shutil.copytree(EXAMPLE, second)
+    yaml = second / "fund.yaml"
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace(f"code: {FUND}", f"code: {SECOND_FUND}", 1),
+                    encoding="utf-8")
     smtp = SmtpSink().start()
     admin = C.PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
     login, hostport = admin.split("@") if "@" in admin else ("", admin)
@@ -78,6 +87,8 @@ def stack(services, data_db):
         "BUDGET_MONITOR_REPORTS_DIR": str(tmp / "reports"),
         "BUDGET_MONITOR_HOME": str(tmp / "bm-home"),
         "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "2",
+        "BUDGET_MONITOR_CLOSE_WORKERS": "2",
+        "BUDGET_MONITOR_CLOSE_MIN_FUNDS_PER_WORKER": "1",
     }
     cl = C.start_cluster(tmp / "airflow", extra)
     try:

@@ -41,6 +41,17 @@ def _ran_on_worker(cl: C.Cluster, run_id: str, task_ids: set[str], worker_logs: 
     return {t for t in task_ids if any(f"task_id='{t}'" in ln for ln in lines)}
 
 
+def _failed_logs(cl: C.Cluster, dag_id: str, run_id: str) -> str:
+    """The states of a run's tasks and the log tail of each failed one (assertion text)."""
+    tis = cl.task_instances(dag_id, run_id)
+    out = [str({t["task_id"]: t["state"] for t in tis})]
+    for t in tis:
+        if t["state"] == "failed":
+            log = cl.task_log(dag_id, run_id, t["task_id"], t.get("try_number") or 1, t.get("map_index", -1))
+            out.append(f"--- {t['task_id']}[{t.get('map_index', -1)}] try {t.get('try_number')}:\n{log[-4000:]}")
+    return "\n".join(out)
+
+
 def test_june_close_runs_on_the_celery_worker(stack, data_db):
     cl, smtp = stack["cluster"], stack["smtp"]
     cl.wait_dags([MONTHLY, YEAR_END])
@@ -48,7 +59,7 @@ def test_june_close_runs_on_the_celery_worker(stack, data_db):
     cl.unpause(YEAR_END)
 
     run_id = cl.trigger(MONTHLY, {"month": "2021-06"})
-    assert cl.wait_run(MONTHLY, run_id) == "success", cl.task_instances(MONTHLY, run_id)
+    assert cl.wait_run(MONTHLY, run_id) == "success", _failed_logs(cl, MONTHLY, run_id)
 
     tis = cl.task_instances(MONTHLY, run_id)
     assert {t["state"] for t in tis} == {"success"}
@@ -58,6 +69,11 @@ def test_june_close_runs_on_the_celery_worker(stack, data_db):
     snap = _snapshot(data_db["url"])
     assert snap["payments"] and snap["inspections"]
     STATE["june_snapshot"] = snap
+    # The close spread the two funds over two processes spawned inside the
+    # Celery worker's task process, and both closed.
+    log = cl.task_log(MONTHLY, run_id, "close_month", 1)
+    assert "closing 2 funds for 2021-06 in 2 worker processes" in log, log[-3000:]
+    assert "jiangmen-2021 2021-06 closed" in log and "jiangmen-2021-b 2021-06 closed" in log
     # The month's alerts reached the SMTP server through smtp_default.
     mails = smtp.wait_for(lambda m: "2021" in str(m["Subject"]))
     assert mails and "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
