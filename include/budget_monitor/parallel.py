@@ -98,6 +98,7 @@ def map_in_processes(
     shares = [list(range(k, len(items), n)) for k in range(n)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     results: list[Any] = [None] * len(items)
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="budget-monitor-workers-") as tmp:
         procs: list[tuple[subprocess.Popen, Path, list[int]]] = []
         try:
@@ -106,7 +107,6 @@ def map_in_processes(
                 job.write_bytes(pickle.dumps((ref, [items[i] for i in share]), protocol=pickle.HIGHEST_PROTOCOL))
                 cmd = [sys.executable, "-m", "budget_monitor.parallel", str(job), str(out)]
                 procs.append((subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL), out, share))
-            failed = []
             for proc, out, share in procs:
                 code = proc.wait()
                 if code != 0 or not out.is_file():
