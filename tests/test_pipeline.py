@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from budget_monitor import outbox, store
 from budget_monitor.config import load_fund_config
@@ -261,6 +262,44 @@ def test_file_with_later_rows_waits_for_its_month(tmp_path: Path) -> None:
     assert "payments/2021-01_支出明细.csv" not in deferred
 
 
+
+
+def test_year_end_rerun_mails_nothing_and_a_correction_mails_the_report_again(db_url: str, tmp_path: Path) -> None:
+    """The same year-end twice is one mail; after the data is corrected the report
+    goes out once more, marked as a correction, and then not again."""
+    from budget_monitor.alerts import DIGEST_HEADER, YEAR_END_REPORT
+
+    fund = _copy(JIANGMEN, tmp_path)
+    _close_year(fund, db_url)
+    engine = store.open_store(db_url)
+    code = load_fund_config(fund).code
+    out = tmp_path / "out"
+
+    def year_end_mails() -> list[tuple[str, str, str]]:
+        return [(period, str(h["Subject"]), str(h[DIGEST_HEADER]))
+                for period, h in outbox.stored_headers(engine, code, YEAR_END_REPORT)]
+
+    assert run_year_end(fund, 2021, out, db_url).queued == 1
+    assert run_year_end(fund, 2021, out, db_url).queued == 0  # same report: no second mail
+    yaml = fund / "fund.yaml"
+    department = load_fund_config(fund).department
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace(department, "江门市市场监督管理局（更正）", 1),
+                    encoding="utf-8")
+    assert run_year_end(fund, 2021, out, db_url).queued == 1  # corrected: mailed once more
+    assert run_year_end(fund, 2021, out, db_url).queued == 0
+    mails = year_end_mails()
+    assert [m[0] for m in mails] == ["2021", "2021#1"]
+    assert "更正" not in mails[0][1] and "【绩效自评·更正】" in mails[1][1] and "（更正稿）" in mails[1][1]
+    assert mails[0][2] != mails[1][2] and len(mails[1][2].strip()) == 32
+    with engine.connect() as conn:
+        raw = conn.execute(select(store.outbox.c.message).where(store.outbox.c.period == "2021#1")).scalar_one()
+    body = email.message_from_string(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "因数据更正已重新生成" in body and "江门市市场监督管理局（更正）" in body
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace("江门市市场监督管理局（更正）", department, 1),
+                    encoding="utf-8")
+    assert run_year_end(fund, 2021, out, db_url).queued == 1  # changed back: that is a correction too
+    assert [m[0] for m in year_end_mails()] == ["2021", "2021#1", "2021#2"]
+    assert "（更正稿之2）" in year_end_mails()[2][1]
 
 
 def test_year_end_reproduces_the_seed_report(db_url: str, tmp_path: Path) -> None:

@@ -52,6 +52,9 @@ __all__ = [
 MONTH_WARNING = "month_warning"
 QUARTER_LAGGING = "quarter_lagging"
 YEAR_END_REPORT = "year_end_report"
+# The year-end mail carries the digest of the evaluation it reports, so a
+# re-run of the year-end knows whether the report changed since it was mailed.
+DIGEST_HEADER = "X-Budget-Monitor-Digest"
 REJECTION = "rejection"
 # A rejection mail lists this many failures; the quarantine report has them all.
 _REJECTION_LINES = 20
@@ -293,17 +296,35 @@ def _yuan_grouped(text: str) -> str:
     return f"{Decimal(text):,.2f}"
 
 
+def evaluation_digest(evaluation: dict[str, Any]) -> str:
+    """sha256 of the self_evaluation.json dict (canonical JSON), first 32 hex digits: equal iff
+    the report says the same. (Short enough that its mail header is never folded.)"""
+    import json
+
+    text = json.dumps(evaluation, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def year_end_period(year: int, revision: int) -> str:
+    """The outbox period of the year-end mail: 'YYYY', then 'YYYY#n' for the n-th corrected report."""
+    return str(year) if revision == 0 else f"{year}#{revision}"
+
+
 def build_year_end_email(
     cfg: FundConfig,
     evaluation: dict[str, Any],
     paths: list[Path] | tuple[Path, ...] = (),
     *,
     sender: str | None = None,
+    revision: int = 0,
 ) -> Alert:
     """The year-end mail: score, grade, execution, problems; report (.docx) and 自评表 (.xlsx) attached.
 
     ``evaluation`` is the self_evaluation.json dict (data-contract.md); its key is
     (fund_code, '', 'YYYY', 'year_end_report'), so the report mail is sent once.
+    ``revision`` n > 0 is the n-th corrected report (data corrected after the
+    first mail): key period 'YYYY#n', subject and text say it replaces the
+    earlier one. The evaluation's digest travels in :data:`DIGEST_HEADER`.
     """
     sender = sender or cfg.smtp.sender
     year = int(evaluation["fund"]["year"])
@@ -330,10 +351,14 @@ def build_year_end_email(
         "problems": list(evaluation.get("problems", [])),
         "improvements": list(evaluation.get("improvements", [])),
         "attachments": [p.name for p in attachments],
+        "revision": revision,
     }
-    key = (cfg.code, "", str(year), YEAR_END_REPORT)
-    subject = _subject("year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"])
-    return _build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
+    key = (cfg.code, "", year_end_period(year, revision), YEAR_END_REPORT)
+    subject = _subject("year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"],
+                       revision=revision)
+    alert = _build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
+    alert.message[DIGEST_HEADER] = evaluation_digest(evaluation)
+    return alert
 
 
 def build_rejection_email(

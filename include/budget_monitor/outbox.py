@@ -155,6 +155,14 @@ def queued_keys(engine: Engine, fund_code: str) -> set[tuple[str, str, str, str]
         return {tuple(r) for r in conn.execute(stmt)}
 
 
+def stored_headers(engine: Engine, fund_code: str, kind: str) -> list[tuple[str, EmailMessage]]:
+    """(period, message headers) of the fund's stored messages of ``kind``, oldest first, sent or pending."""
+    stmt = (select(outbox.c.period, outbox.c.message)
+            .where(outbox.c.fund_code == fund_code, outbox.c.kind == kind).order_by(outbox.c.id))
+    with engine.connect() as conn:
+        return [(period, _HEADERS.parsestr(raw, headersonly=True)) for period, raw in conn.execute(stmt)]
+
+
 def pending_count(engine: Engine, fund_code: str | None = None) -> int:
     from sqlalchemy import func
 

@@ -547,6 +547,29 @@ def evaluate_year(engine: Any, cfg: FundConfig) -> dict[str, Any]:
                                  causes=cfg.lag_causes)
 
 
+def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> int | None:
+    """Which year-end mail this evaluation needs: 0 the first, n the n-th corrected
+    report, None none (the last one mailed or queued says the same).
+
+    A re-run of the year-end with the same data sends nothing again; after a
+    correction of the data (a late payment, a fixed goal) it sends the report
+    once more, marked as a correction. A stored mail without a digest (queued
+    before digests were recorded) counts as the same report: never a mail
+    the office did not need.
+    """
+    from budget_monitor import alerts, outbox
+
+    earlier = [(period, headers.get(alerts.DIGEST_HEADER))
+               for period, headers in outbox.stored_headers(engine, fund_code, alerts.YEAR_END_REPORT)
+               if period == str(year) or period.startswith(f"{year}#")]
+    if not earlier:
+        return 0
+    last = earlier[-1][1]
+    if last is None or str(last).strip() == digest:
+        return None
+    return len(earlier)
+
+
 def run_year_end(
     fund_dir: Path, year: int, out_dir: Path, db_url: str | None = None,
     mailer: Any | None = None,
@@ -561,9 +584,13 @@ def run_year_end(
     engine = store.open_store(db_url)
     evaluation = evaluate_year(engine, cfg)
     paths = write_outputs(evaluation, cfg, Path(out_dir))
-    mail = alerts.build_year_end_email(cfg, evaluation, paths)
+    revision = year_end_revision(engine, cfg.code, year, alerts.evaluation_digest(evaluation))
+    queued = 0
+    if revision is not None:
+        mail = alerts.build_year_end_email(cfg, evaluation, paths, revision=revision)
+        queued = outbox.enqueue(engine, [mail])
     result = YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
-                           evaluation["grade"], queued=outbox.enqueue(engine, [mail]))
+                           evaluation["grade"], queued=queued)
     if mailer is not None:
         flushed = outbox.flush(engine, mailer, cfg.code)
         result.sent, result.failed = flushed.sent, flushed.failed
