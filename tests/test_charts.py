@@ -86,6 +86,20 @@ def test_execution_chart_from_a_kept_background_is_the_full_draw(tmp_path: Path,
     assert kept[0] != kept[1] and kept[0] == kept[5]
 
 
+def test_a_background_key_that_misses_an_artist_below_the_lines_is_an_error(tmp_path: Path):
+    """Kept pixels are only reused when the key still decides what lies below the
+    lines: one more shaded span under the same key must not reuse them silently."""
+    charts._execution_frame.cache_clear()
+    frame = charts._execution_frame()
+    with frame.drawing(tmp_path / "one.png", background="k") as added:
+        added.append(frame.ax.axvspan(1, 2, zorder=0))
+    with pytest.raises(RuntimeError, match="no longer decides"):
+        with frame.drawing(tmp_path / "two.png", background="k") as added:
+            added.extend([frame.ax.axvspan(1, 2, zorder=0), frame.ax.axvspan(3, 4, zorder=0)])
+    assert not frame.ax.patches  # removed again after the error
+    charts._execution_frame.cache_clear()
+
+
 def test_unit_chart_is_a_png(tmp_path: Path):
     units = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
              {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]

@@ -181,19 +181,22 @@ class _Frame:
         children = [a for a in ax.get_children() if a is not ax.patch]
         artists = sorted(children, key=attrgetter("zorder"))  # stable, as Axes.draw sorts
         split = next((i for i, a in enumerate(artists) if a.zorder >= self.foreground_z), len(artists))
-        saved = self._backgrounds.get(background)
-        if saved is None:
+        kept = self._backgrounds.get(background)
+        if kept is None:
             renderer.clear()
             fig.patch.draw(renderer)
             ax.patch.draw(renderer)
             for artist in artists[:split]:
                 artist.draw(renderer)
-            saved = self._backgrounds[background] = renderer.copy_from_bbox(fig.bbox)
+            self._backgrounds[background] = (split, renderer.copy_from_bbox(fig.bbox))
             if len(self._backgrounds) > self._BACKGROUNDS:
                 self._backgrounds.popitem(last=False)
         else:
+            if kept[0] != split:  # an artist below foreground_z that the key does not account for
+                raise RuntimeError(f"{type(self).__name__}: background key {background!r} no longer decides "
+                                   f"what is drawn below z-order {self.foreground_z}")
             self._backgrounds.move_to_end(background)
-            renderer.restore_region(saved)
+            renderer.restore_region(kept[1])
         for artist in artists[split:]:
             artist.draw(renderer)
         fig.stale = False
