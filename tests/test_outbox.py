@@ -167,6 +167,42 @@ def test_concurrent_flushes_send_each_message_once(engine) -> None:
     assert sum(r.sent for r in results) == 4
 
 
+def test_a_flush_passes_over_a_message_another_flush_is_sending(pg_url: str) -> None:
+    """PostgreSQL: while one flush waits on a slow SMTP exchange, another flush sends
+    the other messages at once instead of queueing behind it; each goes out once."""
+    engine = store.open_store(pg_url)
+    enqueue(engine, alerts_of_june())
+    sending, release = threading.Event(), threading.Event()
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    class Slow:
+        def send(self, msg: EmailMessage) -> None:
+            sending.set()
+            assert release.wait(60)
+            with lock:
+                sent.append(msg["Message-ID"])
+
+    class Quick:
+        def send(self, msg: EmailMessage) -> None:
+            with lock:
+                sent.append(msg["Message-ID"])
+
+    slow_result: list = []
+    slow = threading.Thread(target=lambda: slow_result.append(flush(engine, Slow())))
+    slow.start()
+    try:
+        assert sending.wait(30)  # the slow flush holds the first message
+        quick = flush(engine, Quick())  # returns while the slow send is still open
+        assert quick.sent == 3 and not release.is_set()
+    finally:
+        release.set()
+        slow.join(60)
+    assert slow_result[0].sent == 1
+    assert sorted(sent) == sorted({a.message["Message-ID"] for a in alerts_of_june()})
+    assert pending_count(engine) == 0
+
+
 def test_a_failing_message_does_not_block_the_others(engine) -> None:
     enqueue(engine, alerts_of_june())
 

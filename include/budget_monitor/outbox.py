@@ -188,13 +188,19 @@ def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None) -> Flush
     errors: list[str] = []
     for row_id in ids:
         with engine.begin() as conn:
-            claimed = conn.execute(
-                update(outbox)
+            # The row stays locked until this message is sent and marked (a
+            # crash before the commit leaves it pending: retried, never lost).
+            # SKIP LOCKED: a concurrent flush passes over a message being sent
+            # instead of waiting for that SMTP exchange. (SQLite has no row
+            # locks: there a writer waits for the other, as before.)
+            locked = conn.execute(
+                select(outbox.c.id)
                 .where(outbox.c.id == row_id, outbox.c.status == PENDING)
-                .values(attempts=outbox.c.attempts + 1)
-            ).rowcount
-            if not claimed:
-                continue  # sent by a concurrent flush meanwhile
+                .with_for_update(skip_locked=True)
+            ).first()
+            if locked is None:
+                continue  # being sent, or sent, by a concurrent flush
+            conn.execute(update(outbox).where(outbox.c.id == row_id).values(attempts=outbox.c.attempts + 1))
             raw = conn.execute(select(outbox.c.message).where(outbox.c.id == row_id)).scalar_one()
             # Headers only: the body goes out as the stored text, unparsed (a
             # full parse + re-serialisation was 8 of the 16 ms a mail cost in
