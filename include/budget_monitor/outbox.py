@@ -190,9 +190,8 @@ def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None) -> Flush
         with engine.begin() as conn:
             # The row stays locked until this message is sent and marked (a
             # crash before the commit leaves it pending: retried, never lost).
-            # SKIP LOCKED: a concurrent flush passes over a message being sent
-            # instead of waiting for that SMTP exchange. (SQLite has no row
-            # locks: there a writer waits for the other, as before.)
+            # SKIP LOCKED (PostgreSQL): a concurrent flush passes over a
+            # message being sent instead of waiting for that SMTP exchange.
             locked = conn.execute(
                 select(outbox.c.id)
                 .where(outbox.c.id == row_id, outbox.c.status == PENDING)
@@ -200,7 +199,16 @@ def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None) -> Flush
             ).first()
             if locked is None:
                 continue  # being sent, or sent, by a concurrent flush
-            conn.execute(update(outbox).where(outbox.c.id == row_id).values(attempts=outbox.c.attempts + 1))
+            # The claim itself: SQLite ignores FOR UPDATE, so two flushes may both
+            # have read the row as pending; its write lock makes the second one
+            # wait here and then find it sent.
+            claimed = conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row_id, outbox.c.status == PENDING)
+                .values(attempts=outbox.c.attempts + 1)
+            ).rowcount
+            if not claimed:
+                continue
             raw = conn.execute(select(outbox.c.message).where(outbox.c.id == row_id)).scalar_one()
             # Headers only: the body goes out as the stored text, unparsed (a
             # full parse + re-serialisation was 8 of the 16 ms a mail cost in
