@@ -310,6 +310,11 @@ def year_end_period(year: int, revision: int) -> str:
     return str(year) if revision == 0 else f"{year}#{revision}"
 
 
+def is_year_end_period(period: str, year: int) -> bool:
+    """Whether ``period`` is one of :func:`year_end_period`'s for ``year``."""
+    return period == str(year) or period.startswith(f"{year}#")
+
+
 def build_year_end_email(
     cfg: FundConfig,
     evaluation: dict[str, Any],

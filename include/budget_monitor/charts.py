@@ -252,12 +252,11 @@ def execution_chart(
     lagging = tuple(int(q["quarter"]) for q in quarters if q.get("lagging"))
     with frame.drawing(path, background=(top, lagging)) as added:
         ax = frame.ax
-        for q in quarters:
-            if q.get("lagging"):
-                lo, hi = _QUARTER_MONTHS[int(q["quarter"])]
-                added.append(ax.axvspan(lo - 0.5, hi + 0.5, color="#f4c7c3", alpha=0.55, lw=0, zorder=0))
-                added.append(ax.text((lo + hi) / 2, top * 0.97, f"{_QUARTER_NAMES[int(q['quarter'])]}落后",
-                                     ha="center", va="top", fontsize=9, color="#a61b1b"))
+        for quarter in lagging:
+            lo, hi = _QUARTER_MONTHS[quarter]
+            added.append(ax.axvspan(lo - 0.5, hi + 0.5, color="#f4c7c3", alpha=0.55, lw=0, zorder=0))
+            added.append(ax.text((lo + hi) / 2, top * 0.97, f"{_QUARTER_NAMES[quarter]}落后",
+                                 ha="center", va="top", fontsize=9, color="#a61b1b"))
         frame.pace_line.set_data(months, paces)
         frame.rate_line.set_data(months, rates)
         for x, y in zip(months, rates):

@@ -561,7 +561,7 @@ def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> in
 
     earlier = [(period, headers.get(alerts.DIGEST_HEADER))
                for period, headers in outbox.stored_headers(engine, fund_code, alerts.YEAR_END_REPORT)
-               if period == str(year) or period.startswith(f"{year}#")]
+               if alerts.is_year_end_period(period, year)]
     if not earlier:
         return 0
     last = earlier[-1][1]

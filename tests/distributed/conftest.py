@@ -68,7 +68,7 @@ def stack(services, data_db):
     inbox = tmp / "inbox"
     shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
     # A second fund (same data, its own code), so that close_month spreads two
-    # funds over two spawned processes inside the Celery worker's task process.
+    # funds over two worker processes started inside the Celery worker's task process.
     second = inbox / f"{EXAMPLE.name}-b"
     shutil.copytree(EXAMPLE, second)
     yaml = second / "fund.yaml"

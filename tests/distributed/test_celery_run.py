@@ -69,8 +69,8 @@ def test_june_close_runs_on_the_celery_worker(stack, data_db):
     snap = _snapshot(data_db["url"])
     assert snap["payments"] and snap["inspections"]
     STATE["june_snapshot"] = snap
-    # The close spread the two funds over two processes spawned inside the
-    # Celery worker's task process, and both closed.
+    # The close spread the two funds over two worker processes started inside
+    # the Celery worker's task process, and both closed.
     log = cl.task_log(MONTHLY, run_id, "close_month", 1)
     assert "closing 2 funds for 2021-06 in 2 worker processes" in log, log[-3000:]
     assert "jiangmen-2021 2021-06 closed" in log and "jiangmen-2021-b 2021-06 closed" in log
