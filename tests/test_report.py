@@ -455,3 +455,217 @@ def test_report_wan_figures_come_from_the_money_formatter(fen: int):
     s = report_sections(ev, seed_config())
     assert s["table"]["adjusted_wan"] == s["table"]["executed_wan"] == fen_to_wanyuan_str(fen)
     assert f"为{fen_to_wanyuan_str(fen)}万元" in s["basic"]
+
+
+# ---- atomic outputs (issue 13 item 8): a failure leaves the old files whole and no temporary file
+
+import errno  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from budget_monitor import atomic, report  # noqa: E402
+
+
+def _snapshot_dir(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _fail_mid_save(monkeypatch: pytest.MonkeyPatch) -> None:
+    """openpyxl writes half a workbook, then the disk is full (the last file write_outputs makes)."""
+    from openpyxl import Workbook
+
+    def save(self, filename):
+        with open(filename, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a workbook")
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(Workbook, "save", save)
+
+
+def test_write_outputs_failure_leaves_the_previous_report_whole_and_no_temp(tmp_path: Path, monkeypatch):
+    ev, cfg = seed_evaluation()
+    write_outputs(ev, cfg, tmp_path)
+    before = _snapshot_dir(tmp_path)
+    ev2, _ = seed_evaluation(unit_name=KAIPING)  # a different report: a mix would show
+    _fail_mid_save(monkeypatch)
+    with pytest.raises(OSError) as err:
+        write_outputs(ev2, cfg, tmp_path)
+    assert err.value.errno == errno.ENOSPC
+    assert _snapshot_dir(tmp_path) == before  # every old file byte for byte, nothing new, no temp
+
+
+def test_write_outputs_failure_on_a_fresh_directory_leaves_it_empty(tmp_path: Path, monkeypatch):
+    ev, cfg = seed_evaluation()
+    _fail_mid_save(monkeypatch)
+    with pytest.raises(OSError):
+        write_outputs(ev, cfg, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_write_outputs_sweeps_temps_of_a_killed_run_but_not_of_a_live_one(tmp_path: Path):
+    dead = tmp_path / f".{DOCX_NAME}.{_dead_pid()}-0123abcd.tmp.docx"
+    dead.write_bytes(b"half a docx")
+    live = tmp_path / f".{XLSX_NAME}.{os.getppid()}-89abcdef.tmp.xlsx"
+    live.write_bytes(b"being written by a running process")
+    ev, cfg = seed_evaluation()
+    write_outputs(ev, cfg, tmp_path)
+    assert not dead.exists() and live.exists()
+
+
+def test_atomic_write_keeps_old_content_when_the_write_fails(tmp_path: Path):
+    dest = tmp_path / "a.json"
+    atomic.write_text(dest, "old")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(dest) as tmp:
+            tmp.write_text("new but half")
+            raise RuntimeError("boom")
+    assert dest.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    atomic.write_bytes(dest, b"new")
+    assert dest.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_atomic_copy_and_umask_mode(tmp_path: Path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"\x00raw\xff")
+    old = os.umask(0o027)
+    try:
+        dest = atomic.copy_file(src, tmp_path / "dest.bin")
+    finally:
+        os.umask(old)
+    assert dest.read_bytes() == b"\x00raw\xff"
+    assert dest.stat().st_mode & 0o777 == 0o640  # as open() would make it, not mkstemp's 0600
+    assert atomic.write_bytes(tmp_path / "owner.bin", b"x", mode=0o600).stat().st_mode & 0o777 == 0o600
+
+
+def test_atomic_temp_names_are_bounded_hidden_and_recognised(tmp_path: Path):
+    long_name = "很长的文件名" * 12 + ".csv"  # 220 bytes: a temp name with it in full would exceed NAME_MAX
+    name = atomic.temp_name(tmp_path / long_name)
+    assert name.startswith(".") and name.endswith(".tmp.csv") and len(name.encode()) < 120
+    assert atomic.is_temp_name(name) and not atomic.is_temp_name(long_name)
+    atomic.write_text(tmp_path / long_name, "ok")
+    assert (tmp_path / long_name).read_text() == "ok"
+
+
+def test_staged_renames_nothing_until_every_file_is_written(tmp_path: Path):
+    (tmp_path / "a.txt").write_text("old a")
+    with pytest.raises(ValueError):
+        with atomic.staged(tmp_path) as stage:
+            stage.path("a.txt").write_text("new a")
+            stage.path("b.txt").write_text("new b")
+            assert (tmp_path / "a.txt").read_text() == "old a"
+            raise ValueError("the third file failed")
+    assert _snapshot_dir(tmp_path) == {"a.txt": b"old a"}
+    with atomic.staged(tmp_path) as stage:
+        stage.path("a.txt").write_text("new a")
+        stage.path("b.txt").write_text("new b")
+    assert _snapshot_dir(tmp_path) == {"a.txt": b"new a", "b.txt": b"new b"}
+
+
+def test_chart_failure_leaves_no_png_and_no_temp(tmp_path: Path, monkeypatch):
+    from PIL import Image
+
+    from budget_monitor.charts import execution_chart
+
+    def save(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    monthly = monthly_rows()
+    with pytest.raises(OSError):
+        execution_chart(monthly, quarter_rows(monthly), tmp_path / CHART_NAME)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- bounded template rendering (issue 13 item 8)
+
+ENDLESS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.fixture
+def short_render_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(report.RENDER_TIMEOUT_ENV, "0.3")
+
+
+def test_fund_template_that_never_ends_is_stopped_at_the_bound(short_render_bound):
+    with pytest.raises(report.RenderTimeout) as err:
+        report.render_fund_text(ENDLESS, "fund.yaml 的 achievement_templates 第1条")
+    assert "achievement_templates 第1条" in str(err.value) and "0.3 秒" in str(err.value)
+    assert isinstance(err.value, report.RenderError) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("source", [
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(80) }}",
+    "{% for x in [1, 2] recursive %}{{ loop([1, 2]) if loop.depth < 60 }}{% endfor %}",
+    "{% for c in 'x' * 90000 %}{% for d in 'x' * 90000 %}{% endfor %}{% endfor %}",
+], ids=["exponential-macro", "recursive-loop", "loop-over-strings"])
+def test_every_kind_of_endless_template_is_stopped(short_render_bound, source: str):
+    with pytest.raises(report.RenderTimeout):
+        report.render_fund_text(source)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ 9 ** (9 ** 9) }}",  # one C call that would never return (and jinja would constant-fold it)
+    "{% set ns = namespace(x=9) %}{% for i in range(60) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
+    "{{ 'a' * 10000000000 }}",
+], ids=["power", "repeated-squaring", "string-repeat"])
+def test_operations_too_big_to_bound_are_refused(source: str):
+    with pytest.raises(report.RenderError) as err:
+        report.render_fund_text(source)
+    assert "不允许的操作" in str(err.value)
+
+
+def test_sandbox_security_error_becomes_render_error():
+    with pytest.raises(report.RenderError) as err:
+        report.render_fund_text("{{ ''.__class__.__mro__[1].__subclasses__() }}", "fund.yaml 的模板")
+    assert "沙箱不允许" in str(err.value) and "fund.yaml 的模板" in str(err.value)
+
+
+def test_bounded_sandbox_renders_ordinary_templates_as_before():
+    src = "{% for i in range(3) %}{{ i }}{% endfor %}|{{ 2 ** 10 }}|{{ 'ab' * 2 }}|{{ [1] * 3 }}|{{ 3 * 4 }}"
+    assert report.render_fund_text(src) == "012|1024|abab|[1, 1, 1]|12"
+
+
+def test_bad_achievement_template_is_named_in_the_error(tmp_path: Path):
+    cfg = seed_config(achievement_templates=[ACHIEVEMENTS[0], "完成{{ actual['药品抽检批次'] + }}"])
+    ev, _ = seed_evaluation(cfg=cfg)
+    with pytest.raises(report.RenderError) as err:
+        write_outputs(ev, cfg, tmp_path)
+    assert "achievement_templates 第2条" in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # the charts drawn before it were not left behind
+
+
+def test_endless_achievement_template_stops_write_outputs_without_output(tmp_path: Path, short_render_bound):
+    cfg = seed_config(achievement_templates=[ENDLESS])
+    ev, _ = seed_evaluation(cfg=cfg)
+    with pytest.raises(report.RenderTimeout):
+        write_outputs(ev, cfg, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("render", [report.render_html, report.render_markdown], ids=["html", "md"])
+def test_report_templates_loops_are_bounded_too(short_render_bound, render):
+    import itertools
+
+    ev, cfg = seed_evaluation()
+    sections = report_sections(ev, cfg)
+    row = sections["indicators"][0]
+    sections["indicators"] = (row for _ in itertools.count())  # data that never ends
+    with pytest.raises(report.RenderTimeout):
+        render(sections)
+
+
+def test_render_timeout_env_must_be_a_positive_number(monkeypatch):
+    monkeypatch.setenv(report.RENDER_TIMEOUT_ENV, "abc")
+    with pytest.raises(report.RenderError, match="BUDGET_MONITOR_RENDER_TIMEOUT_S"):
+        report.render_fund_text("x")
+    monkeypatch.setenv(report.RENDER_TIMEOUT_ENV, "0")
+    with pytest.raises(report.RenderError):
+        report.render_fund_text("x")

@@ -70,7 +70,8 @@ def _rc() -> dict[str, Any]:
 
 
 def _save_png(fig: Any, path: Path) -> None:
-    """Write ``fig``'s drawn Agg canvas as an RGB PNG at zlib level 1.
+    """Write ``fig``'s drawn Agg canvas as an RGB PNG at zlib level 1, atomically
+    (a full disk leaves no truncated PNG and no temporary file).
 
     By hand rather than ``savefig``: savefig draws again and writes RGBA at
     zlib level 6, and that encoding was ~22 % of a chart (a profile of 20
@@ -80,9 +81,12 @@ def _save_png(fig: Any, path: Path) -> None:
     """
     from PIL import Image
 
+    from budget_monitor import atomic
+
     canvas = fig.canvas
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(physical=True), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    rgba.convert("RGB").save(path, format="png", compress_level=1, dpi=(fig.dpi, fig.dpi))
+    with atomic.atomic_path(path) as tmp:
+        rgba.convert("RGB").save(tmp, format="png", compress_level=1, dpi=(fig.dpi, fig.dpi))
 
 
 def _figure(width: float, height: float):  # -> matplotlib.figure.Figure

@@ -15,13 +15,23 @@ self_evaluation.json   the dict, UTF-8, keys as in the contract
 
 Templates, the docx template bytes and the CJK font are loaded once per
 process (module-level caches): the benchmark builds thousands of reports.
+
+Every file is written through :func:`budget_monitor.atomic.staged`: a full
+disk or an error mid-way leaves the directory with its old files and no
+temporary one. Every template render is bounded in time
+(``BUDGET_MONITOR_RENDER_TIMEOUT_S``, default 30 s) and fails with
+:class:`RenderError` (:class:`RenderTimeout`), see "bounded rendering" below.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -29,6 +39,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from budget_monitor import atomic
 from budget_monitor.config import FundConfig
 from budget_monitor.measures import Actual
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_str, plain_number, round2, yuan_str_to_fen
@@ -112,20 +123,217 @@ def build_self_evaluation(
     }
 
 
+# ---------------------------------------------------------------- bounded rendering
+#
+# fund.yaml carries jinja text written by people (achievement_templates),
+# rendered in the sandbox. The sandbox stops unsafe attribute access, and
+# bounds a single range() to MAX_RANGE (100 000) items, but nothing bounds
+# time: two nested range(100000) loops run 10^10 iterations, `9 ** 9 ** 9`
+# is one C call that never returns (and jinja would even constant-fold it
+# while compiling), and squaring a number in a 40-step loop builds integers
+# of billions of digits.
+#
+# What was considered, and why this:
+# - A thread with a deadline: the caller gets its error, but a Python thread
+#   cannot be stopped; the runaway render burns a core until the process
+#   ends (an Airflow worker lives on).
+# - SIGALRM/setitimer: main thread only, and a signal handler runs only
+#   between bytecodes, so it does not stop `9 ** 9 ** 9` either.
+# - sys.settrace: per-line callbacks make every render several times slower.
+# - A child process per render, killed at the deadline: truly bounded, but a
+#   fork of a process holding pandas and matplotlib for every small fragment
+#   costs more than the fragment, times thousands of funds in the benchmark.
+# - Chosen: cooperative checks compiled into the template itself. Time in a
+#   template can only be spent (a) in loop iterations, (b) in calls (macros,
+#   recursive loops, filters called as functions) and (c) in single operators
+#   on huge values. (a) the code generator wraps every for-loop's iterable in
+#   a generator that checks the deadline before each item
+#   (``Environment.code_generator_class`` is jinja's documented hook for
+#   changing the compiled code); (b) the sandbox's ``call`` checks it too;
+#   (c) ``*`` and ``**`` are intercepted (which also stops constant folding)
+#   and refuse results beyond _MAX_ITEMS items or _MAX_INT_BITS bits, so
+#   every remaining single operation is small. Checks cost one monotonic()
+#   per iteration. The report's own templates (html, md, docx) are compiled
+#   the same way, so a data-driven loop there is bounded too.
+# Not bounded here: memory of a value built by repeated concatenation (it
+# ends in MemoryError, reported as a RenderError like any other failure).
+
+RENDER_TIMEOUT_ENV = "BUDGET_MONITOR_RENDER_TIMEOUT_S"
+DEFAULT_RENDER_TIMEOUT_S = 30.0
+_MAX_ITEMS = 100_000  # longest string/list a template may build with `*` (jinja's MAX_RANGE)
+_MAX_INT_BITS = 100_000  # largest integer a template may build with `*` or `**` (~30 000 digits)
+
+
+class RenderError(RuntimeError):
+    """A report template failed: an error in it, an operation the sandbox refuses, or the time bound."""
+
+
+class RenderTimeout(RenderError):
+    """A template render ran past BUDGET_MONITOR_RENDER_TIMEOUT_S and was stopped."""
+
+
+def render_timeout_s() -> float:
+    """The bound of one template render, in seconds (env BUDGET_MONITOR_RENDER_TIMEOUT_S)."""
+    raw = os.environ.get(RENDER_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RENDER_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RenderError(f"环境变量 {RENDER_TIMEOUT_ENV}={raw!r} 不是秒数；请设为正数（默认 30）") from None
+    if not value > 0:
+        raise RenderError(f"环境变量 {RENDER_TIMEOUT_ENV}={raw!r} 须为正数（默认 30）")
+    return value
+
+
+_render = threading.local()  # deadline, limit, what: of the render running in this thread
+
+
+def _check_deadline() -> None:
+    deadline = getattr(_render, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise RenderTimeout(
+            f"{_render.what}渲染超过 {_render.limit:g} 秒仍未完成，已中止；请检查其中的循环和数值运算"
+            f"（时限由环境变量 {RENDER_TIMEOUT_ENV} 设定）")
+
+
+@contextmanager
+def _rendering(what: str, *, user_text: bool) -> Iterator[None]:
+    """Bound the renders inside (a nested scope keeps the outer deadline) and
+    turn their failures into RenderError naming ``what``.
+
+    ``user_text``: the template comes from fund.yaml, so any exception in it
+    is the template's (the sandbox's own advice: catch everything); in the
+    report's own templates only jinja's errors are, anything else is a bug.
+    """
+    from jinja2 import TemplateError
+    from jinja2.exceptions import SecurityError
+
+    outer = getattr(_render, "deadline", None)
+    if outer is None:
+        limit = render_timeout_s()
+        _render.deadline, _render.limit, _render.what = time.monotonic() + limit, limit, what
+    try:
+        yield
+    except RenderError:
+        raise
+    except SecurityError as exc:
+        raise RenderError(f"{what}执行了模板沙箱不允许的操作（{_one_line(exc)}）；请改正后重试") from exc
+    except TemplateError as exc:
+        raise RenderError(f"{what}有错误（{_one_line(exc)}）；请改正后重试") from exc
+    except Exception as exc:
+        if not user_text:
+            raise
+        raise RenderError(f"{what}渲染失败（{type(exc).__name__}: {_one_line(exc)}）；请改正后重试") from exc
+    finally:
+        if outer is None:
+            _render.deadline = None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] + ("…" if len(text) > 200 else "")
+
+
+def _bounded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
+    for item in iterable:
+        _check_deadline()
+        yield item
+
+
+def _bounded_codegen():  # -> type[jinja2.compiler.CodeGenerator]
+    from jinja2 import nodes
+    from jinja2.compiler import CodeGenerator
+
+    def bounded(node):  # -> nodes.Call: environment.bm_bounded_iter(<iter>)
+        return nodes.Call(nodes.EnvironmentAttribute("bm_bounded_iter"), [node], [], None, None,
+                          lineno=node.lineno)
+
+    def is_bounded(node) -> bool:
+        return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.EnvironmentAttribute)
+                and node.node.name == "bm_bounded_iter")
+
+    class BoundedCodeGenerator(CodeGenerator):
+        # jinja allows no custom node types: the wrapper is an ordinary call of
+        # an environment attribute, put in place of the loop's iterable.
+        def visit_For(self, node, frame):  # noqa: N802 (jinja's visitor names)
+            if not is_bounded(node.iter):
+                node.iter = bounded(node.iter)
+            super().visit_For(node, frame)
+
+    return BoundedCodeGenerator
+
+
+@lru_cache(maxsize=1)
+def _bounded_mixin() -> type:
+    class Bounded:
+        """Mixed into every report Environment: loops compiled with deadline checks."""
+
+        code_generator_class = _bounded_codegen()
+        bm_bounded_iter = staticmethod(_bounded_iter)
+
+    return Bounded
+
+
+def _int_bits(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value.bit_length()
+    if isinstance(value, Fraction):
+        return max(value.numerator.bit_length(), value.denominator.bit_length())
+    return None
+
+
+def _bounded_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse a ``*`` or ``**`` whose result would be too big to build in bounded time."""
+    from jinja2.exceptions import SecurityError
+
+    lb, rb = _int_bits(left), _int_bits(right)
+    if operator == "**" and lb is not None and isinstance(right, int) and not isinstance(right, bool):
+        if lb > 1 and lb * abs(right) > _MAX_INT_BITS:
+            raise SecurityError(f"乘方结果过大（超过 {_MAX_INT_BITS} 位二进制）")
+    elif operator == "*":
+        if lb is not None and rb is not None and lb + rb > _MAX_INT_BITS:
+            raise SecurityError(f"乘积过大（超过 {_MAX_INT_BITS} 位二进制）")
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(n, int) and hasattr(seq, "__len__") and not isinstance(seq, (int, float)):
+                if len(seq) * n > _MAX_ITEMS:
+                    raise SecurityError(f"重复生成的序列过长（超过 {_MAX_ITEMS} 项）")
+
+
 # ---------------------------------------------------------------- texts
 
 @lru_cache(maxsize=1)
 def _text_env():  # -> jinja2.sandbox.SandboxedEnvironment
-    # fund.yaml templates are data written by people: render them sandboxed.
+    # fund.yaml templates are data written by people: render them sandboxed, bounded.
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)
+    class BoundedSandbox(_bounded_mixin(), SandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805,B902 (jinja's signature)
+            _check_deadline()
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def call_binop(self, context, operator, left, right):
+            _check_deadline()
+            _bounded_binop(operator, left, right)
+            return super().call_binop(context, operator, left, right)
+
+    return BoundedSandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)
 
 
 @lru_cache(maxsize=256)
 def _achievement_template(source: str):  # -> jinja2.Template
     return _text_env().from_string(source)
+
+
+def render_fund_text(source: str, what: str = "fund.yaml 中的模板", **context: Any) -> str:
+    """Render jinja text from fund.yaml in the bounded sandbox; failures raise RenderError naming ``what``."""
+    with _rendering(what, user_text=True):
+        return _achievement_template(source).render(**context)
 
 
 class _Actuals(dict):
@@ -170,8 +378,9 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
     actual = _Actuals({i["name"]: (i["actual"] if i["actual"] is not None else missing) for i in indicators})
     if cfg.achievement_templates:
         achievements = [
-            _achievement_template(src).render(actual=actual, fund=cfg, indicators=indicators).strip()
-            for src in cfg.achievement_templates
+            render_fund_text(src, f"fund.yaml 的 achievement_templates 第{n}条", actual=actual, fund=cfg,
+                             indicators=indicators).strip()
+            for n, src in enumerate(cfg.achievement_templates, start=1)
         ]
     else:
         achievements = [
@@ -248,25 +457,33 @@ def md_escape(value: Any) -> str:
 def _html_env():  # -> jinja2.Environment
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True)
+    class HtmlEnvironment(_bounded_mixin(), Environment):
+        pass
+
+    return HtmlEnvironment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                           trim_blocks=True, lstrip_blocks=True)
 
 
 @lru_cache(maxsize=1)
 def _md_env():  # -> jinja2.Environment
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+    class MdEnvironment(_bounded_mixin(), Environment):
+        pass
+
     # finalize escapes every {{ }} output, so no data value can slip through unescaped.
-    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=False, undefined=StrictUndefined,
-                       finalize=md_escape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return MdEnvironment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=False, undefined=StrictUndefined,
+                         finalize=md_escape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def render_html(sections: Mapping[str, Any]) -> str:
-    return _html_env().get_template("report.html.j2").render(**sections)
+    with _rendering("报告模板 report.html.j2", user_text=False):
+        return _html_env().get_template("report.html.j2").render(**sections)
 
 
 def render_markdown(sections: Mapping[str, Any]) -> str:
-    return _md_env().get_template("report.md.j2").render(**sections)
+    with _rendering("报告模板 report.md.j2", user_text=False):
+        return _md_env().get_template("report.md.j2").render(**sections)
 
 
 # ---------------------------------------------------------------- docx
@@ -293,7 +510,7 @@ def _docx_env():  # -> jinja2.Environment
 
     from jinja2 import Environment
 
-    class _CompileOnce(Environment):
+    class _CompileOnce(_bounded_mixin(), Environment):
         def __init__(self, **options: Any) -> None:
             super().__init__(**options)
             self._compiled: dict[str, Any] = {}
@@ -314,6 +531,7 @@ def _docx_env():  # -> jinja2.Environment
 
 
 def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit_chart: Path | None) -> Path:
+    """Render the Word report to ``path`` (atomically: a failed save leaves nothing)."""
     from docx.shared import Mm
     from docxtpl import DocxTemplate, InlineImage
 
@@ -321,8 +539,10 @@ def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit
     context = dict(sections)
     context["chart"] = InlineImage(tpl, str(chart), width=Mm(150)) if chart else ""
     context["unit_chart"] = InlineImage(tpl, str(unit_chart), width=Mm(150)) if unit_chart else None
-    tpl.render(context, jinja_env=_docx_env(), autoescape=True)
-    tpl.save(str(path))
+    with _rendering(f"自评报告 Word 模板 {DOCX_TEMPLATE.name}", user_text=False):
+        tpl.render(context, jinja_env=_docx_env(), autoescape=True)
+    with atomic.atomic_path(path) as tmp:
+        tpl.save(str(tmp))
     return path
 
 
@@ -435,39 +655,49 @@ def write_xlsx(evaluation: Mapping[str, Any], path: Path) -> Path:
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
     ws.print_title_rows = "6:6"
-    wb.save(str(path))
+    with atomic.atomic_path(path) as tmp:
+        wb.save(str(tmp))
     return path
 
 
 # ---------------------------------------------------------------- all outputs
 
 def write_outputs(evaluation: Mapping[str, Any], cfg: FundConfig, out_dir: str | Path) -> list[Path]:
-    """Write every output file of one fund-year into ``out_dir``; return their paths."""
+    """Write every output file of one fund-year into ``out_dir``; return their paths.
+
+    All or nothing: each file is written under a temporary name and they are
+    renamed into place together at the end (:func:`atomic.staged`), so a full
+    disk, a template error or an exception half-way leaves ``out_dir`` with
+    the files it had before (a previous year-end's report stays whole) and no
+    temporary file. Temporary files of a killed earlier run are swept first.
+    """
     from budget_monitor.charts import execution_chart, unit_chart
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
+    atomic.remove_stale_temps(out)
+    names: list[str] = []
+    with atomic.staged(out) as stage:
+        chart = execution_chart(evaluation["monthly"], evaluation["quarters"], stage.path(CHART_NAME),
+                                title=f"{evaluation['fund']['year']}年累计支出进度与序时进度")
+        names.append(CHART_NAME)
+        units_png = None
+        if evaluation.get("units"):
+            units_png = unit_chart(evaluation["units"], stage.path(UNIT_CHART_NAME))
+            names.append(UNIT_CHART_NAME)
 
-    chart = execution_chart(evaluation["monthly"], evaluation["quarters"], out / CHART_NAME,
-                            title=f"{evaluation['fund']['year']}年累计支出进度与序时进度")
-    paths.append(chart)
-    units_png = None
-    if evaluation.get("units"):
-        units_png = unit_chart(evaluation["units"], out / UNIT_CHART_NAME)
-        paths.append(units_png)
+        # A stage path is private and removed on failure: plain writes are enough there.
+        stage.path(JSON_NAME).write_text(json.dumps(evaluation, ensure_ascii=False, indent=2) + "\n",
+                                         encoding="utf-8")
+        names.append(JSON_NAME)
 
-    json_path = out / JSON_NAME
-    json_path.write_text(json.dumps(evaluation, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    paths.append(json_path)
-
-    sections = report_sections(evaluation, cfg)
-    paths.append(write_docx(sections, out / DOCX_NAME, chart, units_png))
-    html_path = out / HTML_NAME
-    html_path.write_text(render_html(sections), encoding="utf-8")
-    paths.append(html_path)
-    md_path = out / MD_NAME
-    md_path.write_text(render_markdown(sections), encoding="utf-8")
-    paths.append(md_path)
-    paths.append(write_xlsx(evaluation, out / XLSX_NAME))
-    return paths
+        sections = report_sections(evaluation, cfg)
+        write_docx(sections, stage.path(DOCX_NAME), chart, units_png)
+        names.append(DOCX_NAME)
+        stage.path(HTML_NAME).write_text(render_html(sections), encoding="utf-8")
+        names.append(HTML_NAME)
+        stage.path(MD_NAME).write_text(render_markdown(sections), encoding="utf-8")
+        names.append(MD_NAME)
+        write_xlsx(evaluation, stage.path(XLSX_NAME))
+        names.append(XLSX_NAME)
+    return [out / name for name in names]
