@@ -44,3 +44,15 @@ def test_unknown_key_is_an_error_not_a_silent_default(tmp_path: Path) -> None:
 def test_milestones_policy_needs_its_table(tmp_path: Path) -> None:
     with pytest.raises(FundConfigError, match="milestones"):
         load_fund_config(_with(tmp_path, pace={"policy": "milestones"}))
+
+
+def test_validator_reasons_read_in_chinese_without_pydantic_prefix(tmp_path: Path) -> None:
+    with pytest.raises(FundConfigError) as caught:
+        load_fund_config(_with(tmp_path, pace={"policy": "milestones"}))
+    assert "Value error" not in str(caught.value)
+    assert "字段 pace：policy 为 milestones 时必须给出 milestones 表" in str(caught.value)
+
+
+def test_fund_code_dot_dot_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(FundConfigError, match="字段 code：资金代码“..”无效：.*不能以点或连字符开头"):
+        load_fund_config(_with(tmp_path, code=".."))

@@ -16,8 +16,11 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .names import safe_name
+
 PacePolicy = Literal["linear_month", "linear_day", "milestones", "workdays"]
 _MMDD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+_CODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 class FundConfigError(ValueError):
@@ -135,7 +138,9 @@ class SmtpConfig(_Strict):
 
 
 class FundConfig(_Strict):
-    code: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    # A path component under the archive, report and lock roots, and the
+    # store's String(64) key: checked by _safe_code (a Chinese reason).
+    code: str
     name: str
     short_name: str | None = None
     year: Annotated[int, Field(ge=2000, le=2100)]
@@ -169,6 +174,17 @@ class FundConfig(_Strict):
     @property
     def title(self) -> str:
         return self.short_name or self.name
+
+    @field_validator("code")
+    @classmethod
+    def _safe_code(cls, v: str) -> str:
+        # Letters, digits, "_", "." and "-" only; never "." or "-" first, so
+        # no ".", "..", hidden name or option-like "-rf"; at most 64 characters.
+        if not _CODE.fullmatch(v):
+            raise ValueError(
+                f"资金代码“{safe_name(v)}”无效：只能由字母、数字、下划线、点和连字符组成，"
+                "不能以点或连字符开头，最长 64 个字符")
+        return v
 
     @field_validator("recipients")
     @classmethod
@@ -217,4 +233,7 @@ def _zh_error(err: dict) -> str:
         return "未知字段"
     if kind.startswith("literal_error"):
         return f"取值无效（{err.get('msg')}）"
+    if kind == "value_error" and err.get("ctx", {}).get("error") is not None:
+        # Our validators' own Chinese text, without pydantic's "Value error, ".
+        return str(err["ctx"]["error"])
     return str(err.get("msg", kind))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterable, Sequence
@@ -286,7 +287,7 @@ def open_store(db_url: str | None = None, *, migrate: bool = True) -> Engine:
         if engine is not None:
             return engine
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(url)
         engine = create_engine(url, future=True, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -294,6 +295,24 @@ def open_store(db_url: str | None = None, *, migrate: bool = True) -> Engine:
             upgrade(engine)
         _engines[url] = engine
         return engine
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file's directory (0700) and the empty file (0600)
+    before SQLite opens it: SQLite gives its -wal and -shm files the mode of
+    the database file, so the whole store is owner-only (paths.py; shared
+    with the group under BUDGET_MONITOR_SHARED_GROUP=1). An existing store
+    keeps its mode."""
+    from sqlalchemy.engine import make_url
+
+    from budget_monitor.paths import private_dir, touch_private
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    private_dir(path.parent)
+    touch_private(path)
 
 
 def dispose_all() -> None:
@@ -377,14 +396,33 @@ class LoadStats:
 
 
 def archive_file(path: Path, fund_code: str, sha256: str, archive_root: Path | None = None) -> Path:
-    """Copy the raw file, byte for byte, to ``<home>/archive/<fund>/<sha256[:2]>/<sha256>__<name>``."""
+    """Copy the raw file, byte for byte, to ``<home>/archive/<fund>/<sha256[:2]>/<sha256>__<name>``.
+
+    The name part is escaped (control/bidi characters) and cut by bytes,
+    keeping its extension, so the archive name fits NAME_MAX (a 190-byte
+    Chinese name did not); the sha256 alone identifies the copy. A fund code
+    or a link that would leave the archive root is refused (UnsafePath).
+    Directories are created 0700 and the copy is 0600 (see paths.py); the
+    copy goes through a temporary file, removed if the copy fails.
+    """
+    from budget_monitor.names import NAME_MAX, fit_name, safe_name
+    from budget_monitor.paths import contained, private_dir, private_temp
+
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"archive_file: not a sha256 hex digest: {sha256!r}")
     root = archive_root or default_home() / "archive"
-    dest = root / fund_code / sha256[:2] / f"{sha256}__{path.name}"
+    folder = contained(root, fund_code, sha256[:2])
+    prefix = f"{sha256}__"
+    dest = folder / (prefix + fit_name(safe_name(path.name), NAME_MAX - len(prefix)))
     if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(dest.suffix + ".part")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
+        private_dir(folder)
+        tmp = private_temp(dest)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return dest
 
 
