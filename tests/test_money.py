@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budget_monitor.money import MoneyError, parse_money, parse_money_text
+from budget_monitor.money import MAX_ABS_FEN, MoneyError, parse_money, parse_money_text
 from budget_monitor.money_fmt import fen_to_yuan_str
 
 
@@ -30,7 +30,8 @@ from budget_monitor.money_fmt import fen_to_yuan_str
         ("0", 0),
         (".5", 50),
         ("1.230", 123),  # trailing zeros beyond the fen are exact
-        ("9999999999999999.99", 999999999999999999),
+        ("999999999999.99", 99_999_999_999_999),  # the largest amount accepted (MAX_ABS_FEN)
+        ("-999999999999.99", -99_999_999_999_999),
     ],
 )
 def test_money_forms_parse_to_exact_fen(text: str, fen: int) -> None:
@@ -40,7 +41,7 @@ def test_money_forms_parse_to_exact_fen(text: str, fen: int) -> None:
     assert int(res.fen.iloc[0]) == fen
 
 
-@pytest.mark.parametrize("text", ["壹仟元", "一千", "1e5", "12.3.45", "--5", "1_000", "0.001", "-", "abc", "12345678901234567890"])
+@pytest.mark.parametrize("text", ["壹仟元", "一千", "1e5", "12.3.45", "--5", "1_000", "0.001", "-", "abc"])
 def test_money_unreadable_is_null_and_invalid(text: str) -> None:
     res = parse_money(pd.Series(["1.00", text], dtype="str"))
     assert int(res.fen.iloc[0]) == 100
@@ -54,7 +55,7 @@ def test_money_unreadable_is_null_and_invalid(text: str) -> None:
     ("text", "fen"),
     [("1,234,567.89", 123456789), ("12,345", 1234500), ("-1,234", -123400), ("+1,234", 123400),
      ("123,456,789", 12345678900), ("(1,234.50)", -123450), ("￥1,234.50", 123450), ("１，２３４．５", 123450),
-     ("9,999,999,999,999,999.99", 999999999999999999)],
+     ("999,999,999,999.99", 99_999_999_999_999)],
 )
 def test_money_thousands_separators_in_groups_of_three_are_accepted(text: str, fen: int) -> None:
     # Alone (fast path) and next to a text only the general path reads.
@@ -140,8 +141,22 @@ def _forms(fen: int) -> list[str]:
     return forms
 
 
+@pytest.mark.parametrize(
+    "text", ["1000000000000", "1,000,000,000,000.00", "-1000000000000", "9999999999999999.99",
+             "12345678901234567890", "￥9,999,999,999,999,999.99", "（1000000000000）", "100000000万元"])
+def test_money_of_1_wanyi_yuan_or_more_is_out_of_range_not_invalid(text: str) -> None:
+    """Issue #13: absurd magnitudes are refused at parse (their own rule, PAY-013/BUD-014),
+    so no sum of accepted amounts can wrap int64 (ten 9999999999999999.99 rows once did)."""
+    scale = 10_000 if text.endswith("万元") else 1
+    res = parse_money(pd.Series(["1.00", text.removesuffix("万元")], dtype="str"), scale)
+    assert int(res.fen.iloc[0]) == 100 * scale and pd.isna(res.fen.iloc[1])
+    assert bool(res.out_of_range.iloc[1]) and not bool(res.invalid.iloc[1])
+    with pytest.raises(MoneyError, match="超出可受理范围"):
+        parse_money_text(text.removesuffix("万元"), scale)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=-(10**15), max_value=10**15))
+@given(st.integers(min_value=-MAX_ABS_FEN, max_value=MAX_ABS_FEN))
 def test_money_roundtrip_property(fen: int) -> None:
     forms = _forms(fen)
     res = parse_money(pd.Series(forms, dtype="str"))

@@ -196,10 +196,10 @@ def test_over_budget_total_is_rejected(fund: Path, ctx: ValidationContext) -> No
     stored = ValidationContext(**{**ctx.__dict__, "stored_net_fen": 1_300_000})
     report = _pay(fund, stored, [payment("V1", "600.00"), payment("V2", "400.01")])
     (f,) = _only(report, "PAY-011")
-    assert f.row is None
+    assert f.row == 3  # the row at which the running total first exceeds the budget
     assert f.message == (
-        f"{PAY_FILE} 列“支付金额”: 累计支付将超出全年预算：已入库 13000.00 元 + 本文件 1000.01 元"
-        " > 全年预算 14000.00 元（规则 PAY-011）"
+        f"{PAY_FILE} 第3行 列“支付金额”: 累计支付将超出全年预算：已入库 13000.00 元 + 本文件截至本行 1000.01 元"
+        " > 全年预算 14000.00 元（本文件合计 1000.01 元）（规则 PAY-011）"
     )
     # exactly reaching the budget is fine
     assert _pay(fund, stored, [payment("V1", "600.00"), payment("V2", "400.00")]).ok
@@ -207,9 +207,10 @@ def test_over_budget_total_is_rejected(fund: Path, ctx: ValidationContext) -> No
 
 def test_wanyuan_payments_over_budget(fund: Path, ctx: ValidationContext) -> None:
     header = [h if h != "支付金额" else "支付金额（万元）" for h in PAY_HEADER]
-    report = _pay(fund, ctx, [payment("V1", "1.5")], header)
+    stored = ValidationContext(**{**ctx.__dict__, "stored_net_fen": 1_300_000})
+    report = _pay(fund, stored, [payment("V1", "0.15")], header)
     (f,) = _only(report, "PAY-011")
-    assert "本文件 15000.00 元" in f.message and "列“支付金额（万元）”" in f.message
+    assert "本文件截至本行 1500.00 元" in f.message and "列“支付金额（万元）”" in f.message
 
 
 def test_many_failures_first_reason_counts_the_rest(fund: Path, ctx: ValidationContext) -> None:
@@ -585,3 +586,97 @@ def test_importing_validate_does_not_import_great_expectations() -> None:
     code = "import sys, budget_monitor.quarantine, budget_monitor.validate; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------- issue #13: the budget check cannot be fooled
+
+
+def test_absurd_amounts_cannot_wrap_the_over_budget_sum(fund: Path, ctx: ValidationContext) -> None:
+    """Ten rows of 9999999999999999.99 元 once summed (int64) to a negative number and
+    passed PAY-011. Each is now out of range at parse (PAY-013), and no sum wraps."""
+    rows = [payment(f"V{i}", "9999999999999999.99") for i in range(10)]
+    report = _pay(fund, ctx, rows)
+    fails = _only(report, "PAY-013")
+    assert report.counts == {"PAY-013": 10}
+    assert fails[0].message == (
+        f"{PAY_FILE} 第2行 列“支付金额”: 金额“9999999999999999.99”超出可受理范围："
+        "单笔金额的绝对值应小于 1 万亿元（规则 PAY-013）")
+
+
+def test_single_payment_above_the_budget_in_force_is_rejected(fund: Path, ctx: ValidationContext) -> None:
+    # PAY-014: the budget is 14000.00 元; a refund's magnitude is bounded too.
+    report = _pay(fund, ctx, [payment("V1", "14000.01"), payment("V2", "-14000.01", kind="退回")])
+    fails = [f for f in report.failures if f.rule_id == "PAY-014"]
+    assert [f.row for f in fails] == [2, 3]
+    assert fails[0].message == (
+        f"{PAY_FILE} 第2行 列“支付金额”: 单笔金额“14000.01”的绝对值超过本资金全年预算 14000.00 元（规则 PAY-014）")
+    assert _pay(fund, ctx, [payment("V1", "14000.00")]).ok
+
+
+def test_over_budget_names_the_row_where_the_running_total_first_exceeds(fund: Path, ctx: ValidationContext) -> None:
+    # 5000 + 5000 + 5000 > 14000 at row 4; a later refund does not bring the file total back.
+    rows = [payment("V1", "5000.00"), payment("V2", "5000.00"), payment("V3", "5000.00"),
+            payment("V4", "-500.00", kind="退回")]
+    (f,) = _only(_pay(fund, ctx, rows), "PAY-011")
+    assert (f.row, f.column) == (4, "amount_fen")
+    assert "本文件截至本行 15000.00 元 > 全年预算 14000.00 元（本文件合计 14500.00 元）" in f.message
+    # A refund later in the file that brings the total back within the budget: accepted.
+    rows[3] = payment("V4", "-1000.00", kind="退回")
+    assert _pay(fund, ctx, rows).ok
+
+
+def test_over_budget_with_many_large_rows_is_exact(fund: Path, ctx: ValidationContext) -> None:
+    """100,000 rows of 999,999,999,999.99 元 would wrap an int64 sum; the running total
+    is exact (Python ints past int64's reach), so the fund is still over budget."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from budget_monitor.validate import exact_ints, running_totals
+
+    big = ValidationContext(**{**ctx.__dict__, "adjusted_budget_fen": 10**14 - 1})
+    assert exact_ints(np.full(100_000, 10**14 - 1, dtype="int64")).dtype == object
+    assert exact_ints(np.full(90_000, 10**14 - 1, dtype="int64")).dtype == np.int64  # cannot wrap
+    table = read_table(write_csv(fund / PAY_FILE, PAY_HEADER, [payment("V1")]), "payments")
+    frame = table.df.iloc[[0] * 100_000].reset_index(drop=True).assign(
+        amount_fen=pd.array([10**14 - 1] * 100_000, dtype="Int64"), row=range(2, 100_002))
+    running = running_totals(dataclasses.replace(table, df=frame), "amount_fen", big)
+    assert running[-1] == 100_000 * (10**14 - 1) > 2**63
+
+
+def test_text_longer_than_the_store_column_is_rejected_on_every_engine(fund: Path, ctx: ValidationContext) -> None:
+    # PAY-015: PostgreSQL's varchar(100) refused a 101-character voucher that SQLite kept.
+    long = "V" * 101
+    (f,) = _only(_pay(fund, ctx, [payment(long)]), "PAY-015")
+    assert (f.row, f.column) == (2, "voucher_no")
+    assert f.message.endswith(f"“{long}”长 101 个字符，超过该列上限 100 个字符（规则 PAY-015）")
+    assert _pay(fund, ctx, [payment("V" * 100)]).ok
+
+
+def test_budget_amount_out_of_range_and_total_bound(fund: Path, ctx: ValidationContext) -> None:
+    (f,) = _only(_budget(fund, ctx, good_budget() + [[DOCS[0], UNITS[0], "2021-03-01", "1000000000000", "追加"]]),
+                 "BUD-014")
+    assert f.row == 5 and "超出可受理范围" in f.message
+    # Two allocations each in range whose total is 1 万亿元 or more: BUD-015.
+    rows = [[DOCS[0], UNITS[0], "2021-01-04", "999999999999.99", "年初"],
+            [DOCS[1], UNITS[1], "2021-01-04", "999999999999.99", "年初"]]
+    (f,) = _only(_budget(fund, ctx, rows), "BUD-015")
+    assert f.message == ("budget.csv 列“金额”: 全年预算数（年初 + 追加 − 调减）1999999999999.98 元"
+                         "超出可受理范围（应小于 1 万亿元）（规则 BUD-015）")
+
+
+def test_long_text_rules_of_every_table(fund: Path, ctx: ValidationContext) -> None:
+    long = "长" * 201
+    fails = _only(_budget(fund, ctx, good_budget() + [[long, UNITS[0], "2021-03-01", "1.00", "追加"]]), "BUD-016")
+    assert fails[0].row == 5 and "长 201 个字符，超过该列上限 200 个字符" in fails[0].message
+    goals = good_goals() + [["产出指标", "数量指标", long, "≥1", "0"]]
+    report = validate_table(read_table(write_csv(fund / "goals.csv", GOALS_HEADER, goals), "goals"), ctx)
+    assert [f.rule_id for f in report.failures] == ["GOL-006"]
+    ins = write_csv(fund / "inspections" / "i.csv", INS_HEADER,
+                    [["S1", "2021-03-01", "药" * 51, UNITS[0], "合格"]])
+    report = validate_table(read_table(ins, "inspections"), ctx)
+    assert "INS-008" in report.counts and "上限 50 个字符" in report.failures[0].message
+    out = write_csv(fund / "outputs" / "o.csv", OUT_HEADER, [["2021-06", long, "药品抽检批次", "1", ""]])
+    report = validate_table(read_table(out, "outputs"), ctx)
+    assert "OUT-006" in report.counts

@@ -27,4 +27,5 @@ def signed_amounts(kind: pd.Series, amount_fen: pd.Series) -> np.ndarray:
 
 def adjusted_budget_fen(budget: pd.DataFrame) -> int:
     """全年预算数 = 年初 + 追加 − 调减 of a budget frame (unknown kinds count 0)."""
-    return int(signed_amounts(budget["kind"], budget["amount_fen"]).sum())
+    # Python ints: a numpy int64 sum wraps silently on absurd amounts.
+    return sum(signed_amounts(budget["kind"], budget["amount_fen"]).tolist())

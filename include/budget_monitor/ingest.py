@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ class IngestedTable:
     empty: dict[str, np.ndarray] = field(default_factory=dict)
     # canonical column -> bool array: non-empty but unreadable (money/date/number)
     invalid: dict[str, np.ndarray] = field(default_factory=dict)
+    # money column -> bool array: a well-formed amount of 1 万亿元 or more (money.MAX_ABS_FEN)
+    out_of_range: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -148,9 +151,60 @@ def _read_csv(data: bytes, path: Path) -> tuple[pd.DataFrame, str]:
     return frame, enc
 
 
+# Bounds checked on the zip directory before an XLSX is parsed: a 1 MB file
+# that inflates to 1 GiB once took 3.3 GB of memory and then crashed the run.
+# An XLSX of Excel's full 1,048,576 rows x 16 columns inflates to ~400-600 MiB
+# at a ratio of 5-20x; the limits sit above that. The ratio bound is Apache
+# POI's ZipSecureFile default (MIN_INFLATE_RATIO 0.01), applied to entries over
+# 1 MiB so that tiny, highly repetitive parts (styles) pass. Env overrides.
+XLSX_MAX_UNCOMPRESSED = int(os.environ.get("BUDGET_MONITOR_XLSX_MAX_BYTES", 768 << 20))
+XLSX_MAX_RATIO = float(os.environ.get("BUDGET_MONITOR_XLSX_MAX_RATIO", 100))
+XLSX_MAX_CELLS = int(os.environ.get("BUDGET_MONITOR_XLSX_MAX_CELLS", 1_048_576 * 32))
+_DIMENSION_RE = re.compile(rb'<(?:\w+:)?dimension ref="[A-Z]+(\d+)(?::([A-Z]+)(\d+))?"')
+
+
+def _column_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _check_xlsx_bounds(zf: zipfile.ZipFile, path: Path) -> None:
+    """Refuse a zip bomb before parsing: total inflated size, per-entry inflate
+    ratio, and the first sheet's declared cell range."""
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        if info.file_size > (1 << 20) and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
+            raise IngestError(
+                f"{path.name}: XLSX 文件中的“{info.filename}”解压后 {info.file_size / (1 << 20):.0f} MiB，"
+                f"是压缩后的 {info.file_size / max(info.compress_size, 1):.0f} 倍，疑似压缩炸弹，拒绝读取",
+                path=path, rule_id="ING-004")
+    if total > XLSX_MAX_UNCOMPRESSED:
+        raise IngestError(
+            f"{path.name}: XLSX 文件解压后共 {total / (1 << 20):.0f} MiB，超过上限 "
+            f"{XLSX_MAX_UNCOMPRESSED >> 20} MiB，请拆分或另存为 CSV", path=path, rule_id="ING-004")
+    sheets = sorted(n for n in zf.namelist() if n.startswith("xl/worksheets/sheet") and n.endswith(".xml"))
+    if sheets:
+        with zf.open(sheets[0]) as fh:
+            m = _DIMENSION_RE.search(fh.read(4096))
+        if m and m.group(2):
+            cells = int(m.group(3)) * _column_number(m.group(2).decode())
+            if cells > XLSX_MAX_CELLS:
+                raise IngestError(
+                    f"{path.name}: XLSX 工作表声明了 {cells} 个单元格，超过上限 {XLSX_MAX_CELLS}，请拆分或另存为 CSV",
+                    path=path, rule_id="ING-004")
+
+
 def _read_xlsx(data: bytes, path: Path) -> pd.DataFrame:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise IngestError(f"{path.name}: XLSX 文件已损坏或不完整，无法打开", path=path, rule_id="ING-002")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            _check_xlsx_bounds(zf, path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise IngestError(f"{path.name}: XLSX 文件已损坏或不完整，无法打开", path=path, rule_id="ING-002") from exc
     try:
         frame = pd.read_excel(io.BytesIO(data), sheet_name=0, engine="calamine", dtype=str, keep_default_na=False)
     except Exception as exc:  # calamine raises its own error types; any of them means unreadable
@@ -182,8 +236,8 @@ def read_table(path: Path, kind: str) -> IngestedTable:
         headers = match_headers(kind, [str(c) for c in raw.columns])
     except HeaderError as exc:
         raise IngestError(f"{path.name}: {exc}", path=path, rule_id="ING-003") from exc
-    df, raw, empty, invalid = _typed(raw, kind, headers)
-    return IngestedTable(path, kind, digest, encoding, df, raw, headers, empty, invalid)
+    df, raw, empty, invalid, out_of_range = _typed(raw, kind, headers)
+    return IngestedTable(path, kind, digest, encoding, df, raw, headers, empty, invalid, out_of_range)
 
 
 def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
@@ -199,10 +253,11 @@ def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
 
 def _typed(
     raw: pd.DataFrame, kind: str, headers: dict[str, HeaderMatch]
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     cols: dict[str, pd.Series] = {"row": pd.Series(raw.index.to_numpy(dtype="int64"), index=raw.index)}
     empty: dict[str, np.ndarray] = {}
     invalid: dict[str, np.ndarray] = {}
+    out_of_range: dict[str, np.ndarray] = {}
     n = len(raw)
     for spec in specs(kind):
         match = headers.get(spec.column)
@@ -213,6 +268,8 @@ def _typed(
             cols[spec.column] = res.fen if spec.type == "money" else res.values
             empty[spec.column] = res.empty.to_numpy(dtype=bool)
             invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+            if spec.type == "money":
+                out_of_range[spec.column] = res.out_of_range.to_numpy(dtype=bool)
             continue
         text = source.str.strip()
         is_empty = (text == "").to_numpy(dtype=bool)
@@ -249,7 +306,8 @@ def _typed(
         df, raw = df[keep], raw[keep]
         empty = {k: v[keep] for k, v in empty.items()}
         invalid = {k: v[keep] for k, v in invalid.items()}
-    return df, raw, empty, invalid
+        out_of_range = {k: v[keep] for k, v in out_of_range.items()}
+    return df, raw, empty, invalid, out_of_range
 
 
 def _decimals(text: pd.Series) -> tuple[pd.Series, np.ndarray]:

@@ -13,6 +13,13 @@ Thousands separators must group the integer digits by three (``1,234,567.89``);
 a misplaced comma (``1,23,4``, ``12,34``, ``1234,567``) is an error rather than
 a guess, since it usually means a mistyped or truncated amount.
 
+Magnitude: a single amount must be under 1 万亿元 (``MAX_ABS_FEN``). A
+well-formed amount at or above that is not "unreadable" but out of range
+(``MoneyParse.out_of_range``, its own rule), and its fen is null like an
+unreadable one. The bound is far above any real special fund and keeps every
+per-file and per-fund sum of amounts that passed validation exact in int64
+(the over-budget check itself is computed with Python ints: validate.py).
+
 Parsing is vectorised over a pandas Series; a fast path handles the usual
 export where every value is plain ``\\d+(\\.\\d{1,2})?``.
 """
@@ -36,6 +43,8 @@ _GENERAL_RE = re.compile(
 # Integer digits + scaled fraction digits stay <= 18, so fen fits int64.
 _MAX_DIGITS = 18
 _SCALE_DIGITS = {1: 0, 10_000: 4}
+# Largest accepted single amount: 999,999,999,999.99 元 (just under 1 万亿元).
+MAX_ABS_FEN = 10**14 - 1
 
 
 class MoneyError(ValueError):
@@ -44,9 +53,11 @@ class MoneyError(ValueError):
 
 @dataclass(frozen=True)
 class MoneyParse:
-    fen: pd.Series  # Int64, null where empty or invalid
+    fen: pd.Series  # Int64, null where empty, invalid or out of range
     empty: pd.Series  # bool: the cell was empty (after trimming)
     invalid: pd.Series  # bool: non-empty but not a valid amount
+    # bool: a well-formed amount whose magnitude is MAX_ABS_FEN or more (not invalid)
+    out_of_range: pd.Series | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,13 +80,17 @@ def parse_money(values: pd.Series, scale: int = 1) -> MoneyParse:
     fen, fast_ok = _fast(u, scale)
     todo = ~fast_ok & ~empty
     invalid = np.zeros(len(u), dtype=bool)
+    too_big = np.zeros(len(u), dtype=bool)
     if todo.any():
         sub = pd.Series(u[todo], dtype="str")
-        g_fen, g_invalid = _general(sub, scale)
+        g_fen, g_invalid, g_big = _general(sub, scale)
         fen[todo] = g_fen
         invalid[todo] = g_invalid
-    result = pd.Series(fen, index=index, dtype="Int64").mask(empty | invalid)
-    return MoneyParse(result, pd.Series(empty, index=index), pd.Series(invalid, index=index))
+        too_big[todo] = g_big
+    too_big |= ~invalid & ~empty & (np.abs(fen) > MAX_ABS_FEN)
+    result = pd.Series(fen, index=index, dtype="Int64").mask(empty | invalid | too_big)
+    return MoneyParse(result, pd.Series(empty, index=index), pd.Series(invalid, index=index),
+                      pd.Series(too_big, index=index))
 
 
 def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,27 +169,30 @@ def _ascii_rows(u: np.ndarray) -> np.ndarray:
     return (codes < 128).all(axis=1)
 
 
-def _general(s: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regex path for the rows the fast path refused: (fen, invalid)."""
+def _general(s: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regex path for the rows the fast path refused: (fen, invalid, too_big);
+    a well-formed amount with more integer digits than int64 fen can hold is
+    too big, not invalid."""
     norm = s.str.translate(_FULLWIDTH).str.replace(_STRIP_RE, "", regex=True)
     m = norm.str.extract(_GENERAL_RE.pattern)
     int_part = m["int"].fillna("").str.replace(",", "", regex=False)
     frac = m["frac"].fillna("").str.rstrip("0")
     extra = _SCALE_DIGITS[scale] + 2  # fraction digits that still land on a whole fen
     matched = m["int"].notna() | m["frac"].notna()
-    valid = (
+    well_formed = (
         matched
         & ((int_part.str.len() > 0) | (m["frac"].fillna("").str.len() > 0))
-        & (int_part.str.lstrip("0").str.len() <= _MAX_DIGITS - extra)
         & (frac.str.len() <= extra)
     ).to_numpy(dtype=bool)
+    fits = (int_part.str.lstrip("0").str.len() <= _MAX_DIGITS - extra).to_numpy(dtype=bool)
+    valid = well_formed & fits
     negative = (m["sign"].eq("-").fillna(False) | m["paren"].notna()).to_numpy(dtype=bool)
     ip = int_part.where(valid & (int_part != ""), "0")
     fp = frac.where(valid, "").str.ljust(extra, "0")
     fen = ip.astype("int64").to_numpy() * (10**extra) + fp.astype("int64").to_numpy()
     fen = np.where(negative, -fen, fen)
     fen[~valid] = 0
-    return fen, ~valid
+    return fen, ~well_formed, well_formed & ~fits
 
 
 def parse_money_text(text: str, scale: int = 1) -> int:
@@ -184,6 +202,8 @@ def parse_money_text(text: str, scale: int = 1) -> int:
         raise MoneyError("金额为空")
     if bool(res.invalid.iloc[0]):
         raise MoneyError(f"金额无法识别：“{text}”")
+    if bool(res.out_of_range.iloc[0]):
+        raise MoneyError(f"金额超出可受理范围：“{text}”（单笔金额的绝对值应小于 1 万亿元）")
     return int(res.fen.iloc[0])
 
 

@@ -119,7 +119,6 @@ def _params(obj: Any) -> Iterable[str]:
 # GX parameter -> the ValidationContext field it is computed from.
 _PARAM_NEEDS = {
     "goal_weight_milli": "execution_weight",
-    "remaining_fen": "adjusted_budget_fen",
     "inspection_categories": "inspection_categories",
     "paid_units": "paid_by_unit",
     "paid_doc_nos": "paid_by_doc",
@@ -127,7 +126,7 @@ _PARAM_NEEDS = {
 }
 # Prepare steps whose ``:arg`` names a ValidationContext field (the others'
 # arg is about the table itself, e.g. the columns of a composite key).
-_CONTEXT_ARG_PREPARES = frozenset({"isin", "covers_paid", "pair_in"})
+_CONTEXT_ARG_PREPARES = frozenset({"isin", "covers_paid", "pair_in", "within", "cumulative_within"})
 
 
 @cache
@@ -252,8 +251,6 @@ class ValidationContext:
         out: dict[str, Any] = {}
         if self.execution_weight is not None:
             out["goal_weight_milli"] = int((Decimal(100) - self.execution_weight) * 1000)
-        if self.adjusted_budget_fen is not None:
-            out["remaining_fen"] = int(self.adjusted_budget_fen) - int(self.stored_net_fen)
         if self.inspection_categories is not None:
             out["inspection_categories"] = sorted(self.inspection_categories)
         if self.paid_by_unit is not None:
@@ -327,7 +324,82 @@ def _refund_negative(t: IngestedTable, col: str, ctx: ValidationContext) -> np.n
 
 
 def _budget_signed(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    return signed_amounts(t.df["kind"], t.df[col])
+    # GX sums this column (BUD-006, BUD-015): exact Python ints where int64 could wrap.
+    return exact_ints(signed_amounts(t.df["kind"], t.df[col]))
+
+
+def exact_ints(values: np.ndarray) -> np.ndarray:
+    """``values`` (int64) as they are when no sum of them can leave int64, else
+    as Python ints (object array), so that sums and running totals stay exact.
+
+    Every amount that passed parsing is below money.MAX_ABS_FEN (1e14 fen), so
+    int64 is exact up to ~92,000 rows at that size; a bigger file of absurd
+    amounts would wrap silently in numpy (ten 9999999999999999.99 元 rows once
+    summed to a negative number and passed the over-budget check).
+    """
+    if len(values) == 0:
+        return values
+    biggest = int(np.abs(values).max()) if values.dtype != object else max(abs(int(v)) for v in values)
+    if biggest * len(values) < 2**63:
+        return values
+    return np.array([int(v) for v in values.tolist()], dtype=object)
+
+
+def _amounts(t: IngestedTable, col: str) -> np.ndarray:
+    """A money column as exact fen, null (unreadable, empty, out of range) as 0."""
+    return exact_ints(t.df[col].fillna(0).astype("int64").to_numpy())
+
+
+def _in_range(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    too_big = t.out_of_range.get(col)
+    return np.ones(t.n_rows, dtype=bool) if too_big is None else ~too_big
+
+
+def _within(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
+    """No single amount (a refund's neither) may exceed the budget in force."""
+    limit = int(getattr(ctx, field_name))
+    return np.abs(_amounts(t, col)) <= limit
+
+
+def running_totals(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    """Stored net paid + this file's running total after each row, exact (fen)."""
+    return int(ctx.stored_net_fen) + np.cumsum(_amounts(t, col))
+
+
+def _cumulative_within(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
+    """PAY-011: when the file would take the fund's cumulative net payments over
+    the budget in force, the row at which the running total first exceeds it
+    fails (one row: the finance office is told where the money ran out); a
+    file whose total stays within the budget passes, even if a refund later
+    in it brought an earlier running total back under."""
+    ok = np.ones(t.n_rows, dtype=bool)
+    if t.n_rows == 0:
+        return ok
+    limit = int(getattr(ctx, field_name))
+    running = running_totals(t, col, ctx)
+    if running[-1] <= limit:
+        return ok
+    ok[int(np.argmax(running > limit))] = False
+    return ok
+
+
+def _fits_store(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
+    """Text no longer than the store's column: PostgreSQL refuses a longer
+    value (varchar(n)) where SQLite would keep it, and the engines must agree."""
+    limit = store_length(t.kind, col)
+    s = t.df[col]
+    if limit is None:
+        return np.ones(len(s), dtype=bool)
+    return (s.isna() | (s.astype(object).fillna("").str.len() <= limit)).to_numpy(dtype=bool)
+
+
+@cache
+def store_length(kind: str, col: str) -> int | None:
+    """The store column's declared length (characters) for ``kind``'s ``col``, or None."""
+    from .store import FACTS
+
+    column = FACTS[kind].table.c.get(col)
+    return getattr(column.type, "length", None) if column is not None else None
 
 
 def _unique_with(t: IngestedTable, col: str, ctx: ValidationContext, others: str) -> np.ndarray:
@@ -345,12 +417,14 @@ def _group_budget(t: IngestedTable, col: str) -> pd.Series:
     df = t.df
     readable = df["amount_fen"].notna() & df["kind"].isin(list(BUDGET_SIGN))
     frame = pd.DataFrame(
-        {"key": df[col], "fen": signed_amounts(df["kind"], df["amount_fen"]), "ok": readable.to_numpy(dtype=bool)}
+        {"key": df[col], "fen": exact_ints(signed_amounts(df["kind"], df["amount_fen"])),
+         "ok": readable.to_numpy(dtype=bool)}
     )
     frame = frame[frame["key"].notna()]
     grouped = frame.groupby("key", sort=False)
     totals = grouped["fen"].sum()
-    return totals[grouped["ok"].all()].astype("int64")
+    totals = totals[grouped["ok"].all()]
+    return totals if totals.dtype == object else totals.astype("int64")
 
 
 def _covers_paid(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
@@ -419,6 +493,10 @@ _PREPARES: dict[str, Callable[..., np.ndarray]] = {
     "unique_with": _unique_with,
     "covers_paid": _covers_paid,
     "pair_in": _pair_in,
+    "in_range": _in_range,
+    "within": _within,
+    "cumulative_within": _cumulative_within,
+    "fits_store": _fits_store,
 }
 
 
@@ -940,9 +1018,24 @@ def _paid_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: Vali
     return out
 
 
+def _running_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: ValidationContext) -> dict[str, str]:
+    """{running_yuan} (this file's net up to ``row``) and {file_yuan} of a PAY-011 failure."""
+    running = running_totals(table, column, ctx) - int(ctx.stored_net_fen)
+    at = int(np.flatnonzero(table.df["row"].to_numpy() == row)[0])
+    return {"running_yuan": fen_to_yuan_str(int(running[at])), "file_yuan": fen_to_yuan_str(int(running[-1]))}
+
+
+def _length_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: ValidationContext) -> dict[str, str]:
+    value = table.df.at[row, column]
+    return {"length": str(len(value)) if isinstance(value, str) else "",
+            "max_length": str(store_length(table.kind, column) or "")}
+
+
 # Per-row message values that a prepare step's rule needs beyond the cell itself.
 _ROW_VALUES: dict[str, Callable[[IngestedTable, Rule, str, int, ValidationContext], dict[str, str]]] = {
     "covers_paid": _paid_values,
+    "cumulative_within": _running_values,
+    "fits_store": _length_values,
 }
 
 
