@@ -56,3 +56,12 @@ def test_validator_reasons_read_in_chinese_without_pydantic_prefix(tmp_path: Pat
 def test_fund_code_dot_dot_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(FundConfigError, match="字段 code：资金代码“..”无效：.*不能以点或连字符开头"):
         load_fund_config(_with(tmp_path, code=".."))
+
+
+def test_symlinked_fund_yaml_is_refused(tmp_path: Path) -> None:
+    fund = _with(tmp_path)
+    real = tmp_path / "elsewhere.yaml"
+    (fund / "fund.yaml").rename(real)
+    (fund / "fund.yaml").symlink_to(real)
+    with pytest.raises(FundConfigError, match="fund.yaml 是符号链接，已拒绝读取"):
+        load_fund_config(fund)

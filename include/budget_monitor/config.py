@@ -203,6 +203,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def load_fund_config(fund_dir: str | Path) -> FundConfig:
     """Read ``<fund_dir>/fund.yaml``; raise FundConfigError with a Chinese reason."""
     path = Path(fund_dir) / "fund.yaml"
+    if path.is_symlink():
+        # Like the data files (sources.fund_files): a link could make a YAML
+        # error message quote a file from outside the fund directory.
+        raise FundConfigError(f"{path}: fund.yaml 是符号链接，已拒绝读取（请放入文件本身）")
     if not path.is_file():
         raise FundConfigError(f"{path}: 找不到 fund.yaml")
     try:

@@ -13,6 +13,7 @@ it are owner-only (see :mod:`paths`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -100,13 +101,18 @@ def quarantine_unsafe(
     FIFO...) without ever reading it: the entry itself is moved (a link stays
     a link, its target untouched), so the next run does not report it again.
 
-    Returns the new path and the report (sha256 empty, no rows), ready for
-    ``store.record_rejection`` and ``alerts.build_rejection_email``.
+    Returns the new path and the report (no rows), ready for
+    ``store.record_rejection`` and ``alerts.build_rejection_email``. Its
+    ``sha256`` is the digest of the entry's identity (``unsafe:<relative
+    path>-><link target>``), not of any content: nothing is read, yet two
+    different refused entries get different notice keys.
     """
     path = Path(path)
     rel = path.relative_to(fund_dir).as_posix() if fund_dir is not None else path.name
+    link = os.readlink(path) if path.is_symlink() else ""
+    identity = hashlib.sha256(f"unsafe:{rel}->{link}".encode("utf-8", "surrogateescape")).hexdigest()
     failure = Failure(rule_id, "fatal", "文件", None, None, None, None, f"{reason}（规则 {rule_id}）")
-    report = ValidationReport(safe_name(rel), str(path), kind, "", 0, [failure], [], {rule_id: 1}, [])
+    report = ValidationReport(safe_name(rel), str(path), kind, identity, 0, [failure], [], {rule_id: 1}, [])
     return quarantine(path, report, quarantine_dir, now=now), report
 
 

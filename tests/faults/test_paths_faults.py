@@ -133,7 +133,13 @@ def test_an_unsafe_entry_is_quarantined_as_the_link_itself(tmp_path: Path) -> No
     body = json.loads(Path(str(moved) + ".report.json").read_text(encoding="utf-8"))
     assert body["reason"] == reason + "（规则 ING-004）" and body["failures"][0]["rule_id"] == "ING-004"
     assert body["original_path"] == str(path) and body["file"] == "payments/x.csv"
-    assert body["sha256"] == "" and body["n_rows"] == 0
+    assert body["n_rows"] == 0 and len(body["sha256"]) == 64 and moved.name.endswith("_x.csv")
+    # The digest is the entry's identity (nothing is read): another link gets
+    # another one, so its rejection notice is not taken for this one's.
+    (fund / "payments" / "y.csv").symlink_to(outside)
+    ((kind, path, reason),) = unsafe_entries(fund)
+    _, other = quarantine_unsafe(kind, path, reason, fund / "quarantine", fund_dir=fund)
+    assert other.sha256 != report.sha256 == body["sha256"]
 
 
 # ------------------------------------------------------------------ 2. fund codes
