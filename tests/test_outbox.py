@@ -249,3 +249,150 @@ def test_chinese_subjects_survive_the_outbox_round_trip_over_smtp(engine, smtp: 
     assert flush(engine, SmtpMailer("127.0.0.1", smtp.port)).sent == len(alerts)
     assert smtp.inbox.subjects() == [a.subject for a in alerts]
     assert "药品监督管理专项资金\u3000台山市市场监督管理局\u30002021年1月" in smtp.inbox.subjects()[1]
+
+
+# --------------------------------------------------------------------------- SMTP AUTH in clear
+
+
+class AuthRecorder:
+    """aiosmtpd authenticator that accepts any login and remembers what it was sent."""
+
+    def __init__(self) -> None:
+        self.logins: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN204 - aiosmtpd hook
+        from aiosmtpd.smtp import AuthResult
+
+        self.logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=True)
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files (cert, key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+class AuthServer(SmtpServer):
+    """SmtpServer offering AUTH; over plain TCP, STARTTLS or SMTPS (``tls``)."""
+
+    def __init__(self, tls: str = "", cert: tuple[str, str] | None = None) -> None:
+        super().__init__()
+        self.auth = AuthRecorder()
+        # STARTTLS: AUTH only after the upgrade, as a real relay. Plain: AUTH
+        # in clear (the refusal must come from the client). SMTPS: aiosmtpd
+        # does not count implicit TLS for auth_require_tls, so not required.
+        self.kwargs: dict = {"authenticator": self.auth, "auth_require_tls": tls == "starttls"}
+        if tls:
+            import ssl
+
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*cert)
+            self.kwargs["tls_context" if tls == "starttls" else "ssl_context"] = ctx
+
+    def start(self) -> None:
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **self.kwargs)
+        self._controller.start()
+
+
+@pytest.fixture
+def auth_smtp() -> Iterator[AuthServer]:
+    server = AuthServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_smtp_mailer_refuses_to_send_a_password_without_tls(engine, auth_smtp: AuthServer) -> None:
+    """Item 10 of issue 13: no starttls, no SMTPS, a user: nothing reaches the server,
+    the row stays pending with the Chinese reason; ``allow_plain_auth`` lets it through."""
+    (quarter,) = [a for a in alerts_of_june() if a.kind == "quarter_lagging"]
+    enqueue(engine, [quarter])
+    plain = SmtpMailer("127.0.0.1", auth_smtp.port, user="caiwu", password="s3cret-pw")
+    result = flush(engine, plain)
+    assert (result.sent, result.failed, result.remaining) == (0, 1, 1)
+    (row,) = rows(engine)
+    assert row["status"] == "pending" and row["attempts"] == 1
+    assert row["last_error"] == ("PlainAuthRefused: 拒绝在未加密连接上发送 SMTP 密码："
+                                 "请启用 starttls，或在 fund.yaml smtp.allow_plain_auth 中明确允许")
+    assert auth_smtp.auth.logins == [] and auth_smtp.inbox.messages == []
+
+    allowed = SmtpMailer("127.0.0.1", auth_smtp.port, user="caiwu", password="s3cret-pw",
+                         allow_plain_auth=True)
+    assert flush(engine, allowed).sent == 1
+    assert auth_smtp.auth.logins == [(b"caiwu", b"s3cret-pw")]
+    assert len(auth_smtp.inbox.messages) == 1
+
+
+def test_smtp_mailer_without_a_user_needs_no_tls(auth_smtp: AuthServer) -> None:
+    (quarter,) = [a for a in alerts_of_june() if a.kind == "quarter_lagging"]
+    SmtpMailer("127.0.0.1", auth_smtp.port).send(quarter.message)
+    assert len(auth_smtp.inbox.messages) == 1 and auth_smtp.auth.logins == []
+
+
+def test_smtp_mailer_from_config_reads_allow_plain_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from budget_monitor.config import SmtpConfig
+
+    monkeypatch.setenv("BUDGET_MONITOR_SMTP_PASSWORD", "pw")
+    assert SmtpMailer.from_config(SmtpConfig()).allow_plain_auth is False  # the default is safe
+    assert SmtpMailer.from_config(SmtpConfig()).timeout == 20.0
+    cfg = SimpleNamespace(**SmtpConfig(user="u").model_dump(), allow_plain_auth=True)
+    mailer = SmtpMailer.from_config(cfg)  # type: ignore[arg-type]
+    assert (mailer.user, mailer.password, mailer.allow_plain_auth) == ("u", "pw", True)
+
+
+@pytest.mark.parametrize("tls", ["starttls", "smtps"])
+def test_smtp_mailer_logs_in_over_tls(tls: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal is only for clear text: over STARTTLS or SMTPS the login goes through."""
+    import ssl
+
+    cert = _self_signed(tmp_path)
+    server = AuthServer(tls=tls, cert=cert)
+    real = ssl.create_default_context
+    # The client must trust the test's certificate (and still verify it).
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: real(*a, **{**k, "cafile": cert[0]}))
+    server.start()
+    try:
+        (quarter,) = [a for a in alerts_of_june() if a.kind == "quarter_lagging"]
+        SmtpMailer("127.0.0.1", server.port, user="caiwu", password="pw", starttls=tls == "starttls",
+                   use_ssl=tls == "smtps").send(quarter.message)
+    finally:
+        server.stop()
+    assert server.auth.logins == [(b"caiwu", b"pw")]
+    assert len(server.inbox.messages) == 1
+
+
+def test_starttls_the_server_does_not_offer_is_an_error_not_a_downgrade(auth_smtp: AuthServer) -> None:
+    import smtplib
+
+    (quarter,) = [a for a in alerts_of_june() if a.kind == "quarter_lagging"]
+    with pytest.raises(smtplib.SMTPNotSupportedError):
+        SmtpMailer("127.0.0.1", auth_smtp.port, user="caiwu", password="pw", starttls=True).send(quarter.message)
+    assert auth_smtp.auth.logins == [] and auth_smtp.inbox.messages == []

@@ -4,44 +4,99 @@
   INSERT ... ON CONFLICT DO NOTHING on the table's unique key, so a re-run of a
   month close (or two runs racing) adds nothing new.
 - ``flush`` sends the pending rows oldest first. Each row is claimed inside its
-  own transaction by ``UPDATE ... SET attempts = attempts + 1 WHERE status =
-  'pending'``: a concurrent flusher blocks on that row and then finds it no
-  longer pending, so it never sends it a second time. Success marks the row
-  'sent'; a failure keeps it 'pending' with the error and the attempt counted,
-  and the next flush retries it. Nothing is ever deleted; a sent row keeps
-  the error of its last failed attempt, if any, as history.
+  own transaction: ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL: a
+  concurrent flush passes over a message being sent) then ``UPDATE ... SET
+  attempts = attempts + 1 WHERE status = 'pending'`` (SQLite ignores FOR
+  UPDATE; its write lock makes a second flusher wait and then find the row no
+  longer pending), so no message is sent twice by two flushes. Success marks
+  the row 'sent'; a failure keeps it 'pending' with the error and the attempt
+  counted, and the next flush retries it. Nothing is ever deleted; a sent row
+  keeps the error of its last failed attempt, if any, as history.
 
-The one window left is a crash between the SMTP server accepting a message and
-the commit: the row stays pending and is sent again. Every message carries a
-deterministic Message-ID (alerts.py), so such a duplicate is recognisable.
+A flush is bounded, so a broken mail server cannot hold a run for minutes:
+
+- a **deadline** (``deadline_s``; default ``BUDGET_MONITOR_SMTP_FLUSH_DEADLINE``
+  or 120 s): once passed, no new send is started. The send in progress is
+  bounded by the mailer's own timeout (SmtpMailer: 20 s per socket
+  operation), so a flush ends at most one send after its deadline.
+- a **circuit breaker** (``max_connection_failures``, default 3): after that
+  many consecutive failures to reach or use the server (refused, timed out,
+  disconnected, TLS/login failure, 421) the flush stops. A rejection of one
+  message (550 recipient refused, no recipients) shows the server is up: it
+  resets the count and the flush goes on.
+
+Messages a stopped flush never tried stay pending with their attempts
+unchanged; ``FlushResult`` says how many remain and why the flush stopped
+(``remaining``, ``stopped``, ``summary()``).
+
+The one window left is a server that stores a message but whose final reply
+never reaches us (a crash between its 250 and our commit, or a 250 later than
+the client timeout): the row stays pending and the message is sent again by
+the next flush. Every message goes out with the same deterministic Message-ID
+on each attempt (alerts.py builds it from the row's key; ``flush`` derives the
+same one for a stored message that lacks it), so such a duplicate is
+recognisable, and mail systems that deduplicate by Message-ID drop it.
+
+SMTP AUTH is never sent in clear: ``SmtpMailer`` refuses to log in over a
+connection without TLS (neither STARTTLS nor SMTPS) unless ``allow_plain_auth``
+is set, and the Airflow mailer applies the same rule to its connection.
 """
 
 from __future__ import annotations
 
 import email
-import email.policy
 import email.parser
+import email.policy
+import math
 import os
 import smtplib
 import ssl
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from budget_monitor.alerts import Alert
+from budget_monitor.alerts import _message_id as alert_message_id
 from budget_monitor.config import SmtpConfig
 from budget_monitor.store import now_local, outbox
 
-__all__ = ["Mailer", "SmtpMailer", "FlushResult", "enqueue", "flush", "pending_count"]
+__all__ = [
+    "Mailer", "SmtpMailer", "FlushResult", "PlainAuthRefused", "enqueue", "flush",
+    "pending_count", "flush_deadline_s", "is_connection_failure", "refuse_plain_auth",
+    "FLUSH_DEADLINE_ENV", "DEFAULT_FLUSH_DEADLINE_S", "DEFAULT_SMTP_TIMEOUT_S",
+    "DEFAULT_MAX_CONNECTION_FAILURES",
+]
 
 PENDING = "pending"
 SENT = "sent"
 _KEY = ("fund_code", "unit", "period", "kind")
+
+# Per socket operation (connect, greeting, each command's reply). A relay on
+# the office network answers in well under a second; 20 s leaves room for a
+# slow one without letting a hung server cost 30 s per message as before.
+# RFC 5321 suggests minutes for the final reply between MTAs; a relay slower
+# than 20 s to accept DATA gets the message again on the next flush, with the
+# same Message-ID (see the module docstring).
+DEFAULT_SMTP_TIMEOUT_S = 20.0
+# A whole flush. A fund's month sends a handful of mails (~16 ms each); even a
+# province-wide flush from the CLI is far below this. 120 s is six timeouts:
+# enough to ride out one slow reply, short enough that a run on a sick server
+# ends in two minutes with its mail still pending.
+DEFAULT_FLUSH_DEADLINE_S = 120.0
+FLUSH_DEADLINE_ENV = "BUDGET_MONITOR_SMTP_FLUSH_DEADLINE"
+# Three in a row: one refused connection can be a restart of the relay; three
+# mean it is down, and every further message would only wait its timeout.
+DEFAULT_MAX_CONNECTION_FAILURES = 3
+
+_STOPPED_BREAKER = "邮件服务器连续 {n} 次连接失败，其余邮件留待下次发送"
+_STOPPED_DEADLINE = "本次发送已达时限 {seconds} 秒，其余邮件留待下次发送"
+_PLAIN_AUTH_REFUSED = "拒绝在未加密连接上发送 SMTP 密码：请启用 starttls，或在 {where} 中明确允许"
 
 
 class Mailer(Protocol):
@@ -50,15 +105,36 @@ class Mailer(Protocol):
     ``msg`` is the message as stored, in wire form: its headers parsed (a
     mailer may rewrite From), its body the stored MIME text, unparsed
     (``flush`` does not pay a full parse per mail). A mailer that needs the
-    parts parses ``msg.as_bytes()`` as any receiver would.
+    parts parses ``msg.as_bytes()`` as any receiver would. It always carries
+    a Message-ID, the same on every attempt: a mailer must keep it.
     """
 
     def send(self, msg: EmailMessage) -> None: ...
 
 
+class PlainAuthRefused(RuntimeError):
+    """SMTP credentials would cross the network in clear: refused before connecting."""
+
+    def __init__(self, where: str = "fund.yaml smtp.allow_plain_auth") -> None:
+        super().__init__(_PLAIN_AUTH_REFUSED.format(where=where))
+
+
+def refuse_plain_auth(*, user: str | None, encrypted: bool, allowed: bool,
+                      where: str = "fund.yaml smtp.allow_plain_auth") -> None:
+    """Raise :class:`PlainAuthRefused` when a login would go over an unencrypted
+    connection and nobody allowed it (shared by SmtpMailer and the Airflow mailer)."""
+    if user and not encrypted and not allowed:
+        raise PlainAuthRefused(where)
+
+
 @dataclass(frozen=True)
 class SmtpMailer:
-    """Plain smtplib delivery (the CLI's mailer; the DAGs wrap Airflow's SmtpHook)."""
+    """Plain smtplib delivery (the CLI's mailer; the DAGs wrap Airflow's SmtpHook).
+
+    ``starttls`` upgrades a plain connection; ``use_ssl`` connects with TLS
+    from the start (SMTPS, usually port 465). Without either, a ``user`` is
+    refused unless ``allow_plain_auth`` (the password would travel in clear).
+    """
 
     host: str
     port: int = 25
@@ -66,20 +142,35 @@ class SmtpMailer:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     sender: str = "budget-monitor@localhost"
-    timeout: float = 30.0
+    timeout: float = DEFAULT_SMTP_TIMEOUT_S
+    use_ssl: bool = False
+    allow_plain_auth: bool = False
 
     @classmethod
     def from_config(cls, cfg: SmtpConfig) -> SmtpMailer:
         """From fund.yaml ``smtp``; the password comes from the env var it names."""
+        # getattr: fields a fund.yaml schema may not have yet default to the safe side.
         return cls(host=cfg.host, port=cfg.port, starttls=cfg.starttls, user=cfg.user,
-                   password=os.environ.get(cfg.password_env), sender=cfg.sender)
+                   password=os.environ.get(cfg.password_env), sender=cfg.sender,
+                   use_ssl=bool(getattr(cfg, "use_ssl", False)),
+                   allow_plain_auth=bool(getattr(cfg, "allow_plain_auth", False)))
 
     def send(self, msg: EmailMessage) -> None:
         recipients = [a.addr_spec for h in ("To", "Cc", "Bcc") for a in _addresses(msg, h)]
         if not recipients:
             raise ValueError("邮件没有收件人：请在 fund.yaml 的 recipients 中配置收件人")
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
+        # Before connecting: nothing of the credentials reaches the server.
+        refuse_plain_auth(user=self.user, encrypted=self.starttls or self.use_ssl,
+                          allowed=self.allow_plain_auth)
+        client: smtplib.SMTP
+        if self.use_ssl:
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                      context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with client as smtp:
+            if self.starttls and not self.use_ssl:
+                # No STARTTLS offered raises SMTPNotSupportedError: never a silent downgrade.
                 smtp.starttls(context=ssl.create_default_context())
             if self.user:
                 smtp.login(self.user, self.password or "")
@@ -93,9 +184,25 @@ def _addresses(msg: EmailMessage, header: str) -> tuple:
 
 @dataclass(frozen=True)
 class FlushResult:
+    """What one flush did. ``remaining``: messages of the flushed scope (the fund,
+    or all) still pending afterwards; ``stopped``: empty, or why the flush stopped
+    before trying them all (Chinese, for the finance office)."""
+
     sent: int
     failed: int
     errors: tuple[str, ...] = ()
+    remaining: int = 0
+    stopped: str = ""
+
+    def summary(self) -> str:
+        """One Chinese line: sent, failed, what is still unsent and why."""
+        parts = [f"邮件：已发送 {self.sent} 封"]
+        if self.failed:
+            parts.append(f"发送失败 {self.failed} 次")
+        if self.remaining:
+            parts.append(f"尚有 {self.remaining} 封未发送，已留在发件箱，下次运行时重试")
+        line = "，".join(parts)
+        return f"{line}（{self.stopped}）" if self.stopped else line
 
 
 def enqueue(engine: Engine, alerts: Iterable[Alert]) -> int:
@@ -164,8 +271,6 @@ def stored_headers(engine: Engine, fund_code: str, kind: str) -> list[tuple[str,
 
 
 def pending_count(engine: Engine, fund_code: str | None = None) -> int:
-    from sqlalchemy import func
-
     stmt = select(func.count()).select_from(outbox).where(outbox.c.status == PENDING)
     if fund_code is not None:
         stmt = stmt.where(outbox.c.fund_code == fund_code)
@@ -176,58 +281,154 @@ def pending_count(engine: Engine, fund_code: str | None = None) -> int:
 _HEADERS = email.parser.Parser(policy=email.policy.default)
 
 
-def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None) -> FlushResult:
-    """Send every pending message (of ``fund_code`` when given), oldest first."""
+def flush_deadline_s() -> float:
+    """The flush deadline in seconds: ``BUDGET_MONITOR_SMTP_FLUSH_DEADLINE``, else 120
+    (``inf`` disables it)."""
+    raw = os.environ.get(FLUSH_DEADLINE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_FLUSH_DEADLINE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0:  # also NaN
+        raise ValueError(f"环境变量 {FLUSH_DEADLINE_ENV} 应为正的秒数（如 120），现为 {raw!r}")
+    return value
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes: Airflow's SmtpHook wraps a disconnect in its own error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when the server could not be reached or used at all (every further
+    message would fail the same way); False when it answered about this message."""
+    for e in _chain(exc):
+        if isinstance(e, PlainAuthRefused):
+            return True  # configuration: no message can go to this server
+        if isinstance(e, smtplib.SMTPServerDisconnected):
+            return True  # includes a reply that timed out
+        if isinstance(e, (smtplib.SMTPConnectError, smtplib.SMTPHeloError,
+                          smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError)):
+            return True
+        if isinstance(e, smtplib.SMTPResponseException):
+            return e.smtp_code == 421  # "service not available, closing channel"
+        if isinstance(e, smtplib.SMTPException):
+            return False  # e.g. every recipient refused: about this message
+        if isinstance(e, OSError):
+            return True  # refused, reset, timed out, unknown host, TLS handshake
+    return False
+
+
+def _fallback_message_id(key: tuple[str, str, str, str], msg: EmailMessage) -> str:
+    """The Message-ID alerts.py would have given this row: same key, same sender domain."""
+    try:
+        sender = msg["From"].addresses[0].addr_spec
+    except (AttributeError, IndexError, TypeError):
+        sender = ""
+    return alert_message_id(key, sender)
+
+
+def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None, *,
+          deadline_s: float | None = None,
+          max_connection_failures: int = DEFAULT_MAX_CONNECTION_FAILURES) -> FlushResult:
+    """Send the pending messages (of ``fund_code`` when given), oldest first.
+
+    ``deadline_s``: no new send starts after that many seconds (None: the
+    ``BUDGET_MONITOR_SMTP_FLUSH_DEADLINE`` environment variable, else 120;
+    ``math.inf``: no deadline). ``max_connection_failures``: stop after that
+    many consecutive connection-level failures (see ``is_connection_failure``).
+    Messages not tried stay pending, their attempts unchanged.
+    """
+    limit = flush_deadline_s() if deadline_s is None else deadline_s
+    started = time.monotonic()
     stmt = select(outbox.c.id).where(outbox.c.status == PENDING).order_by(outbox.c.id)
     if fund_code is not None:
         stmt = stmt.where(outbox.c.fund_code == fund_code)
     with engine.connect() as conn:
         ids = list(conn.execute(stmt).scalars())
 
-    sent = failed = 0
+    sent = failed = streak = 0
     errors: list[str] = []
+    stopped = ""
     for row_id in ids:
-        with engine.begin() as conn:
-            # The row stays locked until this message is sent and marked (a
-            # crash before the commit leaves it pending: retried, never lost).
-            # SKIP LOCKED (PostgreSQL): a concurrent flush passes over a
-            # message being sent instead of waiting for that SMTP exchange.
-            locked = conn.execute(
-                select(outbox.c.id)
-                .where(outbox.c.id == row_id, outbox.c.status == PENDING)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if locked is None:
-                continue  # being sent, or sent, by a concurrent flush
-            # The claim itself: SQLite ignores FOR UPDATE, so two flushes may both
-            # have read the row as pending; its write lock makes the second one
-            # wait here and then find it sent.
-            claimed = conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id, outbox.c.status == PENDING)
-                .values(attempts=outbox.c.attempts + 1)
-            ).rowcount
-            if not claimed:
-                continue
-            raw = conn.execute(select(outbox.c.message).where(outbox.c.id == row_id)).scalar_one()
-            # Headers only: the body goes out as the stored text, unparsed (a
-            # full parse + re-serialisation was 8 of the 16 ms a mail cost in
-            # a province-wide flush, bench/RESULTS.md). The mailer may still
-            # rewrite headers (From). The body is written out verbatim, so its
-            # line ends must already be SMTP's CRLF (smtplib leaves bytes alone).
-            msg = _HEADERS.parsestr(raw.replace("\r\n", "\n").replace("\n", "\r\n"), headersonly=True)
-            try:
-                mailer.send(msg)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
-                error = f"{type(exc).__name__}: {exc}"
-                conn.execute(update(outbox).where(outbox.c.id == row_id).values(last_error=error))
-                failed += 1
-                errors.append(error)
-                continue
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(status=SENT, sent_at=now_local())
-            )
+        if time.monotonic() - started >= limit:
+            stopped = _STOPPED_DEADLINE.format(seconds=f"{limit:g}")
+            break
+        outcome = _send_one(engine, mailer, row_id)
+        if outcome is None:
+            continue  # being sent, or sent, by a concurrent flush
+        if outcome is _SENT:
             sent += 1
-    return FlushResult(sent=sent, failed=failed, errors=tuple(errors))
+            streak = 0
+            continue
+        failed += 1
+        errors.append(f"{type(outcome).__name__}: {outcome}")
+        streak = streak + 1 if is_connection_failure(outcome) else 0
+        if streak >= max_connection_failures:
+            stopped = _STOPPED_BREAKER.format(n=streak)
+            break
+    return FlushResult(sent=sent, failed=failed, errors=tuple(errors),
+                       remaining=pending_count(engine, fund_code), stopped=stopped)
+
+
+_SENT = object()
+
+
+def _send_one(engine: Engine, mailer: Mailer, row_id: int) -> object | Exception | None:
+    """Claim, send and mark one row: ``_SENT``, the send's exception (recorded on
+    the row, which stays pending), or None when another flush has the row."""
+    with engine.begin() as conn:
+        # The row stays locked until this message is sent and marked (a
+        # crash before the commit leaves it pending: retried, never lost).
+        # SKIP LOCKED (PostgreSQL): a concurrent flush passes over a
+        # message being sent instead of waiting for that SMTP exchange.
+        locked = conn.execute(
+            select(outbox.c.id)
+            .where(outbox.c.id == row_id, outbox.c.status == PENDING)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if locked is None:
+            return None
+        # The claim itself: SQLite ignores FOR UPDATE, so two flushes may both
+        # have read the row as pending; its write lock makes the second one
+        # wait here and then find it sent.
+        claimed = conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id, outbox.c.status == PENDING)
+            .values(attempts=outbox.c.attempts + 1)
+        ).rowcount
+        if not claimed:
+            return None
+        row = conn.execute(
+            select(outbox.c.message, *(outbox.c[k] for k in _KEY)).where(outbox.c.id == row_id)
+        ).one()
+        # Headers only: the body goes out as the stored text, unparsed (a
+        # full parse + re-serialisation was 8 of the 16 ms a mail cost in
+        # a province-wide flush, bench/RESULTS.md). The mailer may still
+        # rewrite headers (From). The body is written out verbatim, so its
+        # line ends must already be SMTP's CRLF (smtplib leaves bytes alone).
+        msg = _HEADERS.parsestr(row.message.replace("\r\n", "\n").replace("\n", "\r\n"),
+                                headersonly=True)
+        if msg["Message-ID"] is None:
+            # Derived from the row, not random: a re-send after a lost final
+            # reply must carry the same Message-ID as the copy already delivered.
+            msg["Message-ID"] = _fallback_message_id(tuple(row[1:]), msg)
+        try:
+            mailer.send(msg)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            conn.execute(update(outbox).where(outbox.c.id == row_id)
+                         .values(last_error=f"{type(exc).__name__}: {exc}"))
+            return exc
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id)
+            .values(status=SENT, sent_at=now_local())
+        )
+        return _SENT
