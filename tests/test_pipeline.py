@@ -169,7 +169,8 @@ def test_load_months_lands_what_load_month_lands_fund_by_fund(db_url: str, tmp_p
 
 def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash of the shared validation is retried file by file, and a file
-    whose own validation crashes fails only its fund."""
+    whose own validation crashes is rejected alone (ING-005, quarantined, the
+    traceback in the log): the fund's other files still load (issue #13)."""
     from budget_monitor import validate
 
     db = f"sqlite:///{tmp_path / 's.db'}"
@@ -188,7 +189,12 @@ def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, mon
     monkeypatch.setattr(validate, "validate_table", crash_on_f1)
     ok, crashed = load_months(dirs, "2021-01", db)
     assert ok.error is None and "loaded" in {f.status for f in ok.result.files} and not ok.result.rejected
-    assert isinstance(crashed.error, RuntimeError) and "this file" in str(crashed.error)
+    assert crashed.error is None
+    (bad,) = crashed.result.rejected
+    assert bad.kind == "payments" and "（规则 ING-005）" in bad.reason
+    assert "文件处理时发生意外错误（RuntimeError：GX blew up on this file）" in bad.reason
+    assert {f.kind for f in crashed.result.files if f.status == "loaded"} >= {"budget", "goals"}
+    assert len(list((dirs[1] / "quarantine").glob("*.report.json"))) == 1
     engine = store.open_store(db)
     assert store.net_paid_fen(engine, "JM-0") > 0 and store.net_paid_fen(engine, "JM-1") == 0
 

@@ -82,10 +82,16 @@ class LoadResult:
 
 
 class MonthRejected(Exception):
-    """One or more files of the month were rejected (already quarantined)."""
+    """One or more files of the month were rejected (already quarantined).
 
-    def __init__(self, result: LoadResult) -> None:
+    Raised by :func:`run_monthly` only after the month was closed for what
+    landed and the outbox (with the 数据退回 notices) was flushed: ``monthly``
+    is that run's result, None when raised by :func:`load_month` itself.
+    """
+
+    def __init__(self, result: LoadResult, monthly: MonthlyResult | None = None) -> None:
         self.result = result
+        self.monthly = monthly
         reasons = [f.reason for f in result.rejected]
         super().__init__("；".join(reasons))
 
@@ -199,7 +205,12 @@ def load_month(
     try:
         request = next(steps)
         while True:
-            request = steps.send(validate.validate_table(*request))
+            try:
+                report = validate.validate_table(*request)
+            except Exception as exc:  # noqa: BLE001 - the generator turns it into the file's rejection
+                request = steps.throw(exc)
+            else:
+                request = steps.send(report)
     except StopIteration as done:
         result: LoadResult = done.value
     if result.rejected and raise_on_reject:
@@ -304,6 +315,8 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
             except ingest.IngestError as exc:
                 report = validate.report_for_ingest_error(
                     exc, kind, context(kind, None))
+            except Exception as exc:  # noqa: BLE001 - whatever breaks on this file is this file's
+                report = _failure_report(path, kind, exc, context(kind, None))
             else:
                 if kind in FACT_KINDS:
                     last = _max_month(table, kind)
@@ -313,33 +326,66 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                             kind, rel, "deferred", table.n_rows,
                             reason=f"含 {last} 的数据，待该月结账时处理"))
                         continue
-                report = yield table, context(kind, table)
-            if not report.ok:
-                moved = quarantine.quarantine(path, report, qdir)
-                reason = report.first_reason()
-                store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=rel,
-                                       sha256=sha, reason=reason, quarantine_path=str(moved))
-                if cfg.recipients:
-                    # Through the outbox: a failed send is retried, a re-sent file not re-announced.
-                    outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
-                result.files.append(FileOutcome(kind, rel, "rejected", report.n_rows,
-                                                reason=reason))
-                # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
-                log.info("rejected %s: %s", rel, reason)
-                continue
-            for w in report.warnings:
-                log.warning("%s", w.message)
-            archived = store.archive_file(path, cfg.code, sha)
-            frame = table.df.assign(position=table.df["row"]) if kind == "goals" else table.df
-            stats = store.load_rows(
-                engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
-                rows=_records(frame, _store_columns(kind)), encoding=table.encoding,
-                archive_path=str(archived))
-            result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded",
-                                            table.n_rows, stats.replaced))
-            log.info("loaded %s: %d rows (%d replaced)", rel, table.n_rows, stats.replaced)
+                request = table, context(kind, table)  # a store error here is not the file's
+                try:
+                    report = yield request
+                except Exception as exc:  # noqa: BLE001 - validation crashed on this file
+                    report = _failure_report(path, kind, exc, request[1])
+            if report.ok:
+                for w in report.warnings:
+                    log.warning("%s", w.message)
+                try:
+                    archived = store.archive_file(path, cfg.code, sha)
+                    frame = table.df.assign(position=table.df["row"]) if kind == "goals" else table.df
+                    stats = store.load_rows(
+                        engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
+                        rows=_records(frame, _store_columns(kind)), encoding=table.encoding,
+                        archive_path=str(archived))
+                except _FILE_LOAD_ERRORS as exc:
+                    # The database refused this file's values (the transaction rolled
+                    # back: nothing of it landed). A lost connection, a full disk or
+                    # a permission error is not the file's fault and propagates.
+                    report = _failure_report(path, kind, exc, request[1])
+                else:
+                    result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded",
+                                                    table.n_rows, stats.replaced))
+                    log.info("loaded %s: %d rows (%d replaced)", rel, table.n_rows, stats.replaced)
+                    continue
+            moved = quarantine.quarantine(path, report, qdir)
+            reason = report.first_reason()
+            store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=rel,
+                                   sha256=sha, reason=reason, quarantine_path=str(moved))
+            if cfg.recipients:
+                # Through the outbox: a failed send is retried, a re-sent file not re-announced.
+                outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
+            result.files.append(FileOutcome(kind, rel, "rejected", report.n_rows,
+                                            reason=reason))
+            # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
+            log.info("rejected %s: %s", rel, reason)
     result.counts = store.table_counts(engine, cfg.code)
     return result
+
+
+def _file_load_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    return (DataError, IntegrityError, ValueError, TypeError, OverflowError)
+
+
+_FILE_LOAD_ERRORS = _file_load_errors()
+
+
+def _failure_report(path: Path, kind: str, exc: BaseException, ctx: Any) -> Any:
+    """The rejection report of a file whose reading, validation or loading
+    failed unexpectedly (rule ING-005): the file is quarantined like any bad
+    file instead of failing the run on every rerun; the traceback goes to the log."""
+    from budget_monitor import ingest, validate
+
+    log.error("processing %s failed", path, exc_info=exc)
+    detail = (str(exc).strip().splitlines() or [""])[0][:200]
+    what = f"{type(exc).__name__}：{detail}" if detail else type(exc).__name__
+    err = ingest.IngestError(f"{path.name}: 文件处理时发生意外错误（{what}），整个文件未入库；请将此文件与本通知转交运维人员核查", path=path, rule_id="ING-005")
+    return validate.report_for_ingest_error(err, kind, ctx)
 
 
 def _missing_context(engine: Any, fund_code: str, kind: str) -> str:
@@ -403,6 +449,7 @@ def close_month(
     queued = outbox.queued_keys(engine, cfg.code)
     built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued)
     new = outbox.enqueue(engine, built)
+    store.record_close(engine, cfg.code, month)
     m = result.fund.month(first.month)
     due = len(alerts.due_keys(cfg, result, first.month))  # including those queued by an earlier run
     return CloseResult(
@@ -483,6 +530,8 @@ class MonthlyResult:
     close: CloseResult
     sent: int = 0
     failed: int = 0
+    unsent: int = 0  # the fund's messages still pending after the flush
+    stopped: str = ""  # why the flush stopped early (deadline, server down), Chinese
 
     def summary(self) -> str:
         c = self.close
@@ -497,15 +546,21 @@ class MonthlyResult:
 def run_monthly(
     fund_dir: Path, month: str, db_url: str | None = None, mailer: Any | None = None,
 ) -> MonthlyResult:
-    """The whole monthly close of one fund: load, compute + queue alerts, send."""
+    """The whole monthly close of one fund: load, compute + queue alerts, send.
+
+    As the DAG does it: a rejected file does not stop the month. The close
+    runs for what landed and the outbox is flushed (the 数据退回 notice goes
+    out in this run); then :class:`MonthRejected` is raised with this result.
+    """
     fund_dir = Path(fund_dir)
     cfg = load_fund_config(fund_dir)
-    loaded = load_month(fund_dir, month, db_url, cfg=cfg)
+    loaded = load_month(fund_dir, month, db_url, cfg=cfg, raise_on_reject=False)
     closed = close_month(fund_dir, month, db_url, cfg=cfg)
     result = MonthlyResult(loaded, closed)
     if mailer is not None:
-        flushed = send_pending(db_url, mailer, cfg.code)
-        result.sent, result.failed = flushed.sent, flushed.failed
+        _record_flush(result, send_pending(db_url, mailer, cfg.code))
+    if loaded.rejected:
+        raise MonthRejected(loaded, result)
     return result
 
 
@@ -523,10 +578,30 @@ class YearEndResult:
     queued: int = 0
     sent: int = 0
     failed: int = 0
+    unsent: int = 0
+    stopped: str = ""
 
     def summary(self) -> str:
         return (f"{self.fund_code} {self.year}年度自评：{self.total_score:g}分，等级{self.grade}；"
                 f"输出 {len(self.paths)} 个文件于 {self.out_dir}；邮件发送成功 {self.sent}，失败 {self.failed}")
+
+
+class YearNotReady(ValueError):
+    """The year-end report cannot be made yet; the message (Chinese) says why and what to do."""
+
+
+def _goals_or_reason(engine: Any, cfg: FundConfig) -> Any:
+    """The stored goals; without any, a YearNotReady naming the rejected goals
+    file and its rule (not a misleading "分值合计为0分")."""
+    goals = store.read_goals(engine, cfg.code)
+    if not goals.empty:
+        return goals
+    rejected = store.latest_rejection(engine, cfg.code, "goals")
+    if rejected is not None:
+        raise YearNotReady(
+            f"绩效目标表 {rejected['name']} 未通过校验，已于 {rejected['rejected_at']:%Y-%m-%d %H:%M} 退回"
+            f"（{rejected['reason']}）；请更正后重新提交，待其入库后再生成年度自评")
+    raise YearNotReady("尚未入库绩效目标表（goals.csv 或 goals.xlsx）：请提交后运行月度结账，再生成年度自评")
 
 
 def evaluate_year(engine: Any, cfg: FundConfig) -> dict[str, Any]:
@@ -535,9 +610,9 @@ def evaluate_year(engine: Any, cfg: FundConfig) -> dict[str, Any]:
     from budget_monitor.measures import measure_actuals
     from budget_monitor.report import build_self_evaluation
 
+    goals = _goals_or_reason(engine, cfg)
     result = compute(engine, cfg, 12)
     latest = result.fund.latest
-    goals = store.read_goals(engine, cfg.code)
     actuals = measure_actuals(cfg, goals, store.read_inspections(engine, cfg.code),
                               store.read_outputs(engine, cfg.code), latest.rate_2dp)
     budget = {"initial_fen": result.fund.initial_fen, "adjusted_fen": latest.budget_fen,
@@ -570,11 +645,27 @@ def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> in
     return len(earlier)
 
 
+def check_year_closed(engine: Any, cfg: FundConfig) -> None:
+    """Raise YearNotReady unless December of the fund year was closed."""
+    closed = store.closed_months(engine, cfg.code)
+    december = f"{cfg.year}-12"
+    if december not in closed:
+        last = f"最近结账月份为 {closed[-1]}" if closed else "尚无任何月份结账"
+        raise YearNotReady(
+            f"{cfg.year}年12月尚未结账（{last}），不能生成正式的年度自评报告；"
+            f"请先完成12月的月度结账，或加 --draft 生成草稿（草稿不发送）")
+
+
 def run_year_end(
     fund_dir: Path, year: int, out_dir: Path, db_url: str | None = None,
-    mailer: Any | None = None,
+    mailer: Any | None = None, *, queue: bool = True, draft: bool = False,
 ) -> YearEndResult:
-    """Write the fund-year's self-evaluation outputs and queue (and send) the report email."""
+    """Write the fund-year's self-evaluation outputs and queue (and send) the report email.
+
+    Refused (YearNotReady) until December is closed, unless ``draft``: a
+    draft is marked 草稿 in every output and is never queued or mailed.
+    ``queue=False`` writes the outputs and queues nothing.
+    """
     from budget_monitor import alerts, outbox
     from budget_monitor.report import write_outputs
 
@@ -582,8 +673,15 @@ def run_year_end(
     if year != cfg.year:
         raise ValueError(f"年度 {year} 与 fund.yaml 的年度 {cfg.year} 不符")
     engine = store.open_store(db_url)
+    if not draft:
+        check_year_closed(engine, cfg)
     evaluation = evaluate_year(engine, cfg)
+    if draft:
+        evaluation["draft"] = True
     paths = write_outputs(evaluation, cfg, Path(out_dir))
+    if draft or not queue:
+        return YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
+                             evaluation["grade"])
     revision = year_end_revision(engine, cfg.code, year, alerts.evaluation_digest(evaluation))
     queued = 0
     if revision is not None:
@@ -592,6 +690,11 @@ def run_year_end(
     result = YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
                            evaluation["grade"], queued=queued)
     if mailer is not None:
-        flushed = outbox.flush(engine, mailer, cfg.code)
-        result.sent, result.failed = flushed.sent, flushed.failed
+        _record_flush(result, outbox.flush(engine, mailer, cfg.code))
     return result
+
+
+def _record_flush(result: MonthlyResult | YearEndResult, flushed: Any) -> None:
+    result.sent, result.failed = flushed.sent, flushed.failed
+    result.unsent = int(getattr(flushed, "remaining", flushed.failed))
+    result.stopped = str(getattr(flushed, "stopped", "") or "")

@@ -52,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -205,6 +206,17 @@ outbox = Table(
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
     UniqueConstraint("fund_code", "unit", "period", "kind"),
+)
+
+
+# A month whose close ran (step 2 of the monthly close): the year-end report
+# is refused until December's close has run (drafts aside).
+month_close = Table(
+    "month_close",
+    metadata,
+    Column("fund_code", String(64), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("closed_at", DateTime, nullable=False),
 )
 
 
@@ -635,6 +647,36 @@ def record_rejection(
             quarantine_path=quarantine_path, rejected_at=now_local()))
 
 
+def record_close(engine: Engine, fund_code: str, month: str) -> None:
+    """Mark ``month`` (YYYY-MM) of the fund closed; a rerun updates the time."""
+    with engine.begin() as conn:
+        done = conn.execute(update(month_close).where(
+            month_close.c.fund_code == fund_code, month_close.c.month == month)
+            .values(closed_at=now_local())).rowcount
+        if not done:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(month_close).values(
+                        fund_code=fund_code, month=month, closed_at=now_local()))
+            except IntegrityError:
+                pass  # a concurrent close recorded it first
+
+
+def closed_months(engine: Engine, fund_code: str) -> list[str]:
+    """The fund's closed months, in order."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(month_close.c.month).where(month_close.c.fund_code == fund_code)
+                                 .order_by(month_close.c.month)).scalars())
+
+
+def latest_rejection(engine: Engine, fund_code: str, kind: str) -> dict[str, Any] | None:
+    """The fund's most recent rejected file of ``kind``, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(rejection).where(rejection.c.fund_code == fund_code, rejection.c.kind == kind)
+                           .order_by(rejection.c.id.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
 # --------------------------------------------------------------------------
 # Reads
 
@@ -760,5 +802,6 @@ __all__ = [
     "load_rows", "LoadStats", "archive_file", "sha256_of", "is_loaded", "upsert_fund",
     "record_rejection", "read_allocations", "read_goals", "read_payments_by_day",
     "read_inspections", "read_outputs", "net_paid_fen", "table_counts", "snapshot",
-    "read_audit", "default_db_url", "default_home", "dispose_all",
+    "read_audit", "default_db_url", "default_home", "dispose_all", "month_close", "record_close",
+    "closed_months", "latest_rejection",
 ]
