@@ -477,16 +477,22 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+def _disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str, err: int = errno.ENOSPC) -> None:
+    """The disk fills half-way through writing ``name`` (a write error carries no file name)."""
+    real = atomic._write_all
+
+    def write_all(path: Path, data: bytes) -> None:
+        if f".{name}." in path.name:  # its temp, or the temp of its stage temp
+            real(path, data[: len(data) // 2])
+            raise OSError(err, os.strerror(err))
+        real(path, data)
+
+    monkeypatch.setattr(atomic, "_write_all", write_all)
+
+
 def _fail_mid_save(monkeypatch: pytest.MonkeyPatch) -> None:
-    """openpyxl writes half a workbook, then the disk is full (the last file write_outputs makes)."""
-    from openpyxl import Workbook
-
-    def save(self, filename):
-        with open(filename, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a workbook")
-        raise OSError(errno.ENOSPC, "No space left on device", filename)
-
-    monkeypatch.setattr(Workbook, "save", save)
+    """The last file write_outputs makes, 自评表.xlsx, hits a full disk."""
+    _disk_full_at(monkeypatch, XLSX_NAME)
 
 
 def test_write_outputs_failure_leaves_the_previous_report_whole_and_no_temp(tmp_path: Path, monkeypatch):
@@ -498,6 +504,7 @@ def test_write_outputs_failure_leaves_the_previous_report_whole_and_no_temp(tmp_
     with pytest.raises(OSError) as err:
         write_outputs(ev2, cfg, tmp_path)
     assert err.value.errno == errno.ENOSPC
+    assert err.value.filename == str(tmp_path / XLSX_NAME)  # the file asked for, not the hidden temp
     assert _snapshot_dir(tmp_path) == before  # every old file byte for byte, nothing new, no temp
 
 
@@ -569,18 +576,23 @@ def test_staged_renames_nothing_until_every_file_is_written(tmp_path: Path):
 
 
 def test_chart_failure_leaves_no_png_and_no_temp(tmp_path: Path, monkeypatch):
-    from PIL import Image
-
     from budget_monitor.charts import execution_chart
 
-    def save(self, fp, *args, **kwargs):
-        Path(fp).write_bytes(b"\x89PNG half")
-        raise OSError(errno.EFBIG, "File too large")
-
-    monkeypatch.setattr(Image.Image, "save", save)
+    _disk_full_at(monkeypatch, CHART_NAME, errno.EFBIG)
     monthly = monthly_rows()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as err:
         execution_chart(monthly, quarter_rows(monthly), tmp_path / CHART_NAME)
+    assert err.value.filename == str(tmp_path / CHART_NAME)  # a write error without a name gets the PNG's
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [CHART_NAME, JSON_NAME, DOCX_NAME, MD_NAME])
+def test_write_outputs_full_disk_at_any_file_names_it_and_leaves_nothing(tmp_path: Path, monkeypatch, name: str):
+    ev, cfg = seed_evaluation()
+    _disk_full_at(monkeypatch, name)
+    with pytest.raises(OSError) as err:
+        write_outputs(ev, cfg, tmp_path)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / name)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,11 +11,16 @@ truncated 自评报告.docx, never a stray ``.part``.
 write_bytes/write_text  whole content in hand
 copy_file               byte copy (archive copies)
 atomic_path             context manager yielding a temp path, for libraries
-                        that write by path (docxtpl, openpyxl, PIL, matplotlib)
+                        that write by path (matplotlib's savefig, shutil)
 staged                  a set of files in one directory, renamed into place
                         only once every one of them was written
 remove_stale_temps      sweep the temps a killed process (kill -9) left behind
 =====================  ==================================================
+
+Where a library can write to memory (python-docx, openpyxl and PIL can), let
+it, and hand the bytes to write_bytes: a zip writer that fails half-way is
+left unclosed, and when it is garbage-collected it tries to write again and
+prints "Exception ignored ... OSError" on stderr (found with RLIMIT_FSIZE).
 
 Temporary names are hidden and recognisable:
 ``.<name, cut to 80 bytes>.<pid>-<8 hex>.tmp<suffix>``. The suffix is kept
@@ -114,6 +119,39 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _name_destination(exc: BaseException, temps: dict[Path, Path]) -> None:
+    """Make an OSError name the file the user asked for, not our hidden temp name.
+
+    ``temps`` maps temp -> destination. A write error (ENOSPC, EFBIG) often
+    carries no file name at all; raised while writing exactly one file it is
+    that file's. The CLI's one-line message shows ``filename``.
+    """
+    if not isinstance(exc, OSError):
+        return
+    if exc.filename is None and len(temps) == 1:
+        exc.filename = str(next(iter(temps.values())))
+    elif exc.filename is not None:
+        dest = temps.get(Path(os.fsdecode(exc.filename)))
+        if dest is not None:
+            exc.filename = str(dest)
+
+
+def _write_all(path: Path, data: bytes) -> None:
+    """Write ``data`` into the existing file ``path`` with plain os.write calls.
+
+    No buffered file object: when a write fails (ENOSPC, EFBIG) nothing is
+    left buffered for a later close or a garbage-collected object to try
+    again and report on stderr.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         os.unlink(path)
@@ -142,8 +180,9 @@ def atomic_path(dest: str | os.PathLike[str], *, mode: int = 0o666, durable: boo
         if durable:
             _fsync_file(tmp)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         _unlink_quietly(tmp)
+        _name_destination(exc, {tmp: dest})
         raise
     if durable:
         _fsync_dir(dest.parent)
@@ -154,8 +193,7 @@ def write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int = 0o666,
     """Write ``data`` to ``dest`` atomically; return ``dest`` as a Path."""
     dest = Path(dest)
     with atomic_path(dest, mode=mode, durable=durable) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        _write_all(tmp, data)
     return dest
 
 
@@ -192,6 +230,19 @@ class Staging:
             tmp = self._temps[name] = _reserve(self.directory / name, self._mode)
             _staged_here().add(tmp)
         return tmp
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Write ``name``'s content into its temp; a failure names ``directory/name``."""
+        tmp = self.path(name)
+        try:
+            _write_all(tmp, data)
+        except OSError as exc:
+            _name_destination(exc, {tmp: self.directory / name})
+            raise
+        return tmp
+
+    def write_text(self, name: str, text: str, encoding: str = "utf-8") -> Path:
+        return self.write_bytes(name, text.encode(encoding))
 
     def _commit(self) -> list[Path]:
         if self._durable:
@@ -231,7 +282,9 @@ def staged(directory: str | os.PathLike[str], *, mode: int = 0o666, durable: boo
     try:
         yield stage
         stage._commit()
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.filename is not None:
+            _name_destination(exc, {tmp: stage.directory / name for name, tmp in stage._temps.items()})
         stage._abort()
         raise
 

@@ -7,6 +7,7 @@ global state. The CJK font is looked up once per process.
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,8 +86,9 @@ def _save_png(fig: Any, path: Path) -> None:
 
     canvas = fig.canvas
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(physical=True), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    with atomic.atomic_path(path) as tmp:
-        rgba.convert("RGB").save(tmp, format="png", compress_level=1, dpi=(fig.dpi, fig.dpi))
+    buf = io.BytesIO()  # encoded in memory, then written whole (atomic.py says why)
+    rgba.convert("RGB").save(buf, format="png", compress_level=1, dpi=(fig.dpi, fig.dpi))
+    atomic.write_bytes(path, buf.getvalue())
 
 
 def _figure(width: float, height: float):  # -> matplotlib.figure.Figure

@@ -433,7 +433,13 @@ def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str,
         "grade": grade,
         "chart": CHART_NAME,
         "unit_chart": UNIT_CHART_NAME if unit_rows else None,
+        "draft_notice": DRAFT_NOTICE if evaluation.get("draft") else "",
     }
+
+
+# A report made before December is closed (``year-end --draft``): every
+# output says so at its top, and it is never mailed (pipeline.run_year_end).
+DRAFT_NOTICE = "【草稿】本年度12月尚未结账，数据不完整，仅供预览，不得报送。"
 
 
 # ---------------------------------------------------------------- html / md
@@ -541,8 +547,13 @@ def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit
     context["unit_chart"] = InlineImage(tpl, str(unit_chart), width=Mm(150)) if unit_chart else None
     with _rendering(f"自评报告 Word 模板 {DOCX_TEMPLATE.name}", user_text=False):
         tpl.render(context, jinja_env=_docx_env(), autoescape=True)
-    with atomic.atomic_path(path) as tmp:
-        tpl.save(str(tmp))
+    if sections.get("draft_notice"):
+        tpl.docx.paragraphs[0].insert_paragraph_before(sections["draft_notice"])
+    # Into memory first: a zip writer failing half-way on disk (full, EFBIG) stays
+    # unclosed and retries the write when collected, noise on stderr (atomic.py).
+    buf = BytesIO()
+    tpl.save(buf)
+    atomic.write_bytes(path, buf.getvalue())
     return path
 
 
@@ -608,7 +619,8 @@ def write_xlsx(evaluation: Mapping[str, Any], path: Path) -> Path:
     fund, b, ex = evaluation["fund"], evaluation["budget"], evaluation["execution_score"]
 
     merges = ["A1:H1"]  # merged after all cells got their borders
-    _put(ws, 1, 1, f"{fund['year']}年度项目支出绩效自评表", "bm_title")
+    draft = "（草稿）" if evaluation.get("draft") else ""
+    _put(ws, 1, 1, f"{fund['year']}年度项目支出绩效自评表{draft}", "bm_title")
     ws.row_dimensions[1].height = 30
     for r, (label, value) in enumerate([("项目名称", fund["name"]), ("主管部门", fund["department"])], start=2):
         _put(ws, r, 1, label, "bm_head")
@@ -655,8 +667,9 @@ def write_xlsx(evaluation: Mapping[str, Any], path: Path) -> Path:
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
     ws.print_title_rows = "6:6"
-    with atomic.atomic_path(path) as tmp:
-        wb.save(str(tmp))
+    buf = BytesIO()  # into memory first, as write_docx
+    wb.save(buf)
+    atomic.write_bytes(path, buf.getvalue())
     return path
 
 
@@ -686,17 +699,15 @@ def write_outputs(evaluation: Mapping[str, Any], cfg: FundConfig, out_dir: str |
             units_png = unit_chart(evaluation["units"], stage.path(UNIT_CHART_NAME))
             names.append(UNIT_CHART_NAME)
 
-        # A stage path is private and removed on failure: plain writes are enough there.
-        stage.path(JSON_NAME).write_text(json.dumps(evaluation, ensure_ascii=False, indent=2) + "\n",
-                                         encoding="utf-8")
+        stage.write_text(JSON_NAME, json.dumps(evaluation, ensure_ascii=False, indent=2) + "\n")
         names.append(JSON_NAME)
 
         sections = report_sections(evaluation, cfg)
         write_docx(sections, stage.path(DOCX_NAME), chart, units_png)
         names.append(DOCX_NAME)
-        stage.path(HTML_NAME).write_text(render_html(sections), encoding="utf-8")
+        stage.write_text(HTML_NAME, render_html(sections))
         names.append(HTML_NAME)
-        stage.path(MD_NAME).write_text(render_markdown(sections), encoding="utf-8")
+        stage.write_text(MD_NAME, render_markdown(sections))
         names.append(MD_NAME)
         write_xlsx(evaluation, stage.path(XLSX_NAME))
         names.append(XLSX_NAME)
