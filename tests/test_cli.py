@@ -64,3 +64,37 @@ def test_year_end_writes_the_contract_outputs(tmp_path: Path, capsys) -> None:
             "自评表.xlsx"} <= names
     assert any(n.endswith(".png") for n in names)
     assert "100分，等级优" in capsys.readouterr().out
+
+
+def test_unsent_mails_exit_four_and_go_out_with_the_next_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Issue #13 item 7: the CLI says how many mails remain unsent (exit 4); the next run sends them."""
+    import socket
+    import sys as _sys
+
+    from budget_monitor import store
+    from budget_monitor.outbox import pending_count
+
+    _sys.path.insert(0, str(REPO / "tests" / "dags"))
+    from smtp_sink import SmtpSink
+
+    fund = _fund(tmp_path)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("BUDGET_MONITOR_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("BUDGET_MONITOR_SMTP_PORT", str(dead))
+    assert main(["monthly", str(fund), "--month", "2021-06", "--db", db]) == 4
+    captured = capsys.readouterr()
+    pending = pending_count(store.open_store(db), "JM-2021-YPJG")
+    assert pending > 0 and f"待发送 {pending}" in captured.out
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"邮件未全部发出：{pending} 封仍在待发送队列（邮件服务器连续 3 次连接失败")
+    sink = SmtpSink().start()
+    try:
+        monkeypatch.setenv("BUDGET_MONITOR_SMTP_PORT", str(sink.port))
+        assert main(["monthly", str(fund), "--month", "2021-06", "--db", db]) == 0
+        assert len(sink.messages) == pending
+    finally:
+        sink.stop()
+    assert pending_count(store.open_store(db), "JM-2021-YPJG") == 0

@@ -135,6 +135,11 @@ class SmtpConfig(_Strict):
     user: str | None = None
     password_env: str = "BUDGET_MONITOR_SMTP_PASSWORD"
     sender: str = "budget-monitor@localhost"
+    # TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS.
+    use_ssl: bool = False
+    # Send the password over an unencrypted connection anyway (a relay on the
+    # same host); refused by default (outbox.refuse_plain_auth).
+    allow_plain_auth: bool = False
 
 
 class FundConfig(_Strict):

@@ -517,11 +517,13 @@ def close_months(
 # --------------------------------------------------------------------------- step 3
 
 
-def send_pending(db_url: str | None, mailer: Any, fund_code: str | None = None) -> Any:
-    """Step 3: flush the outbox; failures stay pending for the next run."""
+def send_pending(db_url: str | None, mailer: Any, fund_code: str | None = None, *,
+                 deadline_s: float | None = None) -> Any:
+    """Step 3: flush the outbox; failures stay pending for the next run
+    (``deadline_s``: see outbox.flush, default from the environment)."""
     from budget_monitor import outbox
 
-    return outbox.flush(store.open_store(db_url), mailer, fund_code)
+    return outbox.flush(store.open_store(db_url), mailer, fund_code, deadline_s=deadline_s)
 
 
 @dataclass
@@ -540,7 +542,8 @@ class MonthlyResult:
         lag = "、".join(f"第{q}季度" for q in c.lagging_quarters) or "无"
         return (f"{c.fund_code} {c.month}: 执行率 {rate}，序时进度 {c.pace}%，差 {gap} 个百分点；"
                 f"落后季度：{lag}；文件 {self.load.summary()}；"
-                f"预警 {c.alerts} 条（新 {c.new_alerts}），发送成功 {self.sent}，失败 {self.failed}")
+                f"预警 {c.alerts} 条（新 {c.new_alerts}），发送成功 {self.sent}，失败 {self.failed}"
+                + (f"，待发送 {self.unsent}" if self.unsent else ""))
 
 
 def run_monthly(
@@ -583,7 +586,8 @@ class YearEndResult:
 
     def summary(self) -> str:
         return (f"{self.fund_code} {self.year}年度自评：{self.total_score:g}分，等级{self.grade}；"
-                f"输出 {len(self.paths)} 个文件于 {self.out_dir}；邮件发送成功 {self.sent}，失败 {self.failed}")
+                f"输出 {len(self.paths)} 个文件于 {self.out_dir}；邮件发送成功 {self.sent}，失败 {self.failed}"
+                + (f"，待发送 {self.unsent}" if self.unsent else ""))
 
 
 class YearNotReady(ValueError):
