@@ -202,3 +202,62 @@ def _memory_lock(ident: tuple[str, str], wait_s: float) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+@contextmanager
+def fund_locks(engine: Engine, fund_codes: list[str], *, wait_s: float = DEFAULT_WAIT_S) -> Iterator[dict[str, FundBusy]]:
+    """Hold many funds' locks at once (a batch load of a DAG task): yields the
+    funds that stayed busy for ``wait_s`` in all, each with its FundBusy; the
+    others are held for the ``with`` block and re-entrant like fund_lock.
+
+    On PostgreSQL every lock is taken on ONE connection (a session may hold
+    many advisory locks): a lock per connection would need a pooled
+    connection per fund, and a task loads 100 funds. Codes are taken in
+    sorted order so that two batches meet in the same order.
+    """
+    from contextlib import ExitStack
+
+    deadline = time.monotonic() + wait_s
+    busy: dict[str, FundBusy] = {}
+    codes = sorted(dict.fromkeys(fund_codes))
+    url = engine.url.render_as_string(hide_password=True)
+    depths = _depths()
+    with ExitStack() as stack:
+        if engine.dialect.name == "postgresql":
+            conn = stack.enter_context(engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
+            held: list[int] = []
+
+            def release() -> None:
+                try:
+                    for key in held:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                except Exception:  # noqa: BLE001 - a broken session holds no lock; never pool it
+                    conn.invalidate()
+
+            stack.callback(release)
+            for code in codes:
+                if depths.get((url, code)):
+                    continue
+                key = advisory_key(code)
+                try:
+                    _poll(lambda k=key: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                                          {"k": k}).scalar()),
+                          code, max(0.0, deadline - time.monotonic()))
+                except FundBusy as exc:
+                    busy[code] = exc
+                    continue
+                held.append(key)
+        else:
+            for code in codes:
+                try:
+                    stack.enter_context(fund_lock(engine, code, wait_s=max(0.0, deadline - time.monotonic())))
+                except FundBusy as exc:
+                    busy[code] = exc
+        mine = [(url, c) for c in codes if c not in busy and not depths.get((url, c))]
+        for ident in mine:
+            depths[ident] = 1
+        try:
+            yield busy
+        finally:
+            for ident in mine:
+                depths.pop(ident, None)

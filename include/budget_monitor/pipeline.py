@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -26,6 +27,7 @@ from collections.abc import Generator
 
 from budget_monitor import store
 from budget_monitor.config import FundConfig, load_fund_config
+from budget_monitor.locks import FundBusy, fund_lock, fund_locks
 from budget_monitor.sources import FACT_KINDS, fund_files
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 # Column that dates a row, per fact kind (a file waits until its last date's month closes).
 DATE_COLUMN = {"payments": "pay_date", "inspections": "sample_date", "outputs": "month"}
 LOAD_ORDER = ("goals", "budget", *FACT_KINDS)
+
+
+def lock_wait_s() -> float:
+    """How long a run waits for a fund another run holds (BUDGET_MONITOR_LOCK_WAIT_S, default 60 s)."""
+    return float(os.environ.get("BUDGET_MONITOR_LOCK_WAIT_S") or 60)
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -197,11 +204,20 @@ def load_month(
     raise_on_reject: bool = True,
 ) -> LoadResult:
     """Step 1 of the monthly close: read, validate and load the fund's new files."""
-    from budget_monitor import validate
-
     fund_dir = Path(fund_dir)
     cfg = cfg or load_fund_config(fund_dir)
-    steps = _load_steps(store.open_store(db_url), cfg, fund_dir, month)
+    engine = store.open_store(db_url)
+    with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
+        result = _drive(_load_steps(engine, cfg, fund_dir, month))
+    if result.rejected and raise_on_reject:
+        raise MonthRejected(result)
+    return result
+
+
+def _drive(steps: Generator[Any, Any, LoadResult]) -> LoadResult:
+    """Run one fund's load steps, validating each file on its own."""
+    from budget_monitor import validate
+
     try:
         request = next(steps)
         while True:
@@ -212,10 +228,7 @@ def load_month(
             else:
                 request = steps.send(report)
     except StopIteration as done:
-        result: LoadResult = done.value
-    if result.rejected and raise_on_reject:
-        raise MonthRejected(result)
-    return result
+        return done.value
 
 
 @dataclass
@@ -237,20 +250,35 @@ def load_months(fund_dirs: list[Path], month: str, db_url: str | None = None) ->
     funds wait on are validated in one :func:`validate.validate_batch` call,
     so Great Expectations' fixed cost per run is paid per step, not per file.
     One fund's failure (config, store, a bug) is recorded in its ``error`` and
-    the other funds go on; rejected files are in ``result.rejected``.
+    the other funds go on; rejected files are in ``result.rejected``. Every
+    fund is locked for the load (locks.fund_locks); a fund another run holds
+    gets FundBusy as its error and is left untouched.
     """
+    engine = store.open_store(db_url)
+    loads = [FundLoad(d) for d in map(Path, fund_dirs)]
+    for load in loads:
+        try:
+            load.cfg = load_fund_config(load.fund_dir)
+        except Exception as exc:  # noqa: BLE001 - one fund's failure must not stop the others
+            load.error = exc
+    codes = [load.cfg.code for load in loads if load.cfg is not None]
+    with fund_locks(engine, codes, wait_s=lock_wait_s()) as busy:
+        _load_in_lockstep(engine, [ld for ld in loads if ld.cfg is not None], month, busy)
+    return loads
+
+
+def _load_in_lockstep(engine: Any, loads: list[FundLoad], month: str, busy: dict[str, FundBusy]) -> None:
     from budget_monitor import validate
 
-    engine = store.open_store(db_url)
-    loads: list[FundLoad] = []
     running: dict[int, tuple[Any, Any]] = {}  # position -> (steps, the request it waits on)
-    for d in map(Path, fund_dirs):
-        load = FundLoad(d)
-        loads.append(load)
+    for n, load in enumerate(loads):
+        assert load.cfg is not None
+        if load.cfg.code in busy:
+            load.error = busy[load.cfg.code]
+            continue
         try:
-            load.cfg = load_fund_config(d)
-            steps = _load_steps(engine, load.cfg, d, month)
-            running[len(loads) - 1] = (steps, next(steps))
+            steps = _load_steps(engine, load.cfg, load.fund_dir, month)
+            running[n] = (steps, next(steps))
         except StopIteration as done:
             load.result = done.value
         except Exception as exc:  # noqa: BLE001 - one fund's failure must not stop the others
@@ -280,7 +308,6 @@ def load_months(fund_dirs: list[Path], month: str, db_url: str | None = None) ->
                 loads[n].result = done.value
             except Exception as exc:  # noqa: BLE001 - as above
                 loads[n].error = exc
-    return loads
 
 
 def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Generator[Any, Any, LoadResult]:
@@ -445,18 +472,19 @@ def close_month(
     cfg = cfg or load_fund_config(Path(fund_dir))
     first, _ = _check_month(cfg, month)
     engine = store.open_store(db_url)
-    result = compute(engine, cfg, first.month)
-    queued = outbox.queued_keys(engine, cfg.code)
-    built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued)
-    new = outbox.enqueue(engine, built)
-    store.record_close(engine, cfg.code, month)
-    m = result.fund.month(first.month)
-    due = len(alerts.due_keys(cfg, result, first.month))  # including those queued by an earlier run
-    return CloseResult(
-        fund_code=cfg.code, month=month, rate=m.rate_2dp, pace=m.pace_2dp, gap=m.gap_2dp,
-        severity=m.severity, lagging_quarters=result.fund.lagging_quarters,
-        units_behind=[s.unit for s in result.units if s.month(first.month).severity],
-        alerts=due, new_alerts=new)
+    with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
+        result = compute(engine, cfg, first.month)
+        queued = outbox.queued_keys(engine, cfg.code)
+        built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued)
+        new = outbox.enqueue(engine, built)
+        store.record_close(engine, cfg.code, month)
+        m = result.fund.month(first.month)
+        due = len(alerts.due_keys(cfg, result, first.month))  # including those queued by an earlier run
+        return CloseResult(
+            fund_code=cfg.code, month=month, rate=m.rate_2dp, pace=m.pace_2dp, gap=m.gap_2dp,
+            severity=m.severity, lagging_quarters=result.fund.lagging_quarters,
+            units_behind=[s.unit for s in result.units if s.month(first.month).severity],
+            alerts=due, new_alerts=new)
 
 
 # A close worker (a fresh interpreter, parallel.py) imports the package,
@@ -557,11 +585,12 @@ def run_monthly(
     """
     fund_dir = Path(fund_dir)
     cfg = load_fund_config(fund_dir)
-    loaded = load_month(fund_dir, month, db_url, cfg=cfg, raise_on_reject=False)
-    closed = close_month(fund_dir, month, db_url, cfg=cfg)
-    result = MonthlyResult(loaded, closed)
-    if mailer is not None:
-        _record_flush(result, send_pending(db_url, mailer, cfg.code))
+    with fund_lock(store.open_store(db_url), cfg.code, wait_s=lock_wait_s()):
+        loaded = load_month(fund_dir, month, db_url, cfg=cfg, raise_on_reject=False)
+        closed = close_month(fund_dir, month, db_url, cfg=cfg)
+        result = MonthlyResult(loaded, closed)
+        if mailer is not None:
+            _record_flush(result, send_pending(db_url, mailer, cfg.code))
     if loaded.rejected:
         raise MonthRejected(loaded, result)
     return result
@@ -677,25 +706,26 @@ def run_year_end(
     if year != cfg.year:
         raise ValueError(f"年度 {year} 与 fund.yaml 的年度 {cfg.year} 不符")
     engine = store.open_store(db_url)
-    if not draft:
-        check_year_closed(engine, cfg)
-    evaluation = evaluate_year(engine, cfg)
-    if draft:
-        evaluation["draft"] = True
-    paths = write_outputs(evaluation, cfg, Path(out_dir))
-    if draft or not queue:
-        return YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
-                             evaluation["grade"])
-    revision = year_end_revision(engine, cfg.code, year, alerts.evaluation_digest(evaluation))
-    queued = 0
-    if revision is not None:
-        mail = alerts.build_year_end_email(cfg, evaluation, paths, revision=revision)
-        queued = outbox.enqueue(engine, [mail])
-    result = YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
-                           evaluation["grade"], queued=queued)
-    if mailer is not None:
-        _record_flush(result, outbox.flush(engine, mailer, cfg.code))
-    return result
+    with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
+        if not draft:
+            check_year_closed(engine, cfg)
+        evaluation = evaluate_year(engine, cfg)
+        if draft:
+            evaluation["draft"] = True
+        paths = write_outputs(evaluation, cfg, Path(out_dir))
+        if draft or not queue:
+            return YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
+                                 evaluation["grade"])
+        revision = year_end_revision(engine, cfg.code, year, alerts.evaluation_digest(evaluation))
+        queued = 0
+        if revision is not None:
+            mail = alerts.build_year_end_email(cfg, evaluation, paths, revision=revision)
+            queued = outbox.enqueue(engine, [mail])
+        result = YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
+                               evaluation["grade"], queued=queued)
+        if mailer is not None:
+            _record_flush(result, outbox.flush(engine, mailer, cfg.code))
+        return result
 
 
 def _record_flush(result: MonthlyResult | YearEndResult, flushed: Any) -> None:
