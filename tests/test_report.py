@@ -681,3 +681,19 @@ def test_render_timeout_env_must_be_a_positive_number(monkeypatch):
     monkeypatch.setenv(report.RENDER_TIMEOUT_ENV, "0")
     with pytest.raises(report.RenderError):
         report.render_fund_text("x")
+
+
+@pytest.mark.parametrize("shared,dir_mode,file_mode", [("", 0o700, 0o600), ("1", 0o750, 0o640)])
+def test_reports_are_owner_only_unless_shared(tmp_path: Path, monkeypatch, shared, dir_mode, file_mode):
+    """Reports hold payment data (issue 13 item 10): whatever the umask, every file and the
+    created directory are owner-only, or group-readable with BUDGET_MONITOR_SHARED_GROUP=1."""
+    monkeypatch.setenv("BUDGET_MONITOR_SHARED_GROUP", shared)
+    ev, cfg = seed_evaluation()
+    old = os.umask(0o022)
+    try:
+        paths = write_outputs(ev, cfg, tmp_path / "reports" / "2021")
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in paths} == {file_mode}  # the charts too (written by the chart code)
+    assert (tmp_path / "reports").stat().st_mode & 0o777 == dir_mode
+    assert (tmp_path / "reports" / "2021").stat().st_mode & 0o777 == dir_mode

@@ -28,9 +28,11 @@ because some libraries choose the format from it (matplotlib's savefig); the
 pid lets :func:`remove_stale_temps` tell a dead writer's leftovers from a live
 writer's file in progress without any clock.
 
-Files get the mode ``0o666`` less the process umask, as ``open`` would give
-(``tempfile.mkstemp`` would silently make every report owner-only); pass
-``mode`` to choose.
+Files get the mode ``0o666`` less the process umask, as ``open`` would give,
+unless ``mode`` is passed: then exactly that mode (set with fchmod, whatever
+the umask), e.g. ``paths.file_mode()`` for owner-only reports. A library
+writing into a stage's temp file (write_outputs hands those to the chart
+code) gets the stage's mode.
 
 ``BUDGET_MONITOR_FSYNC=0`` skips the fsyncs (benchmarks on a scratch disk);
 the rename stays atomic for other processes, only durability across a power
@@ -54,13 +56,13 @@ _SUFFIX_BYTES = 16
 _TEMP = re.compile(r"^\..*\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp(\.[^.]*)?$", re.DOTALL)
 
 
-_local = threading.local()  # .staged: the temp paths of this thread's open stages
+_local = threading.local()  # .staged: temp path -> mode, of this thread's open stages
 
 
-def _staged_here() -> set[Path]:
+def _staged_here() -> dict[Path, int | None]:
     staged_paths = getattr(_local, "staged", None)
     if staged_paths is None:
-        staged_paths = _local.staged = set()
+        staged_paths = _local.staged = {}
     return staged_paths
 
 
@@ -84,15 +86,20 @@ def is_temp_name(name: str) -> bool:
     return _TEMP.match(name) is not None
 
 
-def _reserve(dest: Path, mode: int) -> Path:
+def _reserve(dest: Path, mode: int | None) -> Path:
     """Create an empty, new temporary file beside ``dest`` (O_EXCL: never someone else's)."""
     while True:
         tmp = dest.with_name(temp_name(dest))
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                         0o666 if mode is None else mode)
         except FileExistsError:
             continue
-        os.close(fd)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)  # exactly this mode: the umask may have removed bits of it
+        finally:
+            os.close(fd)
         return tmp
 
 
@@ -160,7 +167,8 @@ def _unlink_quietly(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(dest: str | os.PathLike[str], *, mode: int = 0o666, durable: bool | None = None) -> Iterator[Path]:
+def atomic_path(dest: str | os.PathLike[str], *, mode: int | None = None,
+                durable: bool | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; when the block ends normally the
     file written there is flushed and renamed to ``dest``. When the block
     raises (or the rename fails), the temporary file is removed and ``dest``
@@ -170,10 +178,14 @@ def atomic_path(dest: str | os.PathLike[str], *, mode: int = 0o666, durable: boo
     libraries that open it for writing truncate it as usual.
     """
     dest = Path(dest)
-    if durable is None:
-        # Writing into a stage's temp file (write_outputs hands those to
-        # docxtpl, openpyxl, the charts): the stage flushes it at its commit.
-        durable = _durable_default() and dest not in _staged_here()
+    staged_paths = _staged_here()
+    if dest in staged_paths:
+        # Writing into a stage's temp file (write_outputs hands those to the
+        # chart code): the stage's mode, and the stage flushes it at its commit.
+        mode = staged_paths[dest] if mode is None else mode
+        durable = False if durable is None else durable
+    elif durable is None:
+        durable = _durable_default()
     tmp = _reserve(dest, mode)
     try:
         yield tmp
@@ -188,7 +200,7 @@ def atomic_path(dest: str | os.PathLike[str], *, mode: int = 0o666, durable: boo
         _fsync_dir(dest.parent)
 
 
-def write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int = 0o666,
+def write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int | None = None,
                 durable: bool | None = None) -> Path:
     """Write ``data`` to ``dest`` atomically; return ``dest`` as a Path."""
     dest = Path(dest)
@@ -197,13 +209,13 @@ def write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int = 0o666,
     return dest
 
 
-def write_text(dest: str | os.PathLike[str], text: str, encoding: str = "utf-8", *, mode: int = 0o666,
+def write_text(dest: str | os.PathLike[str], text: str, encoding: str = "utf-8", *, mode: int | None = None,
                durable: bool | None = None) -> Path:
     """Write ``text`` to ``dest`` atomically (no newline translation); return ``dest``."""
     return write_bytes(dest, text.encode(encoding), mode=mode, durable=durable)
 
 
-def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int = 0o666,
+def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int | None = None,
               durable: bool | None = None) -> Path:
     """Copy ``src``'s bytes to ``dest`` atomically (no metadata); return ``dest``."""
     dest = Path(dest)
@@ -215,7 +227,7 @@ def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode
 class Staging:
     """Temporary files for several destinations in one directory; see :func:`staged`."""
 
-    def __init__(self, directory: Path, mode: int, durable: bool) -> None:
+    def __init__(self, directory: Path, mode: int | None, durable: bool) -> None:
         self.directory = directory
         self._mode = mode
         self._durable = durable
@@ -228,7 +240,7 @@ class Staging:
         tmp = self._temps.get(name)
         if tmp is None:
             tmp = self._temps[name] = _reserve(self.directory / name, self._mode)
-            _staged_here().add(tmp)
+            _staged_here()[tmp] = self._mode
         return tmp
 
     def write_bytes(self, name: str, data: bytes) -> Path:
@@ -252,7 +264,7 @@ class Staging:
         for name, tmp in list(self._temps.items()):
             os.replace(tmp, self.directory / name)
             del self._temps[name]
-            _staged_here().discard(tmp)
+            _staged_here().pop(tmp, None)
             done.append(self.directory / name)
         if self._durable and done:
             _fsync_dir(self.directory)
@@ -261,12 +273,13 @@ class Staging:
     def _abort(self) -> None:
         for tmp in self._temps.values():
             _unlink_quietly(tmp)
-            _staged_here().discard(tmp)
+            _staged_here().pop(tmp, None)
         self._temps.clear()
 
 
 @contextmanager
-def staged(directory: str | os.PathLike[str], *, mode: int = 0o666, durable: bool | None = None) -> Iterator[Staging]:
+def staged(directory: str | os.PathLike[str], *, mode: int | None = None,
+           durable: bool | None = None) -> Iterator[Staging]:
     """Write a set of files into ``directory`` all or nothing (as far as a file
     system allows): ``stage.path(name)`` gives the temporary path to write each
     one through; only when the block ends normally are they flushed and renamed

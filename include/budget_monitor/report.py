@@ -683,14 +683,17 @@ def write_outputs(evaluation: Mapping[str, Any], cfg: FundConfig, out_dir: str |
     disk, a template error or an exception half-way leaves ``out_dir`` with
     the files it had before (a previous year-end's report stays whole) and no
     temporary file. Temporary files of a killed earlier run are swept first.
+    Directories created and files written are owner-only (``paths.file_mode``:
+    0600, 0640 with BUDGET_MONITOR_SHARED_GROUP=1); an existing ``out_dir``
+    keeps its mode.
     """
     from budget_monitor.charts import execution_chart, unit_chart
+    from budget_monitor.paths import file_mode, private_dir
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(out_dir)  # reports hold payment data: owner-only unless shared (paths.py)
     atomic.remove_stale_temps(out)
     names: list[str] = []
-    with atomic.staged(out) as stage:
+    with atomic.staged(out, mode=file_mode()) as stage:
         chart = execution_chart(evaluation["monthly"], evaluation["quarters"], stage.path(CHART_NAME),
                                 title=f"{evaluation['fund']['year']}年累计支出进度与序时进度")
         names.append(CHART_NAME)
