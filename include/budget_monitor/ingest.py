@@ -219,7 +219,7 @@ def read_table(path: Path, kind: str) -> IngestedTable:
     path = Path(path)
     specs(kind)  # unknown kind -> ValueError early
     try:
-        data = path.read_bytes()
+        data = _read_no_follow(path)
     except OSError as exc:
         raise IngestError(f"{path.name}: 无法读取文件：{exc.strerror}", path=path, rule_id="ING-002") from exc
     digest = sha256_bytes(data)
@@ -238,6 +238,14 @@ def read_table(path: Path, kind: str) -> IngestedTable:
         raise IngestError(f"{path.name}: {exc}", path=path, rule_id="ING-003") from exc
     df, raw, empty, invalid, out_of_range = _typed(raw, kind, headers)
     return IngestedTable(path, kind, digest, encoding, df, raw, headers, empty, invalid, out_of_range)
+
+
+def _read_no_follow(path: Path) -> bytes:
+    """The file's bytes, refusing a symlink put in its place after the fund
+    directory was listed (sources.fund_files never returns one)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def _tidy(raw: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from collections.abc import Generator
 from budget_monitor import store
 from budget_monitor.config import FundConfig, load_fund_config
 from budget_monitor.locks import FundBusy, fund_lock, fund_locks
-from budget_monitor.sources import FACT_KINDS, fund_files
+from budget_monitor.sources import FACT_KINDS, fund_files, unsafe_entries
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
     """The body of :func:`load_month` as a generator: it yields each file to
     validate as ``(table, context)`` and is sent back its ValidationReport,
     so that a caller can validate many funds' files together."""
-    from budget_monitor import alerts, ingest, outbox, quarantine, validate
+    from budget_monitor import ingest, quarantine, validate
 
     _check_month(cfg, month)
     store.upsert_fund(engine, cfg.code, cfg.name, cfg.year, cfg.department)
@@ -324,6 +324,11 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
     if not files.get("budget"):
         raise ValueError(f"{fund_dir.name}: 缺少预算指标表（budget.csv 或 budget.xlsx）")
     qdir = fund_dir / "quarantine"
+    for entry in unsafe_entries(fund_dir):
+        # A symlink, FIFO or device is never read: the entry itself is quarantined.
+        moved, report = quarantine.quarantine_unsafe(entry.kind, entry.path, entry.reason, qdir,
+                                                     fund_dir=fund_dir)
+        _reject(engine, cfg, result, entry.kind, report.file, report, moved)
     for kind in LOAD_ORDER:
         waiting = _missing_context(engine, cfg.code, kind)
         for path in files.get(kind, []):
@@ -378,19 +383,25 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                                                     table.n_rows, stats.replaced))
                     log.info("loaded %s: %d rows (%d replaced)", rel, table.n_rows, stats.replaced)
                     continue
-            moved = quarantine.quarantine(path, report, qdir)
-            reason = report.first_reason()
-            store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=rel,
-                                   sha256=sha, reason=reason, quarantine_path=str(moved))
-            if cfg.recipients:
-                # Through the outbox: a failed send is retried, a re-sent file not re-announced.
-                outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
-            result.files.append(FileOutcome(kind, rel, "rejected", report.n_rows,
-                                            reason=reason))
-            # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
-            log.info("rejected %s: %s", rel, reason)
+            _reject(engine, cfg, result, kind, rel, report, quarantine.quarantine(path, report, qdir))
     result.counts = store.table_counts(engine, cfg.code)
     return result
+
+
+def _reject(engine: Any, cfg: FundConfig, result: LoadResult, kind: str, name: str, report: Any,
+            moved: Path) -> None:
+    """Record a quarantined file: the store's rejection row, the 数据退回 notice, the outcome."""
+    from budget_monitor import alerts, outbox
+
+    reason = report.first_reason()
+    store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=name,
+                           sha256=report.sha256, reason=reason, quarantine_path=str(moved))
+    if cfg.recipients:
+        # Through the outbox: a failed send is retried, a re-sent file not re-announced.
+        outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
+    result.files.append(FileOutcome(kind, name, "rejected", report.n_rows, reason=reason))
+    # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
+    log.info("rejected %s: %s", name, reason)
 
 
 def _file_load_errors() -> tuple[type[BaseException], ...]:

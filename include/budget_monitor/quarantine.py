@@ -32,7 +32,7 @@ REPORT_SUFFIX = ".report.json"
 _TMP_ROOM = len(".tmp")
 # The rule a refused directory entry (symlink, FIFO...) is reported under;
 # its row in rules/validation_rules.csv is the lead's (validate.py owns the table).
-UNSAFE_ENTRY_RULE = "ING-004"
+UNSAFE_ENTRY_RULE = "ING-006"
 
 
 class InputRejected(ValueError):

@@ -64,6 +64,7 @@ import pandas as pd
 from .budget import BUDGET_SIGN, adjusted_budget_fen, signed_amounts
 from .ingest import IngestedTable, IngestError
 from .money_fmt import fen_to_yuan_str
+from .names import safe_name
 
 SEVERITIES = ("fatal", "warning")
 # How many failing rows per rule are listed (the count is always complete).
@@ -548,6 +549,11 @@ class Failure:
     value: str | None  # the raw cell text (or the observed aggregate)
     message: str  # full Chinese message: file, row, column, detail, rule
 
+    def __post_init__(self) -> None:
+        # One line whatever the file name or a cell holds (a newline, a
+        # right-to-left override): escaped visibly, never interpreted.
+        self.message = safe_name(self.message)
+
 
 @dataclass
 class ValidationReport:
@@ -593,14 +599,15 @@ class ValidationReport:
 
 
 def display_name(path: Path, fund_dir: Path | None) -> str:
+    """The file as the finance office sees it (relative to the fund dir), escaped to one line."""
     path = Path(path)
     if fund_dir is not None:
         try:
-            return path.resolve().relative_to(Path(fund_dir).resolve()).as_posix()
+            return safe_name(path.resolve().relative_to(Path(fund_dir).resolve()).as_posix())
         except ValueError:
             pass
     parent = path.parent.name
-    return f"{parent}/{path.name}" if parent in ("payments", "inspections", "outputs") else path.name
+    return safe_name(f"{parent}/{path.name}" if parent in ("payments", "inspections", "outputs") else path.name)
 
 
 def _where(file: str, row: int | None, header: str | None) -> str:

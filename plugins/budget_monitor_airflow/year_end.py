@@ -56,8 +56,10 @@ def build(fund_dir: str, year: int) -> dict:
 
     d = Path(fund_dir)
     cfg = load_fund_config(d)
-    out = settings.reports_root() / cfg.code / str(year)
-    out.mkdir(parents=True, exist_ok=True)
+    from budget_monitor.paths import contained, private_dir
+
+    # contained(): a fund code can never lead outside the reports root.
+    out = private_dir(contained(settings.reports_root(), cfg.code, str(year)))
     result = run_year_end(d, year, out, settings.db_url(), None)  # sending is email_report's job
     log.info("%s", result.summary())
     return {"fund": cfg.code, "year": year, "out_dir": str(out), "queued": result.queued,

@@ -129,9 +129,9 @@ def test_an_unsafe_entry_is_quarantined_as_the_link_itself(tmp_path: Path) -> No
     moved, report = quarantine_unsafe(kind, path, reason, fund / "quarantine", fund_dir=fund)
     assert moved.is_symlink() and os.readlink(moved) == str(outside)  # the link moved, not its target
     assert not os.path.lexists(path) and outside.read_text(encoding="utf-8") == "机密"
-    assert unsafe_entries(fund) == [] and report.first_reason() == reason + "（规则 ING-004）"
+    assert unsafe_entries(fund) == [] and report.first_reason() == reason + "（规则 ING-006）"
     body = json.loads(Path(str(moved) + ".report.json").read_text(encoding="utf-8"))
-    assert body["reason"] == reason + "（规则 ING-004）" and body["failures"][0]["rule_id"] == "ING-004"
+    assert body["reason"] == reason + "（规则 ING-006）" and body["failures"][0]["rule_id"] == "ING-006"
     assert body["original_path"] == str(path) and body["file"] == "payments/x.csv"
     assert body["n_rows"] == 0 and len(body["sha256"]) == 64 and moved.name.endswith("_x.csv")
     # The digest is the entry's identity (nothing is read): another link gets
