@@ -41,6 +41,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from budget_monitor import atomic
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -140,9 +142,8 @@ def _worker_main(job: Path, out: Path) -> int:
     ref, share = pickle.loads(job.read_bytes())
     fn = _resolve(ref)
     results = [fn(x) for x in share]
-    part = out.with_name(out.name + ".part")
-    part.write_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
-    part.replace(out)
+    # A scratch file in the map's own temp dir: atomic, durability not needed.
+    atomic.write_bytes(out, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL), durable=False)
     return 0
 
 

@@ -18,7 +18,6 @@ refuses that whatever the caller validated before (defence in depth).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from .names import safe_name
@@ -98,20 +97,6 @@ def touch_private(path: str | os.PathLike[str]) -> Path:
     finally:
         os.close(fd)
     return path
-
-
-def private_temp(dest: str | os.PathLike[str], suffix: str = ".part") -> Path:
-    """An empty temporary file beside ``dest`` (same directory, so ``os.replace``
-    onto ``dest`` is atomic) with :func:`file_mode`; its name is short, so it
-    fits NAME_MAX whatever ``dest`` is called. The caller writes it and
-    renames it onto ``dest`` (or unlinks it on failure)."""
-    dest = Path(dest)
-    fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=dest.parent)
-    try:
-        os.fchmod(fd, file_mode())
-    finally:
-        os.close(fd)
-    return Path(name)
 
 
 def contained(root: str | os.PathLike[str], *parts: str) -> Path:

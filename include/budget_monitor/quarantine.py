@@ -23,7 +23,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .names import NAME_MAX, fit_name, safe_name
-from .paths import UnsafePath, file_mode, private_dir, private_temp
+from . import atomic
+from .paths import UnsafePath, file_mode, private_dir
 from .validate import Failure, ValidationReport
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -81,13 +82,8 @@ def quarantine(path: Path, report: ValidationReport, quarantine_dir: Path, *, no
         }
     )
     report_path = target.with_name(target.name + REPORT_SUFFIX)
-    tmp = private_temp(report_path)
-    try:
-        tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, report_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(report_path, json.dumps(body, ensure_ascii=False, indent=2, default=str),
+                      mode=file_mode())
     shutil.move(str(path), str(target))
     _owner_only(target)
     return target

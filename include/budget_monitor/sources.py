@@ -22,6 +22,7 @@ from sqlalchemy import MetaData, Table, create_engine, select
 
 from budget_monitor.names import safe_name
 from budget_monitor.paths import UnsafePath
+from budget_monitor import atomic
 from budget_monitor.store import normalise_url
 
 FACT_KINDS = ("payments", "inspections", "outputs")
@@ -170,13 +171,13 @@ def pull_month(source: SqlSource, fund_code: str, month: str, fund_dir: Path) ->
                 if out.parent.is_symlink():  # never write through a link out of the fund dir
                     raise UnsafePath(f"{safe_name(kind)} 是符号链接，拒绝写入拉取的数据")
                 out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_suffix(".part")
-                with tmp.open("w", encoding="utf-8", newline="") as fh:
+                # Atomic (a hidden temp, skipped by fund_files, renamed into place):
+                # two pulls never share a temp and a failed one leaves nothing.
+                with atomic.atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
                     writer = csv.writer(fh, lineterminator="\n")
                     writer.writerow(keys)
                     for r in rows:
                         writer.writerow([_text(r[k]) for k in keys])
-                tmp.replace(out)
                 written.append(out)
     finally:
         engine.dispose()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -415,10 +414,12 @@ def archive_file(path: Path, fund_code: str, sha256: str, archive_root: Path | N
     Chinese name did not); the sha256 alone identifies the copy. A fund code
     or a link that would leave the archive root is refused (UnsafePath).
     Directories are created 0700 and the copy is 0600 (see paths.py); the
-    copy goes through a temporary file, removed if the copy fails.
+    copy is atomic (atomic.copy_file: a failed or killed copy never leaves a
+    partial file under the final name, and its temp is swept later).
     """
+    from budget_monitor import atomic
     from budget_monitor.names import NAME_MAX, fit_name, safe_name
-    from budget_monitor.paths import contained, private_dir, private_temp
+    from budget_monitor.paths import contained, file_mode, private_dir
 
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ValueError(f"archive_file: not a sha256 hex digest: {sha256!r}")
@@ -428,13 +429,8 @@ def archive_file(path: Path, fund_code: str, sha256: str, archive_root: Path | N
     dest = folder / (prefix + fit_name(safe_name(path.name), NAME_MAX - len(prefix)))
     if not dest.exists():
         private_dir(folder)
-        tmp = private_temp(dest)
-        try:
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic.remove_stale_temps(folder)
+        atomic.copy_file(path, dest, mode=file_mode())
     return dest
 
 
