@@ -548,7 +548,7 @@ def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit
     with _rendering(f"自评报告 Word 模板 {DOCX_TEMPLATE.name}", user_text=False):
         tpl.render(context, jinja_env=_docx_env(), autoescape=True)
     if sections.get("draft_notice"):
-        tpl.docx.paragraphs[0].insert_paragraph_before(sections["draft_notice"])
+        tpl.docx.paragraphs[0].insert_paragraph_before().add_run(sections["draft_notice"]).bold = True
     # Into memory first: a zip writer failing half-way on disk (full, EFBIG) stays
     # unclosed and retries the write when collected, noise on stderr (atomic.py).
     buf = BytesIO()
