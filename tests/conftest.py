@@ -56,6 +56,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture
+def engine(db_url: str):  # -> sqlalchemy.Engine
+    """The store on ``db_url`` (both engines), migrated."""
+    from budget_monitor import store
+
+    return store.open_store(db_url)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the default SQLite file and archive out of the repo during tests."""

@@ -76,3 +76,15 @@ def good_goals() -> list[list[str]]:
 
 INS_HEADER = ["抽样单号", "抽样日期", "品种类别", "抽检单位", "检验结论"]
 OUT_HEADER = ["月份", "预算单位", "三级指标", "完成值", "备注"]
+
+
+def validation_fund(root: Path, budget_encoding: str = "utf-8", goals_encoding: str = "utf-8") -> Path:
+    """A small fund directory (fund.yaml, budget, goals) for validation tests."""
+    (root / "fund.yaml").write_text(
+        "code: T-2021\nname: 测试专项资金\nyear: 2021\ndepartment: 江门市市场监督管理局\n"
+        "inspection_categories: [药品, 化妆品]\nrecipients: [caiwu@example.com]\n",
+        encoding="utf-8",
+    )
+    write_csv(root / "budget.csv", BUDGET_HEADER, good_budget(), budget_encoding)
+    write_csv(root / "goals.csv", GOALS_HEADER, good_goals(), goals_encoding)
+    return root

@@ -80,11 +80,6 @@ def smtp() -> Iterator[SmtpServer]:
         server.stop()
 
 
-@pytest.fixture
-def engine(db_url: str):
-    return store.open_store(db_url)
-
-
 def rows(engine) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(store.outbox).order_by(store.outbox.c.id))]
@@ -356,16 +351,13 @@ def test_smtp_mailer_without_a_user_needs_no_tls(auth_smtp: AuthServer) -> None:
 
 
 def test_smtp_mailer_from_config_reads_allow_plain_auth(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
     from budget_monitor.config import SmtpConfig
 
     monkeypatch.setenv("BUDGET_MONITOR_SMTP_PASSWORD", "pw")
     assert SmtpMailer.from_config(SmtpConfig()).allow_plain_auth is False  # the default is safe
     assert SmtpMailer.from_config(SmtpConfig()).timeout == 20.0
-    cfg = SimpleNamespace(**SmtpConfig(user="u").model_dump(), allow_plain_auth=True)
-    mailer = SmtpMailer.from_config(cfg)  # type: ignore[arg-type]
-    assert (mailer.user, mailer.password, mailer.allow_plain_auth) == ("u", "pw", True)
+    mailer = SmtpMailer.from_config(SmtpConfig(user="u", allow_plain_auth=True, use_ssl=True))
+    assert (mailer.user, mailer.password, mailer.allow_plain_auth, mailer.use_ssl) == ("u", "pw", True, True)
 
 
 @pytest.mark.parametrize("tls", ["starttls", "smtps"])

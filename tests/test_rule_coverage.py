@@ -26,6 +26,7 @@ from ingest_fixtures import (
     UNITS,
     good_budget,
     good_goals,
+    validation_fund,
     write_csv,
 )
 
@@ -35,14 +36,7 @@ TESTS = Path(__file__).resolve().parent
 
 @pytest.fixture
 def fund(tmp_path: Path) -> Path:
-    (tmp_path / "fund.yaml").write_text(
-        "code: T-2021\nname: 测试专项资金\nyear: 2021\ndepartment: 江门市市场监督管理局\n"
-        "inspection_categories: [药品, 化妆品]\nrecipients: [caiwu@example.com]\n",
-        encoding="utf-8",
-    )
-    write_csv(tmp_path / "budget.csv", BUDGET_HEADER, good_budget())
-    write_csv(tmp_path / "goals.csv", GOALS_HEADER, good_goals())
-    return tmp_path
+    return validation_fund(tmp_path)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from ingest_fixtures import (
     good_goals,
     good_payments,
     payment,
+    validation_fund,
     write_csv,
     write_xlsx,
 )
@@ -42,14 +43,7 @@ PAY_FILE = "payments/2021-03_支出明细.csv"
 
 @pytest.fixture
 def fund(tmp_path: Path) -> Path:
-    (tmp_path / "fund.yaml").write_text(
-        "code: T-2021\nname: 测试专项资金\nyear: 2021\ndepartment: 江门市市场监督管理局\n"
-        "inspection_categories: [药品, 化妆品]\nrecipients: [caiwu@example.com]\n",
-        encoding="utf-8",
-    )
-    write_csv(tmp_path / "budget.csv", BUDGET_HEADER, good_budget(), "gbk")
-    write_csv(tmp_path / "goals.csv", GOALS_HEADER, good_goals(), "utf-8-sig")
-    return tmp_path
+    return validation_fund(tmp_path, "gbk", "utf-8-sig")
 
 
 @pytest.fixture

@@ -73,11 +73,6 @@ def june() -> list[Alert]:
     return alerts
 
 
-@pytest.fixture
-def engine(db_url: str):
-    return store.open_store(db_url)
-
-
 def outbox_rows(engine) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(store.outbox).order_by(store.outbox.c.id))]
