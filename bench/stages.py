@@ -387,6 +387,9 @@ def seed_store(data: Path, db_url: str, funds: list[str], before_month: int, reg
         store.bulk_insert(conn, store.inspection, recs(ins.rename(columns={})[
             ["fund_code", "sample_no", "sample_date", "category", "unit", "result"]]))
         store.bulk_insert(conn, store.output, recs(outs[["fund_code", "month", "unit", "name", "value", "value_num", "note"]]))
+        # ... and closed, as those closes would have recorded (the year-end waits for December).
+        store.bulk_insert(conn, store.month_close, [{"fund_code": c, "month": f"{year}-{m:02d}", "closed_at": now}
+                                                    for c in funds for m in range(1, before_month) if m <= 12])
     store.dispose_all()
     return {"seed_s": round(time.perf_counter() - t0, 2), "payments": len(payments), "files": len(files)}
 
