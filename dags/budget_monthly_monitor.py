@@ -7,6 +7,10 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
 1. `plan_month`: the month to close (Param `month` overrides it).
 2. `discover_funds`: fund directories (Param `fund` picks one); pulls the
    month from the SQL source first when connection `budget_monitor_source` exists.
+   No fund directory of the month's year (a scheduled run before the year's
+   funds are dropped) is not a failure: the run logs "nothing to close",
+   skips the load and the close, and ends green, so it never holds later
+   runs (`max_active_runs=1`). A `fund` that matches nothing fails at once.
 3. `load_funds` (mapped, one task per batch of `funds_per_task` funds): read,
    validate, load each new file. A bad file goes to `<fund>/quarantine/` and
    its Chinese rejection notice into the outbox; the task fails at once (no
@@ -87,10 +91,10 @@ def budget_monthly_monitor():
         return load_batch(batch, month)
 
     @task(trigger_rule="all_done")
-    def close_month(month: str, batches: list[list[str]]) -> list[dict]:
-        from budget_monitor_airflow.monthly import close
+    def close_month(month: str | None, batches: list[list[str]] | None) -> list[dict]:
+        from budget_monitor_airflow.monthly import close, funds_to_close
 
-        return close([d for b in batches for d in b], month)
+        return close(funds_to_close(month, batches), month)
 
     @task(trigger_rule="all_done")
     def send_alerts() -> int:

@@ -21,8 +21,12 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
     from budget_monitor.config import FundConfigError, load_fund_config
     from budget_monitor.pipeline import discover_funds, month_bounds
 
+    from airflow.sdk.exceptions import AirflowFailException
+
     first, _ = month_bounds(month)  # a bad month fails here, before any mapping
     root = settings.funds_root()
+    if not Path(root).is_dir():  # a deployment error (mount missing), not an empty month: no retry
+        raise AirflowFailException(f"the fund inbox {root} (BUDGET_MONITOR_FUNDS_DIR) is not a directory")
     funds = []
     for d in discover_funds(root):
         try:
@@ -39,9 +43,17 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
             log.info("%s is the %s fund-year: not part of %s", d.name, cfg.year, month)
             continue
         funds.append(d)
+    if not funds and fund_filter:
+        # Someone asked for this fund: say so, without retries that would hold
+        # later runs (max_active_runs=1) in the queue.
+        raise AirflowFailException(f"no {first.year} fund directory (with fund.yaml) under {root}"
+                                   f" matching {fund_filter!r}")
     if not funds:
-        raise FileNotFoundError(f"no {first.year} fund directory (with fund.yaml) under {root}"
-                                f" matching {fund_filter!r}")
+        # A scheduled run in a year whose funds are not in the inbox yet (or
+        # any more) has nothing to do: that is not a failure.
+        log.warning("nothing to close for %s: no %s fund directory (with fund.yaml) under %s",
+                    month, first.year, root)
+        return []
     source = settings.source_url()
     if source:
         from budget_monitor.sources import SqlSource, pull_month
@@ -104,6 +116,26 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
     if failed:
         raise FundsFailed(failed)
     return done
+
+
+def funds_to_close(month: str | None, batches: list[list[str]] | None) -> list[str]:
+    """The fund directories ``close_month`` closes, from ``discover_funds``' batches.
+
+    ``close_month`` runs ``all_done`` (it closes the funds whose load failed
+    too), so it also runs when ``plan_month`` or ``discover_funds`` failed:
+    their XComs are then ``None``. Nothing can be closed: the task is skipped
+    with the reason, and the failure stays visible on the upstream task. An
+    empty list (a month with no fund of its year) skips it as well.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if month is None or batches is None:
+        raise AirflowSkipException("nothing to close: plan_month or discover_funds did not finish"
+                                   " (see that task's log)")
+    funds = [d for b in batches for d in b]
+    if not funds:
+        raise AirflowSkipException(f"nothing to close for {month}: discover_funds found no fund of its year")
+    return funds
 
 
 def close(fund_dirs: list[str], month: str) -> list[dict]:
