@@ -15,21 +15,24 @@ row number as the finance office sees it (header = row 1).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import os
 import re
 import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .dates import parse_dates, parse_months
 from .money import parse_money
-from .tables import HeaderError, HeaderMatch, match_headers, specs
+from .tables import ColumnSpec, HeaderError, HeaderMatch, match_headers, specs
 
 ENCODINGS: tuple[str, ...] = ("utf-8-sig", "utf-8", "gb18030")
 # Thousands separators only in groups of three, as for money (money.py).
@@ -137,18 +140,26 @@ def _read_csv(data: bytes, path: Path) -> tuple[pd.DataFrame, str]:
             encoding="utf-8",
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        m = _FIELDS_RE.search(str(exc))
-        detail = f"第{m.group(2)}行有 {m.group(3)} 个字段，表头只有 {m.group(1)} 列" if m else str(exc)
-        raise IngestError(f"{path.name}: CSV 格式错误：{detail}", path=path, rule_id="ING-002") from exc
+        raise _format_error(exc, path) from exc
     if not isinstance(frame.index, pd.RangeIndex):
-        # pandas turns surplus leading fields into an index: the data rows have
-        # more fields than the header (e.g. an unquoted "1,234.50").
-        raise IngestError(
-            f"{path.name}: CSV 格式错误：数据行的字段比表头多（金额中的千分位逗号是否未加引号？）",
-            path=path,
-            rule_id="ING-002",
-        )
+        raise _surplus_fields(path)
     return frame, enc
+
+
+def _format_error(exc: BaseException, path: Path) -> IngestError:
+    m = _FIELDS_RE.search(str(exc))
+    detail = f"第{m.group(2)}行有 {m.group(3)} 个字段，表头只有 {m.group(1)} 列" if m else str(exc)
+    return IngestError(f"{path.name}: CSV 格式错误：{detail}", path=path, rule_id="ING-002")
+
+
+def _surplus_fields(path: Path) -> IngestError:
+    # pandas turns surplus leading fields into an index: the data rows have
+    # more fields than the header (e.g. an unquoted "1,234.50").
+    return IngestError(
+        f"{path.name}: CSV 格式错误：数据行的字段比表头多（金额中的千分位逗号是否未加引号？）",
+        path=path,
+        rule_id="ING-002",
+    )
 
 
 # Bounds checked on the zip directory before an XLSX is parsed: a 1 MB file
@@ -259,6 +270,12 @@ def _tidy(raw: pd.DataFrame) -> pd.DataFrame:
     return raw
 
 
+def _typed_table(raw: pd.DataFrame, kind: str, headers: dict[str, HeaderMatch]) -> tuple[Any, ...]:
+    """IngestedTable's fields after ``encoding``: df, raw, headers, empty, invalid, out_of_range."""
+    df, raw, empty, invalid, out_of_range = _typed(raw, kind, headers)
+    return df, raw, headers, empty, invalid, out_of_range
+
+
 def _typed(
     raw: pd.DataFrame, kind: str, headers: dict[str, HeaderMatch]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -266,41 +283,12 @@ def _typed(
     empty: dict[str, np.ndarray] = {}
     invalid: dict[str, np.ndarray] = {}
     out_of_range: dict[str, np.ndarray] = {}
-    n = len(raw)
     for spec in specs(kind):
-        match = headers.get(spec.column)
-        source = raw[match.source] if match else pd.Series([""] * n, index=raw.index, dtype="str")
-        if spec.type in ("money", "date"):
-            # These parsers trim in numpy themselves.
-            res = parse_money(source, match.scale if match else 1) if spec.type == "money" else parse_dates(source)
-            cols[spec.column] = res.fen if spec.type == "money" else res.values
-            empty[spec.column] = res.empty.to_numpy(dtype=bool)
-            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
-            if spec.type == "money":
-                out_of_range[spec.column] = res.out_of_range.to_numpy(dtype=bool)
-            continue
-        text = source.str.strip()
-        is_empty = (text == "").to_numpy(dtype=bool)
-        empty[spec.column] = is_empty
-        if spec.type == "month":
-            res = parse_months(text)
-            cols[spec.column] = res.values
-            invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
-        elif spec.type == "decimal":
-            values, bad = _decimals(text)
-            cols[spec.column] = values
-            invalid[spec.column] = bad
-        elif spec.type == "number_text":
-            values, _ = _decimals(text)
-            cols[spec.column] = text
-            cols[spec.column + "_num"] = values  # null for qualitative text (达成 ...)
-        elif spec.type == "str" and spec.required:
-            cols[spec.column] = text.mask(is_empty)  # null -> the not-null rule reports it
-        else:
-            cols[spec.column] = text
+        _typed_column(raw, spec, headers.get(spec.column), cols, empty, invalid, out_of_range)
     if kind == "payments":
         # 业务类型 is optional: absent or empty means an ordinary payment.
         cols["kind"] = cols["kind"].mask(empty["kind"], "支付")
+    n = len(raw)
     df = pd.DataFrame(cols, index=raw.index)
     # Wholly blank lines (also blank in extra columns) are not rows; their
     # numbers stay skipped so later rows keep the number the office sees.
@@ -318,6 +306,43 @@ def _typed(
     return df, raw, empty, invalid, out_of_range
 
 
+def _typed_column(
+    raw: pd.DataFrame, spec: ColumnSpec, match: HeaderMatch | None, cols: dict[str, pd.Series],
+    empty: dict[str, np.ndarray], invalid: dict[str, np.ndarray], out_of_range: dict[str, np.ndarray],
+) -> None:
+    """One canonical column of ``raw`` typed into ``cols`` (and its masks): the
+    one conversion both a whole file and a streamed file's passes use."""
+    source = raw[match.source] if match else pd.Series([""] * len(raw), index=raw.index, dtype="str")
+    if spec.type in ("money", "date"):
+        # These parsers trim in numpy themselves.
+        res = parse_money(source, match.scale if match else 1) if spec.type == "money" else parse_dates(source)
+        cols[spec.column] = res.fen if spec.type == "money" else res.values
+        empty[spec.column] = res.empty.to_numpy(dtype=bool)
+        invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+        if spec.type == "money":
+            out_of_range[spec.column] = res.out_of_range.to_numpy(dtype=bool)
+        return
+    text = source.str.strip()
+    is_empty = (text == "").to_numpy(dtype=bool)
+    empty[spec.column] = is_empty
+    if spec.type == "month":
+        res = parse_months(text)
+        cols[spec.column] = res.values
+        invalid[spec.column] = res.invalid.to_numpy(dtype=bool)
+    elif spec.type == "decimal":
+        values, bad = _decimals(text)
+        cols[spec.column] = values
+        invalid[spec.column] = bad
+    elif spec.type == "number_text":
+        values, _ = _decimals(text)
+        cols[spec.column] = text
+        cols[spec.column + "_num"] = values  # null for qualitative text (达成 ...)
+    elif spec.type == "str" and spec.required:
+        cols[spec.column] = text.mask(is_empty)  # null -> the not-null rule reports it
+    else:
+        cols[spec.column] = text
+
+
 def _decimals(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Small columns only (weights, output values): exact Decimal per cell."""
     ok = text.str.match(_NUM_RE)
@@ -330,3 +355,250 @@ def _decimals(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
             ok[idx] = False
     bad = ((text != "") & ~ok).to_numpy(dtype=bool)
     return out, bad
+
+
+# --------------------------------------------------------------- large CSVs, in chunks
+#
+# read_table holds a file's bytes, its decoded text, pandas' all-text frame and
+# the typed frame at once, and the loader then adds a dict per row: a 200 MB
+# CSV of 1.6M payments peaked at 1.5 GB. A fact CSV above stream_bytes() is
+# read in chunks of stream_chunk_rows() records instead (pipeline's streamed
+# branch), so memory follows the chunk, not the file. XLSX (bounded by
+# XLSX_MAX_* above), goals and budget files are always read whole.
+
+STREAM_KINDS: tuple[str, ...] = ("payments", "inspections", "outputs")
+_BOM = b"\xef\xbb\xbf"
+_BLOCK = 1 << 20
+
+
+def stream_bytes() -> int:
+    """CSV files above this size are read in chunks (env BUDGET_MONITOR_STREAM_BYTES, default 32 MiB)."""
+    return int(os.environ.get("BUDGET_MONITOR_STREAM_BYTES") or 32 << 20)
+
+
+def stream_chunk_rows() -> int:
+    """Records per chunk (env BUDGET_MONITOR_STREAM_CHUNK_ROWS, default 100,000: ~250 MiB
+    above the process's base for the widest payments rows, measured in bench stage g)."""
+    return max(int(os.environ.get("BUDGET_MONITOR_STREAM_CHUNK_ROWS") or 100_000), 1)
+
+
+def is_streamed(path: Path, kind: str) -> bool:
+    """Is ``path`` read in chunks (a fact kind's CSV above :func:`stream_bytes`)?"""
+    if kind not in STREAM_KINDS or Path(path).suffix.lower() not in (".csv", ".txt"):
+        return False
+    try:
+        return os.lstat(path).st_size > stream_bytes()
+    except OSError:
+        return False  # the whole-file read reports why it cannot be read
+
+
+class _Hashing(io.RawIOBase):
+    """Reads through ``fh``, hashing every byte on the way (closing it leaves ``fh`` open)."""
+
+    def __init__(self, fh: io.BufferedReader, digest: Any) -> None:
+        super().__init__()
+        self._fh, self._digest = fh, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._fh.readinto(buffer) or 0
+        if n:
+            self._digest.update(memoryview(buffer)[:n])
+        return n
+
+
+class CsvStream:
+    """A large CSV read in chunks, each chunk exactly as :func:`read_table` reads
+    a whole file (same encoding rule, header matching, typing, row numbers).
+
+    - pass 0 (on opening): the encoding, by the rule of :func:`decode_csv_bytes`
+      (utf-8-sig, utf-8, gb18030, strict, NUL refused) with an incremental
+      decoder over 1 MiB blocks, and the file's sha256; then the header.
+    - :meth:`scan`: chosen canonical columns only (pandas ``usecols``), typed
+      as in the chunk tables, for the file-level rules (duplicates, totals).
+    - :meth:`tables`: every chunk as an :class:`IngestedTable`; the bytes it
+      parses are hashed and must be pass 0's (a file rewritten while it was
+      being loaded is refused rather than half-read).
+
+    The file is opened once, without following a symlink (as read_table does),
+    and every pass re-reads that same open file.
+    """
+
+    def __init__(self, path: Path, kind: str, chunk_rows: int | None = None) -> None:
+        self.path, self.kind = Path(path), kind
+        self.chunk_rows = chunk_rows or stream_chunk_rows()
+        specs(kind)  # unknown kind -> ValueError early
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise IngestError(f"{self.path.name}: 无法读取文件：{exc.strerror}", path=self.path, rule_id="ING-002") from exc
+        self._fh = os.fdopen(fd, "rb")
+        try:
+            self.encoding, self.sha256 = self._detect()
+            self.columns, self.headers = self._header()
+        except BaseException:
+            self.close()
+            raise
+        self._unnamed = [i for i, c in enumerate(self.columns) if c.startswith("Unnamed:")]
+        self._filled: set[int] = set()  # unnamed columns holding a cell somewhere (kept, as _tidy keeps them)
+        self._scanned = False
+        self.records = 0  # records of the file (blank ones included), known after a whole scan
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> CsvStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- pass 0 and the header
+
+    def _detect(self) -> tuple[str, str]:
+        """(encoding, sha256): decode_csv_bytes' choice, made without holding the file."""
+        fh = self._fh
+        fh.seek(0)
+        bom = fh.read(3) == _BOM
+        for enc in ENCODINGS:
+            if enc == "utf-8-sig" and not bom:
+                continue
+            fh.seek(0)
+            digest = hashlib.sha256()
+            decoder = codecs.getincrementaldecoder(enc)(errors="strict")
+            nul = filled = False
+            try:
+                while True:
+                    block = fh.read(_BLOCK)
+                    digest.update(block)
+                    text = decoder.decode(block, final=not block)
+                    nul = nul or "\x00" in text
+                    filled = filled or bool(text.strip())
+                    if not block:
+                        break
+            except UnicodeDecodeError:
+                continue
+            if nul:
+                break  # as decode_csv_bytes: a decodable text with NUL is binary
+            if not filled:
+                raise IngestError(f"{self.path.name}: 文件为空，没有表头", path=self.path, rule_id="ING-003")
+            return enc, digest.hexdigest()
+        raise IngestError(f"{self.path.name}: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）",
+                          path=self.path, rule_id="ING-001")
+
+    def _header(self) -> tuple[list[str], dict[str, HeaderMatch]]:
+        """pandas' column names, and the canonical columns they match.
+
+        A whole-file read reports a malformed row (ING-002) before the header
+        (ING-003) and before surplus leading fields: a header problem found
+        here is raised only after a parse of the whole file found none.
+        """
+        self._fh.seek(0)
+        try:
+            first = pd.read_csv(self._fh, nrows=1, **self._read_args())
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise _format_error(exc, self.path) from exc
+        columns = [str(c) for c in first.columns]
+        problem: IngestError | None = None
+        headers: dict[str, HeaderMatch] = {}
+        if not isinstance(first.index, pd.RangeIndex):
+            problem = _surplus_fields(self.path)
+        else:
+            try:
+                # Unnamed columns match no spec: leaving them out changes nothing.
+                headers = match_headers(self.kind, [c.strip() for c in columns if not c.startswith("Unnamed:")])
+            except HeaderError as exc:
+                problem = IngestError(f"{self.path.name}: {exc}", path=self.path, rule_id="ING-003")
+        if problem is not None:
+            for _ in self._frames(usecols=None):
+                pass
+            raise problem
+        return columns, headers
+
+    def _read_args(self) -> dict[str, Any]:
+        return {"dtype": str, "keep_default_na": False, "na_filter": False, "skip_blank_lines": False,
+                "encoding": self.encoding}
+
+    def _frames(self, usecols: list[int] | None, digest: Any = None) -> Iterator[pd.DataFrame]:
+        """pandas' all-text chunks of the file, read from its start."""
+        self._fh.seek(0)
+        source: Any = io.BufferedReader(_Hashing(self._fh, digest), _BLOCK) if digest is not None else self._fh
+        try:
+            with pd.read_csv(source, chunksize=self.chunk_rows, usecols=usecols, **self._read_args()) as reader:
+                for frame in reader:
+                    if not isinstance(frame.index, pd.RangeIndex):
+                        raise _surplus_fields(self.path)
+                    yield frame
+                    del frame  # not alive while pandas reads the next chunk
+        except IngestError:
+            raise
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise _format_error(exc, self.path) from exc
+
+    # -- pass 1
+
+    def scan(self, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+        """The canonical ``columns`` of every record, chunk by chunk, in file
+        order, typed as in :meth:`tables`, with ``row``; blank records are NOT
+        dropped here (they are in :meth:`tables`), so a consumer must treat
+        them as what they are: empty keys, zero amounts, no dates.
+
+        Only these columns are converted (pandas ``usecols``); a row with too
+        many fields is not noticed here (pandas tolerates it under usecols),
+        :meth:`tables` refuses it as a whole-file read does.
+        """
+        wanted = [s for s in specs(self.kind) if s.column in set(columns)]
+        where = {c.strip(): i for i, c in reversed(list(enumerate(self.columns)))}
+        positions = sorted({0, *self._unnamed, *(where[self.headers[s.column].source]
+                                                  for s in wanted if s.column in self.headers)})
+        offset = 0
+        for frame in self._frames(usecols=positions):
+            frame.columns = [c.strip() for c in frame.columns]
+            frame.index = pd.RangeIndex(2 + offset, 2 + offset + len(frame))
+            offset += len(frame)
+            for i in self._unnamed:
+                if i not in self._filled and frame[self.columns[i].strip()].astype("str").str.strip().ne("").any():
+                    self._filled.add(i)
+            cols: dict[str, pd.Series] = {"row": pd.Series(frame.index.to_numpy(dtype="int64"), index=frame.index)}
+            masks: dict[str, np.ndarray] = {}
+            for spec in wanted:
+                _typed_column(frame, spec, self.headers.get(spec.column), cols, masks, {}, {})
+            chunk = pd.DataFrame(cols, index=frame.index)
+            del frame, cols, masks
+            yield chunk
+            del chunk
+        self.records, self._scanned = offset, True
+
+    # -- pass 2
+
+    def tables(self) -> Iterator[IngestedTable]:
+        """Every chunk as an IngestedTable (``row``: the file's row numbers).
+
+        Raises IngestError where read_table would (a malformed row: ING-002),
+        and at the end if the bytes parsed are not the bytes of pass 0.
+        """
+        if not self._scanned:
+            for _ in self.scan(()):  # which Unnamed columns hold anything (_tidy keeps those)
+                pass
+        keep = [i for i in range(len(self.columns)) if i not in self._unnamed or i in self._filled]
+        names = [self.columns[i].strip() for i in keep]
+        digest = hashlib.sha256()
+        offset = 0
+        for frame in self._frames(usecols=None, digest=digest):
+            raw = frame if len(keep) == len(self.columns) else frame.iloc[:, keep]
+            del frame
+            raw.columns = names
+            raw.index = pd.RangeIndex(2 + offset, 2 + offset + len(raw))
+            offset += len(raw)
+            table = IngestedTable(self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers))
+            del raw
+            yield table
+            del table  # one chunk alive at a time
+        if offset == 0:  # a header and no record: one empty table, as read_table gives
+            raw = pd.DataFrame({n: pd.Series([], dtype="str") for n in names}, index=pd.RangeIndex(2, 2))
+            yield IngestedTable(self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers))
+        if digest.hexdigest() != self.sha256:
+            raise IngestError(f"{self.path.name}: 文件在读取过程中被改动（前后两次读取的内容不同），"
+                              f"请待文件写完后重新提交", path=self.path, rule_id="ING-002")

@@ -481,6 +481,114 @@ def load_rows(
         return LoadStats(file_id, kind, len(rows) - replaced, replaced, audited)
 
 
+class ChunkedLoad:
+    """One file's rows loaded chunk by chunk inside ONE transaction (a large
+    file read in chunks): what :func:`load_rows` does for a fact file, with the
+    rows handed over in parts, so no list of the whole file's rows exists.
+
+    ``with ChunkedLoad(...) as load: load.add(rows) ...; load.commit(archive_path)``.
+    Nothing is visible to others before :meth:`commit`; leaving the block
+    without it (a chunk failed validation, an error) rolls everything back.
+
+    The source_file row is written first (the rows reference it) and given its
+    row count and archive path at commit. Whether the fund had rows of the
+    table is looked up once, before the first chunk: a file that passed
+    validation has unique keys, so a chunk can only replace rows stored
+    before the file, never rows of an earlier chunk. On SQLite the write lock
+    is held from the first chunk to the commit (other writers wait up to the
+    busy timeout); the pipeline does no other write meanwhile.
+    """
+
+    def __init__(self, engine: Engine, *, fund_code: str, kind: str, name: str, sha256: str,
+                 encoding: str | None = None) -> None:
+        if kind in SNAPSHOT_KINDS:
+            raise ValueError(f"ChunkedLoad: {kind} files are loaded whole (load_rows)")
+        self.engine, self.fund_code, self.kind, self.spec = engine, fund_code, kind, FACTS[kind]
+        self.name, self.sha256, self.encoding = name, sha256, encoding
+        self.rows = self.replaced = self.audited = 0
+        self.skipped = False
+        self.file_id = 0
+        self._conn: Connection | None = None
+        self._tx: Any = None
+        self._had_rows = False
+
+    def __enter__(self) -> ChunkedLoad:
+        self._conn = self.engine.connect()
+        self._tx = self._conn.begin()
+        known = self._conn.execute(select(source_file.c.id).where(
+            source_file.c.fund_code == self.fund_code, source_file.c.sha256 == self.sha256)).scalar()
+        if known is not None:
+            self.file_id, self.skipped = known, True  # loaded meanwhile: nothing to do, as load_rows
+        return self
+
+    def _start(self) -> Connection:
+        """The transaction, with the source_file row written (at the first rows:
+        on SQLite the write lock is taken then, not while chunk 1 is validated)."""
+        if self._tx is None or self._conn is None:
+            raise RuntimeError("ChunkedLoad: used outside its with block or after rollback()")
+        conn = self._conn
+        if not self.file_id:
+            self.file_id = conn.execute(insert(source_file).values(
+                fund_code=self.fund_code, kind=self.kind, name=self.name, sha256=self.sha256,
+                encoding=self.encoding, rows=0, archive_path=None, loaded_at=now_local(),
+            ).returning(source_file.c.id)).scalar_one()
+            self._had_rows = _has_rows(conn, self.spec.table, self.fund_code)
+        return conn
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Load the next rows of the file (canonical columns, as for load_rows)."""
+        if self.skipped or not rows:
+            return
+        conn = self._start()
+        self.rows += len(rows)
+        if self._had_rows:
+            replaced, audited = _upsert_facts(conn, self.spec, self.fund_code, rows, self.file_id)
+            self.replaced += replaced
+            self.audited += audited
+            return
+        extra = {"fund_code": self.fund_code, "source_file_id": self.file_id}
+        for i in range(0, len(rows), _CHUNK):
+            bulk_insert(conn, self.spec.table, [{**r, **extra} for r in rows[i:i + _CHUNK]])
+
+    def commit(self, archive_path: str | None = None) -> LoadStats:
+        if not self.skipped:
+            conn = self._start()  # a file of no rows still gets its source_file row
+            conn.execute(update(source_file).where(source_file.c.id == self.file_id)
+                         .values(rows=self.rows, archive_path=archive_path, loaded_at=now_local()))
+        self._tx.commit()
+        self._tx = None
+        return LoadStats(self.file_id, self.kind, self.rows - self.replaced, self.replaced, self.audited,
+                         skipped=self.skipped)
+
+    def rollback(self) -> None:
+        """Undo everything added; the load cannot be used afterwards."""
+        if self._tx is not None:
+            self._tx.rollback()
+            self._tx = None
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.rollback()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def stored_payment_amounts(engine: Engine, fund_code: str, vouchers: Sequence[str]) -> dict[str, int]:
+    """Stored amount (fen) of each of ``vouchers`` the fund has (the others are left out)."""
+    found: dict[str, int] = {}
+    wanted = list(dict.fromkeys(vouchers))
+    with engine.connect() as conn:
+        if not wanted or not _has_rows(conn, payment, fund_code):
+            return found
+        for cond in _key_in(conn, payment.c.voucher_no, wanted):
+            for voucher, fen in conn.execute(select(payment.c.voucher_no, payment.c.amount_fen)
+                                             .where(payment.c.fund_code == fund_code, cond)):
+                found[str(voucher)] = int(fen)
+    return found
+
+
 def _key_text(rec: dict[str, Any], key: Iterable[str]) -> str:
     return "|".join(str(rec[k]) for k in key)
 
@@ -799,5 +907,5 @@ __all__ = [
     "record_rejection", "read_allocations", "read_goals", "read_payments_by_day",
     "read_inspections", "read_outputs", "net_paid_fen", "table_counts", "snapshot",
     "read_audit", "default_db_url", "default_home", "dispose_all", "month_close", "record_close",
-    "closed_months", "latest_rejection",
+    "closed_months", "latest_rejection", "ChunkedLoad", "stored_payment_amounts",
 ]

@@ -51,7 +51,7 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -172,6 +172,23 @@ def rule(rule_id: str) -> Rule:
 
 
 @dataclass(frozen=True)
+class FileFacts:
+    """What the file-level prepares know about a whole file validated chunk by
+    chunk (a large CSV): gathered by :class:`ChunkedFile` before the chunks
+    are validated, so that each chunk's verdicts are the whole file's.
+    Keyed by the rule's column.
+    """
+
+    # ``unique``: the values the whole file holds more than once.
+    duplicates: Mapping[str, frozenset[str]]
+    # ``cumulative_within``: the row of THIS chunk that fails (absent: none here).
+    over_budget_row: Mapping[str, int]
+    # The file's net amount (fen) before this chunk's first row, and in all.
+    running_before: Mapping[str, int]
+    file_net: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class ValidationContext:
     """What a table is checked against (from fund.yaml, the budget, the store).
 
@@ -206,6 +223,9 @@ class ValidationContext:
     paid_by_pair: Mapping[str, int] | None = field(default=None, hash=False)
     # Files are named relative to this directory in messages.
     fund_dir: Path | None = None
+    # Set only when a file is validated chunk by chunk (a large CSV, see
+    # ChunkedFile): what the file-level rules need to know about the whole file.
+    file_facts: FileFacts | None = field(default=None, hash=False)
 
     @classmethod
     def for_fund(
@@ -288,6 +308,9 @@ def _isin(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -
 
 def _unique(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
     s = t.df[col]
+    if ctx.file_facts is not None:
+        # A chunk of a larger file: every row holding a value the WHOLE file holds twice fails.
+        return (s.isna() | ~s.isin(list(ctx.file_facts.duplicates[col]))).to_numpy(dtype=bool)
     return (s.isna() | ~s.duplicated(keep=False)).to_numpy(dtype=bool)
 
 
@@ -376,6 +399,10 @@ def _cumulative_within(t: IngestedTable, col: str, ctx: ValidationContext, field
     ok = np.ones(t.n_rows, dtype=bool)
     if t.n_rows == 0:
         return ok
+    if ctx.file_facts is not None:
+        # A chunk of a larger file: ChunkedFile found the row over the whole file.
+        row = ctx.file_facts.over_budget_row.get(col)
+        return ok if row is None else t.df["row"].to_numpy() != row
     limit = int(getattr(ctx, field_name))
     running = running_totals(t, col, ctx)
     if running[-1] <= limit:
@@ -625,7 +652,8 @@ def report_for_ingest_error(exc: IngestError, kind: str, ctx: ValidationContext 
 
     path = Path(exc.path)
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with path.open("rb") as fh:  # in blocks: a rejected file may be large
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError:
         digest = ""
     file = display_name(path, ctx.fund_dir if ctx else None)
@@ -931,6 +959,142 @@ def validate_many(
     return validate_batch(list(items))
 
 
+# --------------------------------------------------------- files read in chunks
+
+
+class ChunkedFile:
+    """The file-level rules of one file validated chunk by chunk (ingest.CsvStream).
+
+    Row-level rules judge each row on its own, so a chunk's verdicts on them
+    are the whole file's. Two prepares look at the whole file: ``unique``
+    (every row of a value held twice fails) and ``cumulative_within`` (the
+    row at which stored + running total first exceeds the budget fails, and
+    only when the file's total exceeds it, so a later refund can bring the
+    file back under). Both are settled before pass 2:
+
+    1. :meth:`scan` (pass 1, every chunk of :attr:`columns`, blank records
+       included): a ``unique`` column's non-null values are hashed into 8
+       bytes a row (Python's str hash, valid in this process only) and a
+       ``cumulative_within`` column is summed exactly (Python ints).
+    2. :meth:`candidates`: hashes seen twice. Only when there are any,
+       :meth:`resolve` (another scan of those columns) counts the values
+       behind them exactly, so a hash collision never fails a row.
+    3. :meth:`context` (pass 2, chunk tables in file order): the chunk's
+       context with :class:`FileFacts`; the over-budget row is looked for
+       chunk after chunk with the running total carried over.
+
+    Memory: 8 bytes per keyed row for the hashes, dropped after step 2.
+    """
+
+    def __init__(self, kind: str, ctx: ValidationContext) -> None:
+        active, _ = _active_rules(kind, ctx)
+        self.unique = tuple(dict.fromkeys(c for r in active if r.prepare == "unique" for c in r.columns))
+        self.cumulative = {c: r.prepare.partition(":")[2] for r in active
+                           if r.prepare.partition(":")[0] == "cumulative_within" for c in r.columns}
+        self.file_net = {c: 0 for c in self.cumulative}
+        self._hashes: dict[str, list[np.ndarray]] = {c: [] for c in self.unique}
+        self._candidates: dict[str, np.ndarray] = {}
+        self._counts: dict[str, dict[str, int]] = {c: {} for c in self.unique}
+        # duplicate value -> how many scan chunks hold it (pipeline: stored amounts counted once)
+        self._chunks: dict[str, dict[str, int]] = {c: {} for c in self.unique}
+        self._duplicates: dict[str, frozenset[str]] | None = None
+        self._before = {c: 0 for c in self.cumulative}
+        self._found: set[str] = set()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The canonical columns pass 1 reads."""
+        return tuple(dict.fromkeys((*self.unique, *self.cumulative)))
+
+    def scan(self, chunk: pd.DataFrame) -> None:
+        for c in self.unique:
+            self._hashes[c].append(_hashes(chunk[c].dropna().tolist()))
+        for c in self.cumulative:
+            self.file_net[c] += int(exact_ints(chunk[c].fillna(0).astype("int64").to_numpy()).sum())
+
+    def candidates(self) -> bool:
+        """End of pass 1: is there any hash seen twice (then :meth:`resolve` is needed)?"""
+        for c, parts in self._hashes.items():
+            h = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+            self._candidates[c] = np.unique(h[1:][h[1:] == h[:-1]])
+        self._hashes = {}
+        return any(len(v) for v in self._candidates.values())
+
+    def resolve(self, chunk: pd.DataFrame) -> None:
+        """Pass 1b: the chunk of the ``unique`` columns again (same chunking as :meth:`scan`)."""
+        for c, wanted in self._candidates.items():
+            if not len(wanted):
+                continue
+            values = chunk[c].dropna().tolist()
+            hit = np.isin(_hashes(values), wanted).tolist()
+            counts, chunks = self._counts[c], self._chunks[c]
+            found = [v for v, h in zip(values, hit, strict=True) if h]
+            for v in found:
+                counts[v] = counts.get(v, 0) + 1
+            for v in set(found):
+                chunks[v] = chunks.get(v, 0) + 1
+
+    @property
+    def duplicates(self) -> dict[str, frozenset[str]]:
+        if self._duplicates is None:
+            self._duplicates = {c: frozenset(v for v, n in self._counts[c].items() if n > 1) for c in self.unique}
+        return self._duplicates
+
+    def chunks_holding(self, column: str) -> dict[str, int]:
+        """Each duplicate value of ``column`` -> how many scan chunks hold it."""
+        return {v: self._chunks[column][v] for v in self.duplicates.get(column, ())}
+
+    def context(self, table: IngestedTable, ctx: ValidationContext) -> ValidationContext:
+        """``ctx`` for the next chunk of pass 2 (call for every chunk, in file order)."""
+        over: dict[str, int] = {}
+        before: dict[str, int] = {}
+        for c, field_name in self.cumulative.items():
+            amounts = _amounts(table, c)
+            before[c] = self._before[c]
+            self._before[c] += int(amounts.sum())
+            limit, stored = int(getattr(ctx, field_name)), int(ctx.stored_net_fen)
+            if c in self._found or stored + self.file_net[c] <= limit:
+                continue
+            # stored + before + running > limit, compared with Python ints (no int64 wrap)
+            hits = np.flatnonzero(np.cumsum(amounts) > limit - stored - before[c])
+            if len(hits):
+                over[c] = int(table.df["row"].iloc[int(hits[0])])
+                self._found.add(c)
+        return replace(ctx, file_facts=FileFacts(self.duplicates, over, before, dict(self.file_net)))
+
+
+def _hashes(values: list[Any]) -> np.ndarray:
+    return np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+
+
+def merge_reports(parts: Sequence[ValidationReport]) -> ValidationReport:
+    """One report from the reports of a file's chunks (in file order), as
+    :func:`validate_table` reports the whole file: counts summed, per rule and
+    column the first MAX_ROWS_PER_RULE failing rows, rules in table order, rows
+    in file order. A failure without a row (a check that crashed) is kept once."""
+    first = parts[0]
+    out = ValidationReport(first.file, first.path, first.kind, first.sha256, sum(p.n_rows for p in parts),
+                           skipped=list(first.skipped))
+    order = {r.rule_id: i for i, r in enumerate(rules_for(first.kind))}
+    for attr in ("failures", "warnings"):
+        taken: dict[tuple[str, str | None], int] = {}
+        merged: list[Failure] = []
+        for p in parts:
+            for f in getattr(p, attr):
+                key = (f.rule_id, f.column)
+                limit = 1 if f.row is None else MAX_ROWS_PER_RULE
+                if taken.get(key, 0) >= limit:
+                    continue
+                taken[key] = taken.get(key, 0) + 1
+                merged.append(f)
+        merged.sort(key=lambda f: (order.get(f.rule_id, len(order)), f.row or 0))  # stable, as validate_table
+        setattr(out, attr, merged)
+    for p in parts:
+        for rule_id, n in p.counts.items():
+            out.counts[rule_id] = out.counts.get(rule_id, 0) + n
+    return out
+
+
 def _fmt(template: str, values: dict[str, Any]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), template)
 
@@ -1027,9 +1191,12 @@ def _paid_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: Vali
 
 def _running_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: ValidationContext) -> dict[str, str]:
     """{running_yuan} (this file's net up to ``row``) and {file_yuan} of a PAY-011 failure."""
-    running = running_totals(table, column, ctx) - int(ctx.stored_net_fen)
+    running = np.cumsum(_amounts(table, column))  # exact: int64 only where no sum can wrap
     at = int(np.flatnonzero(table.df["row"].to_numpy() == row)[0])
-    return {"running_yuan": fen_to_yuan_str(int(running[at])), "file_yuan": fen_to_yuan_str(int(running[-1]))}
+    facts = ctx.file_facts
+    before = facts.running_before.get(column, 0) if facts is not None else 0
+    total = facts.file_net[column] if facts is not None else int(running[-1])
+    return {"running_yuan": fen_to_yuan_str(before + int(running[at])), "file_yuan": fen_to_yuan_str(total)}
 
 
 def _length_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: ValidationContext) -> dict[str, str]:
