@@ -245,9 +245,10 @@ def _alerts_table(alerts: list[dict[str, Any]], *, with_unit: bool) -> str:
     for a in alerts:
         unit = f"<td>{e(a['unit'] or '（全资金）')}</td>" if with_unit else ""
         rows.append(
-            f"<tr><td>{e(_period_label(a['period'], a['kind']))}</td>{unit}"
-            f"<td>{e(KIND_LABEL.get(a['kind'], a['kind']))}</td><td>{e(a['subject'])}</td>"
-            f"<td>{e(STATUS_LABEL.get(a['status'], a['status']))}</td><td>{e(_when(a['sent_at']))}</td>"
+            f"<tr><td class='nowrap'>{e(_period_label(a['period'], a['kind']))}</td>{unit}"
+            f"<td class='nowrap'>{e(KIND_LABEL.get(a['kind'], a['kind']))}</td><td>{e(a['subject'])}</td>"
+            f"<td class='nowrap'>{e(STATUS_LABEL.get(a['status'], a['status']))}</td>"
+            f"<td class='nowrap'>{e(_when(a['sent_at']))}</td>"
             f"<td class='answer placeholder'>{e(a['answer'] or ANSWER_PLACEHOLDER)}</td></tr>")
     headers = ["期间"] + (["预算单位"] if with_unit else []) + ["类型", "邮件主题", "状态", "发送时间", "核实反馈"]
     return _table(headers, rows, "尚无预警或通知")
