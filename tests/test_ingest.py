@@ -287,3 +287,97 @@ def test_xlsx_first_sheet_only(tmp_path: Path) -> None:
     wb.save(path)
     t = read_table(path, "payments")
     assert t.n_rows == 1 and t.df["voucher_no"].tolist() == ["V002"]
+
+
+# ------------------------------------------------------------ CsvStream (large files, in chunks)
+
+from budget_monitor.ingest import CsvStream  # noqa: E402
+
+
+def _streamed_equals_whole(path: Path, kind: str, chunk_rows: int) -> list:
+    """Concatenated chunk tables == read_table of the whole file (frames, masks, sha, encoding)."""
+    import numpy as np
+
+    whole = read_table(path, kind)
+    with CsvStream(path, kind, chunk_rows) as stream:
+        parts = list(stream.tables())
+    assert (stream.encoding, stream.sha256) == (whole.encoding, whole.sha256)
+    assert all(t.sha256 == whole.sha256 and t.headers == whole.headers for t in parts)
+    pd.testing.assert_frame_equal(pd.concat([t.df for t in parts]), whole.df)
+    pd.testing.assert_frame_equal(pd.concat([t.raw for t in parts]), whole.raw)
+    for masks in ("empty", "invalid", "out_of_range"):
+        got, want = [getattr(t, masks) for t in parts], getattr(whole, masks)
+        assert set(got[0]) == set(want)
+        for col in want:
+            assert np.array_equal(np.concatenate([g[col] for g in got]), want[col]), (masks, col)
+    return parts
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+@pytest.mark.parametrize("chunk_rows", [1, 2, 5])
+def test_csv_stream_chunks_are_the_whole_read(tmp_path: Path, encoding: str, chunk_rows: int) -> None:
+    """Blank lines (dropped, numbers kept), a quoted newline, a cell with a comma,
+    surrounding blanks, an extra column, an empty 'Unnamed' column (dropped) and one
+    holding a value in a late chunk only (kept), a 万元 header, a bad amount."""
+    header = ["支付凭证号", "预算单位", "指标文号", "支付金额（万元）", "支付日期", "业务类型", "摘要", "备注", ""]
+    body = [
+        ["V1", "江门市市场监督管理局", "江财工〔2021〕12号", "1.5", "2021-03-05", "", "办公用品", "x", ""],
+        ["", "", "", "", "", "", "", "", ""],
+        [" V2 ", "台山市市场监督管理局", "江财工〔2021〕13号", "0.01", "2021/3/6", "支付", "第一行\n第二行", "", ""],
+        ["V3", "江门市市场监督管理局", "江财工〔2021〕12号", "壹万", "2021-03-07", "退回", "含,逗号", "", ""],
+        ["", "", "", "", "", "", "", "", ""],
+        ["V4", "江门市市场监督管理局", "江财工〔2021〕12号", "-0.5", "2021-03-08", "退回", "", "", "尾注"],
+        ["V5", "江门市市场监督管理局", "江财工〔2021〕12号", "2", "2021-02-30", "支付", "", "", ""],
+    ]
+    path = write_csv(tmp_path / "p.csv", header, body, encoding)
+    parts = _streamed_equals_whole(path, "payments", chunk_rows)
+    assert sum(t.n_rows for t in parts) == 5 and [t.df["row"].tolist() for t in parts if t.n_rows][0][0] == 2
+    assert "Unnamed: 8" in parts[0].raw.columns  # holds 尾注 in the last record: kept, as _tidy keeps it
+
+
+def test_csv_stream_of_a_header_only_file_is_one_empty_table(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", PAY_HEADER, [])
+    (table,) = _streamed_equals_whole(path, "payments", 10)
+    assert table.n_rows == 0
+
+
+def test_csv_stream_scan_types_the_chosen_columns_of_every_record(tmp_path: Path) -> None:
+    rows = [*good_payments(), [""] * 8, good_payments()[0]]
+    path = write_csv(tmp_path / "p.csv", PAY_HEADER, rows)
+    with CsvStream(path, "payments", 2) as stream:
+        chunks = list(stream.scan(["voucher_no", "amount_fen"]))
+        assert stream.records == 5
+    scan = pd.concat(chunks)
+    assert list(scan.columns) == ["row", "voucher_no", "amount_fen"]
+    assert scan["row"].tolist() == [2, 3, 4, 5, 6]  # the blank record too: a scan drops nothing
+    assert scan["voucher_no"].tolist()[:3] == ["V001", "V002", "V003"] and pd.isna(scan["voucher_no"].iloc[3])
+    assert scan["amount_fen"].tolist()[:3] == [123450, 50000, -3450]
+
+
+@pytest.mark.parametrize(("data", "rule", "text"), [
+    ("支付凭证号,预算单位\nV1,x\n".encode("utf-16"), "ING-001", "编码无法识别"),
+    (b"\n \n\t\n", "ING-003", "文件为空"),
+    ((",".join(PAY_HEADER) + "\nV1,a,b,1,2021-03-05,支付,,,extra\n").encode(), "ING-002", "字段比表头多"),
+    ((",".join(PAY_HEADER) + "\n" + "V1,a,b,1,2021-03-05,支付,,\n" * 5 + "V9,a,b,1,2021-03-05,支付,,,x\n").encode(),
+     "ING-002", "第7行有 9 个字段，表头只有 8 列"),
+    ("支付凭证号,预算单位\nV1,x\n".encode(), "ING-003", "缺少必需的列"),
+])
+def test_csv_stream_refuses_what_read_table_refuses(tmp_path: Path, data: bytes, rule: str, text: str) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes(data)
+    with pytest.raises(IngestError) as whole:
+        read_table(path, "payments")
+    with pytest.raises(IngestError) as streamed:
+        with CsvStream(path, "payments", 2) as stream:
+            list(stream.tables())
+    assert (streamed.value.rule_id, str(streamed.value)) == (whole.value.rule_id, str(whole.value))
+    assert streamed.value.rule_id == rule and text in str(streamed.value)
+
+
+def test_csv_stream_refuses_a_symlink(tmp_path: Path) -> None:
+    real = write_csv(tmp_path / "real.csv", PAY_HEADER, good_payments())
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with pytest.raises(IngestError, match="无法读取文件") as exc:
+        CsvStream(link, "payments")
+    assert exc.value.rule_id == "ING-002"

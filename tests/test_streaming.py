@@ -257,6 +257,28 @@ def test_stored_voucher_repeated_across_chunks_is_left_out_once(twins: Twins) ->
     assert _paid(twins) == ROWS * 10_000
 
 
+def test_inspection_sample_repeated_in_another_chunk_fails_both_rows(twins: Twins) -> None:
+    """INS-003 (unique sample numbers) over chunks, beside row rules (INS-005, the INS-007 warning)."""
+    header = ["抽样单号", "抽样日期", "品种类别", "抽检单位", "检验结论"]
+    rows = [[f"YP{i:06d}", f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}", "药品", UNITS[i % 3][0], "合格"]
+            for i in range(ROWS)]
+    rows[1950][0] = "YP000003"
+    rows[1500][4] = "合 格?"
+    rows[700][3] = "恩平市市场监督管理局"  # not a budget unit: a warning only
+    for fund in twins.funds.values():
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        (fund / "inspections").mkdir()
+        (fund / "inspections" / "2021-Q1_抽检记录.csv").write_text(buf.getvalue(), encoding="utf-8")
+    res = twins.same(twins.load())
+    (f,) = [f for f in res.files if f.kind == "inspections"]
+    assert (f.status, f.rows) == ("rejected", ROWS)
+    report = _report(twins)
+    assert report["counts"] == {"INS-003": 2, "INS-005": 1, "INS-007": 1}
+    assert [x["row"] for x in report["failures"] if x["rule_id"] == "INS-003"] == [5, 1952]
+    assert [x["row"] for x in report["warnings"]] == [702]
+
+
 def test_file_with_a_later_month_waits_with_its_row_count(twins: Twins) -> None:
     twins.write(NAME, payments(changes={1700: _row(1700, date="2021-05-02")}), blank_lines=(3,))
     res = twins.same(twins.load())

@@ -585,7 +585,7 @@ class CsvStream:
         keep = [i for i in range(len(self.columns)) if i not in self._unnamed or i in self._filled]
         names = [self.columns[i].strip() for i in keep]
         digest = hashlib.sha256()
-        offset = 0
+        offset = chunks = 0
         for frame in self._frames(usecols=None, digest=digest):
             raw = frame if len(keep) == len(self.columns) else frame.iloc[:, keep]
             del frame
@@ -594,11 +594,17 @@ class CsvStream:
             offset += len(raw)
             table = IngestedTable(self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers))
             del raw
+            chunks += 1
             yield table
             del table  # one chunk alive at a time
-        if offset == 0:  # a header and no record: one empty table, as read_table gives
+        if not chunks:  # no chunk at all: one empty table, as read_table gives
             raw = pd.DataFrame({n: pd.Series([], dtype="str") for n in names}, index=pd.RangeIndex(2, 2))
             yield IngestedTable(self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers))
         if digest.hexdigest() != self.sha256:
-            raise IngestError(f"{self.path.name}: 文件在读取过程中被改动（前后两次读取的内容不同），"
-                              f"请待文件写完后重新提交", path=self.path, rule_id="ING-002")
+            raise changed_while_read(self.path)
+
+
+def changed_while_read(path: Path) -> IngestError:
+    """A file whose bytes differ between two reads of one load (still being written)."""
+    return IngestError(f"{path.name}: 文件在读取过程中被改动（前后两次读取的内容不同），请待文件写完后重新提交",
+                       path=path, rule_id="ING-002")

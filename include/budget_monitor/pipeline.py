@@ -469,8 +469,10 @@ def _stream_steps(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
     """
     from dataclasses import replace
 
-    from budget_monitor import validate
+    from budget_monitor import ingest, validate
 
+    if stream.sha256 != sha:  # the file changed since it was hashed for is_current
+        raise _FileFault() from ingest.changed_while_read(path)
     checks = validate.ChunkedFile(kind, ctx)
     date_col = DATE_COLUMN[kind]
     voucher = "voucher_no" if kind == "payments" else None

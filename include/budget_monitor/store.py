@@ -578,11 +578,10 @@ class ChunkedLoad:
 def stored_payment_amounts(engine: Engine, fund_code: str, vouchers: Sequence[str]) -> dict[str, int]:
     """Stored amount (fen) of each of ``vouchers`` the fund has (the others are left out)."""
     found: dict[str, int] = {}
-    wanted = list(dict.fromkeys(vouchers))
     with engine.connect() as conn:
-        if not wanted or not _has_rows(conn, payment, fund_code):
+        if not vouchers or not _has_rows(conn, payment, fund_code):
             return found
-        for cond in _key_in(conn, payment.c.voucher_no, wanted):
+        for cond in _key_in(conn, payment.c.voucher_no, list(dict.fromkeys(vouchers))):
             for voucher, fen in conn.execute(select(payment.c.voucher_no, payment.c.amount_fen)
                                              .where(payment.c.fund_code == fund_code, cond)):
                 found[str(voucher)] = int(fen)
