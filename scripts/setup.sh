@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything budget-monitor needs on a fresh clone of this machine kind:
 # system packages (CJK font for reports and charts, LibreOffice + poppler to
-# check rendered reports) and .venv at the repo root from the pinned lock.
+# check rendered reports, Chromium for browser tests) and .venv at the repo
+# root from the pinned lock.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ fonts=$(fc-list : family 2>/dev/null || true)
 case "$fonts" in *"Noto Sans CJK"*) ;; *) need_apt+=(fonts-noto-cjk) ;; esac
 command -v soffice >/dev/null 2>&1 || need_apt+=(libreoffice-writer-nogui)
 command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)
+# Debian's Chromium for the dashboard's browser tests (Playwright, pinned in
+# the lock, drives /usr/bin/chromium; it never downloads a browser here).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${need_apt[*]}" >&2

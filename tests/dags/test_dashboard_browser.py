@@ -2,7 +2,7 @@
 app served by uvicorn on loopback. Screenshots are saved in the test's tmp dir
 (BUDGET_MONITOR_SCREENSHOTS=<dir> keeps a copy there).
 
-Needs scripts/setup_browser.sh; under CI=true a missing browser is a failure.
+Needs scripts/setup.sh; under CI=true a missing browser is a failure.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ def _browser_or_skip():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
-        reason = f"playwright is not installed (scripts/setup_browser.sh): {exc}"
+        reason = f"playwright is not installed (scripts/setup.sh): {exc}"
     else:
         if Path(CHROMIUM).is_file():
             return sync_playwright
-        reason = f"{CHROMIUM} is missing (scripts/setup_browser.sh)"
+        reason = f"{CHROMIUM} is missing (scripts/setup.sh)"
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
