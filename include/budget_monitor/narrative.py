@@ -1,7 +1,9 @@
 """存在问题 and 改进意见, derived from measured facts.
 
-The facts are the contract-shaped ``quarters``, ``units`` and ``indicators``
-lists of self_evaluation.json. Each fact found adds one problem of a type;
+The facts are the year-end model's rows (yearend.py: ``QuarterRow``,
+``UnitRow``, ``IndicatorRow``, read by attribute) given to :func:`narrate`;
+:func:`build_narrative` takes self_evaluation.json-shaped dicts instead and
+reads them into those rows first. Each fact found adds one problem of a type;
 the improvement texts are picked from ``rules/narrative.yaml`` by those types,
 so the wording is data. With no problem at all the report says so plainly.
 """
@@ -16,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from budget_monitor.money_fmt import plain_number, yuan_str_to_fen
+from budget_monitor.money_fmt import plain_number
 
 _RULES = Path(__file__).with_name("rules") / "narrative.yaml"
 
@@ -55,18 +57,15 @@ def join_cn(items: Sequence[str]) -> str:
     return "、".join(items[:-1]) + "和" + items[-1]
 
 
-def _unit_short(u: Mapping[str, Any]) -> bool:
-    """A unit spent less than its budget: exact from the 元 texts, else from the (rounded) rate."""
-    if u.get("budget_yuan") is not None and u.get("executed_yuan") is not None:
-        return yuan_str_to_fen(u["executed_yuan"]) < yuan_str_to_fen(u["budget_yuan"])
-    return u.get("execution_rate") is not None and Decimal(str(u["execution_rate"])) < 100
+def _exact(value: Decimal | Fraction | float | int) -> Fraction:
+    # A float only comes from a JSON-shaped caller: its decimal text is what it means.
+    return Fraction(str(value)) if isinstance(value, float) else Fraction(value)
 
 
-def _unit_rate(u: Mapping[str, Any]) -> str:
-    if u.get("execution_rate") is not None:
-        return plain_number(u["execution_rate"])
-    budget = yuan_str_to_fen(u["budget_yuan"])
-    return plain_number(Fraction(yuan_str_to_fen(u["executed_yuan"]) * 100, budget) if budget else 0)
+def _unit_rate(u: Any) -> Fraction:
+    if u.rate is not None:
+        return u.rate
+    return Fraction(u.executed_fen * 100, u.budget_fen) if u.budget_fen else Fraction(0)
 
 
 def _cause_sentence(cause: str, quarter: int) -> str:
@@ -77,15 +76,15 @@ def _cause_sentence(cause: str, quarter: int) -> str:
     return load_texts()["problems"]["lagging_cause"].format(cause=cause.rstrip("，,"), quarter=names[quarter])
 
 
-def _unmet_item(ind: Mapping[str, Any], p: Mapping[str, str]) -> str:
+def _unmet_item(ind: Any, p: Mapping[str, str]) -> str:
     from budget_monitor.targets import with_unit, readable_target
 
-    target = readable_target(str(ind["target"]))
-    actual = str(ind["actual"])
+    target = readable_target(str(ind.target))
+    actual = str(ind.actual)
     levels_like = target is None or target.qualitative or not any(ch.isdigit() for ch in actual)
     if levels_like:
-        return p["unmet_indicator_item_qualitative"].format(name=ind["name"], actual=actual, target=ind["target"])
-    return p["unmet_indicator_item"].format(name=ind["name"], actual=with_unit(actual, target), target=ind["target"])
+        return p["unmet_indicator_item_qualitative"].format(name=ind.name, actual=actual, target=ind.target)
+    return p["unmet_indicator_item"].format(name=ind.name, actual=with_unit(actual, target), target=ind.target)
 
 
 def build_narrative(
@@ -98,19 +97,38 @@ def build_narrative(
     unspent_fen: int | None = None,
     causes: Mapping[int, str] | None = None,
 ) -> Narrative:
-    """Problems and improvements from the facts.
+    """:func:`narrate` over self_evaluation.json-shaped dicts (read by yearend.from_json's row readers)."""
+    from budget_monitor.yearend import indicator_from_json, quarter_from_json, unit_from_json
+
+    return narrate([quarter_from_json(q) for q in quarters], [indicator_from_json(i) for i in indicators],
+                   [unit_from_json(u) for u in units], execution_rate=execution_rate,
+                   execution_met=execution_met, unspent_fen=unspent_fen, causes=causes)
+
+
+def narrate(
+    quarters: Sequence[Any],
+    indicators: Sequence[Any],
+    units: Sequence[Any] = (),
+    *,
+    execution_rate: Fraction | Decimal | float | None = None,
+    execution_met: bool | None = None,
+    unspent_fen: int | None = None,
+    causes: Mapping[int, str] | None = None,
+) -> Narrative:
+    """Problems and improvements from the facts (yearend.QuarterRow, IndicatorRow, UnitRow).
 
     ``causes`` maps a lagging quarter to its cause ("部分项目启动较晚"), which
     only the finance office knows; it is added after the lag sentence.
-    ``execution_rate`` is the presented (2 dp) rate; ``execution_met`` the exact
-    verdict (rate ≥ 100 before rounding). Without it the rate itself decides.
+    ``execution_rate`` is the fund's rate (exact, or as presented);
+    ``execution_met`` the exact verdict (rate ≥ 100 before rounding). Without
+    it the rate itself decides.
     """
     texts = load_texts()
     p = texts["problems"]
     problems: list[str] = []
     kinds: list[str] = []
 
-    lagging = [int(q["quarter"]) for q in quarters if q.get("lagging")]
+    lagging = [q.quarter for q in quarters if q.lagging]
     if lagging:
         sentence = p["lagging_execution"].format(quarters=quarter_phrase(lagging))
         for q in sorted(set(lagging)):
@@ -121,8 +139,8 @@ def build_narrative(
 
     groups: dict[tuple[int, ...], list[str]] = {}
     for u in units:
-        if u.get("lagging_quarters"):
-            groups.setdefault(tuple(sorted(set(int(q) for q in u["lagging_quarters"]))), []).append(str(u["unit"]))
+        if u.lagging_quarters:
+            groups.setdefault(tuple(sorted(set(u.lagging_quarters))), []).append(u.unit)
     if groups:
         if len(groups) == 1 and len(units) > 1 and len(next(iter(groups.values()))) == len(units):
             problems.append(p["lagging_units_all"].format(quarters=quarter_phrase(next(iter(groups)))))
@@ -134,7 +152,7 @@ def build_narrative(
 
     unspent_sentences: list[str] = []
     if execution_met is None:
-        execution_met = execution_rate is None or Decimal(str(execution_rate)) >= 100
+        execution_met = execution_rate is None or _exact(execution_rate) >= 100
     if execution_rate is not None and not execution_met:
         fen = max(unspent_fen or 0, 0)
         wan = plain_number(Decimal(fen) / Decimal(1_000_000))
@@ -142,23 +160,24 @@ def build_narrative(
         key, unspent = ("year_end_unspent", wan) if wan != "0" or not fen else (
             "year_end_unspent_yuan", plain_number(Decimal(fen) / 100))
         unspent_sentences.append(p[key].format(rate=plain_number(execution_rate), unspent=unspent))
-    short_units = [u for u in units if _unit_short(u)]
+    short_units = [u for u in units if u.short]
     if short_units:
-        items = [p["year_end_unspent_unit_item"].format(unit=u["unit"], rate=_unit_rate(u)) for u in short_units]
+        items = [p["year_end_unspent_unit_item"].format(unit=u.unit, rate=plain_number(_unit_rate(u)))
+                 for u in short_units]
         unspent_sentences.append(p["year_end_unspent_units"].format(units="、".join(items)))
     if unspent_sentences:
         problems.append("".join(unspent_sentences))
         kinds.append("year_end_unspent")
 
-    unmet = [i for i in indicators if not i.get("met") and i.get("actual") is not None]
+    unmet = [i for i in indicators if not i.met and i.actual is not None]
     if unmet:
         items = [_unmet_item(i, p) for i in unmet]
         problems.append(p["unmet_indicator"].format(items="；".join(items)))
         kinds.append("unmet_indicator")
 
-    missing = [i for i in indicators if i.get("actual") is None]
+    missing = [i for i in indicators if i.actual is None]
     if missing:
-        problems.append(p["missing_actual"].format(names="”“".join(str(i["name"]) for i in missing)))
+        problems.append(p["missing_actual"].format(names="”“".join(i.name for i in missing)))
         kinds.append("missing_actual")
 
     if not problems:

@@ -1,0 +1,1 @@
+"""The year-end writers (one module per output)."""
