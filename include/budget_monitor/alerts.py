@@ -19,7 +19,7 @@ plain text; subjects are the macros of ``alert_subjects.txt.j2``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +37,7 @@ from budget_monitor.config import FundConfig
 from budget_monitor.execution import FUND, ExecutionResult, MonthFigures, SeriesFigures, round2
 from budget_monitor.forecast import Forecast, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
+from budget_monitor.yearend import YearEnd
 
 __all__ = [
     "MONTH_WARNING",
@@ -291,16 +292,16 @@ def build_alerts(
     return alerts
 
 
-def _yuan_grouped(text: str) -> str:
-    """"3720900.00" (exact decimal string of the JSON) -> "3,720,900.00"."""
-    return f"{Decimal(text):,.2f}"
-
-
-def evaluation_digest(evaluation: dict[str, Any]) -> str:
+def evaluation_digest(evaluation: Mapping[str, Any] | YearEnd) -> str:
     """sha256 of the self_evaluation.json dict (canonical JSON), first 32 hex digits: equal iff
-    the report says the same. (Short enough that its mail header is never folded.)"""
+    the report says the same. (Short enough that its mail header is never folded.) A
+    YearEnd model is digested as its self_evaluation.json (writers/json_writer.py)."""
     import json
 
+    if isinstance(evaluation, YearEnd):
+        from budget_monitor.writers.json_writer import to_json
+
+        evaluation = to_json(evaluation)
     text = json.dumps(evaluation, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -317,7 +318,7 @@ def is_year_end_period(period: str, year: int) -> bool:
 
 def build_year_end_email(
     cfg: FundConfig,
-    evaluation: dict[str, Any],
+    evaluation: YearEnd | Mapping[str, Any],
     paths: list[Path] | tuple[Path, ...] = (),
     *,
     sender: str | None = None,
@@ -325,45 +326,22 @@ def build_year_end_email(
 ) -> Alert:
     """The year-end mail: score, grade, execution, problems; report (.docx) and 自评表 (.xlsx) attached.
 
-    ``evaluation`` is the self_evaluation.json dict (data-contract.md); its key is
-    (fund_code, '', 'YYYY', 'year_end_report'), so the report mail is sent once.
-    ``revision`` n > 0 is the n-th corrected report (data corrected after the
-    first mail): key period 'YYYY#n', subject and text say it replaces the
-    earlier one. The evaluation's digest travels in :data:`DIGEST_HEADER`.
+    Composed by the mail writer (writers/mail_writer.py) from the year-end
+    model; a self_evaluation.json dict is read into one first (and its own
+    digest kept). Key (fund_code, '', 'YYYY', 'year_end_report'), so the
+    report mail is sent once. ``revision`` n > 0 is the n-th corrected report
+    (data corrected after the first mail): key period 'YYYY#n', subject and
+    text say it replaces the earlier one. The evaluation's digest travels in
+    :data:`DIGEST_HEADER`.
     """
-    sender = sender or cfg.smtp.sender
-    year = int(evaluation["fund"]["year"])
-    budget = evaluation["budget"]
-    lagging = [_QUARTER_ZH[int(q["quarter"])] for q in evaluation.get("quarters", []) if q.get("lagging")]
-    attachments = tuple(Path(p) for p in paths if Path(p).suffix.lower() in _ATTACH_SUFFIXES)
-    ctx = {
-        "fund": cfg,
-        "year": year,
-        "title": cfg.title,
-        "pace_policy": cfg.pace.policy,
-        "chart_cid": None,
-        "budget": {
-            "initial": _yuan_grouped(budget["initial_yuan"]),
-            "adjusted": _yuan_grouped(budget["adjusted_yuan"]),
-            "executed": _yuan_grouped(budget["executed_yuan"]),
-            "adjusted_wan": fen_to_wanyuan_str(int(Decimal(budget["adjusted_yuan"]) * 100)),
-            "rate": f"{Decimal(str(budget['execution_rate'])):.2f}",
-        },
-        "total_score": f"{Decimal(str(evaluation['total_score'])):.2f}",
-        "grade": evaluation["grade"],
-        "lagging_quarters": lagging,
-        "missing": [i["name"] for i in evaluation.get("indicators", []) if not i.get("met")],
-        "problems": list(evaluation.get("problems", [])),
-        "improvements": list(evaluation.get("improvements", [])),
-        "attachments": [p.name for p in attachments],
-        "revision": revision,
-    }
-    key = (cfg.code, "", year_end_period(year, revision), YEAR_END_REPORT)
-    subject = _subject("year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"],
-                       revision=revision)
-    alert = _build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
-    alert.message[DIGEST_HEADER] = evaluation_digest(evaluation)
-    return alert
+    from budget_monitor.writers import year_end_mail
+    from budget_monitor.yearend import from_json
+
+    if isinstance(evaluation, YearEnd):
+        model, digest = evaluation, None
+    else:
+        model, digest = from_json(evaluation), evaluation_digest(evaluation)
+    return year_end_mail(model, cfg, paths, sender=sender, revision=revision, report_digest=digest)
 
 
 def build_rejection_email(

@@ -22,13 +22,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Generator
 
 from budget_monitor import store
 from budget_monitor.config import FundConfig, load_fund_config
 from budget_monitor.locks import FundBusy, fund_lock, fund_locks
 from budget_monitor.sources import FACT_KINDS, fund_files, unsafe_entries
+
+if TYPE_CHECKING:
+    from budget_monitor.yearend import YearEnd
 
 log = logging.getLogger(__name__)
 
@@ -817,22 +820,16 @@ def _goals_or_reason(engine: Any, cfg: FundConfig) -> Any:
     raise YearNotReady("尚未入库绩效目标表（goals.csv 或 goals.xlsx）：请提交后运行月度结账，再生成年度自评")
 
 
-def evaluate_year(engine: Any, cfg: FundConfig) -> dict[str, Any]:
-    """The self_evaluation.json content of a fund-year, from the store."""
-    from budget_monitor.execution import monthly_json, quarters_json, units_json
+def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
+    """The fund-year's result (the year-end model every output is written from), from the store."""
     from budget_monitor.measures import measure_actuals
-    from budget_monitor.report import build_self_evaluation
+    from budget_monitor.yearend import build_year_end
 
     goals = _goals_or_reason(engine, cfg)
     result = compute(engine, cfg, 12)
-    latest = result.fund.latest
     actuals = measure_actuals(cfg, goals, store.read_inspections(engine, cfg.code),
-                              store.read_outputs(engine, cfg.code), latest.rate_2dp)
-    budget = {"initial_fen": result.fund.initial_fen, "adjusted_fen": latest.budget_fen,
-              "executed_fen": latest.cumulative_fen}
-    return build_self_evaluation(cfg, goals, actuals, budget, monthly_json(result),
-                                 quarters_json(result), units_json(result),
-                                 causes=cfg.lag_causes)
+                              store.read_outputs(engine, cfg.code), result.fund.latest.rate_2dp)
+    return build_year_end(cfg, goals, actuals, result, causes=cfg.lag_causes)
 
 
 def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> int | None:
@@ -879,8 +876,9 @@ def run_year_end(
     draft is marked 草稿 in every output and is never queued or mailed.
     ``queue=False`` writes the outputs and queues nothing.
     """
-    from budget_monitor import alerts, outbox
-    from budget_monitor.report import write_outputs
+    from budget_monitor import outbox, writers
+    from budget_monitor.money_fmt import round2
+    from budget_monitor.yearend import with_draft
 
     cfg = load_fund_config(Path(fund_dir))
     if year != cfg.year:
@@ -889,20 +887,20 @@ def run_year_end(
     with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
         if not draft:
             check_year_closed(engine, cfg)
-        evaluation = evaluate_year(engine, cfg)
+        model = evaluate_year(engine, cfg)
         if draft:
-            evaluation["draft"] = True
-        paths = write_outputs(evaluation, cfg, Path(out_dir))
+            model = with_draft(model)
+        paths = writers.write_outputs(model, cfg, Path(out_dir))
+        total = float(round2(model.total_score))
         if draft or not queue:
-            return YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
-                                 evaluation["grade"])
-        revision = year_end_revision(engine, cfg.code, year, alerts.evaluation_digest(evaluation))
+            return YearEndResult(cfg.code, year, Path(out_dir), paths, total, model.grade)
+        digest = writers.mail_writer.digest(model)
+        revision = year_end_revision(engine, cfg.code, year, digest)
         queued = 0
         if revision is not None:
-            mail = alerts.build_year_end_email(cfg, evaluation, paths, revision=revision)
+            mail = writers.year_end_mail(model, cfg, paths, revision=revision, report_digest=digest)
             queued = outbox.enqueue(engine, [mail])
-        result = YearEndResult(cfg.code, year, Path(out_dir), paths, evaluation["total_score"],
-                               evaluation["grade"], queued=queued)
+        result = YearEndResult(cfg.code, year, Path(out_dir), paths, total, model.grade, queued=queued)
         if mailer is not None:
             _record_flush(result, outbox.flush(engine, mailer, cfg.code))
         return result

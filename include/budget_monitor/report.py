@@ -1,38 +1,43 @@
-"""Year-end self-evaluation: self_evaluation.json and the 自评报告 in every format.
+"""Year-end self-evaluation: the report API and the template engine its writers share.
 
-``build_self_evaluation`` makes the contract-shaped dict (data-contract.md,
-"Outputs"); ``write_outputs`` writes it to a directory:
+The year-end result is one typed model (yearend.YearEnd, built once by
+``yearend.build_year_end``); each output is a writer of it
+(``budget_monitor.writers``, one module each, one row each in ``WRITERS``):
 
 =====================  ==================================================
-self_evaluation.json   the dict, UTF-8, keys as in the contract
-自评报告.docx           docxtpl from templates/self_evaluation_template.docx
-自评报告.html           jinja2, autoescaped
-自评报告.md             jinja2, every data value markdown/HTML-escaped
-自评表.xlsx             openpyxl; data text is never a formula
-执行进度.png            cumulative execution rate vs pace, lagging quarters shaded
-单位执行率.png          execution rate per budget unit (when there are units)
+self_evaluation.json   writers/json_writer.py: the contract's dict, UTF-8
+自评报告.docx           writers/docx_writer.py: docxtpl, templates/self_evaluation_template.docx
+自评报告.html           writers/html_writer.py: jinja2, autoescaped
+自评报告.md             writers/md_writer.py: jinja2, every data value markdown/HTML-escaped
+自评表.xlsx             writers/xlsx_writer.py: openpyxl; data text is never a formula
+执行进度.png            writers/chart_writer.py: execution rate vs pace, lagging quarters shaded
+单位执行率.png          writers/chart_writer.py: rate per budget unit (when there are units)
+the year-end mail      writers/mail_writer.py (queued by pipeline.run_year_end)
 =====================  ==================================================
+
+This module keeps what the writers share: the bounded template rendering
+(``BUDGET_MONITOR_RENDER_TIMEOUT_S``, default 30 s; :class:`RenderError`,
+:class:`RenderTimeout`), the jinja environments and the docx engine, the
+sandbox for fund.yaml's text; and the older dict API (``build_self_evaluation``,
+``report_sections``, ``write_outputs`` taking a self_evaluation.json dict),
+which reads the dict into the model (yearend.from_json) and goes through
+the same writers.
 
 Templates, the docx template bytes and the CJK font are loaded once per
 process (module-level caches): the benchmark builds thousands of reports.
-
-Every file is written through :func:`budget_monitor.atomic.staged`: a full
-disk or an error mid-way leaves the directory with its old files and no
-temporary one. Every template render is bounded in time
-(``BUDGET_MONITOR_RENDER_TIMEOUT_S``, default 30 s) and fails with
-:class:`RenderError` (:class:`RenderTimeout`), see "bounded rendering" below.
+Every file is written through :func:`budget_monitor.atomic.staged`
+(writers.write_outputs): a full disk or an error mid-way leaves the
+directory with its old files and no temporary one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from io import BytesIO
@@ -42,36 +47,37 @@ from typing import TYPE_CHECKING, Any
 from budget_monitor import atomic
 from budget_monitor.config import FundConfig
 from budget_monitor.measures import Actual
-from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_str, plain_number, round2, yuan_str_to_fen
-from budget_monitor.narrative import build_narrative, load_texts, quarter_phrase
-from budget_monitor.scoring import score_fund
+from budget_monitor.writers.docx_writer import DOCX_NAME
+from budget_monitor.writers.html_writer import HTML_NAME
+from budget_monitor.writers.json_writer import JSON_NAME
+from budget_monitor.writers.md_writer import MD_NAME
+from budget_monitor.writers.sections import CHART_NAME, DRAFT_NOTICE, UNIT_CHART_NAME
+from budget_monitor.writers.xlsx_writer import XLSX_NAME
+from budget_monitor.yearend import YearEnd
 
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["JSON_NAME", "DOCX_NAME", "HTML_NAME", "MD_NAME", "XLSX_NAME", "CHART_NAME", "UNIT_CHART_NAME",
+           "DRAFT_NOTICE", "RenderError", "RenderTimeout", "build_self_evaluation", "report_sections",
+           "write_outputs", "write_docx", "write_xlsx", "render_html", "render_markdown", "render_fund_text",
+           "md_escape"]
+
 TEMPLATES = Path(__file__).with_name("templates")
 DOCX_TEMPLATE = TEMPLATES / "self_evaluation_template.docx"
 
-JSON_NAME = "self_evaluation.json"
-DOCX_NAME = "自评报告.docx"
-HTML_NAME = "自评报告.html"
-MD_NAME = "自评报告.md"
-XLSX_NAME = "自评表.xlsx"
-CHART_NAME = "执行进度.png"
-UNIT_CHART_NAME = "单位执行率.png"
 
-# ---------------------------------------------------------------- numbers
-
-def _wan(yuan: str) -> str:
-    """The JSON's 元 text -> 万元 text, through integer fen (one formatting rule for money)."""
-    return fen_to_wanyuan_str(yuan_str_to_fen(yuan))
+# ---------------------------------------------------------------- the dict API
 
 
-def _f2(value: Decimal) -> float:
-    return float(round2(Decimal(value)))
+def _model(evaluation: YearEnd | Mapping[str, Any]) -> YearEnd:
+    """The model itself, or a self_evaluation.json dict read into one."""
+    if isinstance(evaluation, YearEnd):
+        return evaluation
+    from budget_monitor.yearend import from_json
 
+    return from_json(evaluation)
 
-# ---------------------------------------------------------------- the dict
 
 def build_self_evaluation(
     cfg: FundConfig,
@@ -84,43 +90,45 @@ def build_self_evaluation(
     *,
     causes: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
-    """The self_evaluation.json dict (data-contract.md "Outputs").
+    """The self_evaluation.json dict (data-contract.md "Outputs") from contract-shaped rows.
 
-    ``budget`` holds integer fen: initial_fen, adjusted_fen, executed_fen.
-    ``monthly``/``quarters``/``units`` arrive in contract shape and are copied.
-    ``causes`` (quarter -> cause text) defaults to ``cfg.lag_causes`` if the
-    schema has it.
+    ``budget`` holds integer fen: initial_fen, adjusted_fen, executed_fen;
+    ``monthly``/``quarters``/``units`` are self_evaluation.json rows (read into
+    the model's rows). ``causes`` (quarter -> cause text) defaults to
+    ``cfg.lag_causes``. The pipeline builds the model from the execution
+    result instead (yearend.build_year_end).
     """
-    initial, adjusted, executed = (int(budget[k]) for k in ("initial_fen", "adjusted_fen", "executed_fen"))
-    # Exact: the score and "met" come from this, only the presented rate is rounded.
-    exact_rate = Fraction(executed * 100, adjusted) if adjusted else Fraction(0)
-    sheet = score_fund(goals, actuals, exact_rate, cfg.scoring)
-    rate = sheet.execution_rate  # 2 dp, for the report
-    indicators = [i.to_json() for i in sheet.indicators]
-    if causes is None:
-        causes = getattr(cfg, "lag_causes", None)
-    story = build_narrative(
-        quarters, indicators, units, execution_rate=rate, execution_met=sheet.execution_met,
-        unspent_fen=adjusted - executed, causes=causes,
-    )
-    return {
-        "fund": {"code": cfg.code, "name": cfg.name, "year": cfg.year, "department": cfg.department},
-        "budget": {
-            "initial_yuan": fen_to_yuan_str(initial),
-            "adjusted_yuan": fen_to_yuan_str(adjusted),
-            "executed_yuan": fen_to_yuan_str(executed),
-            "execution_rate": _f2(rate),
-        },
-        "monthly": [dict(m) for m in monthly],
-        "quarters": [dict(q) for q in quarters],
-        "units": [dict(u) for u in units],
-        "indicators": indicators,
-        "execution_score": {"weight": _f2(sheet.execution_weight), "score": _f2(sheet.execution_score)},
-        "total_score": _f2(sheet.total),
-        "grade": sheet.grade,
-        "problems": story.problems,
-        "improvements": story.improvements,
-    }
+    from budget_monitor.writers.json_writer import to_json
+    from budget_monitor.yearend import assemble, month_from_json, quarter_from_json, unit_from_json
+
+    model = assemble(
+        cfg, goals, actuals,
+        initial_fen=int(budget["initial_fen"]), adjusted_fen=int(budget["adjusted_fen"]),
+        executed_fen=int(budget["executed_fen"]),
+        monthly=[month_from_json(m) for m in monthly], quarters=[quarter_from_json(q) for q in quarters],
+        units=[unit_from_json(u) for u in units], causes=causes)
+    return to_json(model)
+
+
+def report_sections(evaluation: YearEnd | Mapping[str, Any], cfg: FundConfig) -> dict[str, Any]:
+    """The report's texts and table rows, shared by the docx, html and md writers (writers/sections.py)."""
+    from budget_monitor.writers.sections import report_sections as sections
+
+    return sections(_model(evaluation), cfg)
+
+
+def write_xlsx(evaluation: YearEnd | Mapping[str, Any], path: Path) -> Path:
+    from budget_monitor.writers.xlsx_writer import write_xlsx as write
+
+    return write(_model(evaluation), path)
+
+
+def write_outputs(evaluation: YearEnd | Mapping[str, Any], cfg: FundConfig, out_dir: str | Path) -> list[Path]:
+    """Write every output file of one fund-year into ``out_dir``, all or nothing; return their paths
+    (writers.write_outputs: every file writer of writers.WRITERS)."""
+    from budget_monitor.writers import write_outputs as write_all
+
+    return write_all(_model(evaluation), cfg, out_dir)
 
 
 # ---------------------------------------------------------------- bounded rendering
@@ -336,112 +344,6 @@ def render_fund_text(source: str, what: str = "fund.yaml 中的模板", **contex
         return _achievement_template(source).render(**context)
 
 
-class _Actuals(dict):
-    """actual['名称'] in achievement templates; unknown names read as 未取得."""
-
-    def __missing__(self, key: str) -> str:
-        return load_texts()["basic"]["actual_missing"]
-
-
-_NUMBERED = re.compile(r"^\s*\d+\s*[.．、]")
-
-
-def _numbered(items: Sequence[str]) -> list[str]:
-    return [t if _NUMBERED.match(t) else f"{i}.{t}" for i, t in enumerate(items, start=1)]
-
-
-def report_sections(evaluation: Mapping[str, Any], cfg: FundConfig) -> dict[str, Any]:
-    """The report's texts and table rows, shared by the docx, html and md renderers."""
-    t = load_texts()
-    b = evaluation["budget"]
-    name = evaluation["fund"]["name"]
-    initial, adjusted, executed = (_wan(b[k]) for k in ("initial_yuan", "adjusted_yuan", "executed_yuan"))
-    # The seed opens with the region ("江门市2021年…专项资金"); the fund name itself may not carry it.
-    region = cfg.region if cfg.region and not name.startswith(cfg.region) else ""
-    basic = t["basic"]["budget"].format(name=region + name, adjusted=adjusted, executed=executed,
-                                        rate=plain_number(b["execution_rate"]))
-    if initial != adjusted:
-        basic += t["basic"]["adjusted_differs"].format(initial=initial, adjusted=adjusted)
-    if cfg.uses:
-        basic += t["basic"]["uses"].format(uses=cfg.uses.rstrip("。"))
-
-    s = t["score"]
-    grade = evaluation["grade"]
-    score_text = (
-        (s["basis"].format(basis=cfg.basis_document) if cfg.basis_document else s["no_basis"])
-        + s["effect"].get(grade, s["effect_default"]).format(name=name)
-        + s["result"].format(score=plain_number(evaluation["total_score"]), grade=grade)
-    )
-
-    indicators = evaluation["indicators"]
-    missing = t["basic"]["actual_missing"]
-    actual = _Actuals({i["name"]: (i["actual"] if i["actual"] is not None else missing) for i in indicators})
-    if cfg.achievement_templates:
-        achievements = [
-            render_fund_text(src, f"fund.yaml 的 achievement_templates 第{n}条", actual=actual, fund=cfg,
-                             indicators=indicators).strip()
-            for n, src in enumerate(cfg.achievement_templates, start=1)
-        ]
-    else:
-        achievements = [
-            t["basic"]["achievement_default"].format(name=i["name"], target=i["target"], actual=actual[i["name"]])
-            for i in indicators
-        ]
-
-    ex = evaluation["execution_score"]
-    table = {
-        "initial_wan": initial,
-        "adjusted_wan": adjusted,
-        "executed_wan": executed,
-        "exec_weight": plain_number(ex["weight"]),
-        "exec_rate": f"{plain_number(b['execution_rate'])}%",
-        "exec_score": plain_number(ex["score"]),
-        "total_weight": plain_number(sum(Decimal(str(i["weight"])) for i in indicators) + Decimal(str(ex["weight"]))),
-        "total_score": plain_number(evaluation["total_score"]),
-    }
-    rows = [
-        {
-            "level1": i["level1"], "level2": i["level2"], "name": i["name"], "target": i["target"],
-            "actual": i["actual"] if i["actual"] is not None else missing,
-            "weight": plain_number(i["weight"]), "score": plain_number(i["score"]), "deviation": i["deviation"],
-        }
-        for i in indicators
-    ]
-    unit_rows = [
-        {
-            "unit": u["unit"],
-            "budget_wan": _wan(u["budget_yuan"]) if u.get("budget_yuan") is not None else "",
-            "executed_wan": _wan(u["executed_yuan"]) if u.get("executed_yuan") is not None else "",
-            "rate": f"{plain_number(u['execution_rate'])}%" if u.get("execution_rate") is not None else "",
-            "lagging": quarter_phrase(u.get("lagging_quarters") or []) or "无",
-        }
-        for u in evaluation.get("units", [])
-    ]
-    return {
-        "fund_name": name,
-        "department": evaluation["fund"]["department"],
-        "year": evaluation["fund"]["year"],
-        "basic": basic,
-        "goal_paragraphs": _numbered(cfg.goal_paragraphs),
-        "score_text": score_text,
-        "achievements": _numbered(achievements),
-        "problems": list(evaluation["problems"]),
-        "improvements": list(evaluation["improvements"]),
-        "table": table,
-        "indicators": rows,
-        "units": unit_rows,
-        "grade": grade,
-        "chart": CHART_NAME,
-        "unit_chart": UNIT_CHART_NAME if unit_rows else None,
-        "draft_notice": DRAFT_NOTICE if evaluation.get("draft") else "",
-    }
-
-
-# A report made before December is closed (``year-end --draft``): every
-# output says so at its top, and it is never mailed (pipeline.run_year_end).
-DRAFT_NOTICE = "【草稿】本年度12月尚未结账，数据不完整，仅供预览，不得报送。"
-
-
 # ---------------------------------------------------------------- html / md
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -555,163 +457,3 @@ def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit
     tpl.save(buf)
     atomic.write_bytes(path, buf.getvalue())
     return path
-
-
-# ---------------------------------------------------------------- xlsx
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _put(ws, row: int, col: int, value: Any, style: str | None = None):
-    """Write one cell; text from data that a spreadsheet could run is stored inert."""
-    cell = ws.cell(row=row, column=col)
-    if value is not None:
-        cell.value = value
-    if style:
-        cell.style = style
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        # A string cell with Excel's quote prefix: shown as typed, never evaluated
-        # (set after the named style, which would reset the prefix).
-        cell.data_type = "s"
-        cell.quotePrefix = True
-    return cell
-
-
-@lru_cache(maxsize=1)
-def _xlsx_styles() -> dict[str, Any]:
-    from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
-
-    thin = Side(style="thin", color="000000")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-
-    def named(name: str, *, bold: bool = False, fill: str | None = None, wrap: bool = True,
-              horizontal: str = "center", size: float = 11, fmt: str = "General", bordered: bool = True):
-        st = NamedStyle(name=name)
-        st.font = Font(name="仿宋", size=size, bold=bold)
-        st.alignment = Alignment(horizontal=horizontal, vertical="center", wrap_text=wrap)
-        if bordered:
-            st.border = border
-        if fill:
-            st.fill = PatternFill("solid", fgColor=fill)
-        st.number_format = fmt
-        return st
-
-    return {
-        "title": named("bm_title", bold=True, size=16, bordered=False),
-        "head": named("bm_head", bold=True, fill="E7ECF3"),
-        "text": named("bm_text"),
-        "left": named("bm_left", horizontal="left"),
-        "money": named("bm_money", fmt="#,##0.00"),
-        "num": named("bm_num", fmt="0.00"),
-        "pct": named("bm_pct", fmt='0.00"%"'),
-    }
-
-
-def write_xlsx(evaluation: Mapping[str, Any], path: Path) -> Path:
-    from openpyxl import Workbook
-
-    styles = _xlsx_styles()
-    wb = Workbook()
-    for st in styles.values():
-        wb.add_named_style(st)
-    ws = wb.active
-    ws.title = "自评表"
-    fund, b, ex = evaluation["fund"], evaluation["budget"], evaluation["execution_score"]
-
-    merges = ["A1:H1"]  # merged after all cells got their borders
-    draft = "（草稿）" if evaluation.get("draft") else ""
-    _put(ws, 1, 1, f"{fund['year']}年度项目支出绩效自评表{draft}", "bm_title")
-    ws.row_dimensions[1].height = 30
-    for r, (label, value) in enumerate([("项目名称", fund["name"]), ("主管部门", fund["department"])], start=2):
-        _put(ws, r, 1, label, "bm_head")
-        merges.append(f"B{r}:H{r}")
-        for c in range(2, 9):
-            _put(ws, r, c, None, "bm_left")
-        _put(ws, r, 2, value, "bm_left")
-
-    _put(ws, 4, 1, "资金情况（万元）", "bm_head")
-    for c, h in enumerate(["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"], start=2):
-        _put(ws, 4, c, h, "bm_head")
-    _put(ws, 5, 1, "年度资金总额", "bm_text")
-    for c, key in enumerate(["initial_yuan", "adjusted_yuan", "executed_yuan"], start=2):
-        _put(ws, 5, c, float(_wan(b[key])), "bm_money")
-    _put(ws, 5, 5, ex["weight"], "bm_num")
-    _put(ws, 5, 6, b["execution_rate"], "bm_pct")
-    _put(ws, 5, 7, ex["score"], "bm_num")
-    _put(ws, 5, 8, None, "bm_text")
-
-    heads = ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
-    for c, h in enumerate(heads, start=1):
-        _put(ws, 6, c, h, "bm_head")
-    row = 7
-    for i in evaluation["indicators"]:
-        values = [i["level1"], i["level2"], i["name"], i["target"],
-                  i["actual"] if i["actual"] is not None else "未取得", i["weight"], i["score"], i["deviation"]]
-        for c, v in enumerate(values, start=1):
-            _put(ws, row, c, v, "bm_num" if c in (6, 7) else ("bm_left" if c in (3, 8) else "bm_text"))
-        row += 1
-    merges.append(f"A{row}:E{row}")
-    for c in range(1, 6):
-        _put(ws, row, c, None, "bm_head")
-    _put(ws, row, 1, "总分", "bm_head")
-    total_weight = sum(Decimal(str(i["weight"])) for i in evaluation["indicators"]) + Decimal(str(ex["weight"]))
-    _put(ws, row, 6, float(total_weight), "bm_num")
-    _put(ws, row, 7, evaluation["total_score"], "bm_num")
-    _put(ws, row, 8, f"绩效等级：{evaluation['grade']}", "bm_head")
-
-    for rng in merges:
-        ws.merge_cells(rng)
-    for col, width in zip("ABCDEFGH", [14, 14, 26, 14, 14, 10, 10, 44]):
-        ws.column_dimensions[col].width = width
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.print_title_rows = "6:6"
-    buf = BytesIO()  # into memory first, as write_docx
-    wb.save(buf)
-    atomic.write_bytes(path, buf.getvalue())
-    return path
-
-
-# ---------------------------------------------------------------- all outputs
-
-def write_outputs(evaluation: Mapping[str, Any], cfg: FundConfig, out_dir: str | Path) -> list[Path]:
-    """Write every output file of one fund-year into ``out_dir``; return their paths.
-
-    All or nothing: each file is written under a temporary name and they are
-    renamed into place together at the end (:func:`atomic.staged`), so a full
-    disk, a template error or an exception half-way leaves ``out_dir`` with
-    the files it had before (a previous year-end's report stays whole) and no
-    temporary file. Temporary files of a killed earlier run are swept first.
-    Directories created and files written are owner-only (``paths.file_mode``:
-    0600, 0640 with BUDGET_MONITOR_SHARED_GROUP=1); an existing ``out_dir``
-    keeps its mode.
-    """
-    from budget_monitor.charts import execution_chart, unit_chart
-    from budget_monitor.paths import file_mode, private_dir
-
-    out = private_dir(out_dir)  # reports hold payment data: owner-only unless shared (paths.py)
-    atomic.remove_stale_temps(out)
-    names: list[str] = []
-    with atomic.staged(out, mode=file_mode()) as stage:
-        chart = execution_chart(evaluation["monthly"], evaluation["quarters"], stage.path(CHART_NAME),
-                                title=f"{evaluation['fund']['year']}年累计支出进度与序时进度")
-        names.append(CHART_NAME)
-        units_png = None
-        if evaluation.get("units"):
-            units_png = unit_chart(evaluation["units"], stage.path(UNIT_CHART_NAME))
-            names.append(UNIT_CHART_NAME)
-
-        stage.write_text(JSON_NAME, json.dumps(evaluation, ensure_ascii=False, indent=2) + "\n")
-        names.append(JSON_NAME)
-
-        sections = report_sections(evaluation, cfg)
-        write_docx(sections, stage.path(DOCX_NAME), chart, units_png)
-        names.append(DOCX_NAME)
-        stage.write_text(HTML_NAME, render_html(sections))
-        names.append(HTML_NAME)
-        stage.write_text(MD_NAME, render_markdown(sections))
-        names.append(MD_NAME)
-        write_xlsx(evaluation, stage.path(XLSX_NAME))
-        names.append(XLSX_NAME)
-    return [out / name for name in names]
