@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from budget_monitor import ingest, pipeline, store, validate
@@ -325,13 +326,13 @@ def test_file_rewritten_while_streamed_is_refused_and_nothing_lands(
     """The bytes parsed chunk by chunk must be the bytes hashed in pass 0."""
     twins.write(NAME, payments())
     path = twins.funds["STREAMED"] / NAME
-    real = validate.ChunkedFile.candidates
+    real = ingest.CsvStream.tables
 
-    def rewrite(self: Any) -> bool:
+    def rewrite(self: Any) -> Any:  # after pass 0 hashed it, before the chunks are parsed
         path.write_bytes(path.read_bytes().replace(b"V000100", b"V999999"))
         return real(self)
 
-    monkeypatch.setattr(validate.ChunkedFile, "candidates", rewrite)
+    monkeypatch.setattr(ingest.CsvStream, "tables", rewrite)
     monkeypatch.setenv("BUDGET_MONITOR_STREAM_BYTES", "1")
     res = load_month(twins.funds["STREAMED"], "2021-03", twins.db_url, raise_on_reject=False)
     assert _outcome(res) == ("rejected", 0)
@@ -346,11 +347,9 @@ def test_value_the_store_refuses_rolls_back_every_chunk(twins: Twins, monkeypatc
 
     twins.write(NAME, payments())
     real = store.ChunkedLoad.add
-    calls: list[int] = []
 
     def refuse_late(self: Any, rows: Any) -> None:
-        calls.append(len(rows))
-        if len(calls) == 5:
+        if any(r["voucher_no"] == f"V{ROWS - 1:06d}" for r in rows):
             raise DataError("INSERT", {}, Exception("value too long"))
         real(self, rows)
 
@@ -363,6 +362,37 @@ def test_value_the_store_refuses_rolls_back_every_chunk(twins: Twins, monkeypatc
         kinds = conn.execute(store.source_file.select().where(
             store.source_file.c.fund_code == "STREAMED")).mappings().all()
     assert [f["kind"] for f in kinds] == ["budget"]
+
+
+def test_good_file_is_read_once_more_after_its_encoding(twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A good file takes the single pass: no narrow scan, no second validation."""
+    passes: list[str] = []
+    real_tables, real_scan = ingest.CsvStream.tables, ingest.CsvStream.scan
+
+    def tables(self: Any) -> Any:
+        passes.append("tables")
+        return real_tables(self)
+
+    def scan(self: Any, columns: Any) -> Any:
+        passes.append("scan")
+        return real_scan(self, columns)
+
+    monkeypatch.setattr(ingest.CsvStream, "tables", tables)
+    monkeypatch.setattr(ingest.CsvStream, "scan", scan)
+    twins.write(NAME, payments())
+    res = twins.same(twins.load())
+    assert _outcome(res) == ("loaded", ROWS)
+    assert passes == ["tables"]
+
+
+def test_key_hashes_that_clash_across_chunks_still_load(twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every voucher hashing alike (a clash the single pass cannot tell from a
+    duplicate): the exact passes find no duplicate and the file lands."""
+    monkeypatch.setattr(validate, "_hashes", lambda values: np.zeros(len(values), dtype=np.int64))
+    twins.write(NAME, payments())
+    res = twins.same(twins.load())
+    assert _outcome(res) == ("loaded", ROWS)
+    assert _paid(twins) == ROWS * 10_000
 
 
 def test_streamed_file_is_never_read_whole(twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -376,10 +376,17 @@ def stream_bytes() -> int:
     return int(os.environ.get("BUDGET_MONITOR_STREAM_BYTES") or 32 << 20)
 
 
-def stream_chunk_rows() -> int:
-    """Records per chunk (env BUDGET_MONITOR_STREAM_CHUNK_ROWS, default 100,000: ~250 MiB
-    above the process's base for the widest payments rows, measured in bench stage g)."""
-    return max(int(os.environ.get("BUDGET_MONITOR_STREAM_CHUNK_ROWS") or 100_000), 1)
+# Cells per chunk: a chunk's memory follows its cells (a Python str per cell,
+# ~60 bytes before its text), not its bytes. 1.6M cells are 200,000 rows of
+# the 8 payments columns: ~165 MiB above the process's base in bench stage g.
+STREAM_CHUNK_CELLS = 1_600_000
+
+
+def stream_chunk_rows(columns: int = 8) -> int:
+    """Records per chunk: env BUDGET_MONITOR_STREAM_CHUNK_ROWS, else
+    STREAM_CHUNK_CELLS spread over the file's ``columns``."""
+    env = os.environ.get("BUDGET_MONITOR_STREAM_CHUNK_ROWS")
+    return max(int(env) if env else STREAM_CHUNK_CELLS // max(columns, 1), 1)
 
 
 def is_streamed(path: Path, kind: str) -> bool:
@@ -428,7 +435,7 @@ class CsvStream:
 
     def __init__(self, path: Path, kind: str, chunk_rows: int | None = None) -> None:
         self.path, self.kind = Path(path), kind
-        self.chunk_rows = chunk_rows or stream_chunk_rows()
+        self.chunk_rows = chunk_rows or 0  # set from the header's width below unless given
         specs(kind)  # unknown kind -> ValueError early
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -501,6 +508,7 @@ class CsvStream:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise _format_error(exc, self.path) from exc
         columns = [str(c) for c in first.columns]
+        self.chunk_rows = self.chunk_rows or stream_chunk_rows(len(columns))
         problem: IngestError | None = None
         headers: dict[str, HeaderMatch] = {}
         if not isinstance(first.index, pd.RangeIndex):
@@ -579,7 +587,7 @@ class CsvStream:
         Raises IngestError where read_table would (a malformed row: ING-002),
         and at the end if the bytes parsed are not the bytes of pass 0.
         """
-        if not self._scanned:
+        if self._unnamed and not self._scanned:
             for _ in self.scan(()):  # which Unnamed columns hold anything (_tidy keeps those)
                 pass
         keep = [i for i in range(len(self.columns)) if i not in self._unnamed or i in self._filled]

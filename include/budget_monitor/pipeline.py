@@ -456,26 +456,93 @@ def _load_streamed(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pa
 
 def _stream_steps(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
                   stream: Any, ctx: Any, result: LoadResult) -> Any:
-    """The passes over an opened CsvStream (pass 0, the encoding, is done).
+    """The passes over an opened CsvStream (pass 0, the encoding, is done):
+    the rejection report, or None when loaded or deferred (in ``result``).
+
+    A good file is read once more (:func:`_stream_once`): chunk by chunk
+    validated and loaded into one open transaction, committed after the last
+    chunk. Anything else (a failing chunk, a key seen in an earlier chunk,
+    a total over the budget, a row after the month, a value the store
+    refuses) rolls that back and takes the exact passes (:func:`_stream_exact`),
+    which give the whole read's decision and report.
+    """
+    from budget_monitor import ingest
+
+    if stream.sha256 != sha:  # the file changed since it was hashed for is_current
+        raise _FileFault() from ingest.changed_while_read(path)
+    if _stream_once(engine, cfg, month, kind, path, rel, sha, stream, ctx, result):
+        return None
+    return _stream_exact(engine, cfg, month, kind, path, rel, sha, stream, ctx, result)
+
+
+def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
+                 stream: Any, ctx: Any, result: LoadResult) -> bool:
+    """The single pass of a good file (validate.ChunkedFile.first_pass_context):
+    True when the file was loaded (or must wait for its month), False when
+    the exact passes must decide (nothing of it landed)."""
+    from dataclasses import replace
+
+    from budget_monitor import validate
+
+    checks = validate.ChunkedFile(kind, ctx)
+    columns = _store_columns(kind)
+    parts: list[Any] = []
+    last: str | None = None
+    rows = replaced_fen = 0
+    with store.ChunkedLoad(engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
+                           encoding=stream.encoding) as load:
+        for table in _guarded(stream.tables()):
+            rows += table.n_rows
+            last = _later(last, _last_month(table.df[DATE_COLUMN[kind]]))
+            if last is not None and last > month:
+                # Not loaded in this run: it waits for its month, or the in-year rule rejects it.
+                load.rollback()
+                del table
+                continue
+            if kind == "payments":
+                # Stored amounts of the vouchers it replaces (counted once: no voucher
+                # is in two chunks of a file that passes).
+                vouchers = table.df["voucher_no"].dropna().unique().tolist()
+                replaced_fen += sum(store.stored_payment_amounts(engine, cfg.code, vouchers).values())
+            try:
+                chunk_ctx = checks.first_pass_context(table, ctx)
+                part = validate.validate_table(table, chunk_ctx) if chunk_ctx is not None else None
+            except Exception as exc:  # noqa: BLE001 - validation crashed on this file
+                raise _FileFault() from exc
+            if part is None or not part.ok or not _load_chunk(load, table, columns):
+                return False
+            parts.append(part)
+            del table, part  # one chunk alive at a time: not this one while the next is read
+        if last is not None and last > month:
+            if last <= f"{cfg.year}-12":
+                result.files.append(FileOutcome(kind, rel, "deferred", rows, reason=f"含 {last} 的数据，待该月结账时处理"))
+                return True
+            return False
+        if checks.over_budget(replace(ctx, stored_net_fen=int(ctx.stored_net_fen) - replaced_fen)):
+            return False
+        _commit_streamed(load, cfg, kind, path, rel, sha, validate.merge_reports(parts), result)
+    return True
+
+
+def _stream_exact(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
+                  stream: Any, ctx: Any, result: LoadResult) -> Any:
+    """The exact passes, for a file the single pass could not accept.
 
     1. One narrow scan: the columns of the file-level rules
-       (validate.ChunkedFile: duplicates, the file's total), the date column
+       (validate.ChunkedFile: key hashes, the file's total), the date column
        (a file with later rows waits, as a whole read does) and, for payments,
        the stored amounts of the vouchers the file replaces (the over-budget
        check must not count them twice, as _Contexts does); only when some
        key hashes clash, a second scan of the keys settles the duplicates.
-    2. Chunk by chunk: the chunk table is validated against its context
-       (ChunkedFile.context) and, while every chunk so far passed, loaded into
-       one open transaction (store.ChunkedLoad). The first failing chunk rolls
-       it back; the rest are still validated, so the merged report is the
-       whole file's (validate.merge_reports). Commit after the last chunk.
+    2. Every chunk validated against its context (ChunkedFile.context) and
+       the reports merged (validate.merge_reports): the whole read's report.
+    3. Only if it passed after all (two keys whose hashes clashed, a refused
+       value that is now accepted): the chunks loaded in one transaction.
     """
     from dataclasses import replace
 
-    from budget_monitor import ingest, validate
+    from budget_monitor import validate
 
-    if stream.sha256 != sha:  # the file changed since it was hashed for is_current
-        raise _FileFault() from ingest.changed_while_read(path)
     checks = validate.ChunkedFile(kind, ctx)
     date_col = DATE_COLUMN[kind]
     voucher = "voucher_no" if kind == "payments" else None
@@ -483,8 +550,7 @@ def _stream_steps(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
     replaced_fen = 0
     for chunk in _guarded(stream.scan([*checks.columns, date_col, *([voucher] if voucher else [])])):
         checks.scan(chunk)
-        top = _last_month(chunk[date_col])
-        last = top if last is None or (top is not None and top > last) else last
+        last = _later(last, _last_month(chunk[date_col]))
         if voucher:
             found = store.stored_payment_amounts(engine, cfg.code, chunk[voucher].dropna().tolist())
             replaced_fen += sum(found.values())
@@ -503,52 +569,59 @@ def _stream_steps(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
         return None
     if voucher:
         ctx = replace(ctx, stored_net_fen=int(ctx.stored_net_fen) - replaced_fen)
-    columns = _store_columns(kind)
     parts: list[Any] = []
+    for table in _guarded(stream.tables()):
+        try:
+            parts.append(validate.validate_table(table, checks.context(table, ctx)))
+        except Exception as exc:  # noqa: BLE001 - validation crashed on this file
+            raise _FileFault() from exc
+        del table
+    report = validate.merge_reports(parts)
+    if not report.ok:
+        return report
+    columns = _store_columns(kind)
     with store.ChunkedLoad(engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
                            encoding=stream.encoding) as load:
         for table in _guarded(stream.tables()):
-            parts.append(_stream_chunk(table, checks, ctx, load, columns, loading=all(p.ok for p in parts)))
-            del table  # one chunk alive at a time: not this one while the next is read
-        report = validate.merge_reports(parts)
-        if not report.ok:
-            return report
-        for w in report.warnings:
-            log.warning("%s", w.message)
-        archived = store.archive_file(path, cfg.code, sha)
-        try:
-            stats = load.commit(str(archived))
-        except _FILE_LOAD_ERRORS as exc:
-            raise _FileFault() from exc
-    result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", report.n_rows,
-                                    stats.replaced))
-    log.info("loaded %s: %d rows (%d replaced) in chunks", rel, report.n_rows, stats.replaced)
+            if not _load_chunk(load, table, columns):
+                raise _FileFault() from load.error
+            del table
+        _commit_streamed(load, cfg, kind, path, rel, sha, report, result)
     return None
 
 
-def _stream_chunk(table: Any, checks: Any, ctx: Any, load: Any, columns: list[str], *, loading: bool) -> Any:
-    """Validate one chunk; load it while ``loading`` (every earlier chunk passed)
-    and it passes too; the first failing chunk rolls the file's load back."""
-    from budget_monitor import validate
-
-    try:
-        part = validate.validate_table(table, checks.context(table, ctx))
-    except Exception as exc:  # noqa: BLE001 - validation crashed on this file
-        raise _FileFault() from exc
-    if not loading:
-        return part
-    if not part.ok:
-        load.rollback()  # nothing of the file lands; on SQLite the write lock goes now
-        return part
+def _load_chunk(load: Any, table: Any, columns: list[str]) -> bool:
+    """Add a chunk's rows to the load, STREAM_LOAD_ROWS dicts at a time; False
+    when the database refused a value (``load.error``; rolled back, as with load_rows)."""
     for i in range(0, table.n_rows, STREAM_LOAD_ROWS):
         rows = _records(table.df.iloc[i:i + STREAM_LOAD_ROWS], columns)
         try:
             load.add(rows)
         except _FILE_LOAD_ERRORS as exc:
-            # The database refused a value (rolled back): the file's rejection, as with load_rows.
-            raise _FileFault() from exc
+            load.error = exc
+            load.rollback()
+            return False
         del rows
-    return part
+    return True
+
+
+def _commit_streamed(load: Any, cfg: FundConfig, kind: str, path: Path, rel: str, sha: str, report: Any,
+                     result: LoadResult) -> None:
+    """Archive the file and commit its load (as the whole-file branch does after validation)."""
+    for w in report.warnings:
+        log.warning("%s", w.message)
+    archived = store.archive_file(path, cfg.code, sha)
+    try:
+        stats = load.commit(str(archived))
+    except _FILE_LOAD_ERRORS as exc:
+        raise _FileFault() from exc
+    result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", report.n_rows,
+                                    stats.replaced))
+    log.info("loaded %s: %d rows (%d replaced) in chunks", rel, report.n_rows, stats.replaced)
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    return b if a is None or (b is not None and b > a) else a
 
 
 def _last_month(values: Any) -> str | None:

@@ -511,6 +511,7 @@ class ChunkedLoad:
         self._conn: Connection | None = None
         self._tx: Any = None
         self._had_rows = False
+        self.error: BaseException | None = None  # what the database refused, for the caller
 
     def __enter__(self) -> ChunkedLoad:
         self._conn = self.engine.connect()

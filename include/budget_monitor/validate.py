@@ -970,7 +970,15 @@ class ChunkedFile:
     (every row of a value held twice fails) and ``cumulative_within`` (the
     row at which stored + running total first exceeds the budget fails, and
     only when the file's total exceeds it, so a later refund can bring the
-    file back under). Both are settled before pass 2:
+    file back under).
+
+    A good file is read once (:meth:`first_pass_context`): each chunk is
+    judged as if no key repeated across chunks and the file stayed within
+    the budget, while the keys' hashes and the running total are kept; the
+    file passed exactly when every chunk passed, no key hash came back in a
+    later chunk and the final total is within the budget
+    (:meth:`over_budget`). Otherwise the exact passes settle both rules
+    before the chunks are validated again:
 
     1. :meth:`scan` (pass 1, every chunk of :attr:`columns`, blank records
        included): a ``unique`` column's non-null values are hashed into 8
@@ -1000,6 +1008,7 @@ class ChunkedFile:
         self._duplicates: dict[str, frozenset[str]] | None = None
         self._before = {c: 0 for c in self.cumulative}
         self._found: set[str] = set()
+        self._seen: dict[str, np.ndarray] = {c: np.empty(0, dtype=np.int64) for c in self.unique}
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -1043,6 +1052,32 @@ class ChunkedFile:
     def chunks_holding(self, column: str) -> dict[str, int]:
         """Each duplicate value of ``column`` -> how many scan chunks hold it."""
         return {v: self._chunks[column][v] for v in self.duplicates.get(column, ())}
+
+    def first_pass_context(self, table: IngestedTable, ctx: ValidationContext) -> ValidationContext | None:
+        """The single pass of a good file: ``ctx`` for the next chunk (in file
+        order) judging keys within the chunk and passing the cumulative rule,
+        or None when a key of this chunk hashes like a key of an earlier one
+        (a duplicate, or a clash of hashes: the exact passes tell)."""
+        duplicates: dict[str, frozenset[str]] = {}
+        for c in self.unique:
+            keys = table.df[c].dropna()
+            hashes = np.unique(_hashes(keys.tolist()))
+            seen = self._seen[c]
+            at = np.minimum(np.searchsorted(seen, hashes), max(len(seen) - 1, 0))
+            if len(seen) and bool((seen[at] == hashes).any()):
+                return None
+            self._seen[c] = np.sort(np.concatenate([seen, hashes]), kind="stable")
+            duplicates[c] = frozenset(keys[keys.duplicated(keep=False)].tolist())
+        before: dict[str, int] = {}
+        for c in self.cumulative:
+            before[c] = self._before[c]
+            self._before[c] += int(_amounts(table, c).sum())
+        return replace(ctx, file_facts=FileFacts(duplicates, {}, before, {}))
+
+    def over_budget(self, ctx: ValidationContext) -> bool:
+        """After the single pass: does stored + the file's total exceed a cumulative rule's limit?"""
+        return any(int(ctx.stored_net_fen) + self._before[c] > int(getattr(ctx, f))
+                   for c, f in self.cumulative.items())
 
     def context(self, table: IngestedTable, ctx: ValidationContext) -> ValidationContext:
         """``ctx`` for the next chunk of pass 2 (call for every chunk, in file order)."""
