@@ -179,8 +179,9 @@ class FileFacts:
     Keyed by the rule's column.
     """
 
-    # ``unique``: the values the whole file holds more than once.
-    duplicates: Mapping[str, frozenset[str]]
+    # ``unique``: the values the whole file holds more than once; None: judge
+    # within the chunk (the single pass of a good file, see ChunkedFile).
+    duplicates: Mapping[str, frozenset[str]] | None
     # ``cumulative_within``: the row of THIS chunk that fails (absent: none here).
     over_budget_row: Mapping[str, int]
     # The file's net amount (fen) before this chunk's first row, and in all.
@@ -308,7 +309,7 @@ def _isin(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -
 
 def _unique(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
     s = t.df[col]
-    if ctx.file_facts is not None:
+    if ctx.file_facts is not None and ctx.file_facts.duplicates is not None:
         # A chunk of a larger file: every row holding a value the WHOLE file holds twice fails.
         return (s.isna() | ~s.isin(list(ctx.file_facts.duplicates[col]))).to_numpy(dtype=bool)
     return (s.isna() | ~s.duplicated(keep=False)).to_numpy(dtype=bool)
@@ -1008,7 +1009,7 @@ class ChunkedFile:
         self._duplicates: dict[str, frozenset[str]] | None = None
         self._before = {c: 0 for c in self.cumulative}
         self._found: set[str] = set()
-        self._seen: dict[str, np.ndarray] = {c: np.empty(0, dtype=np.int64) for c in self.unique}
+        self._seen: dict[str, list[np.ndarray]] = {c: [] for c in self.unique}  # sorted, per chunk
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -1058,21 +1059,20 @@ class ChunkedFile:
         order) judging keys within the chunk and passing the cumulative rule,
         or None when a key of this chunk hashes like a key of an earlier one
         (a duplicate, or a clash of hashes: the exact passes tell)."""
-        duplicates: dict[str, frozenset[str]] = {}
         for c in self.unique:
-            keys = table.df[c].dropna()
-            hashes = np.unique(_hashes(keys.tolist()))
-            seen = self._seen[c]
-            at = np.minimum(np.searchsorted(seen, hashes), max(len(seen) - 1, 0))
-            if len(seen) and bool((seen[at] == hashes).any()):
-                return None
-            self._seen[c] = np.sort(np.concatenate([seen, hashes]), kind="stable")
-            duplicates[c] = frozenset(keys[keys.duplicated(keep=False)].tolist())
+            hashes = np.sort(_hashes(table.df[c].dropna().tolist()))
+            for seen in self._seen[c]:
+                at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+                if bool((seen[at] == hashes).any()):
+                    return None
+            if len(hashes):
+                self._seen[c].append(hashes)
         before: dict[str, int] = {}
         for c in self.cumulative:
             before[c] = self._before[c]
             self._before[c] += int(_amounts(table, c).sum())
-        return replace(ctx, file_facts=FileFacts(duplicates, {}, before, {}))
+        # duplicates=None: keys are judged within the chunk (as _unique judges a whole file)
+        return replace(ctx, file_facts=FileFacts(None, {}, before, {}))
 
     def over_budget(self, ctx: ValidationContext) -> bool:
         """After the single pass: does stored + the file's total exceed a cumulative rule's limit?"""
