@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from budget_monitor_airflow.dashboard import LazyDashboard
-from budget_monitor_airflow.quarantine_view import LazyApp
+from budget_monitor_airflow.lazy_app import LazyApp
 
 
 class BudgetMonitorPlugin(AirflowPlugin):
     name = "budget_monitor"
     fastapi_apps = [
-        {"app": LazyApp(), "url_prefix": "/budget-monitor", "name": "budget-monitor quarantine"},
-        {"app": LazyDashboard(), "url_prefix": "/budget-dashboard", "name": "budget-monitor dashboard"},
+        {"app": LazyApp("budget_monitor_airflow.quarantine_view"), "url_prefix": "/budget-monitor", "name": "budget-monitor quarantine"},
+        {"app": LazyApp("budget_monitor_airflow.dashboard"), "url_prefix": "/budget-dashboard", "name": "budget-monitor dashboard"},
     ]
     external_views = [
         {

@@ -267,20 +267,23 @@ def _headline(m: dict[str, Any]) -> str:
         "</div>")
 
 
+def _series_parts(data: dict[str, Any], title: str, *, with_units: bool) -> list[str]:
+    """The headline, the execution chart and the month and quarter tables of a fund or unit."""
+    series = data["series"]
+    if series is None:
+        return [f"<p class='notice'>{e(FUND_STATUS.get(data['status'], ''))}</p>"]
+    return [_headline(series["latest"]), "<h2>月度执行进度</h2>",
+            chart_svg(series["months"], title=f"{title} 累计执行率与序时进度"),
+            _months_table(series["months"]), "<h2>季度</h2>",
+            _quarters_table(series["quarters"], with_units=with_units)]
+
+
 def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
     fund = data["fund"]
     parts = [f"<h1>{e(fund['name'])}</h1>",
              f"<p class='meta'>资金代码 {e(fund['code'])} · 主管部门 {e(fund['department'])} · 年度 {e(fund['year'])}</p>"]
-    series = data["series"]
-    if series is None:
-        parts.append(f"<p class='notice'>{e(FUND_STATUS.get(data['status'], ''))}</p>")
-    else:
-        parts.append(_headline(series["latest"]))
-        parts.append("<h2>月度执行进度</h2>")
-        parts.append(chart_svg(series["months"], title=f"{fund['name']} 累计执行率与序时进度"))
-        parts.append(_months_table(series["months"]))
-        parts.append("<h2>季度</h2>")
-        parts.append(_quarters_table(series["quarters"], with_units=True))
+    parts += _series_parts(data, fund["name"], with_units=True)
+    if data["series"] is not None:
         rows = []
         for u in data["units"]:
             m = u["latest"]
@@ -320,16 +323,7 @@ def _size(n: int) -> str:
 def render_unit(data: dict[str, Any]) -> str:
     fund, unit = data["fund"], data["unit"]
     parts = [f"<h1>{e(unit)}</h1>", f"<p class='meta'>{e(fund['name'])}（{e(fund['code'])}）</p>"]
-    series = data["series"]
-    if series is None:
-        parts.append(f"<p class='notice'>{e(FUND_STATUS.get(data['status'], ''))}</p>")
-    else:
-        parts.append(_headline(series["latest"]))
-        parts.append("<h2>月度执行进度</h2>")
-        parts.append(chart_svg(series["months"], title=f"{unit} 累计执行率与序时进度"))
-        parts.append(_months_table(series["months"]))
-        parts.append("<h2>季度</h2>")
-        parts.append(_quarters_table(series["quarters"], with_units=False))
+    parts += _series_parts(data, unit, with_units=False)
     parts.append("<h2>预警与核实反馈</h2>")
     parts.append("<p class='notice'>本单位的联系人尚未登记：预警发往资金的财务科室。</p>")
     parts.append(_alerts_table(data["alerts"], with_unit=False))
@@ -438,19 +432,3 @@ def create_app(*, db_url: Callable[[], str | None] | None = None, funds_root: Ca
                             status_code=exc.status_code)
 
     return app
-
-
-class LazyDashboard:
-    """ASGI app built on its first request (only the api-server serves it;
-    every other Airflow process that loads plugins pays nothing)."""
-
-    def __init__(self) -> None:
-        self._app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        if self._app is None:
-            self._app = create_app()
-        await self._app(scope, receive, send)
-
-    def __repr__(self) -> str:
-        return "budget_monitor_airflow.dashboard:create_app"

@@ -76,23 +76,3 @@ def create_app():  # -> fastapi.FastAPI
         return JSONResponse(json.loads(path.read_text(encoding="utf-8")))
 
     return app
-
-
-class LazyApp:
-    """ASGI app built on its first request.
-
-    Every Airflow process that loads plugins (task processes too, for macros)
-    imports the plugin module; only the api-server serves requests, so only it
-    should pay for FastAPI and Airflow's security module.
-    """
-
-    def __init__(self) -> None:
-        self._app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        if self._app is None:
-            self._app = create_app()
-        await self._app(scope, receive, send)
-
-    def __repr__(self) -> str:
-        return "budget_monitor_airflow.quarantine_view:create_app"
