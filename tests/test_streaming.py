@@ -150,21 +150,28 @@ def _paid(t: Twins, code: str = "STREAMED") -> int:
 def test_good_file_lands_the_same_whole_or_in_chunks(twins: Twins, encoding: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
-    real = validate.validate_table
+    runs: list[int] = []
+    real_add, real_passed = validate.ChunkVerdicts.add, validate.ChunkVerdicts.passed
 
-    def spy(table: Any, ctx: Any) -> Any:
-        if table.kind == "payments" and ctx.file_facts is not None:
-            seen.append(table.n_rows)
-        return real(table, ctx)
+    def add(self: Any, table: Any, ctx: Any) -> None:
+        seen.append(table.n_rows)
+        real_add(self, table, ctx)
 
-    monkeypatch.setattr(validate, "validate_table", spy)
+    def passed(self: Any) -> bool:
+        runs.append(self.rows)
+        return real_passed(self)
+
+    monkeypatch.setattr(validate.ChunkVerdicts, "add", add)
+    monkeypatch.setattr(validate.ChunkVerdicts, "passed", passed)
     rows = payments(changes={1500: _row(1500, "-50.00", kind="退回")})
     twins.write(NAME, rows, encoding, blank_lines=(0, 399, 400, 1999))
     res = twins.same(twins.load())
     assert _outcome(res) == ("loaded", ROWS)
     assert _paid(twins) == (ROWS - 1) * 10_000 - 5_000
-    # Streamed in chunks of CHUNK records (blank lines are records, not rows).
+    # Streamed in chunks of CHUNK records (blank lines are records, not rows),
+    # all of them judged by one Great Expectations run.
     assert len(seen) == 6 and max(seen) <= CHUNK and sum(seen) == ROWS
+    assert runs == [ROWS]
     enc = {"utf-8": "utf-8", "gbk": "gb18030", "utf-8-sig": "utf-8-sig"}[encoding]
     with twins.engine.connect() as conn:
         files = conn.execute(store.source_file.select().where(store.source_file.c.kind == "payments")).mappings().all()
@@ -383,6 +390,46 @@ def test_good_file_is_read_once_more_after_its_encoding(twins: Twins, monkeypatc
     res = twins.same(twins.load())
     assert _outcome(res) == ("loaded", ROWS)
     assert passes == ["tables"]
+
+
+def test_verdicts_are_given_every_million_rows_and_a_late_failure_is_exact(
+        twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a group of 900 rows the single pass asks GX three times; a bad row
+    in the last group still rejects the file with the whole read's report."""
+    runs: list[int] = []
+    real_passed = validate.ChunkVerdicts.passed
+
+    def passed(self: Any) -> bool:
+        runs.append(self.rows)
+        return real_passed(self)
+
+    monkeypatch.setattr(validate.ChunkVerdicts, "GROUP_ROWS", 900)
+    monkeypatch.setattr(validate.ChunkVerdicts, "passed", passed)
+    twins.write(NAME, payments(changes={1950: _row(1950, kind="付款")}))
+    res = twins.same(twins.load())
+    assert _outcome(res) == ("rejected", ROWS)
+    assert runs == [1200, 800]  # 3 chunks of 400, then the last 2 at the end
+    assert _report(twins)["counts"] == {"PAY-007": 1}
+
+
+def test_file_with_only_a_warning_lands_and_logs_it(twins: Twins, caplog: pytest.LogCaptureFixture) -> None:
+    """A warning fails the single pass's GX run: the exact passes find only
+    the warning, and the file lands (as a whole read lands it)."""
+    header = ["抽样单号", "抽样日期", "品种类别", "抽检单位", "检验结论"]
+    rows = [[f"YP{i:06d}", f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}", "药品", UNITS[i % 3][0], "合格"]
+            for i in range(ROWS)]
+    rows[1800][3] = "恩平市市场监督管理局"
+    for fund in twins.funds.values():
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        (fund / "inspections").mkdir()
+        (fund / "inspections" / "2021-Q1_抽检记录.csv").write_text(buf.getvalue(), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="budget_monitor.pipeline"):
+        res = twins.same(twins.load())
+    (f,) = [f for f in res.files if f.kind == "inspections"]
+    assert (f.status, f.rows) == ("loaded", ROWS)
+    assert sum("第1802行" in r.getMessage() and "INS-007" in r.getMessage() for r in caplog.records) == 2
+    assert len(store.snapshot(twins.engine, "STREAMED")["inspections"]) == ROWS
 
 
 def test_key_hashes_that_clash_across_chunks_still_load(twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:

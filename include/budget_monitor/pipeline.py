@@ -485,6 +485,8 @@ def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path
     from budget_monitor import validate
 
     checks = validate.ChunkedFile(kind, ctx)
+    # One GX run per million rows rather than one per chunk, where the rules allow it.
+    verdicts = validate.ChunkVerdicts(kind, ctx)
     columns = _store_columns(kind)
     parts: list[Any] = []
     last: str | None = None
@@ -506,21 +508,32 @@ def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path
                 replaced_fen += sum(store.stored_payment_amounts(engine, cfg.code, vouchers).values())
             try:
                 chunk_ctx = checks.first_pass_context(table, ctx)
-                part = validate.validate_table(table, chunk_ctx) if chunk_ctx is not None else None
+                if chunk_ctx is None:
+                    return False
+                if verdicts.usable:
+                    verdicts.add(table, chunk_ctx)
+                    good = verdicts.rows < verdicts.GROUP_ROWS or verdicts.passed()
+                else:
+                    parts.append(validate.validate_table(table, chunk_ctx))
+                    good = parts[-1].ok
             except Exception as exc:  # noqa: BLE001 - validation crashed on this file
                 raise _FileFault() from exc
-            if part is None or not part.ok or not _load_chunk(load, table, columns):
+            if not good or not _load_chunk(load, table, columns):
                 return False
-            parts.append(part)
-            del table, part  # one chunk alive at a time: not this one while the next is read
+            del table  # one chunk alive at a time: not this one while the next is read
         if last is not None and last > month:
             if last <= f"{cfg.year}-12":
                 result.files.append(FileOutcome(kind, rel, "deferred", rows, reason=f"含 {last} 的数据，待该月结账时处理"))
                 return True
             return False
-        if checks.over_budget(replace(ctx, stored_net_fen=int(ctx.stored_net_fen) - replaced_fen)):
+        try:
+            good = verdicts.passed() if verdicts.usable else True
+        except Exception as exc:  # noqa: BLE001 - validation crashed on this file
+            raise _FileFault() from exc
+        if not good or checks.over_budget(replace(ctx, stored_net_fen=int(ctx.stored_net_fen) - replaced_fen)):
             return False
-        _commit_streamed(load, cfg, kind, path, rel, sha, validate.merge_reports(parts), result)
+        report = verdicts.report() if verdicts.usable else validate.merge_reports(parts)
+        _commit_streamed(load, cfg, kind, path, rel, sha, report, result)
     return True
 
 
@@ -592,12 +605,15 @@ def _stream_exact(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
 
 def _load_chunk(load: Any, table: Any, columns: list[str]) -> bool:
     """Add a chunk's rows to the load, STREAM_LOAD_ROWS dicts at a time; False
-    when the database refused a value (``load.error``; rolled back, as with load_rows)."""
+    when the database refused a value (``load.error``; rolled back, as with
+    load_rows). In the single pass the rows may not be validated yet (their
+    verdict comes per million rows): a refusal then sends the file to the
+    exact passes, which report the bad value or, if it was valid, ING-005."""
     for i in range(0, table.n_rows, STREAM_LOAD_ROWS):
         rows = _records(table.df.iloc[i:i + STREAM_LOAD_ROWS], columns)
         try:
             load.add(rows)
-        except _FILE_LOAD_ERRORS as exc:
+        except (*_FILE_LOAD_ERRORS, *load.refusals) as exc:
             load.error = exc
             load.rollback()
             return False
@@ -613,7 +629,7 @@ def _commit_streamed(load: Any, cfg: FundConfig, kind: str, path: Path, rel: str
     archived = store.archive_file(path, cfg.code, sha)
     try:
         stats = load.commit(str(archived))
-    except _FILE_LOAD_ERRORS as exc:
+    except (*_FILE_LOAD_ERRORS, *load.refusals) as exc:
         raise _FileFault() from exc
     result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", report.n_rows,
                                     stats.replaced))

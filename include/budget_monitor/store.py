@@ -522,6 +522,18 @@ class ChunkedLoad:
             self.file_id, self.skipped = known, True  # loaded meanwhile: nothing to do, as load_rows
         return self
 
+    @property
+    def refusals(self) -> tuple[type[BaseException], ...]:
+        """The errors by which the database refuses a value (NOT NULL, a length,
+        a range). A streamed file's rows may reach the open transaction before
+        their chunk's verdict; on PostgreSQL COPY raises the driver's own
+        classes, not SQLAlchemy's."""
+        from sqlalchemy.exc import DataError, IntegrityError
+
+        dbapi = self.engine.dialect.dbapi
+        own = tuple(getattr(dbapi, n) for n in ("DataError", "IntegrityError") if hasattr(dbapi, n))
+        return (DataError, IntegrityError, *own)
+
     def _start(self) -> Connection:
         """The transaction, with the source_file row written (at the first rows:
         on SQLite the write lock is taken then, not while chunk 1 is validated)."""
