@@ -392,7 +392,7 @@ def test_good_file_is_read_once_more_after_its_encoding(twins: Twins, monkeypatc
     assert passes == ["tables"]
 
 
-def test_verdicts_are_given_every_million_rows_and_a_late_failure_is_exact(
+def test_verdicts_are_given_every_group_of_rows_and_a_late_failure_is_exact(
         twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a group of 900 rows the single pass asks GX three times; a bad row
     in the last group still rejects the file with the whole read's report."""

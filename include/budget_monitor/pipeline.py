@@ -485,7 +485,7 @@ def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path
     from budget_monitor import validate
 
     checks = validate.ChunkedFile(kind, ctx)
-    # One GX run per million rows rather than one per chunk, where the rules allow it.
+    # One GX run per GROUP_ROWS rows rather than one per chunk, where the rules allow it.
     verdicts = validate.ChunkVerdicts(kind, ctx)
     columns = _store_columns(kind)
     parts: list[Any] = []
@@ -606,9 +606,9 @@ def _stream_exact(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
 def _load_chunk(load: Any, table: Any, columns: list[str]) -> bool:
     """Add a chunk's rows to the load, STREAM_LOAD_ROWS dicts at a time; False
     when the database refused a value (``load.error``; rolled back, as with
-    load_rows). In the single pass the rows may not be validated yet (their
-    verdict comes per million rows): a refusal then sends the file to the
-    exact passes, which report the bad value or, if it was valid, ING-005."""
+    load_rows). In the single pass the rows may not be validated yet (a
+    verdict comes every ChunkVerdicts.GROUP_ROWS rows): a refusal then sends
+    the file to the exact passes, which report the bad value or ING-005."""
     for i in range(0, table.n_rows, STREAM_LOAD_ROWS):
         rows = _records(table.df.iloc[i:i + STREAM_LOAD_ROWS], columns)
         try:
