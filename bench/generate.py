@@ -387,6 +387,57 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
     return manifest
 
 
+STREAM_ROWS = 1_600_000  # stage g: the issue's 200 MB, 1.6M-row payments file
+
+
+def stream_fund(out: Path, rows: int = STREAM_ROWS, *, encoding: str = "gbk", year: int = 2021,
+                seed: int = 20211231) -> Path:
+    """Stage g's fund directory: fund.yaml, budget.csv and ONE large payments CSV
+    (``rows`` payments of the whole year, ~125 bytes a row in GBK: 1.6M rows make
+    the issue's ~200 MB file). Deterministic from ``seed``; the budget covers the
+    payments, so the file is accepted. Returns the fund directory."""
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "payments").mkdir(parents=True)
+    units = unit_names(40)
+    u = rng.integers(0, len(units), rows)
+    n_days = 366 if year % 4 == 0 else 365
+    day = np.sort(rng.integers(0, n_days, rows))
+    amount = np.round(rng.lognormal(10.5, 1.2, rows)).astype(np.int64) + 100
+    refund = rng.random(rows) < 0.01
+    amount = np.where(refund, -np.maximum(amount // 10, 1), amount)
+    docs = np.array([f"粤财预〔{year}〕{i + 1:04d}号" for i in range(len(units))], dtype=object)
+    unit_arr = np.array(units, dtype=object)
+    memo = np.array([f"{m}（第{k}批次）" for m in MEMO for k in range(1, 4)], dtype=object)
+    pay = pd.DataFrame({
+        "voucher_no": (f"PZ{year}STREAM" + pd.Series(np.arange(1, rows + 1)).astype(str).str.zfill(10)).to_numpy(),
+        "unit": unit_arr[u],
+        "doc_no": docs[u],
+        "amount": _yuan(amount).to_numpy(),
+        "pay_date": _dates_text(day, year, np.zeros(rows, dtype=bool)).to_numpy(),
+        "kind": np.where(refund, "退回", "支付"),
+        "econ_class": np.array(ECON, dtype=object)[rng.integers(0, len(ECON), rows)],
+        "memo": memo[rng.integers(0, len(memo), rows)],
+    })
+    path = out / "payments" / f"{year}_支出明细_全年.csv"
+    with path.open("wb") as fh:  # in slices: the generator itself must not need GBs
+        fh.write((",".join(PAY_HEADER) + "\r\n").encode(encoding))
+        for i in range(0, rows, 200_000):
+            part = _lines(pay.iloc[i:i + 200_000])
+            fh.write(("\r\n".join(part.tolist()) + "\r\n").encode(encoding))
+    spent = pd.Series(amount).groupby(u).sum()
+    lines = [",".join(BUD_HEADER)]
+    for i, name in enumerate(units):
+        total = ((int(spent.get(i, 0)) * 11 // 10) // 10000 + 1) * 10000
+        lines.append(f"{docs[i]},{name},{year}-01-04,{_yuan(np.array([total]))[0]},年初")
+    (out / "budget.csv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    (out / "fund.yaml").write_text(yaml.safe_dump({
+        "code": "STREAM", "name": f"{year}年省级专项资金（全年支出一个文件）", "year": year,
+        "department": "广东省财政厅", "recipients": ["caiwu@example.gov.cn"]},
+        allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return out
+
+
 def sizes_from_args(args: argparse.Namespace) -> tuple[Sizes, str]:
     base = dict(SMALL if args.small else FULL)
     for k in base:

@@ -17,6 +17,10 @@ d  a monthly close through the real DAG (``dag.test()``, SQLite store seeded
    with the earlier months), for 20 / 200 / 2,000 funds.
 e  year-end for every fund on a full-year store, over 2 worker processes.
 f  peak RSS of every stage (column ``peak MiB``).
+g  one large payments CSV (200 MB, 1.6M rows; ``--small``: 100k rows) through
+   ``pipeline.load_month`` in a fresh process: streamed in chunks vs read whole
+   (the code before), SQLite and PostgreSQL; peak RSS (the child's VmHWM)
+   against 600 MiB, and the time against a bare pandas ``read_csv``.
 
 Budgets are checked only at full scale (``--small`` prints them as "n/a").
 """
@@ -38,7 +42,7 @@ sys.path.insert(0, str(HERE))
 import generate  # noqa: E402
 from common import ANCHOR_READ_1M_S, ANCHORS_S, MiB, REPO, compute_speed, dump, machine_facts, machine_speed, pg_available  # noqa: E402
 
-BUDGET = {"a": 1.5, "b": 3.0, "c_ms": 50.0, "d_s": 600.0, "e_s": 240.0, "f_mib": 2048.0}
+BUDGET = {"a": 1.5, "b": 3.0, "c_ms": 50.0, "d_s": 600.0, "e_s": 240.0, "f_mib": 2048.0, "g_mib": 600.0}
 
 
 def run_stage(stage: str, data: Path, out_dir: Path, extra: list[str], timeout: float) -> dict[str, Any]:
@@ -213,6 +217,26 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
             if r["funds"] >= 2000 and slowdown:
                 rows.append(["e", "  the same at the anchors' machine speed (÷ slowdown)",
                              _fmt(round(r["wall_s"] / slowdown, 1), " s"), "", "", "", "", ""])
+    r = results.get("g")
+    if r:
+        if "error" in r:
+            rows.append(["g", "large CSV (streamed)", "ERROR", "", "", "", r["error"][:60], ""])
+        else:
+            rows.append(["g", f"bare pandas read_csv, {r['rows']} rows, {r['file_mb']} MB GBK",
+                         _fmt(r["bare_read_s"], " s"), "", "", "", "", _fmt(r.get("bare_peak_rss_mib"))])
+            for st in ("sqlite", "postgres"):
+                g = r.get(st)
+                if not g:
+                    continue
+                rows.append(["g", f"{st}: load_month streamed: peak RSS vs read whole",
+                             _fmt(g["stream_peak_rss_mib"], " MiB"), _fmt(g["whole_peak_rss_mib"], " MiB"),
+                             _fmt(g["rss_ratio"], "x"), "< 600 MiB",
+                             chk(g["stream_peak_rss_mib"] < BUDGET["g_mib"]) if r["rows"] >= 1_600_000 else "n/a",
+                             _fmt(g["stream_peak_rss_mib"])])
+                rows.append(["g", f"  {st}: time streamed vs read whole", _fmt(g["stream_load_s"], " s"),
+                             _fmt(g["whole_load_s"], " s"), _fmt(g["time_vs_whole"], "x"), "", "", ""])
+                rows.append(["g", f"  {st}: time streamed vs bare read_csv", _fmt(g["stream_load_s"], " s"),
+                             _fmt(r["bare_read_s"], " s"), _fmt(g["time_vs_bare_read"], "x"), "", "", ""])
     peaks = {k: v.get("peak_tree_mib") for k, v in results.items() if isinstance(v, dict) and v.get("peak_tree_mib")}
     for k in ("d", "e"):
         if isinstance(results.get(k), dict) and results[k].get("peak_tree_mib"):
@@ -249,7 +273,7 @@ def _w(s: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     generate.add_size_flags(p)
-    p.add_argument("--stages", default="a,b,c,d,e", help="comma list of a,b,c,d,e (f is always reported)")
+    p.add_argument("--stages", default="a,b,c,d,e,g", help="comma list of a,b,c,d,e,g (f is always reported)")
     p.add_argument("--repeat", type=int, help="repeats per stage (min is kept); default 1 full, 2 small")
     p.add_argument("--growth", help="fund counts for stage d (default 20,200,2000; small: 5,20)")
     p.add_argument("--month", type=int, default=6, help="month closed in stage d (earlier months are seeded)")
@@ -307,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                            str(args.funds_per_task)]))
     if "e" in stages:
         plan.append(("e", ["--workers", str(args.workers)]))
+    if "g" in stages:
+        plan.append(("g", ["--rows", str(1_600_000 if not args.small else 100_000)]))
     for stage, extra in plan:
         print(f"[bench] {stage} ...", flush=True)
         results[stage] = run_stage(stage, data, out_dir, extra, args.timeout)

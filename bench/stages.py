@@ -3,7 +3,7 @@
 
     python bench/stages.py <stage> --data <generated dir> --out <result.json> [options]
 
-Stages: a_sqlite, a_postgres, a_duckdb, b, c, d, e (see bench/run.py).
+Stages: a_sqlite, a_postgres, a_duckdb, b, c, d, e, g (see bench/run.py).
 Each writes a JSON dict of timings (``*_s``), per-step peaks (``*_peak_mib``,
 sampled) and the process's ``ru_maxrss_mib``.
 """
@@ -640,10 +640,160 @@ def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     rec.put("self_evaluation_files", len(outs))
 
 
+# ----------------------------------------------------------------------------- stage g
+
+
+def _stream_data(data: Path, rows: int) -> Path:
+    """Stage g's fund directory (bench/generate.py stream_fund), generated once per size."""
+    import generate
+
+    fund = data / f"stream_{rows}"
+    mark = fund / ".generated"
+    want = json.dumps({"rows": rows, "version": generate.VERSION})
+    if not mark.is_file() or mark.read_text() != want:
+        # In a child: generating takes ~1 GB, which this stage's process tree must not show.
+        code = "import sys; sys.path.insert(0, sys.argv[1]); import generate; from pathlib import Path; " \
+               "generate.stream_fund(Path(sys.argv[2]), int(sys.argv[3]))"
+        subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(fund), str(rows)], check=True)
+        mark.write_text(want)
+    return fund
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS since it started (VmHWM): unlike ru_maxrss, not the
+    high-water mark a child inherits from its parent across fork + exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stage_g(args: argparse.Namespace, rec: Recorder) -> None:
+    """One large payments CSV (issue #13 item 11: 200 MB, 1.6M rows) through
+    ``pipeline.load_month`` in a fresh process each: streamed in chunks (the
+    default above BUDGET_MONITOR_STREAM_BYTES) vs read whole (the threshold out
+    of reach, the code before), on SQLite and PostgreSQL; and a bare pandas
+    ``read_csv`` of the same file. Each child's peak RSS is its own VmHWM
+    (imports included: what the process needs for that file; ru_maxrss would
+    carry the parent's high-water mark over fork + exec)."""
+    from common import pg_available
+
+    data = Path(args.data)
+    rows = args.rows or 1_600_000
+    fund = _stream_data(data, rows)
+    csv_path = next((fund / "payments").glob("*.csv"))
+    rec.put("rows", rows)
+    rec.put("file_mib", round(csv_path.stat().st_size / 2**20, 1))
+    rec.put("file_mb", round(csv_path.stat().st_size / 1e6, 1))
+    rec.put("encoding", "gbk")
+    stores = ["sqlite", *(["postgres"] if pg_available() else [])]
+    work = WORK / "g"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    # A small file streams only under a lowered threshold (the smoke run).
+    threshold = None if csv_path.stat().st_size > (32 << 20) else "1048576"
+    plan = [("bare", "none"), *[(mode, st) for st in stores for mode in ("stream", "whole")], ("bare", "none")]
+    runs: list[dict[str, Any]] = []
+    for n, (mode, st) in enumerate(plan):
+        out = work / f"g_{n}_{mode}_{st}.json"
+        cmd = [sys.executable, __file__, "g_run", "--data", str(fund), "--out", str(out), "--mode", mode,
+               "--store", st]
+        env = dict(os.environ)
+        if threshold and mode == "stream":
+            env["BUDGET_MONITOR_STREAM_BYTES"] = threshold
+        ans = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=args.size_timeout)
+        child = json.loads(out.read_text()) if out.is_file() else {"error": ans.stderr[-3000:]}
+        if ans.returncode != 0 and "error" not in child:
+            child["error"] = ans.stderr[-3000:]
+        child.update({"mode": mode, "store": st})
+        runs.append(child)
+        rec.put("runs", runs)
+        if "error" in child:
+            raise RuntimeError(f"g_run {mode}/{st}: {child['error'][-500:]}")
+    bare = [r for r in runs if r["mode"] == "bare"]
+    rec.put("bare_read_s", min(r["read_s"] for r in bare))
+    rec.put("bare_peak_rss_mib", max(r["peak_rss_mib"] for r in bare))
+    for st in stores:
+        by = {r["mode"]: r for r in runs if r["store"] == st}
+        s, w = by["stream"], by["whole"]
+        rec.put(st, {
+            "stream_load_s": s["load_s"], "whole_load_s": w["load_s"],
+            "stream_peak_rss_mib": s["peak_rss_mib"], "whole_peak_rss_mib": w["peak_rss_mib"],
+            "stream_load_peak_mib": s["load_peak_mib"], "whole_load_peak_mib": w["load_peak_mib"],
+            "after_imports_mib": s["after_imports_mib"],
+            "rss_ratio": round(s["peak_rss_mib"] / w["peak_rss_mib"], 2),
+            "time_vs_whole": round(s["load_s"] / w["load_s"], 2),
+            "time_vs_bare_read": round(s["load_s"] / rec.data["bare_read_s"], 1),
+            "whole_time_vs_bare_read": round(w["load_s"] / rec.data["bare_read_s"], 1),
+            "files": s["files"], "stream_breakdown": s.get("breakdown"), "whole_breakdown": w.get("breakdown"),
+        })
+
+
+def stage_g_run(args: argparse.Namespace, rec: Recorder) -> None:
+    """Inside a fresh process: one load_month of stage g's fund (or the bare read)."""
+    try:
+        _stage_g_run(args, rec)
+    finally:
+        rec.put("peak_rss_mib", _peak_rss_mib())
+
+
+def _stage_g_run(args: argparse.Namespace, rec: Recorder) -> None:
+    fund = Path(args.data)
+    csv_path = next((fund / "payments").glob("*.csv"))
+    _warm(csv_path)
+    if args.mode == "bare":
+        import pandas as pd
+
+        rec.put("after_imports_mib", _peak_rss_mib())
+        t0 = time.perf_counter()
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="gb18030")
+        rec.put("read_s", round(time.perf_counter() - t0, 3))
+        rec.put("rows", len(frame))
+        return
+    if args.mode == "whole":
+        os.environ["BUDGET_MONITOR_STREAM_BYTES"] = str(1 << 50)  # every file read whole: the code before
+    work = WORK / f"g_{args.mode}_{args.store}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.environ["BUDGET_MONITOR_HOME"] = str(work / "home")
+    from budget_monitor import ingest, pipeline, store, validate
+
+    import great_expectations  # noqa: F401 - a once-per-process cost, as in stage a
+    validate.gx_runtime()
+    name = f"bench_g_{args.mode}"
+    url = fresh_pg_db(name) if args.store == "postgres" else f"sqlite:///{work / 'store.db'}"
+    fdir = work / "fund"
+    shutil.copytree(fund, fdir, copy_function=os.link)
+    store.open_store(url)
+    rec.put("after_imports_mib", _peak_rss_mib())
+    rec.put("streamed", ingest.is_streamed(next((fdir / "payments").glob("*.csv")), "payments"))
+    tm = _pipeline_timings()
+    tm.wrap(ingest, "_typed", "ingest._typed (text -> typed columns)")
+    tm.wrap(validate.ChunkedFile, "first_pass_context", "validate.ChunkedFile.first_pass_context (key hashes)")
+    tm.wrap(pipeline, "_load_chunk", "pipeline._load_chunk (rows -> dicts -> store)")
+    tm.wrap(pipeline, "_stream_exact", "pipeline._stream_exact (a file the single pass could not accept)")
+    tm.wrap(store.ChunkedLoad, "add", "store.ChunkedLoad.add")
+    try:
+        rec.rss.reset()
+        t0 = time.perf_counter()
+        res = pipeline.load_month(fdir, "2021-12", url)
+        rec.put("load_s", round(time.perf_counter() - t0, 3))
+        rec.put("load_peak_mib", rec.rss.peak_mib())
+        rec.put("files", [f"{f.kind}:{f.status}:{f.rows}" for f in res.files])
+        rec.put("breakdown", tm.as_dict())
+    finally:
+        _unwrap_all()
+        store.dispose_all()
+        if args.store == "postgres":
+            drop_pg_db(name)
+
+
 # ----------------------------------------------------------------------------- main
 
 STAGES = {"a_sqlite": stage_a, "a_postgres": stage_a, "a_duckdb": stage_a_duckdb, "b": stage_b, "c": stage_c,
-          "d": stage_d, "d_run": stage_d_run, "e": stage_e}
+          "d": stage_d, "d_run": stage_d_run, "e": stage_e, "g": stage_g, "g_run": stage_g_run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -658,6 +808,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size-timeout", type=float, default=1800, help="stage d: kill a close after this")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--rows", type=int, default=0, help="stage g: rows of the large file (default 1.6M)")
+    p.add_argument("--mode", choices=("stream", "whole", "bare"), default="stream", help="stage g_run")
+    p.add_argument("--store", choices=("sqlite", "postgres", "none"), default="sqlite", help="stage g_run")
     args = p.parse_args(argv)
     rec = Recorder()
     status = 0
