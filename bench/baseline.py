@@ -25,15 +25,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PAY_COLS = {"支付凭证号": "voucher_no", "预算单位": "unit", "指标文号": "doc_no", "支付金额": "amount",
-            "支付日期": "pay_date", "业务类型": "kind", "经济分类": "econ_class", "摘要": "memo"}
+PAY_COLS = {
+    "支付凭证号": "voucher_no",
+    "预算单位": "unit",
+    "指标文号": "doc_no",
+    "支付金额": "amount",
+    "支付日期": "pay_date",
+    "业务类型": "kind",
+    "经济分类": "econ_class",
+    "摘要": "memo",
+}
 BUD_COLS = {"指标文号": "doc_no", "预算单位": "unit", "下达日期": "date", "金额": "amount", "类型": "kind"}
 _FEN_RE = r"-?\d{1,16}\.\d{2}"
 _SIGN = {"年初": 1, "追加": 1, "调减": -1}
 # One rule id per check, as in rules/validation_rules.csv (PAY-001 covers five columns).
-CHECKS = ("PAY-001:voucher_no", "PAY-001:unit", "PAY-001:doc_no", "PAY-001:amount_fen", "PAY-001:pay_date",
-          "PAY-002", "PAY-003", "PAY-004", "PAY-005", "PAY-006", "PAY-007", "PAY-008", "PAY-009",
-          "PAY-010", "PAY-011")
+CHECKS = (
+    "PAY-001:voucher_no",
+    "PAY-001:unit",
+    "PAY-001:doc_no",
+    "PAY-001:amount_fen",
+    "PAY-001:pay_date",
+    "PAY-002",
+    "PAY-003",
+    "PAY-004",
+    "PAY-005",
+    "PAY-006",
+    "PAY-007",
+    "PAY-008",
+    "PAY-009",
+    "PAY-010",
+    "PAY-011",
+)
 
 
 def exact_fen(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -50,10 +72,22 @@ def read_budget(path: Path, encoding: str = "utf-8") -> tuple[frozenset[str], fr
     return frozenset(b["unit"]), frozenset(b["doc_no"]), adjusted
 
 
-def payment_masks(voucher: pd.Series, unit: pd.Series, doc: pd.Series, fen: pd.Series | np.ndarray,
-                  fen_ok: np.ndarray, fen_empty: np.ndarray, pay_date: pd.Series, date_empty: np.ndarray,
-                  kind: pd.Series, *, units: frozenset[str], docs: frozenset[str], year: int,
-                  remaining_fen: int) -> dict[str, int]:
+def payment_masks(
+    voucher: pd.Series,
+    unit: pd.Series,
+    doc: pd.Series,
+    fen: pd.Series | np.ndarray,
+    fen_ok: np.ndarray,
+    fen_empty: np.ndarray,
+    pay_date: pd.Series,
+    date_empty: np.ndarray,
+    kind: pd.Series,
+    *,
+    units: frozenset[str],
+    docs: frozenset[str],
+    year: int,
+    remaining_fen: int,
+) -> dict[str, int]:
     """The 15 payments checks as pandas/numpy masks; returns failing-row counts per check."""
     fen = np.asarray(fen)
     dt = pay_date.to_numpy(dtype="datetime64[s]")
@@ -69,7 +103,9 @@ def payment_masks(voucher: pd.Series, unit: pd.Series, doc: pd.Series, fen: pd.S
         "PAY-003": int((nat & ~date_empty).sum()),
         "PAY-004": int((~unit.isin(units) & unit.notna() & (unit != "")).sum()),
         "PAY-005": int((~doc.isin(docs) & doc.notna() & (doc != "")).sum()),
-        "PAY-006": int((~nat & ((dt < np.datetime64(f"{year}-01-01", "s")) | (dt > np.datetime64(f"{year}-12-31", "s")))).sum()),
+        "PAY-006": int(
+            (~nat & ((dt < np.datetime64(f"{year}-01-01", "s")) | (dt > np.datetime64(f"{year}-12-31", "s")))).sum()
+        ),
         "PAY-007": int((~kind.isin(["支付", "退回"])).sum()),
         "PAY-008": int(((fen < 0) & fen_ok & ~refund).sum()),
         "PAY-009": int((refund & (fen >= 0) & fen_ok).sum()),
@@ -88,18 +124,34 @@ def bare_read_typed(path: Path, encoding: str = "gbk") -> dict[str, Any]:
     dates = pd.to_datetime(df["pay_date"], format="%Y-%m-%d", errors="coerce")
     date_empty = (df["pay_date"] == "").to_numpy(dtype=bool)
     kind = df["kind"].where(df["kind"] != "", "支付")
-    return {"df": df, "fen": fen, "fen_ok": ok, "fen_empty": fen_empty, "dates": dates,
-            "date_empty": date_empty, "kind": kind}
+    return {
+        "df": df,
+        "fen": fen,
+        "fen_ok": ok,
+        "fen_empty": fen_empty,
+        "dates": dates,
+        "date_empty": date_empty,
+        "kind": kind,
+    }
 
 
 def _copy_pg(engine: Any, fund_code: str, t: dict[str, Any]) -> None:
     from budget_monitor import store
 
     df = t["df"]
-    out = pd.DataFrame({
-        "fund_code": fund_code, "voucher_no": df["voucher_no"], "unit": df["unit"], "doc_no": df["doc_no"],
-        "amount_fen": t["fen"], "pay_date": t["dates"].dt.strftime("%Y-%m-%d"), "kind": t["kind"],
-        "econ_class": df["econ_class"], "memo": df["memo"]})
+    out = pd.DataFrame(
+        {
+            "fund_code": fund_code,
+            "voucher_no": df["voucher_no"],
+            "unit": df["unit"],
+            "doc_no": df["doc_no"],
+            "amount_fen": t["fen"],
+            "pay_date": t["dates"].dt.strftime("%Y-%m-%d"),
+            "kind": t["kind"],
+            "econ_class": df["econ_class"],
+            "memo": df["memo"],
+        }
+    )
     buf = io.StringIO()
     out.to_csv(buf, index=False, header=False)
     data = buf.getvalue().encode("utf-8")
@@ -109,7 +161,7 @@ def _copy_pg(engine: Any, fund_code: str, t: dict[str, Any]) -> None:
         with raw.cursor() as cur:
             with cur.copy(f"COPY {store.payment.name} ({cols}) FROM STDIN (FORMAT csv)") as cp:
                 for i in range(0, len(data), 1 << 20):
-                    cp.write(data[i:i + (1 << 20)])
+                    cp.write(data[i : i + (1 << 20)])
 
 
 def _executemany_sqlite(engine: Any, fund_code: str, t: dict[str, Any]) -> None:
@@ -122,8 +174,16 @@ def _executemany_sqlite(engine: Any, fund_code: str, t: dict[str, Any]) -> None:
     cache: dict[int, date] = {}
     pay = [cache.get(d) or cache.setdefault(d, date.fromordinal(d)) for d in days.tolist()]
     keys = ("voucher_no", "unit", "doc_no", "amount_fen", "pay_date", "kind", "econ_class", "memo")
-    cols = (df["voucher_no"].tolist(), df["unit"].tolist(), df["doc_no"].tolist(), t["fen"].tolist(), pay,
-            t["kind"].tolist(), df["econ_class"].tolist(), df["memo"].tolist())
+    cols = (
+        df["voucher_no"].tolist(),
+        df["unit"].tolist(),
+        df["doc_no"].tolist(),
+        t["fen"].tolist(),
+        pay,
+        t["kind"].tolist(),
+        df["econ_class"].tolist(),
+        df["memo"].tolist(),
+    )
     records = [{"fund_code": fund_code, **dict(zip(keys, row))} for row in zip(*cols)]
     with engine.begin() as conn:
         conn.execute(insert(store.payment), records)
@@ -136,9 +196,12 @@ def group_by(engine: Any, fund_code: str, through: date) -> pd.DataFrame:
     from budget_monitor import store
 
     p = store.payment
-    stmt = (select(p.c.unit, p.c.pay_date, func.sum(p.c.amount_fen).label("amount_fen"))
-            .where(p.c.fund_code == fund_code, p.c.pay_date <= through)
-            .group_by(p.c.unit, p.c.pay_date).order_by(p.c.pay_date, p.c.unit))
+    stmt = (
+        select(p.c.unit, p.c.pay_date, func.sum(p.c.amount_fen).label("amount_fen"))
+        .where(p.c.fund_code == fund_code, p.c.pay_date <= through)
+        .group_by(p.c.unit, p.c.pay_date)
+        .order_by(p.c.pay_date, p.c.unit)
+    )
     with engine.connect() as conn:
         res = conn.execute(stmt)
         return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
@@ -151,9 +214,21 @@ def bare_year(path: Path, budget_path: Path, engine: Any, fund_code: str, year: 
     with rec.step("base_checks"):
         units, docs, adjusted = read_budget(budget_path)
         df = t["df"]
-        fails = payment_masks(df["voucher_no"], df["unit"], df["doc_no"], t["fen"], t["fen_ok"], t["fen_empty"],
-                              t["dates"], t["date_empty"], t["kind"], units=units, docs=docs, year=year,
-                              remaining_fen=adjusted)
+        fails = payment_masks(
+            df["voucher_no"],
+            df["unit"],
+            df["doc_no"],
+            t["fen"],
+            t["fen_ok"],
+            t["fen_empty"],
+            t["dates"],
+            t["date_empty"],
+            t["kind"],
+            units=units,
+            docs=docs,
+            year=year,
+            remaining_fen=adjusted,
+        )
     if any(fails.values()):
         raise RuntimeError(f"baseline checks failed on generated data: {fails}")
     with rec.step("base_load"):

@@ -112,7 +112,9 @@ class Timings:
         setattr(owner, attr, timed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: {"s": round(v, 3), "calls": self.calls[k]} for k, v in sorted(self.total.items(), key=lambda kv: -kv[1])}
+        return {
+            k: {"s": round(v, 3), "calls": self.calls[k]} for k, v in sorted(self.total.items(), key=lambda kv: -kv[1])
+        }
 
 
 def fresh_pg_db(name: str) -> str:
@@ -148,8 +150,11 @@ def pg_available() -> bool:
 
 
 def machine_facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
-                             "platform": platform.platform()}
+    facts: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -166,8 +171,9 @@ def machine_facts() -> dict[str, Any]:
     except (AttributeError, OSError):
         pass
     try:
-        facts["git_commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                             capture_output=True, text=True, check=False).stdout.strip()
+        facts["git_commit"] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         pass
     import importlib.metadata as md
@@ -207,8 +213,12 @@ def compute_speed(year_csv: Path, repeat: int = 2) -> dict[str, Any]:
         "best = min(best, time.perf_counter() - t)\n"
         "print(best)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(year_csv)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), str(year_csv)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     best = float(out.strip().splitlines()[-1])
     return {"read_1m_s": round(best, 2), "read_slowdown": round(best / ANCHOR_READ_1M_S, 2)}
 

@@ -56,19 +56,89 @@ VERSION = 2
 FULL = {"funds": 2000, "units": 500, "payments": 1_000_000, "inspections": 200_000}
 SMALL = {"funds": 20, "units": 10, "payments": 20_000, "inspections": 4_000}
 
-CITIES = ["广州", "深圳", "珠海", "汕头", "佛山", "韶关", "河源", "梅州", "惠州", "汕尾", "东莞",
-          "中山", "江门", "阳江", "湛江", "茂名", "肇庆", "清远", "潮州", "揭阳", "云浮"]
-DEPTS = ["市场监督管理局", "财政局", "教育局", "卫生健康局", "农业农村局", "交通运输局", "水务局",
-         "生态环境局", "自然资源局", "住房和城乡建设局", "商务局", "文化广电旅游体育局", "民政局",
-         "人力资源和社会保障局", "科学技术局", "工业和信息化局", "应急管理局", "司法局", "公安局",
-         "林业局", "医疗保障局", "退役军人事务局", "统计局", "档案局"]
-PURPOSES = ["药品监督管理", "食品安全抽检", "乡村振兴", "基础教育提升", "公共卫生服务", "农田水利建设",
-            "生态环境治理", "公路养护", "城乡供水保障", "科技创新", "中小企业发展", "文化惠民"]
+CITIES = [
+    "广州",
+    "深圳",
+    "珠海",
+    "汕头",
+    "佛山",
+    "韶关",
+    "河源",
+    "梅州",
+    "惠州",
+    "汕尾",
+    "东莞",
+    "中山",
+    "江门",
+    "阳江",
+    "湛江",
+    "茂名",
+    "肇庆",
+    "清远",
+    "潮州",
+    "揭阳",
+    "云浮",
+]
+DEPTS = [
+    "市场监督管理局",
+    "财政局",
+    "教育局",
+    "卫生健康局",
+    "农业农村局",
+    "交通运输局",
+    "水务局",
+    "生态环境局",
+    "自然资源局",
+    "住房和城乡建设局",
+    "商务局",
+    "文化广电旅游体育局",
+    "民政局",
+    "人力资源和社会保障局",
+    "科学技术局",
+    "工业和信息化局",
+    "应急管理局",
+    "司法局",
+    "公安局",
+    "林业局",
+    "医疗保障局",
+    "退役军人事务局",
+    "统计局",
+    "档案局",
+]
+PURPOSES = [
+    "药品监督管理",
+    "食品安全抽检",
+    "乡村振兴",
+    "基础教育提升",
+    "公共卫生服务",
+    "农田水利建设",
+    "生态环境治理",
+    "公路养护",
+    "城乡供水保障",
+    "科技创新",
+    "中小企业发展",
+    "文化惠民",
+]
 CATEGORIES = ["药品", "药包材", "化妆品", "医疗器械", "食品"]
-ECON = ["30201 办公费", "30211 差旅费", "30213 维修（护）费", "30226 劳务费", "30227 委托业务费",
-        "31002 办公设备购置", "30216 培训费"]
-MEMO = ["支付检验检测费", "支付设备采购款", "支付劳务费", "支付差旅费", "支付委托业务费", "支付培训费",
-        "支付维修费", "支付办公用品款"]
+ECON = [
+    "30201 办公费",
+    "30211 差旅费",
+    "30213 维修（护）费",
+    "30226 劳务费",
+    "30227 委托业务费",
+    "31002 办公设备购置",
+    "30216 培训费",
+]
+MEMO = [
+    "支付检验检测费",
+    "支付设备采购款",
+    "支付劳务费",
+    "支付差旅费",
+    "支付委托业务费",
+    "支付培训费",
+    "支付维修费",
+    "支付办公用品款",
+]
 # Payment seasonality: finance offices spend late (Q4 heavy), so Q2/Q3 often lag.
 MONTH_WEIGHTS = np.array([4, 5, 6, 6, 7, 7, 8, 8, 9, 10, 12, 18], dtype=float)
 
@@ -187,8 +257,10 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
     flat_units = np.concatenate(fund_units)
     p_unit = flat_units[offsets[p_fund] + pick]
     month = rng.choice(12, size=P, p=MONTH_WEIGHTS / MONTH_WEIGHTS.sum())
-    month_start = np.array([(np.datetime64(f"{year}-{m + 1:02d}-01") - np.datetime64(f"{year}-01-01")).astype(int)
-                            for m in range(12)] + [n_days])
+    month_start = np.array(
+        [(np.datetime64(f"{year}-{m + 1:02d}-01") - np.datetime64(f"{year}-01-01")).astype(int) for m in range(12)]
+        + [n_days]
+    )
     month_len = month_start[1:] - month_start[:-1]
     day = month_start[month] + (rng.random(P) * month_len[month]).astype(np.int64)
     amount = np.round(rng.lognormal(10.5, 1.2, P)).astype(np.int64) + 100  # fen, ~360 元 median
@@ -198,10 +270,14 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
     memo = rng.integers(0, len(MEMO), P)
     # order: by fund, then date (what an export looks like), voucher numbers follow
     order = np.lexsort((day, p_fund))
-    p_fund, p_unit, month, day, amount, refund, econ, memo = (a[order] for a in (p_fund, p_unit, month, day, amount, refund, econ, memo))
+    p_fund, p_unit, month, day, amount, refund, econ, memo = (
+        a[order] for a in (p_fund, p_unit, month, day, amount, refund, econ, memo)
+    )
     seq = np.arange(P) - np.repeat(np.concatenate([[0], np.cumsum(n_pay)[:-1]]), n_pay)
     code_arr = np.array(codes, dtype=object)
-    voucher = pd.Series(code_arr[p_fund]).str.replace(f"GD{year}-", f"PZ{year}", regex=False) + pd.Series(seq + 1).astype(str).str.zfill(6)
+    voucher = pd.Series(code_arr[p_fund]).str.replace(f"GD{year}-", f"PZ{year}", regex=False) + pd.Series(
+        seq + 1
+    ).astype(str).str.zfill(6)
     unit_arr = np.array(units, dtype=object)
 
     # --------------------------------------------------------------- budget
@@ -226,7 +302,9 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
                 bud_rows.append((i, f"粤财减〔{year}〕{i + 1:04d}-{j + 1}号", int(u), f"{year}-09-20", cut, "调减"))
                 total += cut
             bud_rows.append((i, doc, int(u), f"{year}-01-{10 + (i % 15):02d}", total, "年初"))
-    bud = pd.DataFrame(bud_rows, columns=["f", "doc", "u", "date", "fen", "kind"]).sort_values(["f", "date", "doc"], kind="stable")
+    bud = pd.DataFrame(bud_rows, columns=["f", "doc", "u", "date", "fen", "kind"]).sort_values(
+        ["f", "date", "doc"], kind="stable"
+    )
     p_doc = np.array([doc_of[(f, u)] for f, u in zip(p_fund.tolist(), p_unit.tolist())], dtype=object)
 
     # ---------------------------------------------------------- inspections
@@ -242,7 +320,9 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
     order = np.lexsort((i_day, i_fund))
     i_fund, i_unit, i_month, i_day, i_cat, i_res = (a[order] for a in (i_fund, i_unit, i_month, i_day, i_cat, i_res))
     i_seq = np.arange(I) - np.repeat(np.concatenate([[0], np.cumsum(n_ins)[:-1]]), n_ins)
-    sample_no = pd.Series(code_arr[i_fund]).str.replace(f"GD{year}-", f"CJ{year}", regex=False) + pd.Series(i_seq + 1).astype(str).str.zfill(5)
+    sample_no = pd.Series(code_arr[i_fund]).str.replace(f"GD{year}-", f"CJ{year}", regex=False) + pd.Series(
+        i_seq + 1
+    ).astype(str).str.zfill(5)
     results = np.array(["合格", "不合格", "待检"], dtype=object)
     cats = np.array(CATEGORIES, dtype=object)
 
@@ -251,24 +331,28 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
     if thousands[p_fund].any():
         m = thousands[p_fund]
         pay_amount_txt[m] = _yuan_thousands(amount[m]).to_numpy()
-    pay = pd.DataFrame({
-        "voucher_no": voucher.to_numpy(),
-        "unit": unit_arr[p_unit],
-        "doc_no": p_doc,
-        "amount": pay_amount_txt.to_numpy(),
-        "pay_date": _dates_text(day, year, slash[p_fund]).to_numpy(),
-        "kind": np.where(refund, "退回", "支付"),
-        "econ_class": np.array(ECON, dtype=object)[econ],
-        "memo": np.array(MEMO, dtype=object)[memo],
-    })
+    pay = pd.DataFrame(
+        {
+            "voucher_no": voucher.to_numpy(),
+            "unit": unit_arr[p_unit],
+            "doc_no": p_doc,
+            "amount": pay_amount_txt.to_numpy(),
+            "pay_date": _dates_text(day, year, slash[p_fund]).to_numpy(),
+            "kind": np.where(refund, "退回", "支付"),
+            "econ_class": np.array(ECON, dtype=object)[econ],
+            "memo": np.array(MEMO, dtype=object)[memo],
+        }
+    )
     pay_lines = _lines(pay)
-    ins = pd.DataFrame({
-        "sample_no": sample_no.to_numpy(),
-        "sample_date": _dates_text(i_day, year, slash[i_fund]).to_numpy(),
-        "category": cats[i_cat],
-        "unit": unit_arr[i_unit],
-        "result": results[i_res],
-    })
+    ins = pd.DataFrame(
+        {
+            "sample_no": sample_no.to_numpy(),
+            "sample_date": _dates_text(i_day, year, slash[i_fund]).to_numpy(),
+            "category": cats[i_cat],
+            "unit": unit_arr[i_unit],
+            "result": results[i_res],
+        }
+    )
     ins_lines = _lines(ins)
 
     # --------------------------------------------------------- fund directories
@@ -301,11 +385,13 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
         cost = 360 + int(rng.integers(0, 80))
         for m in range(12):
             mm = f"{year}-{m + 1:02d}"
-            rows = [(mm, "", "按时完成率", "100%", ""), (mm, "", "人均检验成本", f"{cost}", "元/人天"),
-                    (mm, "", "服务对象满意度", f"{sat}.{m % 10}%", "问卷调查"),
-                    (mm, "", "监管能力提升", "达成" if m >= 6 else "基本达成", "")]
-            _write(d / "outputs" / f"{code}_产出_{year}-{m + 1:02d}.csv", OUT_HEADER,
-                   [",".join(r) for r in rows], enc)
+            rows = [
+                (mm, "", "按时完成率", "100%", ""),
+                (mm, "", "人均检验成本", f"{cost}", "元/人天"),
+                (mm, "", "服务对象满意度", f"{sat}.{m % 10}%", "问卷调查"),
+                (mm, "", "监管能力提升", "达成" if m >= 6 else "基本达成", ""),
+            ]
+            _write(d / "outputs" / f"{code}_产出_{year}-{m + 1:02d}.csv", OUT_HEADER, [",".join(r) for r in rows], enc)
             out_rows_all += [(code, *r) for r in rows]
         drug_target = max(int(n_drug * (0.9 + 0.2 * rng.random())), 1)
         goals = [
@@ -320,7 +406,17 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
         goal_rows_all += [(code, *g) for g in goals]
         fb = bud[bud["f"] == i]
         amt = _yuan(fb["fen"].to_numpy())
-        blines = (fb["doc"].astype(str) + "," + unit_arr[fb["u"].to_numpy()] + "," + fb["date"] + "," + amt.to_numpy() + "," + fb["kind"]).tolist()
+        blines = (
+            fb["doc"].astype(str)
+            + ","
+            + unit_arr[fb["u"].to_numpy()]
+            + ","
+            + fb["date"]
+            + ","
+            + amt.to_numpy()
+            + ","
+            + fb["kind"]
+        ).tolist()
         _write(d / "budget.csv", BUD_HEADER, blines, enc)
         cfg = {
             "code": code,
@@ -329,14 +425,20 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
             "year": year,
             "department": dept,
             "uses": f"{purpose}相关工作",
-            "goal_paragraphs": [f"完成药品抽检{drug_target}批次以上，抽检合格率不低于95%。",
-                                "按时完成各项工作任务，监管能力有效提升。"],
+            "goal_paragraphs": [
+                f"完成药品抽检{drug_target}批次以上，抽检合格率不低于95%。",
+                "按时完成各项工作任务，监管能力有效提升。",
+            ],
             "recipients": [f"caiwu{i + 1:04d}@example.gov.cn"],
             "pace": {"policy": "linear_month"},
             "measures": {
                 "药品抽检批次": {"source": "inspections", "agg": "count", "where": {"category": "药品"}},
-                "抽检合格率": {"source": "inspections", "agg": "ratio", "where": {"result": "合格"},
-                               "denominator_where": {}},
+                "抽检合格率": {
+                    "source": "inspections",
+                    "agg": "ratio",
+                    "where": {"result": "合格"},
+                    "denominator_where": {},
+                },
                 "按时完成率": {"source": "outputs", "agg": "latest"},
                 "人均检验成本": {"source": "outputs", "agg": "latest"},
                 "监管能力提升": {"source": "qualitative"},
@@ -345,53 +447,89 @@ def generate(out: Path, sz: Sizes, *, quiet: bool = False) -> dict:
         }
         (d / "fund.yaml").write_text(
             "# synthetic fund generated by bench/generate.py\n"
-            + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False, width=100000), encoding="utf-8")
+            + yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False, width=100000),
+            encoding="utf-8",
+        )
         _ = n_ok  # kept for symmetry with drug_target; the ratio is measured from data
 
     # ------------------------------------------------------------- province files
     prov = out / "province"
     fund_col = pd.Series(code_arr[p_fund])
     # the province year file: plain 2-dp amounts and ISO dates (one system's export)
-    year_lines = _lines(pay.assign(amount=_yuan(amount).to_numpy(),
-                                   pay_date=_dates_text(day, year, np.zeros(P, dtype=bool)).to_numpy())) + "," + fund_col
+    year_lines = (
+        _lines(
+            pay.assign(
+                amount=_yuan(amount).to_numpy(), pay_date=_dates_text(day, year, np.zeros(P, dtype=bool)).to_numpy()
+            )
+        )
+        + ","
+        + fund_col
+    )
     header = PAY_HEADER + ["资金编码"]
     _write(prov / f"payments_{year}.gbk.csv", header, year_lines, "gbk")
     _write(prov / f"payments_{year}.utf8.csv", header, year_lines, "utf-8")
-    pb = pd.DataFrame({"资金编码": code_arr[bud["f"].to_numpy()], "指标文号": bud["doc"].to_numpy(),
-                       "预算单位": unit_arr[bud["u"].to_numpy()], "下达日期": bud["date"].to_numpy(),
-                       "金额": _yuan(bud["fen"].to_numpy()).to_numpy(), "类型": bud["kind"].to_numpy()})
+    pb = pd.DataFrame(
+        {
+            "资金编码": code_arr[bud["f"].to_numpy()],
+            "指标文号": bud["doc"].to_numpy(),
+            "预算单位": unit_arr[bud["u"].to_numpy()],
+            "下达日期": bud["date"].to_numpy(),
+            "金额": _yuan(bud["fen"].to_numpy()).to_numpy(),
+            "类型": bud["kind"].to_numpy(),
+        }
+    )
     pb.to_csv(prov / "budget.csv", index=False, encoding="utf-8")
-    ins.assign(sample_date=_dates_text(i_day, year, np.zeros(I, dtype=bool)).to_numpy(),
-               fund_code=code_arr[i_fund]).to_csv(prov / "inspections.csv", index=False, encoding="utf-8")
+    ins.assign(
+        sample_date=_dates_text(i_day, year, np.zeros(I, dtype=bool)).to_numpy(), fund_code=code_arr[i_fund]
+    ).to_csv(prov / "inspections.csv", index=False, encoding="utf-8")
     pd.DataFrame(out_rows_all, columns=["fund_code", "month", "unit", "name", "value", "note"]).to_csv(
-        prov / "outputs.csv", index=False, encoding="utf-8")
+        prov / "outputs.csv", index=False, encoding="utf-8"
+    )
     pd.DataFrame(goal_rows_all, columns=["fund_code", "level1", "level2", "name", "target", "weight"]).to_csv(
-        prov / "goals.csv", index=False, encoding="utf-8")
+        prov / "goals.csv", index=False, encoding="utf-8"
+    )
     # stage a's fund directory: the whole province's allocations, one year file
     fa = prov / "fund_a"
     (fa / "payments").mkdir(parents=True)
     pb.drop(columns=["资金编码"]).to_csv(fa / "budget.csv", index=False, encoding="utf-8")
     os.link(prov / f"payments_{year}.gbk.csv", fa / "payments" / f"payments_{year}.csv")
-    (fa / "fund.yaml").write_text(yaml.safe_dump({
-        "code": "PROVINCE", "name": f"{year}年省级专项资金（全省支出汇总）", "year": year,
-        "department": "广东省财政厅", "recipients": ["caiwu@example.gov.cn"]},
-        allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (fa / "fund.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "code": "PROVINCE",
+                "name": f"{year}年省级专项资金（全省支出汇总）",
+                "year": year,
+                "department": "广东省财政厅",
+                "recipients": ["caiwu@example.gov.cn"],
+            },
+            allow_unicode=True,
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
 
-    manifest = {"version": VERSION, "sizes": sz.__dict__, "funds": codes,
-                "files": sum(1 for _ in (out / "funds").rglob("*.csv")),
-                "payments_gbk_bytes": (prov / f"payments_{year}.gbk.csv").stat().st_size}
+    manifest = {
+        "version": VERSION,
+        "sizes": sz.__dict__,
+        "funds": codes,
+        "files": sum(1 for _ in (out / "funds").rglob("*.csv")),
+        "payments_gbk_bytes": (prov / f"payments_{year}.gbk.csv").stat().st_size,
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     if not quiet:
-        print(f"generated {sz.funds} funds, {sz.payments} payments, {sz.inspections} inspections "
-              f"({manifest['files']} CSV files) in {time.perf_counter() - t0:.1f} s -> {out}")
+        print(
+            f"generated {sz.funds} funds, {sz.payments} payments, {sz.inspections} inspections "
+            f"({manifest['files']} CSV files) in {time.perf_counter() - t0:.1f} s -> {out}"
+        )
     return manifest
 
 
 STREAM_ROWS = 1_600_000  # stage g: the issue's 200 MB, 1.6M-row payments file
 
 
-def stream_fund(out: Path, rows: int = STREAM_ROWS, *, encoding: str = "gbk", year: int = 2021,
-                seed: int = 20211231) -> Path:
+def stream_fund(
+    out: Path, rows: int = STREAM_ROWS, *, encoding: str = "gbk", year: int = 2021, seed: int = 20211231
+) -> Path:
     """Stage g's fund directory: fund.yaml, budget.csv and ONE large payments CSV
     (``rows`` payments of the whole year, ~125 bytes a row in GBK: 1.6M rows make
     the issue's ~200 MB file). Deterministic from ``seed``; the budget covers the
@@ -409,21 +547,23 @@ def stream_fund(out: Path, rows: int = STREAM_ROWS, *, encoding: str = "gbk", ye
     docs = np.array([f"粤财预〔{year}〕{i + 1:04d}号" for i in range(len(units))], dtype=object)
     unit_arr = np.array(units, dtype=object)
     memo = np.array([f"{m}（第{k}批次）" for m in MEMO for k in range(1, 4)], dtype=object)
-    pay = pd.DataFrame({
-        "voucher_no": (f"PZ{year}STREAM" + pd.Series(np.arange(1, rows + 1)).astype(str).str.zfill(10)).to_numpy(),
-        "unit": unit_arr[u],
-        "doc_no": docs[u],
-        "amount": _yuan(amount).to_numpy(),
-        "pay_date": _dates_text(day, year, np.zeros(rows, dtype=bool)).to_numpy(),
-        "kind": np.where(refund, "退回", "支付"),
-        "econ_class": np.array(ECON, dtype=object)[rng.integers(0, len(ECON), rows)],
-        "memo": memo[rng.integers(0, len(memo), rows)],
-    })
+    pay = pd.DataFrame(
+        {
+            "voucher_no": (f"PZ{year}STREAM" + pd.Series(np.arange(1, rows + 1)).astype(str).str.zfill(10)).to_numpy(),
+            "unit": unit_arr[u],
+            "doc_no": docs[u],
+            "amount": _yuan(amount).to_numpy(),
+            "pay_date": _dates_text(day, year, np.zeros(rows, dtype=bool)).to_numpy(),
+            "kind": np.where(refund, "退回", "支付"),
+            "econ_class": np.array(ECON, dtype=object)[rng.integers(0, len(ECON), rows)],
+            "memo": memo[rng.integers(0, len(memo), rows)],
+        }
+    )
     path = out / "payments" / f"{year}_支出明细_全年.csv"
     with path.open("wb") as fh:  # in slices: the generator itself must not need GBs
         fh.write((",".join(PAY_HEADER) + "\r\n").encode(encoding))
         for i in range(0, rows, 200_000):
-            part = _lines(pay.iloc[i:i + 200_000])
+            part = _lines(pay.iloc[i : i + 200_000])
             fh.write(("\r\n".join(part.tolist()) + "\r\n").encode(encoding))
     spent = pd.Series(amount).groupby(u).sum()
     lines = [",".join(BUD_HEADER)]
@@ -431,10 +571,20 @@ def stream_fund(out: Path, rows: int = STREAM_ROWS, *, encoding: str = "gbk", ye
         total = ((int(spent.get(i, 0)) * 11 // 10) // 10000 + 1) * 10000
         lines.append(f"{docs[i]},{name},{year}-01-04,{_yuan(np.array([total]))[0]},年初")
     (out / "budget.csv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
-    (out / "fund.yaml").write_text(yaml.safe_dump({
-        "code": "STREAM", "name": f"{year}年省级专项资金（全年支出一个文件）", "year": year,
-        "department": "广东省财政厅", "recipients": ["caiwu@example.gov.cn"]},
-        allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (out / "fund.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "code": "STREAM",
+                "name": f"{year}年省级专项资金（全年支出一个文件）",
+                "year": year,
+                "department": "广东省财政厅",
+                "recipients": ["caiwu@example.gov.cn"],
+            },
+            allow_unicode=True,
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
     return out
 
 

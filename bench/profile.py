@@ -35,7 +35,9 @@ def _profile(name: str, fn, out_dir: Path, interval: float) -> Path:
     prof.stop()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.txt"
-    path.write_text(prof.output_text(unicode=True, color=False, show_all=os.environ.get("PROFILE_ALL") == "1"), encoding="utf-8")
+    path.write_text(
+        prof.output_text(unicode=True, color=False, show_all=os.environ.get("PROFILE_ALL") == "1"), encoding="utf-8"
+    )
     print(prof.output_text(unicode=True, color=False))
     return path
 
@@ -68,14 +70,18 @@ def main(argv: list[str] | None = None) -> int:
             seed_store(args.data, db, funds, through + 1, register_files=False)
         dirs = [work / "funds" / c for c in funds]
         if args.target == "yearend":
+
             def one(d: Path) -> None:
                 pipeline.run_year_end(d, year, work / "out" / d.name, db, None)
         elif args.target == "monthload":
+
             def one(d: Path) -> None:
                 pipeline.load_month(d, f"{year}-{args.month:02d}", db)
         else:
+
             def one(d: Path) -> None:
                 pipeline.close_month(d, f"{year}-{args.month:02d}", db)
+
         one(dirs[0])  # warm: imports, fonts, templates
 
         def rest() -> None:
@@ -88,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         from budget_monitor.config import load_fund_config
 
         import great_expectations  # noqa: F401
+
         validate.gx_runtime()
         fdir = work / "fund_a"
         shutil.copytree(args.data / "province" / "fund_a", fdir, copy_function=os.link)

@@ -40,7 +40,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
-from common import ANCHOR_READ_1M_S, ANCHORS_S, MiB, REPO, compute_speed, dump, machine_facts, machine_speed, pg_available  # noqa: E402
+from common import (
+    ANCHOR_READ_1M_S,
+    ANCHORS_S,
+    MiB,
+    REPO,
+    compute_speed,
+    dump,
+    machine_facts,
+    machine_speed,
+    pg_available,
+)  # noqa: E402
 
 BUDGET = {"a": 1.5, "b": 3.0, "c_ms": 50.0, "d_s": 600.0, "e_s": 240.0, "f_mib": 2048.0, "g_mib": 600.0}
 
@@ -77,8 +87,11 @@ def run_stage(stage: str, data: Path, out_dir: Path, extra: list[str], timeout: 
         time.sleep(0.05)
     wall = time.perf_counter() - t0
     log.close()
-    res: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {
-        "error": f"no result (rc={proc.returncode}); see {out_dir / (stage + '.log')}"}
+    res: dict[str, Any] = (
+        json.loads(out.read_text())
+        if out.is_file()
+        else {"error": f"no result (rc={proc.returncode}); see {out_dir / (stage + '.log')}"}
+    )
     res["stage_wall_s"] = round(wall, 2)
     # The machine is shared: the 1-minute load average says how busy it was.
     res["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
@@ -107,18 +120,37 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
     if speed:
         a, b = speed["start"], speed["end"]
         slowdown = round((a["slowdown"] + b["slowdown"]) / 2, 2)
+
         def imports(m: dict[str, Any]) -> str:
             return "/".join(str(m[f"import_{k}_s"]) for k in ANCHORS_S if f"import_{k}_s" in m)
 
-        rows.append(["machine", "speed: fresh import pandas / GX, start → end",
-                     f"{imports(a)} → {imports(b)} s", "anchors " + "/".join(map(str, ANCHORS_S.values())) + " s",
-                     f"{slowdown}x slower", "", "", ""])
+        rows.append(
+            [
+                "machine",
+                "speed: fresh import pandas / GX, start → end",
+                f"{imports(a)} → {imports(b)} s",
+                "anchors " + "/".join(map(str, ANCHORS_S.values())) + " s",
+                f"{slowdown}x slower",
+                "",
+                "",
+                "",
+            ]
+        )
         if "read_slowdown" in a and "read_slowdown" in b:
             # Compute-bound, so this (not the import times) scales the stages' seconds.
             slowdown = round((a["read_slowdown"] + b["read_slowdown"]) / 2, 2)
-            rows.append(["machine", "compute: bare read+fen+dates of the 1M-row year, start → end",
-                         f"{a['read_1m_s']} → {b['read_1m_s']} s", f"anchors {ANCHOR_READ_1M_S:.2f} s",
-                         f"{slowdown}x slower", "", "", ""])
+            rows.append(
+                [
+                    "machine",
+                    "compute: bare read+fen+dates of the 1M-row year, start → end",
+                    f"{a['read_1m_s']} → {b['read_1m_s']} s",
+                    f"anchors {ANCHOR_READ_1M_S:.2f} s",
+                    f"{slowdown}x slower",
+                    "",
+                    "",
+                    "",
+                ]
+            )
     for st in ("a_sqlite", "a_postgres"):
         r = results.get(st)
         if not r:
@@ -127,29 +159,67 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
             rows.append([st, "ingest+validate+store+aggregate", "ERROR", "", "", "", r["error"][:60], ""])
             continue
         ratio = r.get("ratio")
-        rows.append([st, f"{r.get('rows')} rows: load_month + GROUP BY vs bare", _fmt(r.get("pipeline_s"), " s"),
-                     _fmt(r.get("baseline_s"), " s"), _fmt(ratio, "x"), "≤ 1.5x",
-                     chk(ratio is not None and ratio <= BUDGET["a"]), _fmt(r.get("peak_tree_mib"))])
-        rows.append([st, "  once per process: GX import + context", _fmt(r.get("gx_startup_s"), " s"), "", "", "", "",
-                     ""])
+        rows.append(
+            [
+                st,
+                f"{r.get('rows')} rows: load_month + GROUP BY vs bare",
+                _fmt(r.get("pipeline_s"), " s"),
+                _fmt(r.get("baseline_s"), " s"),
+                _fmt(ratio, "x"),
+                "≤ 1.5x",
+                chk(ratio is not None and ratio <= BUDGET["a"]),
+                _fmt(r.get("peak_tree_mib")),
+            ]
+        )
+        rows.append(
+            [st, "  once per process: GX import + context", _fmt(r.get("gx_startup_s"), " s"), "", "", "", "", ""]
+        )
         dd = results.get("a_duckdb") or {}
         if dd.get("duckdb_s"):
-            rows.append([st, "  vs duckdb (UTF-8 copy, same checks)", _fmt(r.get("pipeline_s"), " s"),
-                         _fmt(dd["duckdb_s"], " s"), _fmt(r["pipeline_s"] / dd["duckdb_s"], "x"), "", "",
-                         _fmt(dd.get("peak_tree_mib"))])
+            rows.append(
+                [
+                    st,
+                    "  vs duckdb (UTF-8 copy, same checks)",
+                    _fmt(r.get("pipeline_s"), " s"),
+                    _fmt(dd["duckdb_s"], " s"),
+                    _fmt(r["pipeline_s"] / dd["duckdb_s"], "x"),
+                    "",
+                    "",
+                    _fmt(dd.get("peak_tree_mib")),
+                ]
+            )
     r = results.get("b")
     if r:
         if "error" in r:
             rows.append(["b", "GX vs pandas masks", "ERROR", "", "", "", r["error"][:60], ""])
         else:
-            rows.append(["b", f"GX validate_table ({r.get('expectations')} expectations) vs masks",
-                         _fmt(r.get("gx_validate_table_s"), " s"), _fmt(r.get("masks_s"), " s"),
-                         _fmt(r.get("ratio"), "x"), "≤ 3x", chk(r.get("ratio", 99) <= BUDGET["b"]),
-                         _fmt(r.get("peak_tree_mib"))])
-            rows.append(["b", "  import great_expectations / context start-up", _fmt(r.get("gx_import_s"), " s"),
-                         "", "", "", "", ""])
-            rows.append(["b", "  of which pandas prepare (check_frame)", _fmt(r.get("check_frame_s"), " s"),
-                         "", "", "", "", ""])
+            rows.append(
+                [
+                    "b",
+                    f"GX validate_table ({r.get('expectations')} expectations) vs masks",
+                    _fmt(r.get("gx_validate_table_s"), " s"),
+                    _fmt(r.get("masks_s"), " s"),
+                    _fmt(r.get("ratio"), "x"),
+                    "≤ 3x",
+                    chk(r.get("ratio", 99) <= BUDGET["b"]),
+                    _fmt(r.get("peak_tree_mib")),
+                ]
+            )
+            rows.append(
+                [
+                    "b",
+                    "  import great_expectations / context start-up",
+                    _fmt(r.get("gx_import_s"), " s"),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            rows.append(
+                ["b", "  of which pandas prepare (check_frame)", _fmt(r.get("check_frame_s"), " s"), "", "", "", "", ""]
+            )
     r = results.get("c")
     if r:
         if "error" in r:
@@ -166,14 +236,31 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
                 where = "bench" if name == "trivial_dag.py" else "dags"
                 ours = where == "dags"
                 in_proc = d.get("in_process_ms")
-                rows.append(["c", f"python {where}/{name}", _fmt(d["min_s"], " s"), _fmt(r["airflow_sdk_import_s"], " s"),
-                             f"{d['delta_ms']:+.0f} ms wall; {in_proc if in_proc is not None else '—'} ms in-proc",
-                             "≤ +50 ms" if ours else "(the floor)",
-                             chk(in_proc is not None and in_proc <= BUDGET["c_ms"]) if ours else "",
-                             _fmt(r.get("peak_tree_mib"))])
+                rows.append(
+                    [
+                        "c",
+                        f"python {where}/{name}",
+                        _fmt(d["min_s"], " s"),
+                        _fmt(r["airflow_sdk_import_s"], " s"),
+                        f"{d['delta_ms']:+.0f} ms wall; {in_proc if in_proc is not None else '—'} ms in-proc",
+                        "≤ +50 ms" if ours else "(the floor)",
+                        chk(in_proc is not None and in_proc <= BUDGET["c_ms"]) if ours else "",
+                        _fmt(r.get("peak_tree_mib")),
+                    ]
+                )
                 if ours and in_proc is not None and floor is not None:
-                    rows.append(["c", "  over the trivial TaskFlow DAG (in-process)", f"{in_proc - floor:+.1f} ms",
-                                 f"{floor} ms", "", "≤ +50 ms", chk(in_proc - floor <= BUDGET["c_ms"]), ""])
+                    rows.append(
+                        [
+                            "c",
+                            "  over the trivial TaskFlow DAG (in-process)",
+                            f"{in_proc - floor:+.1f} ms",
+                            f"{floor} ms",
+                            "",
+                            "≤ +50 ms",
+                            chk(in_proc - floor <= BUDGET["c_ms"]),
+                            "",
+                        ]
+                    )
     r = results.get("d")
     if r:
         growth = r.get("growth") or []
@@ -192,61 +279,154 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
             ok = None
             if n >= 2000:
                 ok = g["wall_s"] <= BUDGET["d_s"] and g.get("state", "").endswith("success")
-            rows.append(["d", f"{n} funds: close {r.get('month')} via dag.test ({g.get('state', '?')})",
-                         _fmt(g["wall_s"], " s"), f"{per * 1000:.0f} ms/fund", growth_txt, "2000 ≤ 600 s",
-                         chk(ok) if ok is not None else "", _fmt(g.get("peak_tree_mib"))])
+            rows.append(
+                [
+                    "d",
+                    f"{n} funds: close {r.get('month')} via dag.test ({g.get('state', '?')})",
+                    _fmt(g["wall_s"], " s"),
+                    f"{per * 1000:.0f} ms/fund",
+                    growth_txt,
+                    "2000 ≤ 600 s",
+                    chk(ok) if ok is not None else "",
+                    _fmt(g.get("peak_tree_mib")),
+                ]
+            )
             ts = g.get("task_seconds") or {}
             if ts:
-                rows.append(["d", "  tasks: load_funds / close_month / send_alerts",
-                             " / ".join(_fmt(ts.get(k), " s") for k in ("load_funds", "close_month", "send_alerts")),
-                             "", "", "", "", ""])
+                rows.append(
+                    [
+                        "d",
+                        "  tasks: load_funds / close_month / send_alerts",
+                        " / ".join(_fmt(ts.get(k), " s") for k in ("load_funds", "close_month", "send_alerts")),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
             if ok is not None and slowdown:
-                rows.append(["d", "  the same at the anchors' machine speed (÷ slowdown)",
-                             _fmt(round(g["wall_s"] / slowdown, 1), " s"), "", "", "", "", ""])
+                rows.append(
+                    [
+                        "d",
+                        "  the same at the anchors' machine speed (÷ slowdown)",
+                        _fmt(round(g["wall_s"] / slowdown, 1), " s"),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
     r = results.get("e")
     if r:
         if "error" in r:
             rows.append(["e", "year-end all funds", "ERROR", "", "", "", r["error"][:60], ""])
         else:
             ok = r["wall_s"] <= BUDGET["e_s"] and r.get("errors", 1) == 0 and r.get("cpu_utilisation", 0) > 0.7
-            rows.append(["e", f"year-end {r['funds']} funds on {r['workers']} processes",
-                         _fmt(r["wall_s"], " s"), f"{r['per_fund_mean_s'] * 1000:.0f} ms/fund (p95 "
-                         f"{r['per_fund_p95_s'] * 1000:.0f})", f"cpu use {r['cpu_utilisation']:.0%}", "≤ 240 s",
-                         chk(ok) if r["funds"] >= 2000 else "n/a",
-                         _fmt(r.get("yearend_tree_peak_mib", r.get("peak_tree_mib")))])
+            rows.append(
+                [
+                    "e",
+                    f"year-end {r['funds']} funds on {r['workers']} processes",
+                    _fmt(r["wall_s"], " s"),
+                    f"{r['per_fund_mean_s'] * 1000:.0f} ms/fund (p95 {r['per_fund_p95_s'] * 1000:.0f})",
+                    f"cpu use {r['cpu_utilisation']:.0%}",
+                    "≤ 240 s",
+                    chk(ok) if r["funds"] >= 2000 else "n/a",
+                    _fmt(r.get("yearend_tree_peak_mib", r.get("peak_tree_mib"))),
+                ]
+            )
             if r["funds"] >= 2000 and slowdown:
-                rows.append(["e", "  the same at the anchors' machine speed (÷ slowdown)",
-                             _fmt(round(r["wall_s"] / slowdown, 1), " s"), "", "", "", "", ""])
+                rows.append(
+                    [
+                        "e",
+                        "  the same at the anchors' machine speed (÷ slowdown)",
+                        _fmt(round(r["wall_s"] / slowdown, 1), " s"),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
     r = results.get("g")
     if r:
         if "error" in r:
             rows.append(["g", "large CSV (streamed)", "ERROR", "", "", "", r["error"][:60], ""])
         else:
-            rows.append(["g", f"bare pandas read_csv, {r['rows']} rows, {r['file_mb']} MB GBK",
-                         _fmt(r["bare_read_s"], " s"), "", "", "", "", _fmt(r.get("bare_peak_rss_mib"))])
+            rows.append(
+                [
+                    "g",
+                    f"bare pandas read_csv, {r['rows']} rows, {r['file_mb']} MB GBK",
+                    _fmt(r["bare_read_s"], " s"),
+                    "",
+                    "",
+                    "",
+                    "",
+                    _fmt(r.get("bare_peak_rss_mib")),
+                ]
+            )
             for st in ("sqlite", "postgres"):
                 g = r.get(st)
                 if not g:
                     continue
-                rows.append(["g", f"{st}: load_month streamed: peak RSS vs read whole",
-                             _fmt(g["stream_peak_rss_mib"], " MiB"), _fmt(g["whole_peak_rss_mib"], " MiB"),
-                             _fmt(g["rss_ratio"], "x"), "< 600 MiB",
-                             chk(g["stream_peak_rss_mib"] < BUDGET["g_mib"]) if r["rows"] >= 1_600_000 else "n/a",
-                             _fmt(g["stream_peak_rss_mib"])])
-                rows.append(["g", f"  {st}: time streamed vs read whole", _fmt(g["stream_load_s"], " s"),
-                             _fmt(g["whole_load_s"], " s"), _fmt(g["time_vs_whole"], "x"), "", "", ""])
-                rows.append(["g", f"  {st}: time streamed vs bare read_csv", _fmt(g["stream_load_s"], " s"),
-                             _fmt(r["bare_read_s"], " s"), _fmt(g["time_vs_bare_read"], "x"), "", "", ""])
+                rows.append(
+                    [
+                        "g",
+                        f"{st}: load_month streamed: peak RSS vs read whole",
+                        _fmt(g["stream_peak_rss_mib"], " MiB"),
+                        _fmt(g["whole_peak_rss_mib"], " MiB"),
+                        _fmt(g["rss_ratio"], "x"),
+                        "< 600 MiB",
+                        chk(g["stream_peak_rss_mib"] < BUDGET["g_mib"]) if r["rows"] >= 1_600_000 else "n/a",
+                        _fmt(g["stream_peak_rss_mib"]),
+                    ]
+                )
+                rows.append(
+                    [
+                        "g",
+                        f"  {st}: time streamed vs read whole",
+                        _fmt(g["stream_load_s"], " s"),
+                        _fmt(g["whole_load_s"], " s"),
+                        _fmt(g["time_vs_whole"], "x"),
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+                rows.append(
+                    [
+                        "g",
+                        f"  {st}: time streamed vs bare read_csv",
+                        _fmt(g["stream_load_s"], " s"),
+                        _fmt(r["bare_read_s"], " s"),
+                        _fmt(g["time_vs_bare_read"], "x"),
+                        "",
+                        "",
+                        "",
+                    ]
+                )
     peaks = {k: v.get("peak_tree_mib") for k, v in results.items() if isinstance(v, dict) and v.get("peak_tree_mib")}
     for k in ("d", "e"):
         if isinstance(results.get(k), dict) and results[k].get("peak_tree_mib"):
             peak = results[k].get("yearend_tree_peak_mib") or results[k]["peak_tree_mib"]
             rows.append(["f", f"peak RSS, stage {k} (process tree)", _fmt(peak, " MiB"), "", "", "", "", ""])
     if peaks:
-        year_peak = max([results[k]["peak_tree_mib"] for k in ("a_sqlite", "a_postgres", "a_duckdb", "b")
-                         if k in results] or [0])
-        rows.append(["f", "peak RSS, 1M-row year stages (a, b)", _fmt(year_peak, " MiB"), "", "", "≤ 2048 MiB",
-                     chk(year_peak <= BUDGET["f_mib"]), ""])
+        year_peak = max(
+            [results[k]["peak_tree_mib"] for k in ("a_sqlite", "a_postgres", "a_duckdb", "b") if k in results] or [0]
+        )
+        rows.append(
+            [
+                "f",
+                "peak RSS, 1M-row year stages (a, b)",
+                _fmt(year_peak, " MiB"),
+                "",
+                "",
+                "≤ 2048 MiB",
+                chk(year_peak <= BUDGET["f_mib"]),
+                "",
+            ]
+        )
     return rows
 
 
@@ -277,13 +457,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, help="repeats per stage (min is kept); default 1 full, 2 small")
     p.add_argument("--growth", help="fund counts for stage d (default 20,200,2000; small: 5,20)")
     p.add_argument("--month", type=int, default=6, help="month closed in stage d (earlier months are seeded)")
-    p.add_argument("--funds-per-task", type=int, default=100, help="DAG Param funds_per_task in stage d (the DAG default)")
+    p.add_argument(
+        "--funds-per-task", type=int, default=100, help="DAG Param funds_per_task in stage d (the DAG default)"
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for stage e")
     p.add_argument("--results", type=Path, default=HERE / "results.json")
     p.add_argument("--timeout", type=float, default=3600, help="per-stage timeout (s)")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch dir (stores, logs) for inspection")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the other stages of an existing --results file (re-run some stages only)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other stages of an existing --results file (re-run some stages only)",
+    )
     args = p.parse_args(argv)
     sz, label = generate.sizes_from_args(args)
     full = sz.funds >= 2000 and sz.payments >= 1_000_000
@@ -327,8 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     if "c" in stages:
         plan.append(("c", ["--repeat", str(max(repeat, 3) if not full else 7)]))
     if "d" in stages:
-        plan.append(("d", ["--growth", growth, "--month", str(args.month), "--funds-per-task",
-                           str(args.funds_per_task)]))
+        plan.append(
+            ("d", ["--growth", growth, "--month", str(args.month), "--funds-per-task", str(args.funds_per_task)])
+        )
     if "e" in stages:
         plan.append(("e", ["--workers", str(args.workers)]))
     if "g" in stages:
@@ -337,8 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {stage} ...", flush=True)
         results[stage] = run_stage(stage, data, out_dir, extra, args.timeout)
         err = results[stage].get("error")
-        print(f"[bench] {stage} done in {results[stage]['stage_wall_s']} s"
-              + (f" — ERROR {err[:200]}" if err else ""), flush=True)
+        print(
+            f"[bench] {stage} done in {results[stage]['stage_wall_s']} s" + (f" — ERROR {err[:200]}" if err else ""),
+            flush=True,
+        )
     facts["speed_at_end"] = machine_speed(*speed_args)
     if full:
         facts["speed_at_end"].update(compute_speed(year_csv))
@@ -346,9 +534,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(results, full)
     print()
     table = print_table(rows)
-    doc = {"scale": label, "sizes": sz.__dict__, "full_scale": full, "generate_s": gen_s, "machine": facts,
-           "budgets": BUDGET, "stages": results, "table": table,
-           "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    doc = {
+        "scale": label,
+        "sizes": sz.__dict__,
+        "full_scale": full,
+        "generate_s": gen_s,
+        "machine": facts,
+        "budgets": BUDGET,
+        "stages": results,
+        "table": table,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     dump(args.results, doc)
     print(f"\nwrote {args.results}")
     if own_work and not args.keep_work:

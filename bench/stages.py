@@ -95,6 +95,7 @@ def stage_a(args: argparse.Namespace, rec: Recorder) -> None:
         from budget_monitor import validate
 
         import great_expectations  # noqa: F401
+
         validate.gx_runtime()
     rec.put("store", kind)
     try:
@@ -212,10 +213,20 @@ def stage_b(args: argparse.Namespace, rec: Recorder) -> None:
     for _ in range(args.repeat):
         with rec.step("masks"):
             fails = baseline.payment_masks(
-                df["voucher_no"], df["unit"], df["doc_no"], df["amount_fen"].fillna(0).to_numpy(dtype=np.int64),
-                ~table.invalid["amount_fen"], table.empty["amount_fen"], df["pay_date"], table.empty["pay_date"],
-                df["kind"], units=units, docs=docs, year=year,
-                remaining_fen=int(ctx.adjusted_budget_fen) - int(ctx.stored_net_fen))
+                df["voucher_no"],
+                df["unit"],
+                df["doc_no"],
+                df["amount_fen"].fillna(0).to_numpy(dtype=np.int64),
+                ~table.invalid["amount_fen"],
+                table.empty["amount_fen"],
+                df["pay_date"],
+                table.empty["pay_date"],
+                df["kind"],
+                units=units,
+                docs=docs,
+                year=year,
+                remaining_fen=int(ctx.adjusted_budget_fen) - int(ctx.stored_net_fen),
+            )
         masks_runs.append(rec.data["masks_s"])
         with rec.step("check_frame"):
             validate.check_frame(table, active, ctx)
@@ -241,11 +252,13 @@ def _airflow_env(home: Path) -> dict[str, str]:
     from budget_monitor_airflow.settings import standalone_airflow_env
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
-    env.update({
-        **standalone_airflow_env(home),
-        "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-    })
+    env.update(
+        {
+            **standalone_airflow_env(home),
+            "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
+    )
     return env
 
 
@@ -281,9 +294,11 @@ def stage_c(args: argparse.Namespace, rec: Recorder) -> None:
     rec.put("airflow_sdk_runs", [round(x, 3) for x in bare])
     rec.put("dags", extra)
     # What a DAG file imports at top level beyond airflow.sdk (the cause of any delta).
-    probe = ("import sys, runpy, time; import airflow.sdk; before=set(sys.modules); t=time.perf_counter();"
-             "runpy.run_path(sys.argv[1]); print(round((time.perf_counter()-t)*1000,1));"
-             "print(sorted({m.split('.')[0] for m in set(sys.modules)-before}))")
+    probe = (
+        "import sys, runpy, time; import airflow.sdk; before=set(sys.modules); t=time.perf_counter();"
+        "runpy.run_path(sys.argv[1]); print(round((time.perf_counter()-t)*1000,1));"
+        "print(sorted({m.split('.')[0] for m in set(sys.modules)-before}))"
+    )
     # The wall-clock difference of two ~3 s processes is noisy on a shared machine
     # (±300 ms between runs); timing the file inside a process that already imported
     # airflow.sdk resolves tens of ms. Min of N fresh processes.
@@ -332,9 +347,16 @@ def seed_store(data: Path, db_url: str, funds: list[str], before_month: int, reg
     bud = pd.read_csv(prov / "budget.csv", dtype=str, keep_default_na=False)
     bud = bud[bud["资金编码"].isin(fset)]
     bud_fen, _ = baseline.exact_fen(bud["金额"])
-    alloc = pd.DataFrame({"fund_code": bud["资金编码"], "doc_no": bud["指标文号"], "unit": bud["预算单位"],
-                          "kind": bud["类型"], "date": [date.fromisoformat(x) for x in bud["下达日期"]],
-                          "amount_fen": bud_fen.tolist()})
+    alloc = pd.DataFrame(
+        {
+            "fund_code": bud["资金编码"],
+            "doc_no": bud["指标文号"],
+            "unit": bud["预算单位"],
+            "kind": bud["类型"],
+            "date": [date.fromisoformat(x) for x in bud["下达日期"]],
+            "amount_fen": bud_fen.tolist(),
+        }
+    )
     goals = pd.read_csv(prov / "goals.csv", dtype=str, keep_default_na=False)
     goals = goals[goals["fund_code"].isin(fset)].copy()
     goals["weight"] = [Decimal(x) for x in goals["weight"]]
@@ -342,10 +364,19 @@ def seed_store(data: Path, db_url: str, funds: list[str], before_month: int, reg
     pay = pd.read_csv(prov / f"payments_{year}.utf8.csv", dtype=str, keep_default_na=False)
     pay = pay[pay["资金编码"].isin(fset) & (pay["支付日期"].str.slice(5, 7).astype(int) < before_month)]
     pfen, _ = baseline.exact_fen(pay["支付金额"])
-    payments = pd.DataFrame({"fund_code": pay["资金编码"], "voucher_no": pay["支付凭证号"], "unit": pay["预算单位"],
-                             "doc_no": pay["指标文号"], "amount_fen": pfen.tolist(),
-                             "pay_date": [date.fromisoformat(x) for x in pay["支付日期"]],
-                             "kind": pay["业务类型"], "econ_class": pay["经济分类"], "memo": pay["摘要"]})
+    payments = pd.DataFrame(
+        {
+            "fund_code": pay["资金编码"],
+            "voucher_no": pay["支付凭证号"],
+            "unit": pay["预算单位"],
+            "doc_no": pay["指标文号"],
+            "amount_fen": pfen.tolist(),
+            "pay_date": [date.fromisoformat(x) for x in pay["支付日期"]],
+            "kind": pay["业务类型"],
+            "econ_class": pay["经济分类"],
+            "memo": pay["摘要"],
+        }
+    )
     ins = pd.read_csv(prov / "inspections.csv", dtype=str, keep_default_na=False)
     ins = ins[ins["fund_code"].isin(fset) & (ins["sample_date"].str.slice(5, 7).astype(int) < before_month)].copy()
     ins["sample_date"] = [date.fromisoformat(x) for x in ins["sample_date"]]
@@ -373,23 +404,51 @@ def seed_store(data: Path, db_url: str, funds: list[str], before_month: int, reg
                 if sha in seen:  # identical bytes (e.g. two header-only months): one source_file row
                     continue
                 seen.add(sha)
-                files.append({"fund_code": code, "kind": k, "name": p.relative_to(d).as_posix(),
-                              "sha256": sha, "encoding": None, "rows": 0, "archive_path": None,
-                              "loaded_at": now})
+                files.append(
+                    {
+                        "fund_code": code,
+                        "kind": k,
+                        "name": p.relative_to(d).as_posix(),
+                        "sha256": sha,
+                        "encoding": None,
+                        "rows": 0,
+                        "archive_path": None,
+                        "loaded_at": now,
+                    }
+                )
     with engine.begin() as conn:
         cfgs = [load_fund_config(data / "funds" / c) for c in funds]
-        store.bulk_insert(conn, store.fund, [{"code": c.code, "name": c.name, "year": c.year,
-                                              "department": c.department, "updated_at": now} for c in cfgs])
+        store.bulk_insert(
+            conn,
+            store.fund,
+            [
+                {"code": c.code, "name": c.name, "year": c.year, "department": c.department, "updated_at": now}
+                for c in cfgs
+            ],
+        )
         store.bulk_insert(conn, store.source_file, files)
         store.bulk_insert(conn, store.allocation, recs(alloc))
         store.bulk_insert(conn, store.goal, recs(goals))
         store.bulk_insert(conn, store.payment, recs(payments))
-        store.bulk_insert(conn, store.inspection, recs(ins.rename(columns={})[
-            ["fund_code", "sample_no", "sample_date", "category", "unit", "result"]]))
-        store.bulk_insert(conn, store.output, recs(outs[["fund_code", "month", "unit", "name", "value", "value_num", "note"]]))
+        store.bulk_insert(
+            conn,
+            store.inspection,
+            recs(ins.rename(columns={})[["fund_code", "sample_no", "sample_date", "category", "unit", "result"]]),
+        )
+        store.bulk_insert(
+            conn, store.output, recs(outs[["fund_code", "month", "unit", "name", "value", "value_num", "note"]])
+        )
         # ... and closed, as those closes would have recorded (the year-end waits for December).
-        store.bulk_insert(conn, store.month_close, [{"fund_code": c, "month": f"{year}-{m:02d}", "closed_at": now}
-                                                    for c in funds for m in range(1, before_month) if m <= 12])
+        store.bulk_insert(
+            conn,
+            store.month_close,
+            [
+                {"fund_code": c, "month": f"{year}-{m:02d}", "closed_at": now}
+                for c in funds
+                for m in range(1, before_month)
+                if m <= 12
+            ],
+        )
     store.dispose_all()
     return {"seed_s": round(time.perf_counter() - t0, 2), "payments": len(payments), "files": len(files)}
 
@@ -433,8 +492,13 @@ def _smtp_sink() -> Any:
 
 def _airflow_db(home: Path, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
-    ans = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
-                         capture_output=True, text=True, timeout=900)
+    ans = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if ans.returncode != 0:
         raise RuntimeError("airflow db migrate failed: " + ans.stdout[-1500:] + ans.stderr[-1500:])
     return time.perf_counter() - t0
@@ -455,7 +519,9 @@ def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
     env = _airflow_env(home)
     rec.put("airflow_db_migrate_s", round(_airflow_db(home, env), 2))
     smtp = _smtp_sink()
-    env["AIRFLOW_CONN_SMTP_DEFAULT"] = f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true&from_email=bench%40example.gov.cn"
+    env["AIRFLOW_CONN_SMTP_DEFAULT"] = (
+        f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true&from_email=bench%40example.gov.cn"
+    )
     sizes = [n for n in (int(x) for x in args.growth.split(",")) if n <= len(man["funds"])]
     out: list[dict] = []
     try:
@@ -465,11 +531,26 @@ def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
             _scratch_funds(data, root, funds, month)
             db = work / f"store_{n}.db"
             seeded = seed_store(data, f"sqlite:///{db}", funds, month)
-            e = dict(env, BUDGET_MONITOR_FUNDS_DIR=str(root), BUDGET_MONITOR_DB_URL=f"sqlite:///{db}",
-                     BUDGET_MONITOR_HOME=str(work / f"home_{n}"))
+            e = dict(
+                env,
+                BUDGET_MONITOR_FUNDS_DIR=str(root),
+                BUDGET_MONITOR_DB_URL=f"sqlite:///{db}",
+                BUDGET_MONITOR_HOME=str(work / f"home_{n}"),
+            )
             res_file = work / f"d_{n}.json"
-            cmd = [sys.executable, __file__, "d_run", "--data", str(data), "--out", str(res_file),
-                   "--month", f"{year}-{month:02d}", "--funds-per-task", str(args.funds_per_task)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "d_run",
+                "--data",
+                str(data),
+                "--out",
+                str(res_file),
+                "--month",
+                f"{year}-{month:02d}",
+                "--funds-per-task",
+                str(args.funds_per_task),
+            ]
             t0 = time.perf_counter()
             log_path = work / f"d_{n}.log"
             log_fh = log_path.open("wb")  # a file, not a pipe: dag.test() logs a lot
@@ -499,11 +580,20 @@ def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
             if timed_out:
                 # How far it got: mapped load batches finished, close started?
                 done = log.count("[DAG TEST] end task task_id=load_funds")
-                child = {"error": f"timeout after {args.size_timeout:.0f} s", "timed_out": True,
-                         "load_batches_done": done, "batches": -(-n // args.funds_per_task),
-                         "close_started": "task_id=close_month" in log}
-            row = {"funds": n, "wall_s": round(wall, 2), "peak_tree_mib": round(peak / 2**20, 1),
-                   "seed": seeded, **child}
+                child = {
+                    "error": f"timeout after {args.size_timeout:.0f} s",
+                    "timed_out": True,
+                    "load_batches_done": done,
+                    "batches": -(-n // args.funds_per_task),
+                    "close_started": "task_id=close_month" in log,
+                }
+            row = {
+                "funds": n,
+                "wall_s": round(wall, 2),
+                "peak_tree_mib": round(peak / 2**20, 1),
+                "seed": seeded,
+                **child,
+            }
             out.append(row)
             rec.put("growth", out)
             if "error" in child:
@@ -530,6 +620,7 @@ def stage_d_run(args: argparse.Namespace, rec: Recorder) -> None:
     rec.put("state", str(getattr(dr, "state", dr)))
     try:
         from airflow.models import TaskInstance  # noqa: F401
+
         tis = dr.get_task_instances() if hasattr(dr, "get_task_instances") else []
         spans: dict[str, float] = {}
         states: dict[str, int] = {}
@@ -563,8 +654,13 @@ def _year_end_worker(job: tuple[list[str], int, str, str]) -> dict:
         except Exception as exc:  # noqa: BLE001 - counted and reported
             errors.append(f"{Path(d).name}: {exc!r}"[:300])
         per.append(time.perf_counter() - t)
-    return {"import_s": imp, "per_fund": per, "errors": errors, "pid": os.getpid(),
-            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "import_s": imp,
+        "per_fund": per,
+        "errors": errors,
+        "pid": os.getpid(),
+        "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
@@ -615,8 +711,9 @@ def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     t0 = time.perf_counter()
     import stages  # this file as an importable module: workers resolve the function by module name
 
-    results = map_in_processes(stages._year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks],
-                               workers=workers)
+    results = map_in_processes(
+        stages._year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks], workers=workers
+    )
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -652,8 +749,10 @@ def _stream_data(data: Path, rows: int) -> Path:
     want = json.dumps({"rows": rows, "version": generate.VERSION})
     if not mark.is_file() or mark.read_text() != want:
         # In a child: generating takes ~1 GB, which this stage's process tree must not show.
-        code = "import sys; sys.path.insert(0, sys.argv[1]); import generate; from pathlib import Path; " \
-               "generate.stream_fund(Path(sys.argv[2]), int(sys.argv[3]))"
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); import generate; from pathlib import Path; "
+            "generate.stream_fund(Path(sys.argv[2]), int(sys.argv[3]))"
+        )
         subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(fund), str(rows)], check=True)
         mark.write_text(want)
     return fund
@@ -698,8 +797,7 @@ def stage_g(args: argparse.Namespace, rec: Recorder) -> None:
     runs: list[dict[str, Any]] = []
     for n, (mode, st) in enumerate(plan):
         out = work / f"g_{n}_{mode}_{st}.json"
-        cmd = [sys.executable, __file__, "g_run", "--data", str(fund), "--out", str(out), "--mode", mode,
-               "--store", st]
+        cmd = [sys.executable, __file__, "g_run", "--data", str(fund), "--out", str(out), "--mode", mode, "--store", st]
         env = dict(os.environ)
         if threshold and mode == "stream":
             env["BUDGET_MONITOR_STREAM_BYTES"] = threshold
@@ -718,17 +816,25 @@ def stage_g(args: argparse.Namespace, rec: Recorder) -> None:
     for st in stores:
         by = {r["mode"]: r for r in runs if r["store"] == st}
         s, w = by["stream"], by["whole"]
-        rec.put(st, {
-            "stream_load_s": s["load_s"], "whole_load_s": w["load_s"],
-            "stream_peak_rss_mib": s["peak_rss_mib"], "whole_peak_rss_mib": w["peak_rss_mib"],
-            "stream_load_peak_mib": s["load_peak_mib"], "whole_load_peak_mib": w["load_peak_mib"],
-            "after_imports_mib": s["after_imports_mib"],
-            "rss_ratio": round(s["peak_rss_mib"] / w["peak_rss_mib"], 2),
-            "time_vs_whole": round(s["load_s"] / w["load_s"], 2),
-            "time_vs_bare_read": round(s["load_s"] / rec.data["bare_read_s"], 1),
-            "whole_time_vs_bare_read": round(w["load_s"] / rec.data["bare_read_s"], 1),
-            "files": s["files"], "stream_breakdown": s.get("breakdown"), "whole_breakdown": w.get("breakdown"),
-        })
+        rec.put(
+            st,
+            {
+                "stream_load_s": s["load_s"],
+                "whole_load_s": w["load_s"],
+                "stream_peak_rss_mib": s["peak_rss_mib"],
+                "whole_peak_rss_mib": w["peak_rss_mib"],
+                "stream_load_peak_mib": s["load_peak_mib"],
+                "whole_load_peak_mib": w["load_peak_mib"],
+                "after_imports_mib": s["after_imports_mib"],
+                "rss_ratio": round(s["peak_rss_mib"] / w["peak_rss_mib"], 2),
+                "time_vs_whole": round(s["load_s"] / w["load_s"], 2),
+                "time_vs_bare_read": round(s["load_s"] / rec.data["bare_read_s"], 1),
+                "whole_time_vs_bare_read": round(w["load_s"] / rec.data["bare_read_s"], 1),
+                "files": s["files"],
+                "stream_breakdown": s.get("breakdown"),
+                "whole_breakdown": w.get("breakdown"),
+            },
+        )
 
 
 def stage_g_run(args: argparse.Namespace, rec: Recorder) -> None:
@@ -761,6 +867,7 @@ def _stage_g_run(args: argparse.Namespace, rec: Recorder) -> None:
     from budget_monitor import ingest, pipeline, store, validate
 
     import great_expectations  # noqa: F401 - a once-per-process cost, as in stage a
+
     validate.gx_runtime()
     name = f"bench_g_{args.mode}"
     url = fresh_pg_db(name) if args.store == "postgres" else f"sqlite:///{work / 'store.db'}"
@@ -792,8 +899,18 @@ def _stage_g_run(args: argparse.Namespace, rec: Recorder) -> None:
 
 # ----------------------------------------------------------------------------- main
 
-STAGES = {"a_sqlite": stage_a, "a_postgres": stage_a, "a_duckdb": stage_a_duckdb, "b": stage_b, "c": stage_c,
-          "d": stage_d, "d_run": stage_d_run, "e": stage_e, "g": stage_g, "g_run": stage_g_run}
+STAGES = {
+    "a_sqlite": stage_a,
+    "a_postgres": stage_a,
+    "a_duckdb": stage_a_duckdb,
+    "b": stage_b,
+    "c": stage_c,
+    "d": stage_d,
+    "d_run": stage_d_run,
+    "e": stage_e,
+    "g": stage_g,
+    "g_run": stage_g_run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

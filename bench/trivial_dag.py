@@ -11,8 +11,11 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 
-@dag(schedule=CronTriggerTimetable("0 6 5 * *", timezone="Asia/Shanghai"),
-     start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"), catchup=False)
+@dag(
+    schedule=CronTriggerTimetable("0 6 5 * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+)
 def bench_trivial():
     @task
     def one() -> int:

@@ -60,8 +60,13 @@ from budget_monitor_airflow.assets import MONTHLY_CLOSE
     tags=["budget", "monthly"],
     default_args=settings.default_args(),
     params={
-        "month": Param("", type="string", pattern=r"^(\d{4}-\d{2})?$", title="月份 YYYY-MM",
-                       description="要结账的月份；留空则为运行日期的上一个月"),
+        "month": Param(
+            "",
+            type="string",
+            pattern=r"^(\d{4}-\d{2})?$",
+            title="月份 YYYY-MM",
+            description="要结账的月份；留空则为运行日期的上一个月",
+        ),
         "fund": Param("", type="string", title="专项资金", description="只处理此资金代码或目录名；留空为全部"),
         "funds_per_task": Param(100, type="integer", minimum=1, maximum=2000, title="每个任务处理的资金数"),
     },
@@ -105,8 +110,7 @@ def budget_monthly_monitor():
     @task(outlets=[MONTHLY_CLOSE])
     def publish_close(month: str) -> str:
         year, mon = (int(p) for p in month.split("-"))
-        get_current_context()["outlet_events"][MONTHLY_CLOSE].extra = {
-            "year": year, "month": mon, "period": month}
+        get_current_context()["outlet_events"][MONTHLY_CLOSE].extra = {"year": year, "month": mon, "period": month}
         return month
 
     month = plan_month()

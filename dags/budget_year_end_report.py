@@ -34,8 +34,14 @@ from budget_monitor_airflow.assets import MONTHLY_CLOSE
     tags=["budget", "year-end"],
     default_args=settings.default_args(),
     params={
-        "year": Param(None, type=["null", "integer"], minimum=2000, maximum=2100, title="年度",
-                      description="留空：由十二月月结触发时取其年度，手动运行时取上一年"),
+        "year": Param(
+            None,
+            type=["null", "integer"],
+            minimum=2000,
+            maximum=2100,
+            title="年度",
+            description="留空：由十二月月结触发时取其年度，手动运行时取上一年",
+        ),
         "fund": Param("", type="string", title="专项资金", description="只处理此资金代码或目录名；留空为全部"),
     },
 )

@@ -10,8 +10,16 @@ from budget_monitor_airflow.lazy_app import LazyApp
 class BudgetMonitorPlugin(AirflowPlugin):
     name = "budget_monitor"
     fastapi_apps = [
-        {"app": LazyApp("budget_monitor_airflow.quarantine_view"), "url_prefix": "/budget-monitor", "name": "budget-monitor quarantine"},
-        {"app": LazyApp("budget_monitor_airflow.dashboard"), "url_prefix": "/budget-dashboard", "name": "budget-monitor dashboard"},
+        {
+            "app": LazyApp("budget_monitor_airflow.quarantine_view"),
+            "url_prefix": "/budget-monitor",
+            "name": "budget-monitor quarantine",
+        },
+        {
+            "app": LazyApp("budget_monitor_airflow.dashboard"),
+            "url_prefix": "/budget-dashboard",
+            "name": "budget-monitor dashboard",
+        },
     ]
     external_views = [
         {

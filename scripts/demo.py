@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         print("准备 Airflow 元数据库（airflow db migrate）…", flush=True)
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-                       check=True, capture_output=True)
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
 
         import pendulum
         from airflow.dag_processing.dagbag import DagBag
@@ -122,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             figures = compute(store.open_store(os.environ["BUDGET_MONITOR_DB_URL"]), cfg, m)
             f = figures.fund.month(m)
             lag = "、".join(f"Q{q}" for q in figures.fund.lagging_quarters) or "—"
-            print(f"{month}  DAG {dr.state:<8} 执行率 {f.rate_2dp:>6}%  序时进度 {f.pace_2dp:>6}%"
-                  f"  差 {f.gap_2dp:>7}  落后季度 {lag}", flush=True)
+            print(
+                f"{month}  DAG {dr.state:<8} 执行率 {f.rate_2dp:>6}%  序时进度 {f.pace_2dp:>6}%"
+                f"  差 {f.gap_2dp:>7}  落后季度 {lag}",
+                flush=True,
+            )
             failed += str(dr.state) != "success"
         if 12 in _months(args.months):
             dr = year_end.test(run_conf={"year": cfg.year})
@@ -147,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {p.relative_to(reports)}")
         for p in reports.rglob("self_evaluation.json"):
             ev = json.loads(p.read_text(encoding="utf-8"))
-            print(f"\n{ev['fund']['name']}：执行率 {ev['budget']['execution_rate']}%，"
-                  f"自评得分 {ev['total_score']:g} 分，等级 {ev['grade']}；存在问题：{ev['problems'][0]}")
+            print(
+                f"\n{ev['fund']['name']}：执行率 {ev['budget']['execution_rate']}%，"
+                f"自评得分 {ev['total_score']:g} 分，等级 {ev['grade']}；存在问题：{ev['problems'][0]}"
+            )
     print(f"\n用时 {time.monotonic() - started:.0f} 秒；失败的 DAG 运行：{failed}")
     return 1 if failed else 0
 

@@ -51,8 +51,12 @@ GENERATED_DIRS = ("payments", "inspections", "outputs")
 
 def refund_lines(by_month: dict) -> list[str]:
     """README bullet per 退回 row (both example funds list their refunds)."""
-    return [f"- {p.pay_date} {p.unit} {p.voucher_no} {yuan(p.amount_fen)} — {p.memo}"
-            for rows in by_month.values() for p in rows if p.kind == "退回"]
+    return [
+        f"- {p.pay_date} {p.unit} {p.voucher_no} {yuan(p.amount_fen)} — {p.memo}"
+        for rows in by_month.values()
+        for p in rows
+        if p.kind == "退回"
+    ]
 
 
 def yuan(fen: int) -> str:
@@ -215,13 +219,38 @@ class Voucher:
 
 # (经济分类, 摘要 choices, payee) by size band: large, medium, small.
 ECON_LARGE = [
-    ("30227 委托业务费", ["委托广东省药品检验所药品检验费", "委托江门市食品药品检验所抽检检验费", "医疗器械委托检验费", "化妆品委托检验费"], "检验机构"),
-    ("31002 办公设备购置", ["购置执法记录仪及配套存储设备", "购置便携式计算机及打印设备", "购置移动执法终端"], "供应商"),
-    ("31003 专用设备购置", ["购置药品快速检测设备", "购置便携式拉曼光谱快检仪", "购置冷链温度记录仪及监测平台"], "供应商"),
+    (
+        "30227 委托业务费",
+        [
+            "委托广东省药品检验所药品检验费",
+            "委托江门市食品药品检验所抽检检验费",
+            "医疗器械委托检验费",
+            "化妆品委托检验费",
+        ],
+        "检验机构",
+    ),
+    (
+        "31002 办公设备购置",
+        ["购置执法记录仪及配套存储设备", "购置便携式计算机及打印设备", "购置移动执法终端"],
+        "供应商",
+    ),
+    (
+        "31003 专用设备购置",
+        ["购置药品快速检测设备", "购置便携式拉曼光谱快检仪", "购置冷链温度记录仪及监测平台"],
+        "供应商",
+    ),
 ]
 ECON_MEDIUM = [
-    ("30227 委托业务费", ["抽检样品检验费", "药品稽查案件涉案物品检验费", "委托第三方开展药品安全风险监测"], "检验机构"),
-    ("30216 培训费", ["药品监管干部业务培训班培训费", "药品稽查执法能力培训费", "医疗器械监管专题培训费"], "培训承办单位"),
+    (
+        "30227 委托业务费",
+        ["抽检样品检验费", "药品稽查案件涉案物品检验费", "委托第三方开展药品安全风险监测"],
+        "检验机构",
+    ),
+    (
+        "30216 培训费",
+        ["药品监管干部业务培训班培训费", "药品稽查执法能力培训费", "医疗器械监管专题培训费"],
+        "培训承办单位",
+    ),
     ("30202 印刷费", ["印制药品监督抽检文书", "印制执法文书及宣传资料"], "印刷厂"),
     ("30299 其他商品和服务支出", ["抽检样品购置费", "药品抽检样品费"], "被抽样单位"),
     ("31002 办公设备购置", ["购置执法记录仪", "购置取证相机"], "供应商"),
@@ -385,7 +414,15 @@ def build_payments(
                 refund = (orig, amount)
             lo, hi = rows_per_month[unit.name]
             unit_rows = month_payments(
-                rng, vouchers, year, month, unit, net, rng.randint(lo, hi), refund, lambda d, u=unit: doc_for(u, d),
+                rng,
+                vouchers,
+                year,
+                month,
+                unit,
+                net,
+                rng.randint(lo, hi),
+                refund,
+                lambda d, u=unit: doc_for(u, d),
                 bands,
             )
             history[unit.name].extend(unit_rows)
@@ -509,13 +546,35 @@ JM_BATCHES_BY_QUARTER = {
 JM_FAILED = {"药品": 8, "药包材": 0, "化妆品": 2, "医疗器械": 3}
 JM_SAMPLE_PREFIX = {"药品": "YP", "药包材": "BC", "化妆品": "HZ", "医疗器械": "QX"}
 JM_PRODUCTS = {
-    "药品": ["阿莫西林胶囊", "复方甘草片", "板蓝根颗粒", "维生素C片", "布洛芬缓释胶囊", "头孢克肟分散片",
-             "六味地黄丸", "感冒灵颗粒", "藿香正气水", "蒙脱石散", "盐酸二甲双胍片", "硝苯地平缓释片",
-             "陈皮（中药饮片）", "黄芪（中药饮片）", "葡萄糖注射液", "氯化钠注射液"],
+    "药品": [
+        "阿莫西林胶囊",
+        "复方甘草片",
+        "板蓝根颗粒",
+        "维生素C片",
+        "布洛芬缓释胶囊",
+        "头孢克肟分散片",
+        "六味地黄丸",
+        "感冒灵颗粒",
+        "藿香正气水",
+        "蒙脱石散",
+        "盐酸二甲双胍片",
+        "硝苯地平缓释片",
+        "陈皮（中药饮片）",
+        "黄芪（中药饮片）",
+        "葡萄糖注射液",
+        "氯化钠注射液",
+    ],
     "药包材": ["口服固体药用高密度聚乙烯瓶", "药用铝箔", "聚氯乙烯固体药用硬片", "药用低硼硅玻璃管制注射剂瓶"],
     "化妆品": ["保湿乳液", "防晒霜", "洗发水", "染发剂", "祛斑霜", "面膜", "儿童润肤霜"],
-    "医疗器械": ["医用外科口罩", "一次性使用无菌注射器", "医用防护服", "电子体温计", "一次性使用医用橡胶检查手套",
-                 "医用退热贴", "一次性使用输液器"],
+    "医疗器械": [
+        "医用外科口罩",
+        "一次性使用无菌注射器",
+        "医用防护服",
+        "电子体温计",
+        "一次性使用医用橡胶检查手套",
+        "医用退热贴",
+        "一次性使用输液器",
+    ],
 }
 JM_STAGES = ["经营", "经营", "经营", "使用", "使用", "生产"]
 JM_SAMPLE_UNIT_WEIGHTS = [(JM_CITY, 40), (JM_TAISHAN, 22), (JM_KAIPING, 20), (JM_ENPING, 18)]
@@ -555,7 +614,17 @@ JM_REFUNDS = {
 
 PAY_HEADER_GBK = ["序号", "支付凭证号", "支付日期", "预算单位", "指标文号", "经济分类", "摘要", "支付金额", "业务类型"]
 PAY_HEADER_BOM = ["支付凭证号", "预算单位", "指标文号", "支付金额", "支付日期", "业务类型", "经济分类", "摘要"]
-PAY_HEADER_XLSX = ["支付凭证号", "预算单位", "指标文号", "收款人", "支付金额", "支付日期", "业务类型", "经济分类", "摘要"]
+PAY_HEADER_XLSX = [
+    "支付凭证号",
+    "预算单位",
+    "指标文号",
+    "收款人",
+    "支付金额",
+    "支付日期",
+    "业务类型",
+    "经济分类",
+    "摘要",
+]
 
 
 def jm_cumulative() -> dict[str, list[int]]:
@@ -611,8 +680,17 @@ def jm_payment_files(dest: Path, by_month: dict[int, list[Payment]]) -> None:
             # Treasury system export, GBK, "1,234.50", dates 2021/1/5 or 2021年3月5日.
             fmt_date = date_slash if month <= 2 else date_zh
             table = [
-                [i, p.voucher_no, fmt_date(p.pay_date), p.unit, p.doc_no, p.econ_class, p.memo,
-                 yuan_thousands(p.amount_fen), p.kind]
+                [
+                    i,
+                    p.voucher_no,
+                    fmt_date(p.pay_date),
+                    p.unit,
+                    p.doc_no,
+                    p.econ_class,
+                    p.memo,
+                    yuan_thousands(p.amount_fen),
+                    p.kind,
+                ]
                 for i, p in enumerate(rows, start=1)
             ]
             write_csv(dest / "payments" / f"{stem}.csv", PAY_HEADER_GBK, table, "gbk")
@@ -620,19 +698,37 @@ def jm_payment_files(dest: Path, by_month: dict[int, list[Payment]]) -> None:
             # Re-saved from Excel as "CSV UTF-8": BOM, plain numbers; July's has 元.
             fmt_money = yuan_suffix if month == 7 else yuan_plain
             table = [
-                [p.voucher_no, p.unit, p.doc_no, fmt_money(p.amount_fen), date_iso(p.pay_date), p.kind,
-                 p.econ_class, p.memo]
+                [
+                    p.voucher_no,
+                    p.unit,
+                    p.doc_no,
+                    fmt_money(p.amount_fen),
+                    date_iso(p.pay_date),
+                    p.kind,
+                    p.econ_class,
+                    p.memo,
+                ]
                 for p in rows
             ]
             write_csv(dest / "payments" / f"{stem}.csv", PAY_HEADER_BOM, table, "utf-8-sig")
         else:
             table = [
-                [p.voucher_no, p.unit, p.doc_no, p.payee, yuan_float(p.amount_fen),
-                 dt.datetime.combine(p.pay_date, dt.time()), p.kind, p.econ_class, p.memo]
+                [
+                    p.voucher_no,
+                    p.unit,
+                    p.doc_no,
+                    p.payee,
+                    yuan_float(p.amount_fen),
+                    dt.datetime.combine(p.pay_date, dt.time()),
+                    p.kind,
+                    p.econ_class,
+                    p.memo,
+                ]
                 for p in rows
             ]
-            write_xlsx(dest / "payments" / f"{stem}.xlsx", PAY_HEADER_XLSX, table, "支出明细",
-                       {5: "#,##0.00", 6: "yyyy-mm-dd"})
+            write_xlsx(
+                dest / "payments" / f"{stem}.xlsx", PAY_HEADER_XLSX, table, "支出明细", {5: "#,##0.00", 6: "yyyy-mm-dd"}
+            )
 
 
 def jm_samples(rng: random.Random) -> dict[int, list[Sample]]:
@@ -648,8 +744,17 @@ def jm_samples(rng: random.Random) -> dict[int, list[Sample]]:
                 key = (cat, unit.code)
                 seq[key] = seq.get(key, 0) + 1
                 no = f"{JM_SAMPLE_PREFIX[cat]}{JM_YEAR}{unit.code}{seq[key]:04d}"
-                samples.append(Sample(no, rng.choice(days), cat, rng.choice(JM_PRODUCTS[cat]),
-                                      rng.choice(JM_STAGES), unit.name, "合格"))
+                samples.append(
+                    Sample(
+                        no,
+                        rng.choice(days),
+                        cat,
+                        rng.choice(JM_PRODUCTS[cat]),
+                        rng.choice(JM_STAGES),
+                        unit.name,
+                        "合格",
+                    )
+                )
         for s in rng.sample(samples, JM_FAILED[cat]):
             s.result = "不合格"
         for s in samples:
@@ -668,13 +773,22 @@ def jm_inspection_files(dest: Path, by_quarter: dict[int, list[Sample]]) -> None
     for q, rows in by_quarter.items():
         stem = f"{JM_YEAR}-Q{q}_抽检记录"
         if q == 3:
-            table = [[s.sample_no, dt.datetime.combine(s.sample_date, dt.time()), s.category, s.product, s.stage,
-                      s.unit, s.result] for s in rows]
+            table = [
+                [
+                    s.sample_no,
+                    dt.datetime.combine(s.sample_date, dt.time()),
+                    s.category,
+                    s.product,
+                    s.stage,
+                    s.unit,
+                    s.result,
+                ]
+                for s in rows
+            ]
             write_xlsx(dest / "inspections" / f"{stem}.xlsx", INSP_HEADER, table, "抽检记录", {2: "yyyy/m/d"})
         else:
             enc, fmt = plan[q]
-            table = [[s.sample_no, fmt(s.sample_date), s.category, s.product, s.stage, s.unit, s.result]
-                     for s in rows]
+            table = [[s.sample_no, fmt(s.sample_date), s.category, s.product, s.stage, s.unit, s.result] for s in rows]
             write_csv(dest / "inspections" / f"{stem}.csv", INSP_HEADER, table, enc)
 
 
@@ -718,13 +832,18 @@ def make_jiangmen(dest: Path) -> None:
     write_csv(dest / "goals.csv", ["一级指标", "二级指标", "三级指标", "指标值", "分值"], JM_GOALS, "utf-8-sig")
     budget_rows = [
         [JM_CITY.doc_no, JM_CITY.name, "2021-01-04", yuan_thousands(JM_ALLOC[JM_CITY.name]), "年初"],
-        *[[u.doc_no, u.name, "2021-01-04", yuan_thousands(JM_ALLOC[u.name]), "年初"]
-          for u in (JM_TAISHAN, JM_KAIPING, JM_ENPING)],
+        *[
+            [u.doc_no, u.name, "2021-01-04", yuan_thousands(JM_ALLOC[u.name]), "年初"]
+            for u in (JM_TAISHAN, JM_KAIPING, JM_ENPING)
+        ],
     ]
     write_csv(dest / "budget.csv", ["指标文号", "预算单位", "下达日期", "金额", "类型"], budget_rows, "utf-8")
 
     by_month = build_payments(
-        rng, JM_YEAR, JM_UNITS, cum,
+        rng,
+        JM_YEAR,
+        JM_UNITS,
+        cum,
         {JM_CITY.name: (6, 12), JM_TAISHAN.name: (3, 7), JM_KAIPING.name: (3, 7), JM_ENPING.name: (3, 6)},
         JM_REFUNDS,
         lambda unit, day: unit.doc_no,
@@ -752,7 +871,7 @@ def jm_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]]) -> 
         "| code | `JM-2021-YPJG` |",
         "| name / short_name | " + JM_NAME + " / 药品监督管理 |",
         "| year / department | 2021 / 江门市市场监督管理局 |",
-        "| uses | the seed's 用途 sentence fragment (\"该补助资金重点用于支持{uses}。\") |",
+        '| uses | the seed\'s 用途 sentence fragment ("该补助资金重点用于支持{uses}。") |',
         "| goal_paragraphs | the seed's four numbered 绩效目标 paragraphs, without the numbers |",
         "| achievement_templates | the seed's four 绩效目标完成情况 paragraphs as jinja2 templates over `actual[...]`; percent figures use `replace('%', '')` so they render whether the measured text is `70` or `70%` |",
         "| basis_document | 粤药监办〔2022〕142号 |",
@@ -784,13 +903,15 @@ def jm_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]]) -> 
         rate = fund_cum[m] * 100 / JM_TOTAL
         gap = rate - (m + 1) * 100 / 12
         ext = "csv (GBK)" if m < 4 else ("csv (UTF-8 BOM)" if m < 8 else "xlsx")
-        lines.append(f"| {JM_YEAR}-{m + 1:02d} | {pace} | {yuan(fund_cum[m])} | {rate:.2f} | {gap:+.2f} | "
-                     f"{len(by_month[m + 1])} | {ext} |")
+        lines.append(
+            f"| {JM_YEAR}-{m + 1:02d} | {pace} | {yuan(fund_cum[m])} | {rate:.2f} | {gap:+.2f} | "
+            f"{len(by_month[m + 1])} | {ext} |"
+        )
     lines += [
         "",
         "Quarters: Q1 26.40 ≥ 25 (not lagging), Q2 38.20 < 50 (lagging, gap −11.80),",
         "Q3 62.10 < 75 (lagging, gap −12.90), Q4 100.00 (not lagging): the seed's",
-        "\"第二季度和第三季度支出进度不达序时进度\".",
+        '"第二季度和第三季度支出进度不达序时进度".',
         "",
         "## Per-unit cumulative execution (% of own allocation)",
         "",
@@ -827,9 +948,17 @@ def jm_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]]) -> 
         "| 一级 | 二级 | 三级 | 指标值 | 分值 | actual | score |",
         "|---|---|---|---|---|---|---|",
     ]
-    actual = {"药品抽检批次": "550", "药包材抽检批次": "9", "化妆品抽检批次": "30", "医疗器械抽检批次": "55",
-              "药品监管干部培训人次": "372", "装备品种覆盖率": "70%", "在职干部参加培训率": "70%",
-              "大要案查办率": "100%", "服务对象满意度": "93.6%"}
+    actual = {
+        "药品抽检批次": "550",
+        "药包材抽检批次": "9",
+        "化妆品抽检批次": "30",
+        "医疗器械抽检批次": "55",
+        "药品监管干部培训人次": "372",
+        "装备品种覆盖率": "70%",
+        "在职干部参加培训率": "70%",
+        "大要案查办率": "100%",
+        "服务对象满意度": "93.6%",
+    }
     for l1, l2, name, target, weight in JM_GOALS:
         lines.append(f"| {l1} | {l2} | {name} | {target} | {weight} | {actual[name]} | {weight} |")
     lines += [
@@ -841,9 +970,11 @@ def jm_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]]) -> 
         "",
         "- inspections/: one file per quarter (Q1 UTF-8 CSV, Q2 GBK CSV, Q3 XLSX, Q4 UTF-8 BOM CSV),",
         "  each file's rows dated inside its quarter. Batches per quarter: "
-        + "; ".join(f"{c} {'+'.join(map(str, q))}={sum(q)}" for c, q in JM_BATCHES_BY_QUARTER.items()) + ".",
+        + "; ".join(f"{c} {'+'.join(map(str, q))}={sum(q)}" for c, q in JM_BATCHES_BY_QUARTER.items())
+        + ".",
         "  不合格: " + ", ".join(f"{c} {n}" for c, n in JM_FAILED.items()) + "; no 待检.",
-        "- outputs/: months " + ", ".join(f"{m:02d}" for m in sorted(set(JM_TRAINING) | {m for v in JM_LATEST.values() for m in v}))
+        "- outputs/: months "
+        + ", ".join(f"{m:02d}" for m in sorted(set(JM_TRAINING) | {m for v in JM_LATEST.values() for m in v}))
         + " (June XLSX, July GBK, others UTF-8 / UTF-8 BOM). 药品监管干部培训人次 rows per county",
         "  (sum 372); the 'latest' indicators are one 江门市市场监督管理局 row (三地汇总) per month",
         "  reported; December: 装备品种覆盖率 70%, 在职干部参加培训率 70%, 大要案查办率 100%, 服务对象满意度 93.6%.",
@@ -874,10 +1005,34 @@ SF_INITIAL = 120_000_000
 SF_ADJUSTED = 125_000_000
 SF_UNIT_BUDGET = {SF_CITY.name: 95_000_000, SF_HESHAN.name: 30_000_000}
 # Cumulative net payments (fen). Fund: 48,000 ... 1,125,000 元 = 90% of 1,250,000.
-SF_FUND_CUM = [4_800_000, 12_000_000, 21_600_000, 30_000_000, 40_200_000, 54_000_000,
-               69_000_000, 83_000_000, 101_250_000, 106_250_000, 110_000_000, 112_500_000]
-SF_HESHAN_CUM = [1_000_000, 2_500_000, 4_500_000, 6_200_000, 8_500_000, 11_000_000,
-                 14_000_000, 17_000_000, 20_000_000, 21_500_000, 23_200_000, 24_500_000]
+SF_FUND_CUM = [
+    4_800_000,
+    12_000_000,
+    21_600_000,
+    30_000_000,
+    40_200_000,
+    54_000_000,
+    69_000_000,
+    83_000_000,
+    101_250_000,
+    106_250_000,
+    110_000_000,
+    112_500_000,
+]
+SF_HESHAN_CUM = [
+    1_000_000,
+    2_500_000,
+    4_500_000,
+    6_200_000,
+    8_500_000,
+    11_000_000,
+    14_000_000,
+    17_000_000,
+    20_000_000,
+    21_500_000,
+    23_200_000,
+    24_500_000,
+]
 SF_MILESTONES = {"03-31": 20, "06-30": 50, "09-30": 75, "12-31": 100}
 
 SF_GOALS = [
@@ -898,14 +1053,34 @@ SF_OUTPUT_LATEST = {
     "食品安全事件发生数": {6: ("0", "上半年未发生区域性食品安全事件"), 12: ("0", "全年未发生区域性食品安全事件")},
     "服务对象满意度": {12: ("基本达成", "满意度测评较上年提升1.2个百分点，未达到预期提升幅度")},
 }
-SF_PRODUCTS = ["大米", "食用植物油", "酱油", "月饼", "生鲜乳", "鸡蛋", "猪肉", "蔬菜（叶菜类）", "瓶装饮用水",
-               "糕点", "腌腊肉制品", "米粉"]
+SF_PRODUCTS = [
+    "大米",
+    "食用植物油",
+    "酱油",
+    "月饼",
+    "生鲜乳",
+    "鸡蛋",
+    "猪肉",
+    "蔬菜（叶菜类）",
+    "瓶装饮用水",
+    "糕点",
+    "腌腊肉制品",
+    "米粉",
+]
 
 SF_ACHIEVEMENT_TEMPLATES = [
-    "全年完成食品抽检" + _num("食品抽检批次") + "批次，抽检合格率" + _pct("抽检合格率")
-    + "，抽检结果按时报送率" + _pct("抽检结果按时报送率") + "。",
-    "组织开展食品安全监管人员培训" + _num("食品安全培训人次") + "人次，人均培训成本"
-    + _num("人均培训成本") + "元/人天。",
+    "全年完成食品抽检"
+    + _num("食品抽检批次")
+    + "批次，抽检合格率"
+    + _pct("抽检合格率")
+    + "，抽检结果按时报送率"
+    + _pct("抽检结果按时报送率")
+    + "。",
+    "组织开展食品安全监管人员培训"
+    + _num("食品安全培训人次")
+    + "人次，人均培训成本"
+    + _num("人均培训成本")
+    + "元/人天。",
     "全年发生区域性食品安全事件" + _num("食品安全事件发生数") + "起，服务对象满意度" + _num("服务对象满意度") + "。",
 ]
 
@@ -930,8 +1105,12 @@ def sf_fund_yaml() -> dict:
         "pace": {"policy": "milestones", "milestones": SF_MILESTONES, "tolerance": 0},
         "measures": {
             "食品抽检批次": {"source": "inspections", "agg": "count", "where": {"category": "食品"}},
-            "抽检合格率": {"source": "inspections", "agg": "ratio", "where": {"category": "食品", "result": "合格"},
-                         "denominator_where": {"category": "食品"}},
+            "抽检合格率": {
+                "source": "inspections",
+                "agg": "ratio",
+                "where": {"category": "食品", "result": "合格"},
+                "denominator_where": {"category": "食品"},
+            },
             "食品安全培训人次": {"source": "outputs", "agg": "sum"},
             "抽检结果按时报送率": {"source": "outputs", "agg": "latest"},
             "人均培训成本": {"source": "outputs", "agg": "latest"},
@@ -950,7 +1129,12 @@ def sf_charge_addition(by_month: dict[int, list[Payment]]) -> int:
     used = 0
     for month in (8, 9):
         for p in by_month[month]:
-            if p.unit == SF_CITY.name and p.kind == "支付" and p.pay_date.day >= 15 and used + p.amount_fen <= 15_000_000:
+            if (
+                p.unit == SF_CITY.name
+                and p.kind == "支付"
+                and p.pay_date.day >= 15
+                and used + p.amount_fen <= 15_000_000
+            ):
                 p.doc_no = SF_ADD_DOC
                 used += p.amount_fen
     return used
@@ -971,14 +1155,25 @@ def make_second_fund(dest: Path) -> None:
         "# Second example fund (milestone pace, 追加/调减, partly met goals); generated by\n"
         "# scripts/make_example_fund.py, do not edit by hand.\n",
     )
-    write_xlsx(dest / "goals.xlsx", ["一级指标", "二级指标", "三级指标", "指标值", "分值"],
-               [[a, b, c, d, int(e)] for a, b, c, d, e in SF_GOALS], "绩效目标表")
-    write_xlsx(dest / "budget.xlsx", ["指标文号", "预算单位", "下达日期", "金额（万元）", "类型"],
-               [[d, u, dt.datetime.combine(day, dt.time()), int(a), k] for d, u, day, a, k in SF_BUDGET],
-               "预算指标", {3: "yyyy-mm-dd", 4: "0.00"})
+    write_xlsx(
+        dest / "goals.xlsx",
+        ["一级指标", "二级指标", "三级指标", "指标值", "分值"],
+        [[a, b, c, d, int(e)] for a, b, c, d, e in SF_GOALS],
+        "绩效目标表",
+    )
+    write_xlsx(
+        dest / "budget.xlsx",
+        ["指标文号", "预算单位", "下达日期", "金额（万元）", "类型"],
+        [[d, u, dt.datetime.combine(day, dt.time()), int(a), k] for d, u, day, a, k in SF_BUDGET],
+        "预算指标",
+        {3: "yyyy-mm-dd", 4: "0.00"},
+    )
 
     by_month = build_payments(
-        rng, SF_YEAR, SF_UNITS, cum,
+        rng,
+        SF_YEAR,
+        SF_UNITS,
+        cum,
         {SF_CITY.name: (3, 6), SF_HESHAN.name: (2, 4)},
         {(5, SF_HESHAN.name): (4, 250), (11, SF_CITY.name): (10, 100)},
         lambda unit, day: unit.doc_no,
@@ -990,8 +1185,10 @@ def make_second_fund(dest: Path) -> None:
     chinese = ["支付凭证号", "预算单位", "指标文号", "支付金额", "支付日期", "业务类型", "经济分类", "摘要"]
     for month, rows in by_month.items():
         money = yuan_suffix if month == 11 else yuan_thousands
-        table = [[p.voucher_no, p.unit, p.doc_no, money(p.amount_fen), date_iso(p.pay_date), p.kind,
-                  p.econ_class, p.memo] for p in rows]
+        table = [
+            [p.voucher_no, p.unit, p.doc_no, money(p.amount_fen), date_iso(p.pay_date), p.kind, p.econ_class, p.memo]
+            for p in rows
+        ]
         header = english if month == 8 else chinese
         write_csv(dest / "payments" / f"{SF_YEAR}-{month:02d}_支出明细.csv", header, table, "utf-8")
 
@@ -1003,19 +1200,46 @@ def make_second_fund(dest: Path) -> None:
         for _ in range(count):
             unit = SF_CITY if rng.random() < 0.65 else SF_HESHAN
             seq[unit.code] += 1
-            samples.append(Sample(f"SP{SF_YEAR}{unit.code}{seq[unit.code]:04d}", rng.choice(days), "食品",
-                                  rng.choice(SF_PRODUCTS), rng.choice(["流通", "餐饮", "生产"]), unit.name, "合格"))
+            samples.append(
+                Sample(
+                    f"SP{SF_YEAR}{unit.code}{seq[unit.code]:04d}",
+                    rng.choice(days),
+                    "食品",
+                    rng.choice(SF_PRODUCTS),
+                    rng.choice(["流通", "餐饮", "生产"]),
+                    unit.name,
+                    "合格",
+                )
+            )
     for s in rng.sample(samples, SF_FAILED):
         s.result = "不合格"
     samples.sort(key=lambda s: (s.sample_date, s.sample_no))
     h1 = [s for s in samples if s.sample_date.month <= 6]
     h2 = [s for s in samples if s.sample_date.month > 6]
-    write_xlsx(dest / "inspections" / f"{SF_YEAR}-H1_抽检记录.xlsx", INSP_HEADER,
-               [[s.sample_no, dt.datetime.combine(s.sample_date, dt.time()), s.category, s.product, s.stage, s.unit,
-                 s.result] for s in h1], "抽检记录", {2: "yyyy-mm-dd"})
-    write_csv(dest / "inspections" / f"{SF_YEAR}-H2_抽检记录.csv", INSP_HEADER,
-              [[s.sample_no, date_zh(s.sample_date), s.category, s.product, s.stage, s.unit, s.result] for s in h2],
-              "gbk")
+    write_xlsx(
+        dest / "inspections" / f"{SF_YEAR}-H1_抽检记录.xlsx",
+        INSP_HEADER,
+        [
+            [
+                s.sample_no,
+                dt.datetime.combine(s.sample_date, dt.time()),
+                s.category,
+                s.product,
+                s.stage,
+                s.unit,
+                s.result,
+            ]
+            for s in h1
+        ],
+        "抽检记录",
+        {2: "yyyy-mm-dd"},
+    )
+    write_csv(
+        dest / "inspections" / f"{SF_YEAR}-H2_抽检记录.csv",
+        INSP_HEADER,
+        [[s.sample_no, date_zh(s.sample_date), s.category, s.product, s.stage, s.unit, s.result] for s in h2],
+        "gbk",
+    )
 
     months = sorted(set(SF_TRAINING) | {m for v in SF_OUTPUT_LATEST.values() for m in v})
     for month in months:
@@ -1075,8 +1299,10 @@ def sf_readme(cum: dict[str, list[int]], by_month: dict[int, list[Payment]], n_h
     ]
     for m in range(12):
         in_force = 120_000_000 if m < 6 else (135_000_000 if m < 9 else 125_000_000)
-        lines.append(f"| {SF_YEAR}-{m + 1:02d} | {yuan(fund[m])} | {pct_text(fund[m], in_force)} | "
-                     f"{pct_text(fund[m], SF_ADJUSTED)} | {yuan(cum[SF_HESHAN.name][m])} |")
+        lines.append(
+            f"| {SF_YEAR}-{m + 1:02d} | {yuan(fund[m])} | {pct_text(fund[m], in_force)} | "
+            f"{pct_text(fund[m], SF_ADJUSTED)} | {yuan(cum[SF_HESHAN.name][m])} |"
+        )
     lines += [
         "",
         "Quarters (milestone pace): Q1 18.00 vs 20 (lagging), Q2 45.00 vs 50 (lagging),",

@@ -34,7 +34,12 @@ BODY_CJK = "仿宋"
 H1_CJK = "黑体"
 H2_CJK = "楷体"
 TITLE_CJK = "宋体"
-FALLBACK = {"仿宋": "Noto Serif CJK SC", "宋体": "Noto Serif CJK SC", "楷体": "Noto Serif CJK SC", "黑体": "Noto Sans CJK SC"}
+FALLBACK = {
+    "仿宋": "Noto Serif CJK SC",
+    "宋体": "Noto Serif CJK SC",
+    "楷体": "Noto Serif CJK SC",
+    "黑体": "Noto Sans CJK SC",
+}
 
 TABLE_WIDTHS_MM = [17, 17, 24, 16, 16, 12, 12, 42]  # sums to the 156 mm text width
 
@@ -65,8 +70,19 @@ def set_fonts(rpr_owner, cjk: str, latin: str = LATIN) -> None:
     lang.set(qn("w:eastAsia"), "zh-CN")
 
 
-def style(doc, name: str, cjk: str, size: float, *, bold: bool = False, indent: bool = False,
-          align=WD_ALIGN_PARAGRAPH.JUSTIFY, before: float = 0, after: float = 0, line: float = 28) -> None:
+def style(
+    doc,
+    name: str,
+    cjk: str,
+    size: float,
+    *,
+    bold: bool = False,
+    indent: bool = False,
+    align=WD_ALIGN_PARAGRAPH.JUSTIFY,
+    before: float = 0,
+    after: float = 0,
+    line: float = 28,
+) -> None:
     st = doc.styles[name]
     st.font.size = Pt(size)
     st.font.bold = bold
@@ -166,27 +182,47 @@ def score_table(doc) -> None:
     set_grid(t, TABLE_WIDTHS_MM)
     r = t.rows
     # project name and department
-    a = r[0].cells[0].merge(r[0].cells[1]); cell_text(a, "项目名称", bold=True); shade(a)
-    b = r[0].cells[2].merge(r[0].cells[7]); cell_text(b, "{{ fund_name }}", align=WD_ALIGN_PARAGRAPH.LEFT)
-    a = r[1].cells[0].merge(r[1].cells[1]); cell_text(a, "主管部门", bold=True); shade(a)
-    b = r[1].cells[2].merge(r[1].cells[7]); cell_text(b, "{{ department }}", align=WD_ALIGN_PARAGRAPH.LEFT)
+    a = r[0].cells[0].merge(r[0].cells[1])
+    cell_text(a, "项目名称", bold=True)
+    shade(a)
+    b = r[0].cells[2].merge(r[0].cells[7])
+    cell_text(b, "{{ fund_name }}", align=WD_ALIGN_PARAGRAPH.LEFT)
+    a = r[1].cells[0].merge(r[1].cells[1])
+    cell_text(a, "主管部门", bold=True)
+    shade(a)
+    b = r[1].cells[2].merge(r[1].cells[7])
+    cell_text(b, "{{ department }}", align=WD_ALIGN_PARAGRAPH.LEFT)
     # budget block
-    a = r[2].cells[0].merge(r[2].cells[1]); cell_text(a, "资金情况（万元）", bold=True); shade(a)
+    a = r[2].cells[0].merge(r[2].cells[1])
+    cell_text(a, "资金情况（万元）", bold=True)
+    shade(a)
     for i, h in enumerate(["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"], start=2):
-        cell_text(r[2].cells[i], h, bold=True); shade(r[2].cells[i])
-    a = r[3].cells[0].merge(r[3].cells[1]); cell_text(a, "年度资金总额")
-    for i, key in enumerate(["initial_wan", "adjusted_wan", "executed_wan", "exec_weight", "exec_rate", "exec_score"], start=2):
+        cell_text(r[2].cells[i], h, bold=True)
+        shade(r[2].cells[i])
+    a = r[3].cells[0].merge(r[3].cells[1])
+    cell_text(a, "年度资金总额")
+    for i, key in enumerate(
+        ["initial_wan", "adjusted_wan", "executed_wan", "exec_weight", "exec_rate", "exec_score"], start=2
+    ):
         cell_text(r[3].cells[i], "{{ table.%s }}" % key)
     # indicators
-    for i, h in enumerate(["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]):
-        cell_text(r[4].cells[i], h, bold=True); shade(r[4].cells[i])
+    for i, h in enumerate(
+        ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
+    ):
+        cell_text(r[4].cells[i], h, bold=True)
+        shade(r[4].cells[i])
     repeat_header(r[4])
     cell_text(r[5].cells[0], "{%tr for row in indicators %}")
     for i, key in enumerate(["level1", "level2", "name", "target", "actual", "weight", "score", "deviation"]):
-        cell_text(r[6].cells[i], "{{ row.%s }}" % key,
-                  align=WD_ALIGN_PARAGRAPH.LEFT if key in ("deviation", "name") else WD_ALIGN_PARAGRAPH.CENTER)
+        cell_text(
+            r[6].cells[i],
+            "{{ row.%s }}" % key,
+            align=WD_ALIGN_PARAGRAPH.LEFT if key in ("deviation", "name") else WD_ALIGN_PARAGRAPH.CENTER,
+        )
     cell_text(r[7].cells[0], "{%tr endfor %}")
-    a = r[8].cells[0].merge(r[8].cells[4]); cell_text(a, "总分", bold=True); shade(a)
+    a = r[8].cells[0].merge(r[8].cells[4])
+    cell_text(a, "总分", bold=True)
+    shade(a)
     cell_text(r[8].cells[5], "{{ table.total_weight }}", bold=True)
     cell_text(r[8].cells[6], "{{ table.total_score }}", bold=True)
     cell_text(r[8].cells[7], "绩效等级：{{ grade }}", bold=True)
@@ -203,11 +239,16 @@ def unit_table(doc) -> None:
     set_grid(t, UNIT_WIDTHS_MM)
     r = t.rows
     for i, h in enumerate(["预算单位", "全年预算数（万元）", "全年执行数（万元）", "执行率", "支出进度落后的季度"]):
-        cell_text(r[0].cells[i], h, bold=True); shade(r[0].cells[i])
+        cell_text(r[0].cells[i], h, bold=True)
+        shade(r[0].cells[i])
     repeat_header(r[0])
     cell_text(r[1].cells[0], "{%tr for u in units %}")
     for i, key in enumerate(["unit", "budget_wan", "executed_wan", "rate", "lagging"]):
-        cell_text(r[2].cells[i], "{{ u.%s }}" % key, align=WD_ALIGN_PARAGRAPH.LEFT if key == "unit" else WD_ALIGN_PARAGRAPH.CENTER)
+        cell_text(
+            r[2].cells[i],
+            "{{ u.%s }}" % key,
+            align=WD_ALIGN_PARAGRAPH.LEFT if key == "unit" else WD_ALIGN_PARAGRAPH.CENTER,
+        )
     cell_text(r[3].cells[0], "{%tr endfor %}")
 
 

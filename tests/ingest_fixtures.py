@@ -39,8 +39,14 @@ def write_xlsx(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
     return path
 
 
-def payment(voucher: str, amount: str = "100.00", date: str = "2021-03-05", kind: str = "支付",
-            unit: str = UNITS[0], doc: str = DOCS[0]) -> list[str]:
+def payment(
+    voucher: str,
+    amount: str = "100.00",
+    date: str = "2021-03-05",
+    kind: str = "支付",
+    unit: str = UNITS[0],
+    doc: str = DOCS[0],
+) -> list[str]:
     return [voucher, unit, doc, amount, date, kind, "30201 办公费", "购买办公用品"]
 
 

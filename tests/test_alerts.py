@@ -218,8 +218,12 @@ def test_year_end_email_reports_score_and_attaches_report_and_score_table(smtp, 
     (tmp_path / "self_evaluation.json").write_text("{}")
     evaluation = {
         "fund": {"code": CFG.code, "name": CFG.name, "year": 2021, "department": CFG.department},
-        "budget": {"initial_yuan": "3720900.00", "adjusted_yuan": "3720900.00",
-                   "executed_yuan": "3720900.00", "execution_rate": 100.0},
+        "budget": {
+            "initial_yuan": "3720900.00",
+            "adjusted_yuan": "3720900.00",
+            "executed_yuan": "3720900.00",
+            "execution_rate": 100.0,
+        },
         "quarters": [{"quarter": q, "lagging": q in (2, 3)} for q in (1, 2, 3, 4)],
         "indicators": [{"name": "药品抽检批次", "met": True}],
         "total_score": 100.0,

@@ -22,7 +22,11 @@ def test_bench_run_small_smoke(tmp_path: Path) -> None:
     env = dict(os.environ, BENCH_WORK=str(tmp_path / "work"))
     ans = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--small", "--results", str(results), "--repeat", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert ans.returncode == 0, ans.stdout[-4000:] + ans.stderr[-4000:]
     doc = json.loads(results.read_text(encoding="utf-8"))

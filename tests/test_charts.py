@@ -13,8 +13,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def monthly(rates: list[float]) -> list[dict]:
-    return [{"month": f"2021-{m:02d}", "cumulative_rate": r, "pace": round(m / 12 * 100, 2)}
-            for m, r in enumerate(rates, start=1)]
+    return [
+        {"month": f"2021-{m:02d}", "cumulative_rate": r, "pace": round(m / 12 * 100, 2)}
+        for m, r in enumerate(rates, start=1)
+    ]
 
 
 def quarters(*lagging: int) -> list[dict]:
@@ -35,8 +37,9 @@ def test_execution_chart_is_a_png_with_lagging_quarters_marked(tmp_path: Path, m
         return original(fig, path)
 
     monkeypatch.setattr(charts, "_save_png", spy)
-    path = execution_chart(monthly([4, 12, 26, 30, 35, 38.2, 45, 55, 70, 85, 95, 100]), quarters(2, 3),
-                           tmp_path / "执行进度.png")
+    path = execution_chart(
+        monthly([4, 12, 26, 30, 35, 38.2, 45, 55, 70, 85, 95, 100]), quarters(2, 3), tmp_path / "执行进度.png"
+    )
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert "第二季度落后" in seen and "第三季度落后" in seen and "第一季度落后" not in seen
     assert "序时进度" in seen and "累计执行率" in seen
@@ -101,17 +104,27 @@ def test_a_background_key_that_misses_an_artist_below_the_lines_is_an_error(tmp_
 
 
 def test_unit_chart_is_a_png(tmp_path: Path):
-    units = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
-             {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]
+    units = [
+        {"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
+        {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]},
+    ]
     path = unit_chart(units, tmp_path / "单位执行率.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_unit_chart_reuses_its_frame_without_carrying_a_fund_over(tmp_path: Path):
-    two = [{"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
-           {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]}]
-    five = [{"unit": f"第{n}预算单位（很长的单位名称用于测试左边距）", "execution_rate": 40.0 + 30 * n,
-             "lagging_quarters": [n] if n % 2 else []} for n in range(1, 6)]
+    two = [
+        {"unit": "江门市市场监督管理局", "execution_rate": 100.0, "lagging_quarters": []},
+        {"unit": "台山市市场监督管理局", "execution_rate": 88.5, "lagging_quarters": [2]},
+    ]
+    five = [
+        {
+            "unit": f"第{n}预算单位（很长的单位名称用于测试左边距）",
+            "execution_rate": 40.0 + 30 * n,
+            "lagging_quarters": [n] if n % 2 else [],
+        }
+        for n in range(1, 6)
+    ]
     charts._unit_frame.cache_clear()
     fresh = unit_chart(two, tmp_path / "fresh.png", title="乙").read_bytes()
     unit_chart(five, tmp_path / "five.png", title="甲")
@@ -130,9 +143,15 @@ def test_no_cjk_font_is_a_clear_error(monkeypatch):
 
     cjk_font_family.cache_clear()
     monkeypatch.setattr(charts, "_CJK_FAMILIES", ())
-    monkeypatch.setattr(font_manager.fontManager, "ttflist", [f for f in font_manager.fontManager.ttflist
-                                                             if "CJK" not in f.name and "Hei" not in f.name
-                                                             and "Song" not in f.name])
+    monkeypatch.setattr(
+        font_manager.fontManager,
+        "ttflist",
+        [
+            f
+            for f in font_manager.fontManager.ttflist
+            if "CJK" not in f.name and "Hei" not in f.name and "Song" not in f.name
+        ],
+    )
     try:
         with pytest.raises(ChartError) as exc:
             cjk_font_family()

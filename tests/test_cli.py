@@ -31,11 +31,24 @@ def test_rejected_input_exits_nonzero_with_one_line_reason(tmp_path: Path) -> No
     fund = _fund(tmp_path)
     (fund / "payments" / "2021-01_bad.csv").write_text(
         "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
-        "X1,台山市市场监督管理局,江财工〔2021〕13号,壹仟元,2021-01-10\n", encoding="utf-8")
+        "X1,台山市市场监督管理局,江财工〔2021〕13号,壹仟元,2021-01-10\n",
+        encoding="utf-8",
+    )
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "budget-monitor"), "monthly", str(fund), "--month",
-         "2021-01", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--no-send"],
-        capture_output=True, text=True, timeout=300)
+        [
+            str(Path(sys.executable).parent / "budget-monitor"),
+            "monthly",
+            str(fund),
+            "--month",
+            "2021-01",
+            "--db",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--no-send",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == ["输入被拒绝：payments/2021-01_bad.csv 第2行 列“支付金额”: 金额无法识别：“壹仟元”（规则 PAY-002）"]
@@ -44,8 +57,7 @@ def test_rejected_input_exits_nonzero_with_one_line_reason(tmp_path: Path) -> No
 def test_bad_fund_yaml_exits_two(tmp_path: Path, capsys) -> None:
     fund = _fund(tmp_path)
     text = (fund / "fund.yaml").read_text(encoding="utf-8")
-    (fund / "fund.yaml").write_text(text.replace("policy: linear_month", "policy: weekly"),
-                                    encoding="utf-8")
+    (fund / "fund.yaml").write_text(text.replace("policy: linear_month", "policy: weekly"), encoding="utf-8")
     assert main(["monthly", str(fund), "--month", "2021-01", "--no-send"]) == 2
     err = capsys.readouterr().err
     assert "pace.policy" in err and "fund.yaml" in err
@@ -57,11 +69,9 @@ def test_year_end_writes_the_contract_outputs(tmp_path: Path, capsys) -> None:
     for m in range(1, 13):
         assert main(["monthly", str(fund), "--month", f"2021-{m:02d}", "--db", db, "--no-send"]) == 0
     out = tmp_path / "out"
-    assert main(["year-end", str(fund), "--year", "2021", "--out", str(out), "--db", db,
-                 "--no-send"]) == 0
+    assert main(["year-end", str(fund), "--year", "2021", "--out", str(out), "--db", db, "--no-send"]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"self_evaluation.json", "自评报告.docx", "自评报告.html", "自评报告.md",
-            "自评表.xlsx"} <= names
+    assert {"self_evaluation.json", "自评报告.docx", "自评报告.html", "自评报告.md", "自评表.xlsx"} <= names
     assert any(n.endswith(".png") for n in names)
     assert "100分，等级优" in capsys.readouterr().out
 

@@ -27,8 +27,14 @@ from cluster import COMMON_ENV_NAMES  # noqa: E402  (the native test's variable 
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
-AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
-                    "airflow-triggerer", "airflow-init")
+AIRFLOW_SERVICES = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "airflow-init",
+)
 DOCKERFILE = (REPO / "Dockerfile").read_text(encoding="utf-8")
 
 
@@ -83,8 +89,13 @@ def test_same_environment_names_as_the_native_test():
 def test_project_folders_are_mounted_and_the_checkout_read_only():
     for name in AIRFLOW_SERVICES:
         mounts = {re.search(r":(/opt/airflow/[\w/]+)", v).group(1): v for v in SERVICES[name]["volumes"]}
-        assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include",
-                "/opt/airflow/data", "/opt/airflow/logs"} <= set(mounts), name
+        assert {
+            "/opt/airflow/dags",
+            "/opt/airflow/plugins",
+            "/opt/airflow/include",
+            "/opt/airflow/data",
+            "/opt/airflow/logs",
+        } <= set(mounts), name
         for code in ("/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"):
             assert mounts[code].endswith(":ro"), mounts[code]
     env = SERVICES["airflow-worker"]["environment"]
@@ -152,8 +163,13 @@ def test_worker_logs_readable_from_the_ui():
 def test_example_placeholders_are_refused_by_init():
     env = _env_file((REPO / ".env.example").read_text(encoding="utf-8"))
     found = init.problems(env)
-    for name in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "POSTGRES_PASSWORD",
-                 "BUDGET_MONITOR_DB_PASSWORD", "_AIRFLOW_WWW_USER_PASSWORD"):
+    for name in (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "POSTGRES_PASSWORD",
+        "BUDGET_MONITOR_DB_PASSWORD",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+    ):
         assert any(p.startswith(name) for p in found), (name, found)
 
 
@@ -162,16 +178,19 @@ def test_generated_env_is_accepted_by_init():
     assert init.problems(env) == []
 
 
-@pytest.mark.parametrize("name,value,why", [
-    ("AIRFLOW__CORE__FERNET_KEY", "", "empty"),
-    ("AIRFLOW__CORE__FERNET_KEY", "not-base64-at-all!", "Fernet"),
-    ("AIRFLOW__CORE__FERNET_KEY", "c2hvcnQ=", "Fernet"),
-    ("AIRFLOW__API_AUTH__JWT_SECRET", "ab" * 20, "at least 64"),
-    ("AIRFLOW__API_AUTH__JWT_SECRET", "a" * 80, "distinct"),
-    ("POSTGRES_PASSWORD", "Sh0rt-pw", "at least 16"),
-    ("_AIRFLOW_WWW_USER_PASSWORD", "my-Admin-password-2026", "guessable"),
-    ("BUDGET_MONITOR_DB_PASSWORD", "change-me-store", "placeholder"),
-])
+@pytest.mark.parametrize(
+    "name,value,why",
+    [
+        ("AIRFLOW__CORE__FERNET_KEY", "", "empty"),
+        ("AIRFLOW__CORE__FERNET_KEY", "not-base64-at-all!", "Fernet"),
+        ("AIRFLOW__CORE__FERNET_KEY", "c2hvcnQ=", "Fernet"),
+        ("AIRFLOW__API_AUTH__JWT_SECRET", "ab" * 20, "at least 64"),
+        ("AIRFLOW__API_AUTH__JWT_SECRET", "a" * 80, "distinct"),
+        ("POSTGRES_PASSWORD", "Sh0rt-pw", "at least 16"),
+        ("_AIRFLOW_WWW_USER_PASSWORD", "my-Admin-password-2026", "guessable"),
+        ("BUDGET_MONITOR_DB_PASSWORD", "change-me-store", "placeholder"),
+    ],
+)
 def test_init_refuses_weak_secrets(name, value, why):
     env = _env_file(make_env.render((REPO / ".env.example").read_text(encoding="utf-8")))
     env[name] = value
@@ -195,7 +214,8 @@ def test_passwords_are_url_encoded_in_the_uris():
     assert urlsplit(uris["AIRFLOW_CONN_BUDGET_MONITOR_DB"]).username == "budget_monitor"
     # An operator's own URI is kept.
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in entrypoint.database_uris(
-        {"AIRFLOW_DB_PASSWORD": pw, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://elsewhere/x"})
+        {"AIRFLOW_DB_PASSWORD": pw, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://elsewhere/x"}
+    )
 
 
 def test_no_password_is_spliced_into_a_uri_in_the_compose_file():

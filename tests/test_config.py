@@ -27,8 +27,7 @@ def test_defaults_follow_rules_md(tmp_path: Path) -> None:
     cfg = load_fund_config(_with(tmp_path))
     assert cfg.pace.policy == "linear_month" and cfg.pace.tolerance == 0
     assert cfg.pace.red_gap == Decimal(20) and cfg.scoring.execution_weight == Decimal(10)
-    assert [(g.grade, g.min_score) for g in cfg.scoring.grades] == [
-        ("优", 90), ("良", 80), ("中", 60), ("差", 0)]
+    assert [(g.grade, g.min_score) for g in cfg.scoring.grades] == [("优", 90), ("良", 80), ("中", 60), ("差", 0)]
 
 
 def test_fund_without_recipients_is_rejected(tmp_path: Path) -> None:

@@ -38,7 +38,9 @@ def _fund(tmp_path: Path) -> Path:
 def _bad_march_file(fund: Path) -> None:
     (fund / "payments" / "2021-03_补录.csv").write_text(
         "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
-        f"BAD-0001,台山市市场监督管理局,江财工〔2021〕13号,{HOSTILE},2021-03-10\n", encoding="utf-8")
+        f"BAD-0001,台山市市场监督管理局,江财工〔2021〕13号,{HOSTILE},2021-03-10\n",
+        encoding="utf-8",
+    )
 
 
 def _close(fund: Path, db: str, months: range) -> None:
@@ -67,11 +69,16 @@ def _store_sums(engine, through: date) -> tuple[int, int]:
     """(net payments up to ``through``, budget in force at ``through``) straight from the tables."""
     sign = {"年初": 1, "追加": 1, "调减": -1}
     with engine.connect() as conn:
-        paid = conn.execute(select(func.coalesce(func.sum(store.payment.c.amount_fen), 0)).where(
-            store.payment.c.fund_code == CODE, store.payment.c.pay_date <= through)).scalar_one()
-        rows = conn.execute(select(store.allocation.c.kind, store.allocation.c.date,
-                                   store.allocation.c.amount_fen)
-                            .where(store.allocation.c.fund_code == CODE)).all()
+        paid = conn.execute(
+            select(func.coalesce(func.sum(store.payment.c.amount_fen), 0)).where(
+                store.payment.c.fund_code == CODE, store.payment.c.pay_date <= through
+            )
+        ).scalar_one()
+        rows = conn.execute(
+            select(store.allocation.c.kind, store.allocation.c.date, store.allocation.c.amount_fen).where(
+                store.allocation.c.fund_code == CODE
+            )
+        ).all()
     budget = sum(sign[k] * int(fen) for k, d, fen in rows if k == "年初" or d <= through)
     return int(paid), budget
 
@@ -91,7 +98,10 @@ def test_dashboard_figures_equal_the_store(db_url: str, tmp_path: Path) -> None:
     latest = expected.fund.month(7)
     assert row["month"] == "2021-07" and row["status"] == "ok"
     assert (row["rate"], row["pace"], row["gap"]) == (
-        f"{latest.rate_2dp:.2f}", f"{latest.pace_2dp:.2f}", f"{latest.gap_2dp:.2f}")
+        f"{latest.rate_2dp:.2f}",
+        f"{latest.pace_2dp:.2f}",
+        f"{latest.gap_2dp:.2f}",
+    )
     assert row["light"] == {None: "green", "yellow": "yellow", "red": "red"}[latest.severity]
     paid, budget = _store_sums(engine, date(2021, 7, 31))
     assert (row["cumulative_fen"], row["budget_fen"]) == (paid, budget)
@@ -112,27 +122,41 @@ def test_dashboard_figures_equal_the_store(db_url: str, tmp_path: Path) -> None:
     for shown, m in zip(months, expected.fund.months, strict=True):
         assert shown["rate"] == f"{m.rate_2dp:.2f}" and shown["pace"] == f"{m.pace_2dp:.2f}"
         assert shown["gap"] == f"{m.gap_2dp:.2f}" and shown["severity"] == m.severity
-        assert (shown["executed_fen"], shown["cumulative_fen"], shown["budget_fen"],
-                shown["to_reach_pace_fen"]) == (m.executed_fen, m.cumulative_fen, m.budget_fen,
-                                                m.to_reach_pace_fen)
+        assert (shown["executed_fen"], shown["cumulative_fen"], shown["budget_fen"], shown["to_reach_pace_fen"]) == (
+            m.executed_fen,
+            m.cumulative_fen,
+            m.budget_fen,
+            m.to_reach_pace_fen,
+        )
         end = date(2021, m.month + 1, 1).toordinal() - 1
         assert (shown["cumulative_fen"], shown["budget_fen"]) == _store_sums(engine, date.fromordinal(end))
     assert [(q["quarter"], q["rate"], q["lagging"], q["units_behind"]) for q in page["series"]["quarters"]] == [
-        (q.quarter, f"{q.rate_2dp:.2f}", q.lagging, list(q.units_behind)) for q in expected.fund.quarters]
-    assert [(u["unit"], u["latest"]["rate"], u["latest"]["light"], u["lagging_quarters"])
-            for u in page["units"]] == [
-        (u.unit, f"{u.latest.rate_2dp:.2f}", dd.light_of(u.latest), u.lagging_quarters) for u in expected.units]
+        (q.quarter, f"{q.rate_2dp:.2f}", q.lagging, list(q.units_behind)) for q in expected.fund.quarters
+    ]
+    assert [(u["unit"], u["latest"]["rate"], u["latest"]["light"], u["lagging_quarters"]) for u in page["units"]] == [
+        (u.unit, f"{u.latest.rate_2dp:.2f}", dd.light_of(u.latest), u.lagging_quarters) for u in expected.units
+    ]
     assert {u["latest"]["light"] for u in page["units"]} >= {"yellow", "red"}  # July has both
 
     # Alerts and rejected files: the outbox's and the rejection table's rows.
     with engine.connect() as conn:
-        outbox = conn.execute(select(store.outbox.c.id, store.outbox.c.subject, store.outbox.c.status,
-                                     store.outbox.c.sent_at, store.outbox.c.period)
-                              .where(store.outbox.c.fund_code == CODE).order_by(store.outbox.c.id.desc())).all()
-        rejected = conn.execute(select(store.rejection.c.name, store.rejection.c.reason)
-                                .where(store.rejection.c.fund_code == CODE)).all()
+        outbox = conn.execute(
+            select(
+                store.outbox.c.id,
+                store.outbox.c.subject,
+                store.outbox.c.status,
+                store.outbox.c.sent_at,
+                store.outbox.c.period,
+            )
+            .where(store.outbox.c.fund_code == CODE)
+            .order_by(store.outbox.c.id.desc())
+        ).all()
+        rejected = conn.execute(
+            select(store.rejection.c.name, store.rejection.c.reason).where(store.rejection.c.fund_code == CODE)
+        ).all()
     assert [(a["id"], a["subject"], a["status"], a["sent_at"], a["period"]) for a in page["alerts"]] == [
-        tuple(r) for r in outbox]
+        tuple(r) for r in outbox
+    ]
     assert all(a["answer"] is None for a in page["alerts"])
     assert [(r["name"], r["reason"]) for r in page["rejections"]] == [tuple(r) for r in rejected]
     assert HOSTILE in page["rejections"][0]["reason"]
@@ -168,8 +192,7 @@ def test_light_is_the_close_severity() -> None:
     from budget_monitor.execution import MonthFigures
 
     def month(severity, rate=Decimal("10")):
-        return MonthFigures(1, 0, 0, 100, rate, Decimal("8.33"), Decimal("1"), severity, 0,
-                            pace_exact=Fraction(1, 12))
+        return MonthFigures(1, 0, 0, 100, rate, Decimal("8.33"), Decimal("1"), severity, 0, pace_exact=Fraction(1, 12))
 
     assert [dd.light_of(month(s)) for s in (None, "yellow", "red")] == ["green", "yellow", "red"]
     assert dd.light_of(month(None, rate=None)) == "none"
@@ -201,7 +224,12 @@ def test_report_files_lists_only_the_year_end_outputs(tmp_path: Path) -> None:
 
     listed = dd.report_files(tmp_path / "reports", CODE, 2021)
     assert [f["name"] for f in listed["files"]] == [
-        "自评报告.docx", "自评表.xlsx", "自评报告.html", "self_evaluation.json", "执行进度.png"]
+        "自评报告.docx",
+        "自评表.xlsx",
+        "自评报告.html",
+        "self_evaluation.json",
+        "执行进度.png",
+    ]
     assert listed["draft"] is True
     assert dd.report_path(tmp_path / "reports", CODE, 2021, "自评报告.docx") == folder / "自评报告.docx"
     for name in ("notes.txt", "link自评报告.docx", ".tmp-自评报告.docx", "../../../secret.docx", "..", "missing.docx"):

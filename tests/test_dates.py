@@ -34,7 +34,9 @@ def test_date_forms(text: str) -> None:
     assert parse_date_text(text) == dt.date(2021, 6, 30)
 
 
-@pytest.mark.parametrize("text", ["2021-02-30", "2021-13-01", "2021/2/29", "20210231", "abc", "30/06/2021", "0", "六月"])
+@pytest.mark.parametrize(
+    "text", ["2021-02-30", "2021-13-01", "2021/2/29", "20210231", "abc", "30/06/2021", "0", "六月"]
+)
 def test_impossible_or_unknown_dates_are_null(text: str) -> None:
     res = parse_dates(pd.Series(["2021-01-01", text], dtype="str"))
     assert res.values.iloc[0] == pd.Timestamp("2021-01-01")

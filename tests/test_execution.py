@@ -23,6 +23,7 @@ from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped, fe
 
 from seed_shaped import BUDGETS, CITY, CITY_PLAN, COUNTY_PLAN, LINEAR, frames
 
+
 def example_fund() -> tuple[pd.DataFrame, pd.DataFrame]:
     """A fund shaped like the seed: 372.09 万元, all 年初, Q2 and Q3 behind pace."""
     # The initial budget document is dated in March: it still counts from 01-01.
@@ -37,7 +38,6 @@ def example_fund() -> tuple[pd.DataFrame, pd.DataFrame]:
             pay.append((unit, date(2021, month, 25), -5_000))  # a refund (退回)
             done = target
     return frames(alloc, pay)
-
 
 
 def test_example_fund_lags_in_quarters_2_and_3_only() -> None:
@@ -83,7 +83,18 @@ def test_example_directory_fund_lags_in_quarters_2_and_3() -> None:
         "恩平市市场监督管理局": [1, 2, 3],
     }
     assert [m["cumulative_rate"] for m in monthly_json(result)] == [
-        8.6, 14.9, 26.4, 30.1, 34.8, 38.2, 44.5, 53.0, 62.1, 71.8, 84.0, 100.0
+        8.6,
+        14.9,
+        26.4,
+        30.1,
+        34.8,
+        38.2,
+        44.5,
+        53.0,
+        62.1,
+        71.8,
+        84.0,
+        100.0,
     ]
 
 

@@ -14,6 +14,7 @@ from budget_monitor.forecast import forecast
 
 from seed_shaped import LINEAR, seed_shaped_frames
 
+
 def one_unit(monthly_fen: list[int], budget: int = 1_200_000):
     alloc = pd.DataFrame([("A", date(2021, 1, 1), budget, "年初")], columns=["unit", "date", "amount_fen", "kind"])
     pay = pd.DataFrame(

@@ -25,7 +25,10 @@ from ingest_fixtures import (
 )
 
 
-@pytest.mark.parametrize(("encoding", "detected"), [("gbk", "gb18030"), ("utf-8-sig", "utf-8-sig"), ("utf-8", "utf-8"), ("gb18030", "gb18030")])
+@pytest.mark.parametrize(
+    ("encoding", "detected"),
+    [("gbk", "gb18030"), ("utf-8-sig", "utf-8-sig"), ("utf-8", "utf-8"), ("gb18030", "gb18030")],
+)
 def test_csv_encodings_are_detected(tmp_path: Path, encoding: str, detected: str) -> None:
     path = write_csv(tmp_path / "payments" / "2021-03_支出明细.csv", PAY_HEADER, good_payments(), encoding)
     t = read_table(path, "payments")
@@ -40,7 +43,17 @@ def test_csv_encodings_are_detected(tmp_path: Path, encoding: str, detected: str
 
 def test_typed_columns_and_dtypes(tmp_path: Path) -> None:
     t = read_table(write_csv(tmp_path / "p.csv", PAY_HEADER, good_payments()), "payments")
-    assert list(t.df.columns) == ["row", "voucher_no", "unit", "doc_no", "amount_fen", "pay_date", "kind", "econ_class", "memo"]
+    assert list(t.df.columns) == [
+        "row",
+        "voucher_no",
+        "unit",
+        "doc_no",
+        "amount_fen",
+        "pay_date",
+        "kind",
+        "econ_class",
+        "memo",
+    ]
     assert str(t.df["amount_fen"].dtype) == "Int64"
     assert str(t.df["pay_date"].dtype) == "datetime64[s]"
     assert t.problems == []
@@ -72,7 +85,12 @@ def test_xlsx_with_real_date_and_number_cells(tmp_path: Path) -> None:
     assert t.encoding is None
     assert t.df["voucher_no"].tolist() == ["V1", "12345", "V3", "V4"]
     assert t.df["amount_fen"].tolist() == [123450, 10000, 100000, 500]
-    assert t.df["pay_date"].dt.date.tolist() == [dt.date(2021, 6, 30), dt.date(2021, 7, 1), dt.date(2021, 7, 2), dt.date(2021, 7, 2)]
+    assert t.df["pay_date"].dt.date.tolist() == [
+        dt.date(2021, 6, 30),
+        dt.date(2021, 7, 1),
+        dt.date(2021, 7, 2),
+        dt.date(2021, 7, 2),
+    ]
     assert t.df["kind"].tolist() == ["支付", "支付", "退回", "支付"]
 
 
@@ -137,7 +155,9 @@ def test_english_aliases_and_any_column_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize("header", ["金额（万元）", "金额(万元)", "金额 ( 万元 )", "金额［万元］", "金额(单位:万元)"])
 def test_wanyuan_header_scales_money(tmp_path: Path, header: str) -> None:
     rows = [["江财工〔2021〕12号", "江门市市场监督管理局", "2021-01-04", "372.09", "年初"]]
-    t = read_table(write_csv(tmp_path / "budget.csv", ["指标文号", "预算单位", "下达日期", header, "类型"], rows), "budget")
+    t = read_table(
+        write_csv(tmp_path / "budget.csv", ["指标文号", "预算单位", "下达日期", header, "类型"], rows), "budget"
+    )
     assert t.df["amount_fen"].tolist() == [372_090_000]
     assert t.headers["amount_fen"].scale == 10_000
     assert t.header_of("amount_fen") == header
@@ -205,7 +225,11 @@ def test_budget_and_outputs_typed(tmp_path: Path) -> None:
     b = read_table(write_csv(tmp_path / "budget.csv", BUDGET_HEADER, good_budget(), "gbk"), "budget")
     assert b.df["amount_fen"].tolist() == [1_000_000, 500_000, 100_000]
     assert b.df["date"].dt.date.tolist()[0] == dt.date(2021, 1, 4)
-    rows = [["2021-06", "", "药品抽检批次", "300", ""], ["2021年7月", "台山市市场监督管理局", "抽检合格率", "98.5%", "x"], ["2021/8", "", "群众满意度", "基本达成", ""]]
+    rows = [
+        ["2021-06", "", "药品抽检批次", "300", ""],
+        ["2021年7月", "台山市市场监督管理局", "抽检合格率", "98.5%", "x"],
+        ["2021/8", "", "群众满意度", "基本达成", ""],
+    ]
     o = read_table(write_csv(tmp_path / "outputs.csv", OUT_HEADER, rows), "outputs")
     assert o.df["month"].tolist() == ["2021-06", "2021-07", "2021-08"]
     assert o.df["unit"].tolist() == ["", "台山市市场监督管理局", ""]
@@ -354,14 +378,22 @@ def test_csv_stream_scan_types_the_chosen_columns_of_every_record(tmp_path: Path
     assert scan["amount_fen"].tolist()[:3] == [123450, 50000, -3450]
 
 
-@pytest.mark.parametrize(("data", "rule", "text"), [
-    ("支付凭证号,预算单位\nV1,x\n".encode("utf-16"), "ING-001", "编码无法识别"),
-    (b"\n \n\t\n", "ING-003", "文件为空"),
-    ((",".join(PAY_HEADER) + "\nV1,a,b,1,2021-03-05,支付,,,extra\n").encode(), "ING-002", "字段比表头多"),
-    ((",".join(PAY_HEADER) + "\n" + "V1,a,b,1,2021-03-05,支付,,\n" * 5 + "V9,a,b,1,2021-03-05,支付,,,x\n").encode(),
-     "ING-002", "第7行有 9 个字段，表头只有 8 列"),
-    ("支付凭证号,预算单位\nV1,x\n".encode(), "ING-003", "缺少必需的列"),
-])
+@pytest.mark.parametrize(
+    ("data", "rule", "text"),
+    [
+        ("支付凭证号,预算单位\nV1,x\n".encode("utf-16"), "ING-001", "编码无法识别"),
+        (b"\n \n\t\n", "ING-003", "文件为空"),
+        ((",".join(PAY_HEADER) + "\nV1,a,b,1,2021-03-05,支付,,,extra\n").encode(), "ING-002", "字段比表头多"),
+        (
+            (
+                ",".join(PAY_HEADER) + "\n" + "V1,a,b,1,2021-03-05,支付,,\n" * 5 + "V9,a,b,1,2021-03-05,支付,,,x\n"
+            ).encode(),
+            "ING-002",
+            "第7行有 9 个字段，表头只有 8 列",
+        ),
+        ("支付凭证号,预算单位\nV1,x\n".encode(), "ING-003", "缺少必需的列"),
+    ],
+)
 def test_csv_stream_refuses_what_read_table_refuses(tmp_path: Path, data: bytes, rule: str, text: str) -> None:
     path = tmp_path / "p.csv"
     path.write_bytes(data)

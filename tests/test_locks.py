@@ -136,8 +136,9 @@ print("released", flush=True)
 
 
 def _holder(db_url: str, code: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, db_url, code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, db_url, code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
 
@@ -192,14 +193,20 @@ def test_postgresql_lock_is_an_advisory_lock_on_its_own_session(pg_url: str) -> 
     engine = store.open_store(pg_url)
     key = advisory_key("F1")
     assert key == advisory_key("F1") and key != advisory_key("F2") and -(2**63) <= key < 2**63
-    sql = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-               " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = :k")
+    sql = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = :k"
+    )
     with fund_lock(engine, "F1"):
         with engine.connect() as conn:
             assert conn.execute(sql, {"k": key}).scalar() == 1
             # No transaction is left open by the lock's session.
-            idle = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                     " AND state = 'idle in transaction'")).scalar()
+            idle = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state = 'idle in transaction'"
+                )
+            ).scalar()
             assert idle == 0
     with engine.connect() as conn:
         assert conn.execute(sql, {"k": key}).scalar() == 0

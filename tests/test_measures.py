@@ -13,8 +13,13 @@ from budget_monitor.measures import Actual, actual_from_text, measure_actuals, m
 
 def inspections() -> pd.DataFrame:
     rows = []
-    for i, (cat, res) in enumerate([("药品", "合格")] * 8 + [("药品", "不合格")] * 2 + [("化妆品", "合格")] * 3
-                                   + [("药品", "待检")] + [("药包材", "合格")]):
+    for i, (cat, res) in enumerate(
+        [("药品", "合格")] * 8
+        + [("药品", "不合格")] * 2
+        + [("化妆品", "合格")] * 3
+        + [("药品", "待检")]
+        + [("药包材", "合格")]
+    ):
         rows.append(dict(sample_no=f"S{i}", sample_date="2021-05-01", category=cat, unit="台山", result=res))
     rows.append(dict(rows[0]))  # a duplicate sample_no counts once
     return pd.DataFrame(rows)
@@ -44,10 +49,23 @@ def outputs() -> pd.DataFrame:
         (Measure(source="inspections", agg="count", where={"category": "药品|药包材"}), "12", "12"),
         (Measure(source="inspections", agg="count", where={"category": "药品", "result": "合格"}), "8", "8"),
         (Measure(source="inspections", agg="count"), "15", "15"),
-        (Measure(source="inspections", agg="ratio", where={"category": "药品", "result": "合格"},
-                 denominator_where={"category": "药品", "result": "合格|不合格"}), "80", "80%"),
-        (Measure(source="inspections", agg="ratio", where={"result": "合格"},
-                 denominator_where={"category": "化妆品"}), "400", "400%"),
+        (
+            Measure(
+                source="inspections",
+                agg="ratio",
+                where={"category": "药品", "result": "合格"},
+                denominator_where={"category": "药品", "result": "合格|不合格"},
+            ),
+            "80",
+            "80%",
+        ),
+        (
+            Measure(
+                source="inspections", agg="ratio", where={"result": "合格"}, denominator_where={"category": "化妆品"}
+            ),
+            "400",
+            "400%",
+        ),
     ],
 )
 def test_measure_inspections_count_and_ratio(measure, expected_value, expected_text):
@@ -94,10 +112,12 @@ def test_measure_default_is_latest_outputs_value_of_same_name():
 
 @pytest.mark.parametrize(
     "measure",
-    [Measure(source="inspections", agg="ratio", where={"result": "合格"}, denominator_where={"category": "食品"}),
-     Measure(source="outputs", agg="sum"),
-     Measure(source="qualitative"),
-     Measure(source="execution")],
+    [
+        Measure(source="inspections", agg="ratio", where={"result": "合格"}, denominator_where={"category": "食品"}),
+        Measure(source="outputs", agg="sum"),
+        Measure(source="qualitative"),
+        Measure(source="execution"),
+    ],
 )
 def test_measure_without_data_is_missing(measure):
     assert measure_one("无此指标", measure, inspections(), outputs(), None).missing
@@ -105,7 +125,9 @@ def test_measure_without_data_is_missing(measure):
 
 def test_measure_count_of_nothing_is_a_measured_zero():
     # Inspection records exist but none matches: zero is a measurement, not missing data.
-    a = measure_one("x", Measure(source="inspections", agg="count", where={"category": "食品"}), inspections(), None, None)
+    a = measure_one(
+        "x", Measure(source="inspections", agg="count", where={"category": "食品"}), inspections(), None, None
+    )
     assert a.value == 0 and not a.missing
 
 
@@ -118,8 +140,10 @@ def test_measure_empty_frames_are_missing():
 
 @pytest.mark.parametrize(
     "measure",
-    [Measure(source="inspections", agg="count", where={"品种": "药品"}),
-     Measure(source="inspections", agg="ratio", where={"result": "合格"}, denominator_where={"品种": "药品"})],
+    [
+        Measure(source="inspections", agg="count", where={"品种": "药品"}),
+        Measure(source="inspections", agg="ratio", where={"result": "合格"}, denominator_where={"品种": "药品"}),
+    ],
 )
 def test_measure_unknown_filter_column_is_a_chinese_value_error_naming_column_and_measure(measure):
     with pytest.raises(ValueError) as exc:
@@ -148,15 +172,24 @@ def test_measure_latest_with_one_unit_in_the_latest_month_takes_it():
 
 
 def test_measure_latest_several_units_resolved_by_unit_or_sum():
-    assert measure_one("培训人次", Measure(source="outputs", agg="latest", unit="台山"), None, outputs(), None).value == 50
+    assert (
+        measure_one("培训人次", Measure(source="outputs", agg="latest", unit="台山"), None, outputs(), None).value == 50
+    )
     assert measure_one("培训人次", Measure(source="outputs", agg="sum"), None, outputs(), None).value == 1350
 
 
 @pytest.mark.parametrize(
     "text,num,value,is_percent",
-    [("70%", None, "70", True), ("７０％", None, "70", True), ("372", D(372), "372", False),
-     ("372", None, "372", False), ("1,000人次", None, "1000", False), ("0起", None, "0", False),
-     ("达成", None, None, False), ("70%", D("0.7"), "70", True)],
+    [
+        ("70%", None, "70", True),
+        ("７０％", None, "70", True),
+        ("372", D(372), "372", False),
+        ("372", None, "372", False),
+        ("1,000人次", None, "1000", False),
+        ("0起", None, "0", False),
+        ("达成", None, None, False),
+        ("70%", D("0.7"), "70", True),
+    ],
 )
 def test_actual_from_text(text, num, value, is_percent):
     a = actual_from_text(text, num)

@@ -53,9 +53,17 @@ def test_money_unreadable_is_null_and_invalid(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "fen"),
-    [("1,234,567.89", 123456789), ("12,345", 1234500), ("-1,234", -123400), ("+1,234", 123400),
-     ("123,456,789", 12345678900), ("(1,234.50)", -123450), ("￥1,234.50", 123450), ("１，２３４．５", 123450),
-     ("999,999,999,999.99", 99_999_999_999_999)],
+    [
+        ("1,234,567.89", 123456789),
+        ("12,345", 1234500),
+        ("-1,234", -123400),
+        ("+1,234", 123400),
+        ("123,456,789", 12345678900),
+        ("(1,234.50)", -123450),
+        ("￥1,234.50", 123450),
+        ("１，２３４．５", 123450),
+        ("999,999,999,999.99", 99_999_999_999_999),
+    ],
 )
 def test_money_thousands_separators_in_groups_of_three_are_accepted(text: str, fen: int) -> None:
     # Alone (fast path) and next to a text only the general path reads.
@@ -65,8 +73,23 @@ def test_money_thousands_separators_in_groups_of_three_are_accepted(text: str, f
 
 @pytest.mark.parametrize(
     "text",
-    ["1,23,4", "12,34", "1234,567", "1,2345", ",123", "-,123", "1,,234", "1,234,", "1,234.5,6", "1,234.56,",
-     "１，２３，４", "￥12,34", "(12,34)", "+12,34", "12,34元"],
+    [
+        "1,23,4",
+        "12,34",
+        "1234,567",
+        "1,2345",
+        ",123",
+        "-,123",
+        "1,,234",
+        "1,234,",
+        "1,234.5,6",
+        "1,234.56,",
+        "１，２３，４",
+        "￥12,34",
+        "(12,34)",
+        "+12,34",
+        "12,34元",
+    ],
 )
 def test_money_thousands_separators_not_in_groups_of_three_are_invalid(text: str) -> None:
     for values in ([text], ["1.00", text], ["7元", text]):
@@ -92,7 +115,13 @@ def test_money_empty_cell_is_empty_not_invalid() -> None:
 
 @pytest.mark.parametrize(
     ("text", "fen"),
-    [("37.5", 37_500_000), ("1.234567", 1_234_567), ("1.2345670", 1_234_567), ("372.09", 372_090_000), ("1,000", 1_000_000_000)],
+    [
+        ("37.5", 37_500_000),
+        ("1.234567", 1_234_567),
+        ("1.2345670", 1_234_567),
+        ("372.09", 372_090_000),
+        ("1,000", 1_000_000_000),
+    ],
 )
 def test_money_wanyuan_scale(text: str, fen: int) -> None:
     assert parse_money_text(text, scale=10_000) == fen
@@ -142,8 +171,18 @@ def _forms(fen: int) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "text", ["1000000000000", "1,000,000,000,000.00", "-1000000000000", "9999999999999999.99",
-             "12345678901234567890", "￥9,999,999,999,999,999.99", "（1000000000000）", "100000000万元"])
+    "text",
+    [
+        "1000000000000",
+        "1,000,000,000,000.00",
+        "-1000000000000",
+        "9999999999999999.99",
+        "12345678901234567890",
+        "￥9,999,999,999,999,999.99",
+        "（1000000000000）",
+        "100000000万元",
+    ],
+)
 def test_money_of_1_wanyi_yuan_or_more_is_out_of_range_not_invalid(text: str) -> None:
     """Issue #13: absurd magnitudes are refused at parse (their own rule, PAY-013/BUD-014),
     so no sum of accepted amounts can wrap int64 (ten 9999999999999999.99 rows once did)."""

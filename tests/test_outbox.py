@@ -24,10 +24,14 @@ from budget_monitor.outbox import SmtpMailer, enqueue, flush, pending_count
 
 from seed_shaped import CFG
 
+
 def alerts_of_june() -> list:
     """Fund and two units behind pace at the June close, Q2 lagging: 4 alerts."""
     alloc = pd.DataFrame(
-        [("台山市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初"), ("开平市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初")],
+        [
+            ("台山市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初"),
+            ("开平市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初"),
+        ],
         columns=["unit", "date", "amount_fen", "kind"],
     )
     pay = pd.DataFrame(
@@ -131,9 +135,12 @@ def test_failed_send_is_recorded_retried_and_delivered_exactly_once(engine, smtp
     (row,) = rows(engine)
     assert row["status"] == "sent" and row["attempts"] == 2
     received = email.message_from_bytes(smtp.inbox.messages[0], policy=email.policy.default)
-    assert received["Subject"] == "【季度支出进度滞后】药品监督管理专项资金\u30002021年第二季度\u3000支出进度不达序时进度"
+    assert (
+        received["Subject"] == "【季度支出进度滞后】药品监督管理专项资金\u30002021年第二季度\u3000支出进度不达序时进度"
+    )
     assert "第二季度" in received.get_body(preferencelist=("plain",)).get_content()
     assert "<table" in received.get_body(preferencelist=("html",)).get_content()
+
     # What arrives is what was stored: every part, decoded, in order (the
     # flush sends the stored body unparsed).
     def parts(msg):
@@ -232,7 +239,10 @@ def test_chinese_subjects_survive_the_outbox_round_trip_over_smtp(engine, smtp: 
     (An ASCII space between two encoded words used to be lost on the way.)
     """
     alloc = pd.DataFrame(
-        [(u, date(2021, 1, 1), 1_000_000, "年初") for u in ("台山市市场监督管理局", "开平市市场监督管理局", "恩平 市局")],
+        [
+            (u, date(2021, 1, 1), 1_000_000, "年初")
+            for u in ("台山市市场监督管理局", "开平市市场监督管理局", "恩平 市局")
+        ],
         columns=["unit", "date", "amount_fen", "kind"],
     )
     pay = pd.DataFrame([], columns=["unit", "pay_date", "amount_fen"])
@@ -276,18 +286,22 @@ def _self_signed(tmp_path) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
@@ -333,12 +347,13 @@ def test_smtp_mailer_refuses_to_send_a_password_without_tls(engine, auth_smtp: A
     assert (result.sent, result.failed, result.remaining) == (0, 1, 1)
     (row,) = rows(engine)
     assert row["status"] == "pending" and row["attempts"] == 1
-    assert row["last_error"] == ("PlainAuthRefused: 拒绝在未加密连接上发送 SMTP 密码："
-                                 "请启用 starttls，或在 fund.yaml smtp.allow_plain_auth 中明确允许")
+    assert row["last_error"] == (
+        "PlainAuthRefused: 拒绝在未加密连接上发送 SMTP 密码："
+        "请启用 starttls，或在 fund.yaml smtp.allow_plain_auth 中明确允许"
+    )
     assert auth_smtp.auth.logins == [] and auth_smtp.inbox.messages == []
 
-    allowed = SmtpMailer("127.0.0.1", auth_smtp.port, user="caiwu", password="s3cret-pw",
-                         allow_plain_auth=True)
+    allowed = SmtpMailer("127.0.0.1", auth_smtp.port, user="caiwu", password="s3cret-pw", allow_plain_auth=True)
     assert flush(engine, allowed).sent == 1
     assert auth_smtp.auth.logins == [(b"caiwu", b"s3cret-pw")]
     assert len(auth_smtp.inbox.messages) == 1
@@ -373,8 +388,9 @@ def test_smtp_mailer_logs_in_over_tls(tls: str, tmp_path, monkeypatch: pytest.Mo
     server.start()
     try:
         (quarter,) = [a for a in alerts_of_june() if a.kind == "quarter_lagging"]
-        SmtpMailer("127.0.0.1", server.port, user="caiwu", password="pw", starttls=tls == "starttls",
-                   use_ssl=tls == "smtps").send(quarter.message)
+        SmtpMailer(
+            "127.0.0.1", server.port, user="caiwu", password="pw", starttls=tls == "starttls", use_ssl=tls == "smtps"
+        ).send(quarter.message)
     finally:
         server.stop()
     assert server.auth.logins == [(b"caiwu", b"pw")]

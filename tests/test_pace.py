@@ -82,7 +82,9 @@ def test_pace_workdays_uses_the_official_2021_holiday_calendar() -> None:
     assert pace_fraction_at(date(2021, 10, 8), WORKDAYS) == before + Fraction(100, 250)
     assert pace_fraction_at(date(2021, 10, 9), WORKDAYS) == before + Fraction(200, 250)
     # 09-26 is a Sunday but a make-up workday; 09-25 Saturday is not.
-    assert pace_fraction_at(date(2021, 9, 26), WORKDAYS) - pace_fraction_at(date(2021, 9, 25), WORKDAYS) == Fraction(100, 250)
+    assert pace_fraction_at(date(2021, 9, 26), WORKDAYS) - pace_fraction_at(date(2021, 9, 25), WORKDAYS) == Fraction(
+        100, 250
+    )
     assert pace_fraction_at(date(2021, 9, 25), WORKDAYS) == pace_fraction_at(date(2021, 9, 24), WORKDAYS)
     # First workday of 2021 is 01-04 (01-01 holiday, 01-02/03 weekend).
     assert pace_fraction_at(date(2021, 1, 3), WORKDAYS) == 0

@@ -57,7 +57,8 @@ def _bad_payments(fund: Path, name: str = "2021-03_补录.csv") -> Path:
         "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
         "BAD-0001,台山市市场监督管理局,江财工〔2021〕13号,100.00,2021-03-10\n"
         "BAD-0002,台山市市场监督管理局,江财工〔2021〕13号,壹仟元,2021-03-11\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
@@ -136,6 +137,7 @@ def test_load_months_lands_what_load_month_lands_fund_by_fund(db_url: str, tmp_p
     """Funds loaded together (their files validated in shared GX runs) end in
     the same state, with the same outcomes, as funds loaded one by one; a
     rejected file or a broken fund.yaml stays with its own fund."""
+
     def funds(root: Path) -> list[Path]:
         dirs = [_as_fund(JIANGMEN, root / f"f{n}", f"JM-{n}") for n in range(3)]
         broken = root / "broken"
@@ -158,7 +160,8 @@ def test_load_months_lands_what_load_month_lands_fund_by_fund(db_url: str, tmp_p
             assert ld.error is None, ld.error
             one = load_month(d, month, single_db, raise_on_reject=False)
             assert [(f.kind, f.name, f.status, f.rows, f.reason) for f in ld.result.files] == [
-                (f.kind, f.name, f.status, f.rows, f.reason.replace(str(d), str(ld.fund_dir))) for f in one.files]
+                (f.kind, f.name, f.status, f.rows, f.reason.replace(str(d), str(ld.fund_dir))) for f in one.files
+            ]
             assert ld.result.counts == one.counts
     assert [len(ld.result.rejected) for ld in loads if ld.result] == [0, 1, 0]
     engine, single = store.open_store(db_url), store.open_store(single_db)
@@ -200,7 +203,9 @@ def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, mon
 
 
 def test_close_months_over_worker_processes_queues_each_alert_once(
-    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    db_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The close spread over two spawned processes returns, in order, what
     the in-process close returns, queues every due alert exactly once, and
@@ -228,7 +233,13 @@ def test_close_months_over_worker_processes_queues_each_alert_once(
         assert outbox.pending_count(engine, r.fund_code) == r.alerts
         again = close_month(c.fund_dir, "2021-06", db_url)  # in-process rerun: same figures, nothing new
         assert (again.rate, again.pace, again.gap, again.severity, again.units_behind, again.alerts) == (
-            r.rate, r.pace, r.gap, r.severity, r.units_behind, r.alerts)
+            r.rate,
+            r.pace,
+            r.gap,
+            r.severity,
+            r.units_behind,
+            r.alerts,
+        )
         assert again.new_alerts == 0 and outbox.pending_count(engine, r.fund_code) == r.alerts
 
 
@@ -240,17 +251,26 @@ def test_corrected_payment_changes_total_by_the_difference(db_url: str, tmp_path
     total = store.net_paid_fen(engine, code)
     with engine.connect() as conn:
         voucher, unit, doc_no, fen, day, econ, memo = conn.execute(
-            store.payment.select().with_only_columns(
-                store.payment.c.voucher_no, store.payment.c.unit, store.payment.c.doc_no,
-                store.payment.c.amount_fen, store.payment.c.pay_date,
-                store.payment.c.econ_class, store.payment.c.memo)
-            .where(store.payment.c.kind == "支付").order_by(store.payment.c.voucher_no).limit(1)
+            store.payment.select()
+            .with_only_columns(
+                store.payment.c.voucher_no,
+                store.payment.c.unit,
+                store.payment.c.doc_no,
+                store.payment.c.amount_fen,
+                store.payment.c.pay_date,
+                store.payment.c.econ_class,
+                store.payment.c.memo,
+            )
+            .where(store.payment.c.kind == "支付")
+            .order_by(store.payment.c.voucher_no)
+            .limit(1)
         ).one()
     new = fen - 12345
     (fund / "payments" / "2021-01_更正.csv").write_text(
         "支付凭证号,预算单位,指标文号,支付金额,支付日期,经济分类,摘要\n"
         f"{voucher},{unit},{doc_no},{new // 100}.{new % 100:02d},{day.isoformat()},{econ},{memo}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     result = load_month(fund, "2021-01", db_url)
     assert [f.replaced for f in result.files if f.status == "loaded"] == [1]
     assert store.net_paid_fen(engine, code) == total - 12345
@@ -268,8 +288,6 @@ def test_file_with_later_rows_waits_for_its_month(tmp_path: Path) -> None:
     assert "payments/2021-01_支出明细.csv" not in deferred
 
 
-
-
 def test_year_end_rerun_mails_nothing_and_a_correction_mails_the_report_again(db_url: str, tmp_path: Path) -> None:
     """The same year-end twice is one mail; after the data is corrected the report
     goes out once more, marked as a correction, and then not again."""
@@ -282,15 +300,18 @@ def test_year_end_rerun_mails_nothing_and_a_correction_mails_the_report_again(db
     out = tmp_path / "out"
 
     def year_end_mails() -> list[tuple[str, str, str]]:
-        return [(period, str(h["Subject"]), str(h[DIGEST_HEADER]))
-                for period, h in outbox.stored_headers(engine, code, YEAR_END_REPORT)]
+        return [
+            (period, str(h["Subject"]), str(h[DIGEST_HEADER]))
+            for period, h in outbox.stored_headers(engine, code, YEAR_END_REPORT)
+        ]
 
     assert run_year_end(fund, 2021, out, db_url).queued == 1
     assert run_year_end(fund, 2021, out, db_url).queued == 0  # same report: no second mail
     yaml = fund / "fund.yaml"
     department = load_fund_config(fund).department
-    yaml.write_text(yaml.read_text(encoding="utf-8").replace(department, "江门市市场监督管理局（更正）", 1),
-                    encoding="utf-8")
+    yaml.write_text(
+        yaml.read_text(encoding="utf-8").replace(department, "江门市市场监督管理局（更正）", 1), encoding="utf-8"
+    )
     assert run_year_end(fund, 2021, out, db_url).queued == 1  # corrected: mailed once more
     assert run_year_end(fund, 2021, out, db_url).queued == 0
     mails = year_end_mails()
@@ -301,8 +322,9 @@ def test_year_end_rerun_mails_nothing_and_a_correction_mails_the_report_again(db
         raw = conn.execute(select(store.outbox.c.message).where(store.outbox.c.period == "2021#1")).scalar_one()
     body = email.message_from_string(raw, policy=email.policy.default).get_body(("plain",)).get_content()
     assert "因数据更正已重新生成" in body and "江门市市场监督管理局（更正）" in body
-    yaml.write_text(yaml.read_text(encoding="utf-8").replace("江门市市场监督管理局（更正）", department, 1),
-                    encoding="utf-8")
+    yaml.write_text(
+        yaml.read_text(encoding="utf-8").replace("江门市市场监督管理局（更正）", department, 1), encoding="utf-8"
+    )
     assert run_year_end(fund, 2021, out, db_url).queued == 1  # changed back: that is a correction too
     assert [m[0] for m in year_end_mails()] == ["2021", "2021#1", "2021#2"]
     assert "（更正稿之2）" in year_end_mails()[2][1]
@@ -314,14 +336,22 @@ def test_year_end_reproduces_the_seed_report(db_url: str, tmp_path: Path) -> Non
     out = tmp_path / "out"
     result = run_year_end(fund, 2021, out, db_url)
     ev = json.loads((out / "self_evaluation.json").read_text(encoding="utf-8"))
-    assert ev["budget"] == {"initial_yuan": "3720900.00", "adjusted_yuan": "3720900.00",
-                            "executed_yuan": "3720900.00", "execution_rate": 100.0}
+    assert ev["budget"] == {
+        "initial_yuan": "3720900.00",
+        "adjusted_yuan": "3720900.00",
+        "executed_yuan": "3720900.00",
+        "execution_rate": 100.0,
+    }
     assert [q["quarter"] for q in ev["quarters"] if q["lagging"]] == [2, 3]
     assert ev["total_score"] == 100.0 and ev["grade"] == "优" and result.grade == "优"
     assert ev["execution_score"] == {"weight": 10.0, "score": 10.0}
     actual = {i["name"]: i["actual"] for i in ev["indicators"]}
-    assert (actual["药品抽检批次"], actual["药包材抽检批次"], actual["化妆品抽检批次"],
-            actual["医疗器械抽检批次"]) == ("550", "9", "30", "55")
+    assert (actual["药品抽检批次"], actual["药包材抽检批次"], actual["化妆品抽检批次"], actual["医疗器械抽检批次"]) == (
+        "550",
+        "9",
+        "30",
+        "55",
+    )
     assert ev["problems"][0].startswith("第二季度和第三季度支出进度不达序时进度。")
     seed_lines = [
         "江门市2021年促进经济高质量发展专项资金（市场监督管理-药品监督管理）为372.09万元，支出372.09万元，支出率100%",
@@ -350,9 +380,15 @@ def test_second_fund_lands_in_liang_with_hand_checked_scores(tmp_path: Path) -> 
     run_year_end(fund, 2022, tmp_path / "out", db)
     ev = json.loads((tmp_path / "out" / "self_evaluation.json").read_text(encoding="utf-8"))
     scores = {i["name"]: i["score"] for i in ev["indicators"]}
-    assert scores == {"食品抽检批次": 16.0, "食品安全培训人次": 12.75, "抽检合格率": 9.99,
-                      "抽检结果按时报送率": 9.47, "人均培训成本": 12.0, "食品安全事件发生数": 10.0,
-                      "服务对象满意度": 8.0}
+    assert scores == {
+        "食品抽检批次": 16.0,
+        "食品安全培训人次": 12.75,
+        "抽检合格率": 9.99,
+        "抽检结果按时报送率": 9.47,
+        "人均培训成本": 12.0,
+        "食品安全事件发生数": 10.0,
+        "服务对象满意度": 8.0,
+    }
     assert ev["execution_score"]["score"] == 9.0
     assert ev["total_score"] == 87.21 and ev["grade"] == "良"
     assert ev["budget"]["adjusted_yuan"] == "1250000.00"
@@ -379,8 +415,10 @@ def test_fact_files_wait_for_a_valid_budget(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 's.db'}"
     fund = _copy(JIANGMEN, tmp_path)
     budget = fund / "budget.csv"
-    budget.write_text(budget.read_text(encoding="utf-8")
-                      + "江财工〔2021〕99号,江门市市场监督管理局,2021-01-04,壹仟元,年初\n", encoding="utf-8")
+    budget.write_text(
+        budget.read_text(encoding="utf-8") + "江财工〔2021〕99号,江门市市场监督管理局,2021-01-04,壹仟元,年初\n",
+        encoding="utf-8",
+    )
     with pytest.raises(MonthRejected) as info:
         load_month(fund, "2021-01", db)
     outcomes = {f.name: f for f in info.value.result.files}
@@ -397,7 +435,9 @@ def test_row_dated_after_the_fund_year_is_rejected_not_deferred(tmp_path: Path) 
     _close_year(fund, db, range(1, 3))
     (fund / "payments" / "2021-12_补录.csv").write_text(
         "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
-        "LATE-1,台山市市场监督管理局,江财工〔2021〕13号,10.00,2022-12-06\n", encoding="utf-8")
+        "LATE-1,台山市市场监督管理局,江财工〔2021〕13号,10.00,2022-12-06\n",
+        encoding="utf-8",
+    )
     with pytest.raises(MonthRejected) as info:
         load_month(fund, "2021-03", db)
     (bad,) = info.value.result.rejected
@@ -411,7 +451,8 @@ def test_putting_back_an_earlier_budget_version_applies_it(tmp_path: Path) -> No
     load_month(fund, "2021-01", db)
     engine = store.open_store(db)
     (fund / "budget.csv").write_bytes(
-        original + "江财工〔2021〕88号,台山市市场监督管理局,2021-03-01,\"100,000.00\",追加\n".encode())
+        original + '江财工〔2021〕88号,台山市市场监督管理局,2021-03-01,"100,000.00",追加\n'.encode()
+    )
     load_month(fund, "2021-01", db)
     added = int(store.read_allocations(engine, "JM-2021-YPJG")["amount_fen"].sum())
     assert added == SEED_TOTAL_FEN + 10_000_000

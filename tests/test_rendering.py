@@ -31,15 +31,33 @@ def test_docx_renders_chinese_and_the_score_table_in_pdf(tmp_path: Path) -> None
         close_month(fund, f"2021-{m:02d}", db, chart=False)
     out = tmp_path / "out"
     run_year_end(fund, 2021, out, db)
-    subprocess.run([soffice, "--headless", f"-env:UserInstallation=file://{tmp_path / 'lo'}",
-                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(out / "自评报告.docx")],
-                   check=True, capture_output=True, timeout=240)
+    subprocess.run(
+        [
+            soffice,
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path / 'lo'}",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(out / "自评报告.docx"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
     pdf = tmp_path / "自评报告.pdf"
-    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     squeezed = "".join(text.split())
-    for phrase in ("一、项目基本情况", "为372.09万元，支出372.09万元，支出率100%", "自评得分为100分，绩效等级为优",
-                   "第二季度和第三季度支出进度不达序时进度", "年初预算数", "偏差原因分析及改进措施", "药品抽检批次"):
+    for phrase in (
+        "一、项目基本情况",
+        "为372.09万元，支出372.09万元，支出率100%",
+        "自评得分为100分，绩效等级为优",
+        "第二季度和第三季度支出进度不达序时进度",
+        "年初预算数",
+        "偏差原因分析及改进措施",
+        "药品抽检批次",
+    ):
         assert phrase in squeezed, phrase
     assert "\ufffd" not in text  # no replacement characters
     fonts = subprocess.run([pdffonts, str(pdf)], capture_output=True, text=True, check=True).stdout

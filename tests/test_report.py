@@ -30,7 +30,11 @@ from readers import docx_text
 
 BUDGET_FEN = 372_090_000  # 372.09 万元
 CITY, TAISHAN, KAIPING, ENPING = (
-    "江门市市场监督管理局", "台山市市场监督管理局", "开平市市场监督管理局", "恩平市市场监督管理局")
+    "江门市市场监督管理局",
+    "台山市市场监督管理局",
+    "开平市市场监督管理局",
+    "恩平市市场监督管理局",
+)
 
 GOALS = [
     ("产出指标", "数量指标", "药品抽检批次", "≥550批次", 15),
@@ -86,17 +90,22 @@ def seed_config(**over) -> FundConfig:
 
 
 def goals_df(rows=GOALS) -> pd.DataFrame:
-    return pd.DataFrame(
-        [dict(level1=a, level2=b, name=c, target=d, weight=Decimal(e)) for a, b, c, d, e in rows]
-    )
+    return pd.DataFrame([dict(level1=a, level2=b, name=c, target=d, weight=Decimal(e)) for a, b, c, d, e in rows])
 
 
 def inspections_df() -> pd.DataFrame:
     rows = []
     for cat, n in [("药品", 550), ("药包材", 9), ("化妆品", 30), ("医疗器械", 55), ("食品", 3)]:
         for k in range(n):
-            rows.append(dict(sample_no=f"{cat}-{k}", sample_date=f"2021-{k % 12 + 1:02d}-15", category=cat,
-                             unit=CITY, result="合格"))
+            rows.append(
+                dict(
+                    sample_no=f"{cat}-{k}",
+                    sample_date=f"2021-{k % 12 + 1:02d}-15",
+                    category=cat,
+                    unit=CITY,
+                    result="合格",
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -126,9 +135,16 @@ def monthly_rows(total_fen: int = BUDGET_FEN) -> list[dict]:
         cum = total_fen if m == 12 else int(total_fen * pct / 100)
         pace = round(m / 12 * 100, 2)
         rate = round(cum * 100 / total_fen, 2)
-        out.append({"month": f"2021-{m:02d}", "executed_yuan": fen_to_yuan_str(cum - prev),
-                    "cumulative_yuan": fen_to_yuan_str(cum), "cumulative_rate": rate, "pace": pace,
-                    "gap_points": round(rate - pace, 2)})
+        out.append(
+            {
+                "month": f"2021-{m:02d}",
+                "executed_yuan": fen_to_yuan_str(cum - prev),
+                "cumulative_yuan": fen_to_yuan_str(cum),
+                "cumulative_rate": rate,
+                "pace": pace,
+                "gap_points": round(rate - pace, 2),
+            }
+        )
         prev = cum
     return out
 
@@ -137,16 +153,35 @@ def quarter_rows(monthly: list[dict]) -> list[dict]:
     out = []
     for q in range(1, 5):
         m = monthly[q * 3 - 1]
-        out.append({"quarter": q, "cumulative_rate": m["cumulative_rate"], "pace": m["pace"],
-                    "gap_points": m["gap_points"], "lagging": m["gap_points"] < 0})
+        out.append(
+            {
+                "quarter": q,
+                "cumulative_rate": m["cumulative_rate"],
+                "pace": m["pace"],
+                "gap_points": m["gap_points"],
+                "lagging": m["gap_points"] < 0,
+            }
+        )
     return out
 
 
 def unit_rows(unit_name: str = TAISHAN) -> list[dict]:
-    shares = [(CITY, 172_090_000, []), (unit_name, 80_000_000, [2, 3]), (KAIPING, 60_000_000, [2]),
-              (ENPING, 60_000_000, [])]
-    return [{"unit": u, "budget_yuan": fen_to_yuan_str(f), "executed_yuan": fen_to_yuan_str(f), "execution_rate": 100.0,
-             "lagging_quarters": lq} for u, f, lq in shares]
+    shares = [
+        (CITY, 172_090_000, []),
+        (unit_name, 80_000_000, [2, 3]),
+        (KAIPING, 60_000_000, [2]),
+        (ENPING, 60_000_000, []),
+    ]
+    return [
+        {
+            "unit": u,
+            "budget_yuan": fen_to_yuan_str(f),
+            "executed_yuan": fen_to_yuan_str(f),
+            "execution_rate": 100.0,
+            "lagging_quarters": lq,
+        }
+        for u, f, lq in shares
+    ]
 
 
 def seed_evaluation(unit_name: str = TAISHAN, cfg: FundConfig | None = None) -> tuple[dict, FundConfig]:
@@ -155,9 +190,13 @@ def seed_evaluation(unit_name: str = TAISHAN, cfg: FundConfig | None = None) -> 
     actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(unit_name), Decimal(100))
     monthly = monthly_rows()
     ev = build_self_evaluation(
-        cfg, goals, actuals,
+        cfg,
+        goals,
+        actuals,
         {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
-        monthly, quarter_rows(monthly), unit_rows(unit_name),
+        monthly,
+        quarter_rows(monthly),
+        unit_rows(unit_name),
         causes={2: "部分项目启动较晚"},
     )
     return ev, cfg
@@ -168,15 +207,39 @@ SEED_LAG = "第二季度和第三季度支出进度不达序时进度。部分�
 
 def test_self_evaluation_json_has_the_contract_shape():
     ev, _ = seed_evaluation()
-    assert list(ev) == ["fund", "budget", "monthly", "quarters", "units", "indicators", "execution_score",
-                        "total_score", "grade", "problems", "improvements"]
-    assert ev["budget"] == {"initial_yuan": "3720900.00", "adjusted_yuan": "3720900.00",
-                            "executed_yuan": "3720900.00", "execution_rate": 100.0}
+    assert list(ev) == [
+        "fund",
+        "budget",
+        "monthly",
+        "quarters",
+        "units",
+        "indicators",
+        "execution_score",
+        "total_score",
+        "grade",
+        "problems",
+        "improvements",
+    ]
+    assert ev["budget"] == {
+        "initial_yuan": "3720900.00",
+        "adjusted_yuan": "3720900.00",
+        "executed_yuan": "3720900.00",
+        "execution_rate": 100.0,
+    }
     assert ev["execution_score"] == {"weight": 10.0, "score": 10.0}
     assert ev["total_score"] == 100.0 and ev["grade"] == "优"
     first = ev["indicators"][0]
-    assert first == {"level1": "产出指标", "level2": "数量指标", "name": "药品抽检批次", "target": "≥550批次",
-                     "actual": "550", "weight": 15.0, "score": 15.0, "met": True, "deviation": ""}
+    assert first == {
+        "level1": "产出指标",
+        "level2": "数量指标",
+        "name": "药品抽检批次",
+        "target": "≥550批次",
+        "actual": "550",
+        "weight": 15.0,
+        "score": 15.0,
+        "met": True,
+        "deviation": "",
+    }
     assert ev["problems"][0] == SEED_LAG
     assert ev["improvements"][0].startswith("加强工作规划，提高资金执行进度。一是")
     json.dumps(ev, ensure_ascii=False)  # serialisable as is
@@ -189,16 +252,28 @@ def test_report_sections_reproduce_the_seed_sentences():
         "江门市2021年促进经济高质量发展专项资金（市场监督管理-药品监督管理）为372.09万元，支出372.09万元，支出率100%。"
         "该补助资金重点用于支持稽查执法及综合管理、地方队伍能力建设、药品医疗器械化妆品抽检和药品监管能力建设工作。"
     )
-    assert s["score_text"].startswith("按照《广东省药品监督管理局办公室关于开展2022年省级财政资金项目支出绩效自评工作的通知》")
+    assert s["score_text"].startswith(
+        "按照《广东省药品监督管理局办公室关于开展2022年省级财政资金项目支出绩效自评工作的通知》"
+    )
     assert s["score_text"].endswith("综合考量，本专项资金的自评得分为100分，绩效等级为优。")
-    assert "完成本市药品抽检550批次，药包材抽检（抽样）9批次，化妆品抽检30批次，医疗器械抽检55批次" in s["achievements"][0]
+    assert (
+        "完成本市药品抽检550批次，药包材抽检（抽样）9批次，化妆品抽检30批次，医疗器械抽检55批次" in s["achievements"][0]
+    )
     assert s["achievements"][0].startswith("1.")
     assert "脱产培训372人次" in s["achievements"][3]
     assert s["goal_paragraphs"][1].startswith("2.提升基层")
 
 
-@pytest.mark.parametrize("grade,phrase", [("优", "取得良好的效益"), ("良", "取得较好的效益"), ("中", "取得一定效益"),
-                                          ("差", "效益未达到预期"), ("合格", "已按计划实施")])
+@pytest.mark.parametrize(
+    "grade,phrase",
+    [
+        ("优", "取得良好的效益"),
+        ("良", "取得较好的效益"),
+        ("中", "取得一定效益"),
+        ("差", "效益未达到预期"),
+        ("合格", "已按计划实施"),
+    ],
+)
 def test_score_sentence_follows_the_grade(grade, phrase):
     ev, cfg = seed_evaluation()
     ev["grade"] = grade
@@ -221,15 +296,35 @@ def test_docx_report_has_the_seed_figures(tmp_path: Path):
     ev, cfg = seed_evaluation()
     write_outputs(ev, cfg, tmp_path)
     text = docx_text(tmp_path / DOCX_NAME)
-    for needle in ["372.09万元", "支出率100%", "自评得分为100分", "绩效等级为优", "第二季度和第三季度支出进度不达序时进度",
-                   "一、项目基本情况", "（一）专项资金基本情况", "（二）专项资金绩效目标", "二、项目绩效情况",
-                   "（三）存在问题", "三、改进意见", "加强工作规划，提高资金执行进度"]:
+    for needle in [
+        "372.09万元",
+        "支出率100%",
+        "自评得分为100分",
+        "绩效等级为优",
+        "第二季度和第三季度支出进度不达序时进度",
+        "一、项目基本情况",
+        "（一）专项资金基本情况",
+        "（二）专项资金绩效目标",
+        "二、项目绩效情况",
+        "（三）存在问题",
+        "三、改进意见",
+        "加强工作规划，提高资金执行进度",
+    ]:
         assert needle in text, needle
     assert "{{" not in text and "{%" not in text
     doc = Document(str(tmp_path / DOCX_NAME))
     score_table = doc.tables[0]
     header = [c.text for c in score_table.rows[4].cells]
-    assert header == ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
+    assert header == [
+        "一级指标",
+        "二级指标",
+        "三级指标",
+        "年度指标值",
+        "实际完成值",
+        "分值",
+        "得分",
+        "偏差原因分析及改进措施",
+    ]
     assert [c.text for c in score_table.rows[5].cells][2:7] == ["药品抽检批次", "≥550批次", "550", "15", "15"]
     assert len(score_table.rows) == 4 + 1 + len(GOALS) + 1
     assert "372.09" in [c.text for c in score_table.rows[3].cells]
@@ -246,8 +341,15 @@ def test_html_and_markdown_have_the_seed_figures(tmp_path: Path):
     write_outputs(ev, cfg, tmp_path)
     for name in (HTML_NAME, MD_NAME):
         text = (tmp_path / name).read_text(encoding="utf-8")
-        for needle in ["372.09万元", "自评得分为100分", "绩效等级为优", "第二季度和第三季度支出进度不达序时进度",
-                       "（二）绩效目标完成情况", "三、改进意见", CHART_NAME]:
+        for needle in [
+            "372.09万元",
+            "自评得分为100分",
+            "绩效等级为优",
+            "第二季度和第三季度支出进度不达序时进度",
+            "（二）绩效目标完成情况",
+            "三、改进意见",
+            CHART_NAME,
+        ]:
             assert needle in text, (name, needle)
 
 
@@ -257,10 +359,25 @@ def test_xlsx_score_table_layout(tmp_path: Path):
     ev, cfg = seed_evaluation()
     write_outputs(ev, cfg, tmp_path)
     ws = load_workbook(tmp_path / XLSX_NAME).active
-    assert [ws.cell(4, c).value for c in range(2, 8)] == ["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"]
+    assert [ws.cell(4, c).value for c in range(2, 8)] == [
+        "年初预算数",
+        "全年预算数",
+        "全年执行数",
+        "分值",
+        "执行率",
+        "得分",
+    ]
     assert [ws.cell(5, c).value for c in range(2, 8)] == [372.09, 372.09, 372.09, 10, 100, 10]
     assert [ws.cell(6, c).value for c in range(1, 9)] == [
-        "一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
+        "一级指标",
+        "二级指标",
+        "三级指标",
+        "年度指标值",
+        "实际完成值",
+        "分值",
+        "得分",
+        "偏差原因分析及改进措施",
+    ]
     last = 7 + len(GOALS)
     assert ws.cell(last, 1).value == "总分" and ws.cell(last, 7).value == 100
 
@@ -343,9 +460,15 @@ def test_nothing_lagged_and_all_met_says_so():
     monthly = monthly_rows()
     quarters = [dict(q, lagging=False) for q in quarter_rows(monthly)]
     units = [dict(u, lagging_quarters=[]) for u in unit_rows()]
-    ev = build_self_evaluation(cfg, goals, actuals,
-                               {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
-                               monthly, quarters, units)
+    ev = build_self_evaluation(
+        cfg,
+        goals,
+        actuals,
+        {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
+        monthly,
+        quarters,
+        units,
+    )
     assert ev["problems"] == ["本专项资金全年支出进度均达到序时进度要求，绩效目标全部完成，未发现明显问题。"]
     assert "加强工作规划" not in "".join(ev["improvements"])
 
@@ -356,9 +479,15 @@ def test_partial_execution_lowers_the_score_and_is_reported():
     actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal("90"))
     monthly = monthly_rows()
     executed = BUDGET_FEN * 9 // 10
-    ev = build_self_evaluation(cfg, goals, actuals,
-                               {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": executed},
-                               monthly, quarter_rows(monthly), [])
+    ev = build_self_evaluation(
+        cfg,
+        goals,
+        actuals,
+        {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": executed},
+        monthly,
+        quarter_rows(monthly),
+        [],
+    )
     assert ev["budget"]["execution_rate"] == 90.0
     assert ev["execution_score"] == {"weight": 10.0, "score": 9.0}
     assert ev["total_score"] == 99.0
@@ -378,9 +507,15 @@ def test_outputs_without_units_or_templates(tmp_path: Path):
     goals = goals_df()
     actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal(100))
     monthly = monthly_rows()[:6]
-    ev = build_self_evaluation(cfg, goals, actuals,
-                               {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
-                               monthly, quarter_rows(monthly_rows())[:2], [])
+    ev = build_self_evaluation(
+        cfg,
+        goals,
+        actuals,
+        {"initial_fen": BUDGET_FEN, "adjusted_fen": BUDGET_FEN, "executed_fen": BUDGET_FEN},
+        monthly,
+        quarter_rows(monthly_rows())[:2],
+        [],
+    )
     paths = write_outputs(ev, cfg, tmp_path)
     assert UNIT_CHART_NAME not in {p.name for p in paths}
     doc = Document(str(tmp_path / DOCX_NAME))
@@ -398,10 +533,15 @@ def _evaluate(adjusted_fen: int, executed_fen: int, goals: pd.DataFrame | None =
     goals = goals_df() if goals is None else goals
     actuals = measure_actuals(cfg, goals, inspections_df(), outputs_df(), Decimal(100))
     monthly = monthly_rows()
-    return build_self_evaluation(cfg, goals, actuals,
-                                 {"initial_fen": adjusted_fen, "adjusted_fen": adjusted_fen,
-                                  "executed_fen": executed_fen},
-                                 monthly, quarter_rows(monthly), [])
+    return build_self_evaluation(
+        cfg,
+        goals,
+        actuals,
+        {"initial_fen": adjusted_fen, "adjusted_fen": adjusted_fen, "executed_fen": executed_fen},
+        monthly,
+        quarter_rows(monthly),
+        [],
+    )
 
 
 def test_execution_score_is_weight_times_exact_rate_rounded_once():
@@ -436,9 +576,20 @@ def test_met_decided_on_exact_comparison_not_on_rounded_score():
 
 @pytest.mark.parametrize(
     "value,text",
-    [(Decimal("100.00"), "100"), (Decimal("98.50"), "98.5"), (Decimal("2.675"), "2.68"), (Decimal("1.005"), "1.01"),
-     (100.0, "100"), (87.21, "87.21"), (0.1, "0.1"), (15, "15"), ("12.30", "12.3"), (Decimal("-0.001"), "0"),
-     (Decimal("1E+3"), "1000"), (Decimal("-1.50"), "-1.5")],
+    [
+        (Decimal("100.00"), "100"),
+        (Decimal("98.50"), "98.5"),
+        (Decimal("2.675"), "2.68"),
+        (Decimal("1.005"), "1.01"),
+        (100.0, "100"),
+        (87.21, "87.21"),
+        (0.1, "0.1"),
+        (15, "15"),
+        ("12.30", "12.3"),
+        (Decimal("-0.001"), "0"),
+        (Decimal("1E+3"), "1000"),
+        (Decimal("-1.50"), "-1.5"),
+    ],
 )
 def test_plain_number_at_most_two_decimals_no_trailing_zeros(value, text):
     assert plain_number(value) == text
@@ -613,21 +764,29 @@ def test_fund_template_that_never_ends_is_stopped_at_the_bound(short_render_boun
     assert isinstance(err.value, report.RenderError) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("source", [
-    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(80) }}",
-    "{% for x in [1, 2] recursive %}{{ loop([1, 2]) if loop.depth < 60 }}{% endfor %}",
-    "{% for c in 'x' * 90000 %}{% for d in 'x' * 90000 %}{% endfor %}{% endfor %}",
-], ids=["exponential-macro", "recursive-loop", "loop-over-strings"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(80) }}",
+        "{% for x in [1, 2] recursive %}{{ loop([1, 2]) if loop.depth < 60 }}{% endfor %}",
+        "{% for c in 'x' * 90000 %}{% for d in 'x' * 90000 %}{% endfor %}{% endfor %}",
+    ],
+    ids=["exponential-macro", "recursive-loop", "loop-over-strings"],
+)
 def test_every_kind_of_endless_template_is_stopped(short_render_bound, source: str):
     with pytest.raises(report.RenderTimeout):
         report.render_fund_text(source)
 
 
-@pytest.mark.parametrize("source", [
-    "{{ 9 ** (9 ** 9) }}",  # one C call that would never return (and jinja would constant-fold it)
-    "{% set ns = namespace(x=9) %}{% for i in range(60) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
-    "{{ 'a' * 10000000000 }}",
-], ids=["power", "repeated-squaring", "string-repeat"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 9 ** (9 ** 9) }}",  # one C call that would never return (and jinja would constant-fold it)
+        "{% set ns = namespace(x=9) %}{% for i in range(60) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
+        "{{ 'a' * 10000000000 }}",
+    ],
+    ids=["power", "repeated-squaring", "string-repeat"],
+)
 def test_operations_too_big_to_bound_are_refused(source: str):
     with pytest.raises(report.RenderError) as err:
         report.render_fund_text(source)

@@ -43,12 +43,17 @@ def fund(tmp_path: Path) -> Path:
 def ctx(fund: Path) -> ValidationContext:
     cfg = load_fund_config(fund)
     return ValidationContext.for_fund(
-        cfg, fund_dir=fund, budget=read_table(fund / "budget.csv", "budget"),
-        goals=read_table(fund / "goals.csv", "goals"), stored_net_fen=0)
+        cfg,
+        fund_dir=fund,
+        budget=read_table(fund / "budget.csv", "budget"),
+        goals=read_table(fund / "goals.csv", "goals"),
+        stored_net_fen=0,
+    )
 
 
-def _validate(fund: Path, ctx: ValidationContext, rel: str, kind: str, header: list[str],
-              rows: list[list[str]]) -> ValidationReport:
+def _validate(
+    fund: Path, ctx: ValidationContext, rel: str, kind: str, header: list[str], rows: list[list[str]]
+) -> ValidationReport:
     path = write_csv(fund / rel, header, rows)
     return validate_table(read_table(path, kind), ctx)
 
@@ -102,8 +107,7 @@ def test_bud_003_impossible_budget_date_is_rejected(fund: Path, ctx: ValidationC
 
 
 def test_bud_006_negative_annual_budget_is_rejected(fund: Path, ctx: ValidationContext) -> None:
-    rows = [[DOCS[0], UNITS[0], "2021-01-04", "100.00", "年初"],
-            [DOCS[0], UNITS[0], "2021-06-01", "250.50", "调减"]]
+    rows = [[DOCS[0], UNITS[0], "2021-01-04", "100.00", "年初"], [DOCS[0], UNITS[0], "2021-06-01", "250.50", "调减"]]
     report = _validate(fund, ctx, "budget.csv", "budget", BUDGET_HEADER, rows)
     (f,) = _fired(report.failures, "BUD-006")
     assert f.column == "amount_fen" and f.row is None  # a whole-table rule
@@ -126,7 +130,10 @@ def test_ins_002_impossible_sample_date_is_rejected(fund: Path, ctx: ValidationC
     report = _validate(fund, ctx, "inspections/2021-03_抽检.csv", "inspections", INS_HEADER, rows)
     (f,) = _fired(report.failures, "INS-002")
     assert (f.row, f.column, f.header) == (2, "sample_date", "抽样日期")
-    assert f.message == "inspections/2021-03_抽检.csv 第2行 列“抽样日期”: 日期无法识别或不存在：“2021-13-01”（规则 INS-002）"
+    assert (
+        f.message
+        == "inspections/2021-03_抽检.csv 第2行 列“抽样日期”: 日期无法识别或不存在：“2021-13-01”（规则 INS-002）"
+    )
 
 
 def test_ins_006_sample_date_outside_fund_year_is_rejected(fund: Path, ctx: ValidationContext) -> None:
@@ -134,7 +141,10 @@ def test_ins_006_sample_date_outside_fund_year_is_rejected(fund: Path, ctx: Vali
     report = _validate(fund, ctx, "inspections/2021-03_抽检.csv", "inspections", INS_HEADER, rows)
     (f,) = _fired(report.failures, "INS-006")
     assert (f.row, f.column, f.header) == (3, "sample_date", "抽样日期")
-    assert f.message == "inspections/2021-03_抽检.csv 第3行 列“抽样日期”: 抽样日期“2020-12-31”不在资金年度 2021 年内（规则 INS-006）"
+    assert (
+        f.message
+        == "inspections/2021-03_抽检.csv 第3行 列“抽样日期”: 抽样日期“2020-12-31”不在资金年度 2021 年内（规则 INS-006）"
+    )
 
 
 # ------------------------------------------------------------------ outputs
@@ -162,7 +172,9 @@ def test_out_005_output_unit_not_in_budget_is_a_warning(fund: Path, ctx: Validat
     assert report.ok  # a warning does not reject the file
     (w,) = _fired(report.warnings, "OUT-005")
     assert (w.row, w.column, w.header, w.severity) == (3, "unit", "预算单位", "warning")
-    assert w.message == "outputs/2021-06_产出.csv 第3行 列“预算单位”: 预算单位“某检测所”不在预算指标表中（规则 OUT-005）"
+    assert (
+        w.message == "outputs/2021-06_产出.csv 第3行 列“预算单位”: 预算单位“某检测所”不在预算指标表中（规则 OUT-005）"
+    )
 
 
 # ------------------------------------------------------------------ meta

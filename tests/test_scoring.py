@@ -31,8 +31,15 @@ def score(target: str, actual: str | None, weight: str = "10"):
 
 @pytest.mark.parametrize(
     "rate,weight,expected",
-    [("100", "10", "10.00"), ("92.5", "10", "9.25"), ("120", "10", "10.00"), ("0", "10", "0.00"),
-     ("38.2", "10", "3.82"), ("66.666", "15", "10.00"), ("-5", "10", "0.00")],
+    [
+        ("100", "10", "10.00"),
+        ("92.5", "10", "9.25"),
+        ("120", "10", "10.00"),
+        ("0", "10", "0.00"),
+        ("38.2", "10", "3.82"),
+        ("66.666", "15", "10.00"),
+        ("-5", "10", "0.00"),
+    ],
 )
 def test_execution_score_is_weight_times_rate_capped_at_100(rate, weight, expected):
     assert execution_score(D(rate), D(weight)) == D(expected)
@@ -40,9 +47,16 @@ def test_execution_score_is_weight_times_rate_capped_at_100(rate, weight, expect
 
 @pytest.mark.parametrize(
     "target,actual,weight,expected",
-    [("≥550批次", "550", "15", "15.00"), ("≥550批次", "600", "15", "15.00"), ("≥550批次", "500", "15", "13.64"),
-     ("550批次", "275", "10", "5.00"), (">90%", "45%", "10", "5.00"), ("≥70%", "70%", "10", "10.00"),
-     ("≥ 1,000 人次", "999", "20", "19.98"), ("≥70%", "0%", "10", "0.00")],
+    [
+        ("≥550批次", "550", "15", "15.00"),
+        ("≥550批次", "600", "15", "15.00"),
+        ("≥550批次", "500", "15", "13.64"),
+        ("550批次", "275", "10", "5.00"),
+        (">90%", "45%", "10", "5.00"),
+        ("≥70%", "70%", "10", "10.00"),
+        ("≥ 1,000 人次", "999", "20", "19.98"),
+        ("≥70%", "0%", "10", "0.00"),
+    ],
 )
 def test_higher_is_better_scores_weight_times_actual_over_target_capped(target, actual, weight, expected):
     s, met, dev = score(target, actual, weight)
@@ -52,8 +66,12 @@ def test_higher_is_better_scores_weight_times_actual_over_target_capped(target, 
 
 @pytest.mark.parametrize(
     "target,actual,expected,met",
-    [("=100%", "100%", "10.00", True), ("=100%", "95%", "9.50", False), ("=12个", "12", "10.00", True),
-     ("=12个", "9", "7.50", False)],
+    [
+        ("=100%", "100%", "10.00", True),
+        ("=100%", "95%", "9.50", False),
+        ("=12个", "12", "10.00", True),
+        ("=12个", "9", "7.50", False),
+    ],
 )
 def test_exact_target_full_weight_when_equal_else_proportional(target, actual, expected, met):
     s, m, dev = score(target, actual)
@@ -63,9 +81,14 @@ def test_exact_target_full_weight_when_equal_else_proportional(target, actual, e
 
 @pytest.mark.parametrize(
     "target,actual,weight,expected,met",
-    [("≤400元/人天", "380", "10", "10.00", True), ("≤400元/人天", "400", "10", "10.00", True),
-     ("≤400元/人天", "500", "10", "8.00", False), ("<5%", "4%", "10", "10.00", True),
-     ("<5%", "7.5%", "15", "10.00", False), ("≤400元/人天", "1200", "9", "3.00", False)],
+    [
+        ("≤400元/人天", "380", "10", "10.00", True),
+        ("≤400元/人天", "400", "10", "10.00", True),
+        ("≤400元/人天", "500", "10", "8.00", False),
+        ("<5%", "4%", "10", "10.00", True),
+        ("<5%", "7.5%", "15", "10.00", False),
+        ("≤400元/人天", "1200", "9", "3.00", False),
+    ],
 )
 def test_lower_is_better_full_when_met_else_target_over_actual(target, actual, weight, expected, met):
     s, m, dev = score(target, actual, weight)
@@ -74,8 +97,10 @@ def test_lower_is_better_full_when_met_else_target_over_actual(target, actual, w
         assert "超出年度指标值" in dev
 
 
-@pytest.mark.parametrize("target,actual,expected", [("0起", "0", "10.00"), ("0起", "1", "0.00"),
-                                                    ("≤0起", "3", "0.00"), ("0起", "0起", "10.00")])
+@pytest.mark.parametrize(
+    "target,actual,expected",
+    [("0起", "0", "10.00"), ("0起", "1", "0.00"), ("≤0起", "3", "0.00"), ("0起", "0起", "10.00")],
+)
 def test_zero_target_full_at_zero_nothing_otherwise(target, actual, expected):
     s, met, dev = score(target, actual)
     assert s == D(expected)
@@ -120,8 +145,7 @@ def test_missing_actual_is_missing_in_the_score_sheet():
     assert sheet.total == D(10)
 
 
-@pytest.mark.parametrize("value,expected", [("1.005", "1.01"), ("1.004", "1.00"), ("2.675", "2.68"),
-                                            ("0.125", "0.13")])
+@pytest.mark.parametrize("value,expected", [("1.005", "1.01"), ("1.004", "1.00"), ("2.675", "2.68"), ("0.125", "0.13")])
 def test_scores_rounded_half_up_to_two_decimals(value, expected):
     assert round2(D(value)) == D(expected)
 
@@ -139,8 +163,16 @@ def test_total_is_sum_of_rounded_scores():
 
 @pytest.mark.parametrize(
     "total,grade",
-    [("100", "优"), ("90", "优"), ("89.99", "良"), ("80", "良"), ("79.99", "中"), ("60", "中"), ("59.99", "差"),
-     ("0", "差")],
+    [
+        ("100", "优"),
+        ("90", "优"),
+        ("89.99", "良"),
+        ("80", "良"),
+        ("79.99", "中"),
+        ("60", "中"),
+        ("59.99", "差"),
+        ("0", "差"),
+    ],
 )
 def test_grade_bands(total, grade):
     assert grade_for(D(total), ScoringConfig().grades) == grade
@@ -164,8 +196,9 @@ def test_met_only_with_full_weight_deviation_otherwise(target, actual, met):
         assert actual in dev and target in dev  # measured actual vs target
 
 
-@pytest.mark.parametrize("weights,execution", [(["30", "30", "20"], "10"), (["30", "30", "30", "1"], "10"),
-                                               (["50", "50"], "10")])
+@pytest.mark.parametrize(
+    "weights,execution", [(["30", "30", "20"], "10"), (["30", "30", "30", "1"], "10"), (["50", "50"], "10")]
+)
 def test_weights_must_sum_to_100(weights, execution):
     with pytest.raises(ScoringError) as exc:
         check_weights([D(w) for w in weights], D(execution))
@@ -185,6 +218,7 @@ def test_unreadable_target_names_the_indicator():
 
 
 # ---- worked examples, one per grade
+
 
 def _fund(actuals: dict[str, str], rate: str):
     goals = [
@@ -247,7 +281,9 @@ def test_second_fund_different_in_shape_lands_in_liang():
     assert sheet.total == D("86.20")
     assert sheet.grade == "良"
     assert sheet.indicators[0].deviation == "实际完成值150人次，未达到年度指标值≥200人次，按完成比例计分。"
-    assert sheet.indicators[1].deviation == "实际完成值500元/人天，超出年度指标值≤400元/人天，按指标值与实际值之比计分。"
+    assert (
+        sheet.indicators[1].deviation == "实际完成值500元/人天，超出年度指标值≤400元/人天，按指标值与实际值之比计分。"
+    )
     assert sheet.indicators[0].actual == "150"  # the json keeps the value as measured
     assert "基本达成" in sheet.indicators[2].deviation
 
@@ -257,9 +293,13 @@ def test_second_fund_different_in_shape_lands_in_liang():
 
 @pytest.mark.parametrize(
     "rate,weight,expected",
-    [(Fraction(12345, 1000), "10", "1.23"),  # 123.45 元 of 1000 元: 10 × 0.12345, not 10 × 0.1235
-     (Fraction(12345 * 100, 100000), "10", "1.23"), (Fraction(2, 3) * 100, "15", "10.00"),
-     (Fraction(99999, 1000), "10", "10.00"), (D("12.345"), "10", "1.23")],
+    [
+        (Fraction(12345, 1000), "10", "1.23"),  # 123.45 元 of 1000 元: 10 × 0.12345, not 10 × 0.1235
+        (Fraction(12345 * 100, 100000), "10", "1.23"),
+        (Fraction(2, 3) * 100, "15", "10.00"),
+        (Fraction(99999, 1000), "10", "10.00"),
+        (D("12.345"), "10", "1.23"),
+    ],
 )
 def test_execution_score_is_weight_times_exact_rate_rounded_once(rate, weight, expected):
     assert execution_score(rate, D(weight)) == D(expected)
@@ -275,8 +315,13 @@ def test_execution_score_sheet_keeps_the_presented_rate_at_two_decimals():
 
 @pytest.mark.parametrize(
     "rate,met",
-    [(Fraction(100), True), (Fraction(120), True), (Fraction(99999, 1000), False),
-     (Fraction(372_089_999 * 100, 372_090_000), False), (D("99.995"), False)],
+    [
+        (Fraction(100), True),
+        (Fraction(120), True),
+        (Fraction(99999, 1000), False),
+        (Fraction(372_089_999 * 100, 372_090_000), False),
+        (D("99.995"), False),
+    ],
 )
 def test_execution_met_only_when_exact_rate_reaches_100(rate, met):
     assert execution_met(rate) is met
@@ -287,10 +332,12 @@ def test_execution_met_only_when_exact_rate_reaches_100(rate, met):
 
 @pytest.mark.parametrize(
     "target,actual,dev_fragment",
-    [("≥10000批次", "9999", "未达到年度指标值≥10000批次"),  # 9.999 -> 10.00
-     ("=100%", "99.99%", "与年度指标值=100%不一致"),  # 9.999 -> 10.00
-     ("≤400元/人天", "400.01", "超出年度指标值≤400元/人天"),  # 10 × 400/400.01 = 9.99975 -> 10.00
-     (">90%", "89.99%", "未达到年度指标值>90%")],
+    [
+        ("≥10000批次", "9999", "未达到年度指标值≥10000批次"),  # 9.999 -> 10.00
+        ("=100%", "99.99%", "与年度指标值=100%不一致"),  # 9.999 -> 10.00
+        ("≤400元/人天", "400.01", "超出年度指标值≤400元/人天"),  # 10 × 400/400.01 = 9.99975 -> 10.00
+        (">90%", "89.99%", "未达到年度指标值>90%"),
+    ],
 )
 def test_met_decided_on_exact_comparison_not_on_rounded_score(target, actual, dev_fragment):
     s, met, dev = score(target, actual)
@@ -312,8 +359,7 @@ def test_met_in_the_score_sheet_follows_the_exact_comparison():
     assert ind.score == D("89.99") and not ind.met  # 90 × 0.9999 = 89.991
     goals[0]["weight"] = D(10)
     goals.append(dict(level1="产出指标", level2="数量指标", name="B", target="≥1个", weight=D(80)))
-    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999"), "B": Actual(D(1), "1")}, D(100),
-                       ScoringConfig())
+    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999"), "B": Actual(D(1), "1")}, D(100), ScoringConfig())
     ind = sheet.indicators[0]
     assert ind.score == D("10.00") and not ind.met
     assert ind.to_json()["met"] is False and "9999批次" in ind.to_json()["deviation"]
@@ -322,8 +368,14 @@ def test_met_in_the_score_sheet_follows_the_exact_comparison():
 
 @pytest.mark.parametrize(
     "target,actual",
-    [("≥550批次", "550"), ("≥550批次", "551"), (">90%", "90%"), ("=100%", "100%"), ("≤400元/人天", "400"),
-     ("0起", "0")],
+    [
+        ("≥550批次", "550"),
+        ("≥550批次", "551"),
+        (">90%", "90%"),
+        ("=100%", "100%"),
+        ("≤400元/人天", "400"),
+        ("0起", "0"),
+    ],
 )
 def test_met_when_exact_actual_reaches_target(target, actual):
     s, met, dev = score(target, actual)

@@ -27,21 +27,39 @@ from budget_monitor.pipeline import LoadResult, load_month, load_months
 CHUNK = 400
 ROWS = 2_000  # 5 chunks
 HEADER = ["支付凭证号", "预算单位", "指标文号", "支付金额", "支付日期", "业务类型", "经济分类", "摘要"]
-UNITS = [("江门市市场监督管理局", "江财工〔2021〕12号"), ("台山市市场监督管理局", "江财工〔2021〕13号"),
-         ("开平市市场监督管理局", "江财工〔2021〕14号")]
+UNITS = [
+    ("江门市市场监督管理局", "江财工〔2021〕12号"),
+    ("台山市市场监督管理局", "江财工〔2021〕13号"),
+    ("开平市市场监督管理局", "江财工〔2021〕14号"),
+]
 BUDGET_YUAN = 1_000_000  # the fund's whole budget, split over the three units
 NAME = "payments/2021-03_支出明细.csv"
 
 
-def _row(i: int, amount: str = "100.00", *, voucher: str | None = None, kind: str = "支付",
-         date: str | None = None) -> list[str]:
+def _row(
+    i: int, amount: str = "100.00", *, voucher: str | None = None, kind: str = "支付", date: str | None = None
+) -> list[str]:
     unit, doc = UNITS[i % len(UNITS)]
     day = date or f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}"
-    return [f"V{i:06d}" if voucher is None else voucher, unit, doc, amount, day, kind, "30201 办公费", f"第{i}笔 办公用品"]
+    return [
+        f"V{i:06d}" if voucher is None else voucher,
+        unit,
+        doc,
+        amount,
+        day,
+        kind,
+        "30201 办公费",
+        f"第{i}笔 办公用品",
+    ]
 
 
-def payments(n: int = ROWS, changes: dict[int, list[str]] | None = None, *, amount: str = "100.00",
-             extra: Sequence[list[str]] = ()) -> list[list[str]]:
+def payments(
+    n: int = ROWS,
+    changes: dict[int, list[str]] | None = None,
+    *,
+    amount: str = "100.00",
+    extra: Sequence[list[str]] = (),
+) -> list[list[str]]:
     """``n`` good payments of ``amount`` (100 元: 200,000 元 for 2,000 rows); ``changes``
     replaces rows by index (0 = the file's row 2); ``extra`` rows are appended."""
     rows = [_row(i, amount) for i in range(n)]
@@ -50,8 +68,9 @@ def payments(n: int = ROWS, changes: dict[int, list[str]] | None = None, *, amou
     return [*rows, *extra]
 
 
-def write_csv(path: Path, rows: Sequence[Sequence[str]], encoding: str = "utf-8", *,
-              blank_lines: Sequence[int] = ()) -> Path:
+def write_csv(
+    path: Path, rows: Sequence[Sequence[str]], encoding: str = "utf-8", *, blank_lines: Sequence[int] = ()
+) -> Path:
     """A CSV with CRLF line ends; ``blank_lines`` inserts an empty line and a
     line of commas before those data-row indexes (blank lines are not rows)."""
     buf = io.StringIO()
@@ -72,7 +91,9 @@ def make_fund(root: Path, code: str) -> Path:
     fund.mkdir(parents=True)
     (fund / "fund.yaml").write_text(
         f"code: {code}\nname: 2021年测试专项资金\nyear: 2021\ndepartment: 江门市市场监督管理局\n"
-        "recipients:\n- caiwu@example.gov.cn\n", encoding="utf-8")
+        "recipients:\n- caiwu@example.gov.cn\n",
+        encoding="utf-8",
+    )
     share = BUDGET_YUAN // len(UNITS)
     amounts = [share, share, BUDGET_YUAN - 2 * share]
     lines = ["指标文号,预算单位,下达日期,金额,类型"]
@@ -117,8 +138,13 @@ class Twins:
         assert [vars(f) for f in s.files] == [vars(f) for f in w.files]
         assert s.counts == w.counts
         assert store.snapshot(self.engine, "STREAMED") == store.snapshot(self.engine, "WHOLE")
-        audit = {code: [(a["table_name"], a["row_key"], a["column_name"], a["old_value"], a["new_value"])
-                        for a in store.read_audit(self.engine, code)] for code in self.funds}
+        audit = {
+            code: [
+                (a["table_name"], a["row_key"], a["column_name"], a["old_value"], a["new_value"])
+                for a in store.read_audit(self.engine, code)
+            ]
+            for code in self.funds
+        }
         assert audit["STREAMED"] == audit["WHOLE"]
         reports = self.reports()
         assert reports["STREAMED"] == reports["WHOLE"]
@@ -147,8 +173,9 @@ def _paid(t: Twins, code: str = "STREAMED") -> int:
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "gbk", "utf-8-sig"])
-def test_good_file_lands_the_same_whole_or_in_chunks(twins: Twins, encoding: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_good_file_lands_the_same_whole_or_in_chunks(
+    twins: Twins, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[int] = []
     runs: list[int] = []
     real_add, real_passed = validate.ChunkVerdicts.add, validate.ChunkVerdicts.passed
@@ -176,7 +203,9 @@ def test_good_file_lands_the_same_whole_or_in_chunks(twins: Twins, encoding: str
     with twins.engine.connect() as conn:
         files = conn.execute(store.source_file.select().where(store.source_file.c.kind == "payments")).mappings().all()
     assert {(f["fund_code"], f["rows"], f["encoding"], f["archive_path"] is not None) for f in files} == {
-        ("STREAMED", ROWS, enc, True), ("WHOLE", ROWS, enc, True)}
+        ("STREAMED", ROWS, enc, True),
+        ("WHOLE", ROWS, enc, True),
+    }
 
 
 def test_bad_row_in_the_last_chunk_rejects_the_file_and_nothing_lands(twins: Twins) -> None:
@@ -268,8 +297,9 @@ def test_stored_voucher_repeated_across_chunks_is_left_out_once(twins: Twins) ->
 def test_inspection_sample_repeated_in_another_chunk_fails_both_rows(twins: Twins) -> None:
     """INS-003 (unique sample numbers) over chunks, beside row rules (INS-005, the INS-007 warning)."""
     header = ["抽样单号", "抽样日期", "品种类别", "抽检单位", "检验结论"]
-    rows = [[f"YP{i:06d}", f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}", "药品", UNITS[i % 3][0], "合格"]
-            for i in range(ROWS)]
+    rows = [
+        [f"YP{i:06d}", f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}", "药品", UNITS[i % 3][0], "合格"] for i in range(ROWS)
+    ]
     rows[1950][0] = "YP000003"
     rows[1500][4] = "合 格?"
     rows[700][3] = "恩平市市场监督管理局"  # not a budget unit: a warning only
@@ -314,11 +344,14 @@ def test_header_error_is_reported_as_in_a_whole_read(twins: Twins) -> None:
     assert _report(twins)["counts"] == {"ING-003": 1} and "支付金额" in _report(twins)["reason"]
 
 
-@pytest.mark.parametrize(("data", "rule"), [
-    (b"\xff\xfe\x80\x00\x81" * 1000, "ING-001"),  # no encoding decodes it
-    ("支付凭证号,预算单位\r\nV1,\x00\r\n".encode() * 10, "ING-001"),  # NUL: binary
-    (b" \r\n" * 1000, "ING-003"),  # blank: no header
-])
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        (b"\xff\xfe\x80\x00\x81" * 1000, "ING-001"),  # no encoding decodes it
+        ("支付凭证号,预算单位\r\nV1,\x00\r\n".encode() * 10, "ING-001"),  # NUL: binary
+        (b" \r\n" * 1000, "ING-003"),  # blank: no header
+    ],
+)
 def test_unreadable_file_is_rejected_as_in_a_whole_read(twins: Twins, data: bytes, rule: str) -> None:
     for fund in twins.funds.values():
         (fund / NAME).parent.mkdir(parents=True, exist_ok=True)
@@ -329,7 +362,8 @@ def test_unreadable_file_is_rejected_as_in_a_whole_read(twins: Twins, data: byte
 
 
 def test_file_rewritten_while_streamed_is_refused_and_nothing_lands(
-        twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
+    twins: Twins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The bytes parsed chunk by chunk must be the bytes hashed in pass 0."""
     twins.write(NAME, payments())
     path = twins.funds["STREAMED"] / NAME
@@ -366,8 +400,9 @@ def test_value_the_store_refuses_rolls_back_every_chunk(twins: Twins, monkeypatc
     assert _outcome(res) == ("rejected", 0) and "ING-005" in res.rejected[0].reason
     assert _paid(twins) == 0
     with twins.engine.connect() as conn:
-        kinds = conn.execute(store.source_file.select().where(
-            store.source_file.c.fund_code == "STREAMED")).mappings().all()
+        kinds = (
+            conn.execute(store.source_file.select().where(store.source_file.c.fund_code == "STREAMED")).mappings().all()
+        )
     assert [f["kind"] for f in kinds] == ["budget"]
 
 
@@ -393,7 +428,8 @@ def test_good_file_is_read_once_more_after_its_encoding(twins: Twins, monkeypatc
 
 
 def test_verdicts_are_given_every_group_of_rows_and_a_late_failure_is_exact(
-        twins: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
+    twins: Twins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a group of 900 rows the single pass asks GX three times; a bad row
     in the last group still rejects the file with the whole read's report."""
     runs: list[int] = []
@@ -416,8 +452,9 @@ def test_file_with_only_a_warning_lands_and_logs_it(twins: Twins, caplog: pytest
     """A warning fails the single pass's GX run: the exact passes find only
     the warning, and the file lands (as a whole read lands it)."""
     header = ["抽样单号", "抽样日期", "品种类别", "抽检单位", "检验结论"]
-    rows = [[f"YP{i:06d}", f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}", "药品", UNITS[i % 3][0], "合格"]
-            for i in range(ROWS)]
+    rows = [
+        [f"YP{i:06d}", f"2021-{1 + i % 3:02d}-{1 + i % 28:02d}", "药品", UNITS[i % 3][0], "合格"] for i in range(ROWS)
+    ]
     rows[1800][3] = "恩平市市场监督管理局"
     for fund in twins.funds.values():
         buf = io.StringIO()
@@ -461,11 +498,13 @@ def _bounded(fn: Callable[..., Any], limit: int) -> Callable[..., Any]:
     def records(df: Any, columns: list[str]) -> Any:
         assert len(df) <= limit
         return fn(df, columns)
+
     return records
 
 
-def test_load_months_streams_a_large_file_beside_other_funds(tmp_path: Path, db_url: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_months_streams_a_large_file_beside_other_funds(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In a DAG batch (funds in lockstep, small files validated together) a
     streamed file lands as load_month lands it, and the other funds' files too."""
     monkeypatch.setenv("BUDGET_MONITOR_STREAM_CHUNK_ROWS", str(CHUNK))

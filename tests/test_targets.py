@@ -37,7 +37,12 @@ from budget_monitor.targets import Target, TargetError, format_target, parse_tar
 def test_target_parses_as_written(text, comparator, value, unit, is_percent):
     t = parse_target(text)
     assert (t.comparator, t.value, t.unit, t.is_percent, t.qualitative) == (
-        comparator, Decimal(value), unit, is_percent, False)
+        comparator,
+        Decimal(value),
+        unit,
+        is_percent,
+        False,
+    )
     assert t.text == text
 
 
@@ -78,8 +83,9 @@ def test_target_unreadable_raises_chinese_error(text, fragment):
 # ---- property-based round trips
 
 comparators = st.sampled_from([">=", ">", "=", "<=", "<"])
-values = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1000000"), places=2, allow_nan=False,
-                     allow_infinity=False)
+values = st.decimals(
+    min_value=Decimal("0.01"), max_value=Decimal("1000000"), places=2, allow_nan=False, allow_infinity=False
+)
 units = st.sampled_from(["批次", "人次", "元/人天", "起", "个", "天", "万元", "家", "次", ""])
 
 
@@ -94,7 +100,12 @@ def targets(draw) -> Target:
 
 def _same(a: Target, b: Target) -> bool:
     return (a.comparator, a.value, a.unit, a.is_percent, a.qualitative) == (
-        b.comparator, b.value, b.unit, b.is_percent, b.qualitative)
+        b.comparator,
+        b.value,
+        b.unit,
+        b.is_percent,
+        b.qualitative,
+    )
 
 
 @given(targets())

@@ -128,7 +128,9 @@ def test_date_outside_fund_year_is_rejected(fund: Path, ctx: ValidationContext) 
     report = _pay(fund, ctx, [payment("V1", date="2022-01-01"), payment("V2", date="2020-12-31")])
     fails = _only(report, "PAY-006")
     assert [f.row for f in fails] == [2, 3]
-    assert fails[0].message == f"{PAY_FILE} 第2行 列“支付日期”: 支付日期“2022-01-01”不在资金年度 2021 年内（规则 PAY-006）"
+    assert (
+        fails[0].message == f"{PAY_FILE} 第2行 列“支付日期”: 支付日期“2022-01-01”不在资金年度 2021 年内（规则 PAY-006）"
+    )
 
 
 def test_unknown_unit_is_rejected(fund: Path, ctx: ValidationContext) -> None:
@@ -237,10 +239,16 @@ def test_goal_weight_unreadable_and_duplicate_name(fund: Path, ctx: ValidationCo
 
 
 def test_budget_kind_and_negative_amount(fund: Path, ctx: ValidationContext) -> None:
-    rows = good_budget() + [[DOCS[0], UNITS[0], "2021-02-01", "100", "追加预算"], [DOCS[0], UNITS[0], "2021-02-01", "-5", "追加"]]
+    rows = good_budget() + [
+        [DOCS[0], UNITS[0], "2021-02-01", "100", "追加预算"],
+        [DOCS[0], UNITS[0], "2021-02-01", "-5", "追加"],
+    ]
     report = validate_table(read_table(write_csv(fund / "budget.csv", BUDGET_HEADER, rows), "budget"), ctx)
     by = {f.rule_id: f for f in report.failures}
-    assert by["BUD-004"].message == "budget.csv 第5行 列“类型”: 类型“追加预算”无效，应为 年初、追加 或 调减（规则 BUD-004）"
+    assert (
+        by["BUD-004"].message
+        == "budget.csv 第5行 列“类型”: 类型“追加预算”无效，应为 年初、追加 或 调减（规则 BUD-004）"
+    )
     assert by["BUD-005"].row == 6
 
 
@@ -292,7 +300,12 @@ def test_budget_below_net_paid_of_a_unit_or_doc_is_rejected(fund: Path, ctx: Val
     # BUD-010 / BUD-012: UNITS[1] / DOCS[1] keep 5000 − 1000 = 4000 元 but have paid 4000.01 元.
     paid = _paid(ctx, {UNITS[0]: 100_000, UNITS[1]: 400_001}, {DOCS[0]: 100_000, DOCS[1]: 400_001})
     report = _budget(fund, paid, good_budget())
-    assert [(f.rule_id, f.row) for f in report.failures] == [("BUD-010", 3), ("BUD-010", 4), ("BUD-012", 3), ("BUD-012", 4)]
+    assert [(f.rule_id, f.row) for f in report.failures] == [
+        ("BUD-010", 3),
+        ("BUD-010", 4),
+        ("BUD-012", 3),
+        ("BUD-012", 4),
+    ]
     assert report.failures[0].message == (
         f"budget.csv 第3行 列“预算单位”: 预算单位“{UNITS[1]}”的全年预算数（年初 + 追加 − 调减）4000.00 元"
         "低于其已入库净支付 4000.01 元（规则 BUD-010）"
@@ -314,10 +327,16 @@ def test_budget_moving_a_paid_doc_no_to_another_unit_is_rejected(fund: Path) -> 
     still has DOCS[0] and UNITS[0] (BUD-009/011 pass) but gives DOCS[0] to UNITS[1]."""
     cfg = load_fund_config(fund)
     paid = ValidationContext.for_fund(
-        cfg, fund_dir=fund, paid_by_unit={UNITS[0]: 100_000}, paid_by_doc={DOCS[0]: 100_000},
-        paid_by_pair={(DOCS[0], UNITS[0]): 100_000})
-    moved = [[DOCS[0], UNITS[1], "2021-01-04", "10,000.00", "年初"],
-             [DOCS[1], UNITS[0], "2021-01-04", "5,000.00", "年初"]]
+        cfg,
+        fund_dir=fund,
+        paid_by_unit={UNITS[0]: 100_000},
+        paid_by_doc={DOCS[0]: 100_000},
+        paid_by_pair={(DOCS[0], UNITS[0]): 100_000},
+    )
+    moved = [
+        [DOCS[0], UNITS[1], "2021-01-04", "10,000.00", "年初"],
+        [DOCS[1], UNITS[0], "2021-01-04", "5,000.00", "年初"],
+    ]
     report = _budget(fund, paid, moved)
     (f,) = _only(report, "BUD-013")
     assert (f.row, f.value) == (None, f"{DOCS[0]}｜{UNITS[0]}")
@@ -328,7 +347,9 @@ def test_budget_moving_a_paid_doc_no_to_another_unit_is_rejected(fund: Path) -> 
     assert _budget(fund, paid, good_budget()).ok  # the allocation kept: fine
 
 
-def test_budget_store_rules_pass_without_stored_payments_and_skip_without_context(fund: Path, ctx: ValidationContext) -> None:
+def test_budget_store_rules_pass_without_stored_payments_and_skip_without_context(
+    fund: Path, ctx: ValidationContext
+) -> None:
     assert _budget(fund, _paid(ctx, {}, {}), good_budget()).ok
     report = _budget(fund, ctx, good_budget())
     assert report.ok
@@ -369,17 +390,26 @@ def test_inspection_rules(fund: Path, ctx: ValidationContext) -> None:
 
 
 def test_outputs_rules(fund: Path, ctx: ValidationContext) -> None:
-    rows = [["2021-06", "", "药品抽检批次", "300", ""], ["2022-01", "", "抽检合格率", "98%", ""], ["2021-07", "", "不存在的指标", "1", ""]]
+    rows = [
+        ["2021-06", "", "药品抽检批次", "300", ""],
+        ["2022-01", "", "抽检合格率", "98%", ""],
+        ["2021-07", "", "不存在的指标", "1", ""],
+    ]
     path = write_csv(fund / "outputs" / "2021-06_产出数据.csv", OUT_HEADER, rows)
     report = validate_table(read_table(path, "outputs"), ctx)
     by = {f.rule_id: f for f in report.failures}
     assert set(by) == {"OUT-003", "OUT-004"}
-    assert by["OUT-003"].message == "outputs/2021-06_产出数据.csv 第4行 列“三级指标”: 三级指标“不存在的指标”不在绩效目标表中（规则 OUT-003）"
+    assert (
+        by["OUT-003"].message
+        == "outputs/2021-06_产出数据.csv 第4行 列“三级指标”: 三级指标“不存在的指标”不在绩效目标表中（规则 OUT-003）"
+    )
     assert by["OUT-004"].row == 3
 
 
 def test_missing_context_skips_rules_visibly(fund: Path) -> None:
-    report = validate_table(read_table(write_csv(fund / PAY_FILE, PAY_HEADER, good_payments()), "payments"), ValidationContext())
+    report = validate_table(
+        read_table(write_csv(fund / PAY_FILE, PAY_HEADER, good_payments()), "payments"), ValidationContext()
+    )
     assert report.ok
     assert any(s.startswith("PAY-004") for s in report.skipped)
     assert any(s.startswith("PAY-011") for s in report.skipped)
@@ -414,7 +444,9 @@ def test_validate_many_shares_the_context(fund: Path, ctx: ValidationContext) ->
 
 
 def test_validate_batch_gives_every_file_its_own_report(
-    fund: Path, ctx: ValidationContext, monkeypatch: pytest.MonkeyPatch,
+    fund: Path,
+    ctx: ValidationContext,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Small files validated together get exactly the reports they get alone:
     row failures, warnings, per-file sums (PAY-011) and per-fund parameters
@@ -442,8 +474,10 @@ def test_validate_batch_gives_every_file_its_own_report(
         (ins("ins_ok_but_warned.csv", "化妆品", unit="某检测所"), ctx),  # INS-007 warning, loads
         (ins("ins_cosmetics.csv", "化妆品"), only_drugs),  # same file content, other fund: INS-004
         (ins("ins_drugs.csv", "药品"), only_drugs),
-        (read_table(write_csv(fund / "payments" / "alone.csv", PAY_HEADER, good_payments()), "payments"),
-         ValidationContext()),  # another rule set (no context): its own group
+        (
+            read_table(write_csv(fund / "payments" / "alone.csv", PAY_HEADER, good_payments()), "payments"),
+            ValidationContext(),
+        ),  # another rule set (no context): its own group
     ]
     alone = [validate_table(t, c).to_dict() for t, c in items]
     rerun: list[str] = []
@@ -459,12 +493,15 @@ def test_validate_batch_gives_every_file_its_own_report(
     assert [r["ok"] for r in together] == [True, False, True, False, False, True, True, False, True, True]
     assert together[3]["counts"] == {"PAY-011": 1} and together[7]["counts"] == {"INS-004": 1}
     # Good files passed in the shared runs; a group of one is validated alone.
-    assert sorted(rerun) == sorted(["bad_amount.csv", "over.csv", "dup.csv", "ins_ok_but_warned.csv",
-                                    "ins_cosmetics.csv", "alone.csv"])
+    assert sorted(rerun) == sorted(
+        ["bad_amount.csv", "over.csv", "dup.csv", "ins_ok_but_warned.csv", "ins_cosmetics.csv", "alone.csv"]
+    )
 
 
 def test_validate_batch_validates_a_big_file_on_its_own(
-    fund: Path, ctx: ValidationContext, monkeypatch: pytest.MonkeyPatch,
+    fund: Path,
+    ctx: ValidationContext,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import budget_monitor.validate as v
 
@@ -594,7 +631,8 @@ def test_absurd_amounts_cannot_wrap_the_over_budget_sum(fund: Path, ctx: Validat
     assert report.counts == {"PAY-013": 10}
     assert fails[0].message == (
         f"{PAY_FILE} 第2行 列“支付金额”: 金额“9999999999999999.99”超出可受理范围："
-        "单笔金额的绝对值应小于 1 万亿元（规则 PAY-013）")
+        "单笔金额的绝对值应小于 1 万亿元（规则 PAY-013）"
+    )
 
 
 def test_single_payment_above_the_budget_in_force_is_rejected(fund: Path, ctx: ValidationContext) -> None:
@@ -603,14 +641,19 @@ def test_single_payment_above_the_budget_in_force_is_rejected(fund: Path, ctx: V
     fails = [f for f in report.failures if f.rule_id == "PAY-014"]
     assert [f.row for f in fails] == [2, 3]
     assert fails[0].message == (
-        f"{PAY_FILE} 第2行 列“支付金额”: 单笔金额“14000.01”的绝对值超过本资金全年预算 14000.00 元（规则 PAY-014）")
+        f"{PAY_FILE} 第2行 列“支付金额”: 单笔金额“14000.01”的绝对值超过本资金全年预算 14000.00 元（规则 PAY-014）"
+    )
     assert _pay(fund, ctx, [payment("V1", "14000.00")]).ok
 
 
 def test_over_budget_names_the_row_where_the_running_total_first_exceeds(fund: Path, ctx: ValidationContext) -> None:
     # 5000 + 5000 + 5000 > 14000 at row 4; a later refund does not bring the file total back.
-    rows = [payment("V1", "5000.00"), payment("V2", "5000.00"), payment("V3", "5000.00"),
-            payment("V4", "-500.00", kind="退回")]
+    rows = [
+        payment("V1", "5000.00"),
+        payment("V2", "5000.00"),
+        payment("V3", "5000.00"),
+        payment("V4", "-500.00", kind="退回"),
+    ]
     (f,) = _only(_pay(fund, ctx, rows), "PAY-011")
     assert (f.row, f.column) == (4, "amount_fen")
     assert "本文件截至本行 15000.00 元 > 全年预算 14000.00 元（本文件合计 14500.00 元）" in f.message
@@ -633,8 +676,11 @@ def test_over_budget_with_many_large_rows_is_exact(fund: Path, ctx: ValidationCo
     assert exact_ints(np.full(100_000, 10**14 - 1, dtype="int64")).dtype == object
     assert exact_ints(np.full(90_000, 10**14 - 1, dtype="int64")).dtype == np.int64  # cannot wrap
     table = read_table(write_csv(fund / PAY_FILE, PAY_HEADER, [payment("V1")]), "payments")
-    frame = table.df.iloc[[0] * 100_000].reset_index(drop=True).assign(
-        amount_fen=pd.array([10**14 - 1] * 100_000, dtype="Int64"), row=range(2, 100_002))
+    frame = (
+        table.df.iloc[[0] * 100_000]
+        .reset_index(drop=True)
+        .assign(amount_fen=pd.array([10**14 - 1] * 100_000, dtype="Int64"), row=range(2, 100_002))
+    )
     running = running_totals(dataclasses.replace(table, df=frame), "amount_fen", big)
     assert running[-1] == 100_000 * (10**14 - 1) > 2**63
 
@@ -649,15 +695,20 @@ def test_text_longer_than_the_store_column_is_rejected_on_every_engine(fund: Pat
 
 
 def test_budget_amount_out_of_range_and_total_bound(fund: Path, ctx: ValidationContext) -> None:
-    (f,) = _only(_budget(fund, ctx, good_budget() + [[DOCS[0], UNITS[0], "2021-03-01", "1000000000000", "追加"]]),
-                 "BUD-014")
+    (f,) = _only(
+        _budget(fund, ctx, good_budget() + [[DOCS[0], UNITS[0], "2021-03-01", "1000000000000", "追加"]]), "BUD-014"
+    )
     assert f.row == 5 and "超出可受理范围" in f.message
     # Two allocations each in range whose total is 1 万亿元 or more: BUD-015.
-    rows = [[DOCS[0], UNITS[0], "2021-01-04", "999999999999.99", "年初"],
-            [DOCS[1], UNITS[1], "2021-01-04", "999999999999.99", "年初"]]
+    rows = [
+        [DOCS[0], UNITS[0], "2021-01-04", "999999999999.99", "年初"],
+        [DOCS[1], UNITS[1], "2021-01-04", "999999999999.99", "年初"],
+    ]
     (f,) = _only(_budget(fund, ctx, rows), "BUD-015")
-    assert f.message == ("budget.csv 列“金额”: 全年预算数（年初 + 追加 − 调减）1999999999999.98 元"
-                         "超出可受理范围（应小于 1 万亿元）（规则 BUD-015）")
+    assert f.message == (
+        "budget.csv 列“金额”: 全年预算数（年初 + 追加 − 调减）1999999999999.98 元"
+        "超出可受理范围（应小于 1 万亿元）（规则 BUD-015）"
+    )
 
 
 def test_long_text_rules_of_every_table(fund: Path, ctx: ValidationContext) -> None:
@@ -667,8 +718,7 @@ def test_long_text_rules_of_every_table(fund: Path, ctx: ValidationContext) -> N
     goals = good_goals() + [["产出指标", "数量指标", long, "≥1", "0"]]
     report = validate_table(read_table(write_csv(fund / "goals.csv", GOALS_HEADER, goals), "goals"), ctx)
     assert [f.rule_id for f in report.failures] == ["GOL-006"]
-    ins = write_csv(fund / "inspections" / "i.csv", INS_HEADER,
-                    [["S1", "2021-03-01", "药" * 51, UNITS[0], "合格"]])
+    ins = write_csv(fund / "inspections" / "i.csv", INS_HEADER, [["S1", "2021-03-01", "药" * 51, UNITS[0], "合格"]])
     report = validate_table(read_table(ins, "inspections"), ctx)
     assert "INS-008" in report.counts and "上限 50 个字符" in report.failures[0].message
     out = write_csv(fund / "outputs" / "o.csv", OUT_HEADER, [["2021-06", long, "药品抽检批次", "1", ""]])

@@ -62,8 +62,15 @@ def test_json_reader_is_the_inverse_of_the_json_writer(name: str):
 
 def test_writers_table_names_every_output():
     files = {f for w in writers.WRITERS if w.kind == "file" for f in w.files}
-    assert files == {"self_evaluation.json", "自评报告.docx", "自评报告.html", "自评报告.md", "自评表.xlsx",
-                     "执行进度.png", "单位执行率.png"}
+    assert files == {
+        "self_evaluation.json",
+        "自评报告.docx",
+        "自评报告.html",
+        "自评报告.md",
+        "自评表.xlsx",
+        "执行进度.png",
+        "单位执行率.png",
+    }
     assert [w.name for w in writers.WRITERS if w.kind == "mail"] == ["mail"]
 
 

@@ -207,13 +207,13 @@ def _build(
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
     if chart:
         html_part = msg.get_payload()[1]
-        html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{_CHART_CID}>",
-                              filename="execution.png")
+        html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{_CHART_CID}>", filename="execution.png")
     for path in attachments:
         maintype, subtype = _ATTACH_SUFFIXES[path.suffix.lower()]
         msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
-    return Alert(*key, severity=severity, subject=subject, recipients=tuple(cfg.recipients),
-                 text=text, html=html, message=msg)
+    return Alert(
+        *key, severity=severity, subject=subject, recipients=tuple(cfg.recipients), text=text, html=html, message=msg
+    )
 
 
 def due_keys(cfg: FundConfig, result: ExecutionResult, month: int) -> list[tuple[str, str, str, str]]:
@@ -222,8 +222,11 @@ def due_keys(cfg: FundConfig, result: ExecutionResult, month: int) -> list[tuple
     quarter. Nothing is rendered: a rerun counts them for free."""
     if not 1 <= month <= result.through_month:
         raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
-    keys = [(cfg.code, s.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
-            for s in (result.fund, *result.units) if s.month(month).severity is not None]
+    keys = [
+        (cfg.code, s.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
+        for s in (result.fund, *result.units)
+        if s.month(month).severity is not None
+    ]
     if month % 3 == 0 and result.fund.quarter(month // 3).lagging:
         keys.append((cfg.code, "", f"{result.year}-Q{month // 3}", QUARTER_LAGGING))
     return keys
@@ -248,8 +251,14 @@ def build_alerts(
     """
     sender = sender or cfg.smtp.sender
     period_zh = f"{result.year}年{month}月"
-    base = {"fund": cfg, "year": result.year, "month": month, "period_zh": period_zh, "title": cfg.title,
-            "pace_policy": result.pace.policy}
+    base = {
+        "fund": cfg,
+        "year": result.year,
+        "month": month,
+        "period_zh": period_zh,
+        "title": cfg.title,
+        "pace_policy": result.pace.policy,
+    }
     alerts: list[Alert] = []
     fund_png: list[bytes] = []  # rendered on first use, shared by the fund's two alerts
 
@@ -268,16 +277,15 @@ def build_alerts(
             m = series.month(month)
             fc = forecast(series, result.year, result.pace, month)
             ctx = {**base, "unit": series.unit, "m": _month_view(m), "forecast": _forecast_view(fc)}
-            subject = _subject("month", title=cfg.title, unit=series.unit, period_zh=period_zh,
-                               severity_zh=_SEVERITY_ZH[m.severity])
+            subject = _subject(
+                "month", title=cfg.title, unit=series.unit, period_zh=period_zh, severity_zh=_SEVERITY_ZH[m.severity]
+            )
             png = fund_chart() if series is result.fund else None
             alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png))
             continue
         quarter = result.fund.quarter(month // 3)
         fc = forecast(result.fund, result.year, result.pace, month)
-        behind = [
-            {"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind
-        ]
+        behind = [{"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind]
         ctx = {
             **base,
             "unit": "",
@@ -344,9 +352,7 @@ def build_year_end_email(
     return year_end_mail(model, cfg, paths, sender=sender, revision=revision, report_digest=digest)
 
 
-def build_rejection_email(
-    cfg: FundConfig, report: Any, quarantined: Path, *, sender: str | None = None
-) -> Alert:
+def build_rejection_email(cfg: FundConfig, report: Any, quarantined: Path, *, sender: str | None = None) -> Alert:
     """The finance office's notice that a file was rejected whole (``report`` is a ValidationReport).
 
     Keyed by the file's sha256, so the same bytes rejected again are not
@@ -356,8 +362,11 @@ def build_rejection_email(
     sender = sender or cfg.smtp.sender
     failures = [f.message for f in report.failures[:_REJECTION_LINES]]
     ctx = {
-        "fund": cfg, "pace_policy": cfg.pace.policy,
-        "file": report.file, "reason": report.first_reason(), "failures": failures,
+        "fund": cfg,
+        "pace_policy": cfg.pace.policy,
+        "file": report.file,
+        "reason": report.first_reason(),
+        "failures": failures,
         "total": sum(report.counts.values()) or len(report.failures),
         "quarantined": quarantined.name,
     }

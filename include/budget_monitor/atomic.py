@@ -91,8 +91,9 @@ def _reserve(dest: Path, mode: int | None) -> Path:
     while True:
         tmp = dest.with_name(temp_name(dest))
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                         0o666 if mode is None else mode)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666 if mode is None else mode
+            )
         except FileExistsError:
             continue
         try:
@@ -154,7 +155,7 @@ def _write_all(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
@@ -167,8 +168,9 @@ def _unlink_quietly(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(dest: str | os.PathLike[str], *, mode: int | None = None,
-                durable: bool | None = None) -> Iterator[Path]:
+def atomic_path(
+    dest: str | os.PathLike[str], *, mode: int | None = None, durable: bool | None = None
+) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; when the block ends normally the
     file written there is flushed and renamed to ``dest``. When the block
     raises (or the rename fails), the temporary file is removed and ``dest``
@@ -200,8 +202,9 @@ def atomic_path(dest: str | os.PathLike[str], *, mode: int | None = None,
         _fsync_dir(dest.parent)
 
 
-def write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int | None = None,
-                durable: bool | None = None) -> Path:
+def write_bytes(
+    dest: str | os.PathLike[str], data: bytes, *, mode: int | None = None, durable: bool | None = None
+) -> Path:
     """Write ``data`` to ``dest`` atomically; return ``dest`` as a Path."""
     dest = Path(dest)
     with atomic_path(dest, mode=mode, durable=durable) as tmp:
@@ -209,14 +212,21 @@ def write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int | None =
     return dest
 
 
-def write_text(dest: str | os.PathLike[str], text: str, encoding: str = "utf-8", *, mode: int | None = None,
-               durable: bool | None = None) -> Path:
+def write_text(
+    dest: str | os.PathLike[str],
+    text: str,
+    encoding: str = "utf-8",
+    *,
+    mode: int | None = None,
+    durable: bool | None = None,
+) -> Path:
     """Write ``text`` to ``dest`` atomically (no newline translation); return ``dest``."""
     return write_bytes(dest, text.encode(encoding), mode=mode, durable=durable)
 
 
-def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int | None = None,
-              durable: bool | None = None) -> Path:
+def copy_file(
+    src: str | os.PathLike[str], dest: str | os.PathLike[str], *, mode: int | None = None, durable: bool | None = None
+) -> Path:
     """Copy ``src``'s bytes to ``dest`` atomically (no metadata); return ``dest``."""
     dest = Path(dest)
     with atomic_path(dest, mode=mode, durable=durable) as tmp:
@@ -278,8 +288,9 @@ class Staging:
 
 
 @contextmanager
-def staged(directory: str | os.PathLike[str], *, mode: int | None = None,
-           durable: bool | None = None) -> Iterator[Staging]:
+def staged(
+    directory: str | os.PathLike[str], *, mode: int | None = None, durable: bool | None = None
+) -> Iterator[Staging]:
     """Write a set of files into ``directory`` all or nothing (as far as a file
     system allows): ``stage.path(name)`` gives the temporary path to write each
     one through; only when the block ends normally are they flushed and renamed
@@ -341,5 +352,14 @@ def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "copy_file", "staged", "Staging",
-           "remove_stale_temps", "temp_name", "is_temp_name"]
+__all__ = [
+    "atomic_path",
+    "write_bytes",
+    "write_text",
+    "copy_file",
+    "staged",
+    "Staging",
+    "remove_stale_temps",
+    "temp_name",
+    "is_temp_name",
+]

@@ -144,9 +144,14 @@ class _Frame:
         """What :meth:`_draw` leaves out of Figure.draw / Axes.draw must be absent."""
         fig, ax = self.fig, self.ax
         plain = (
-            fig.get_layout_engine() is None and fig.axes == [ax] and not fig.images
-            and ax.axison and ax.get_frame_on() and ax.get_axes_locator() is None
-            and ax.get_rasterization_zorder() is None and not ax.images
+            fig.get_layout_engine() is None
+            and fig.axes == [ax]
+            and not fig.images
+            and ax.axison
+            and ax.get_frame_on()
+            and ax.get_axes_locator() is None
+            and ax.get_rasterization_zorder() is None
+            and not ax.images
             and not any(a.get_animated() or a.get_rasterized() for a in ax.get_children())
         )
         if not plain:
@@ -199,8 +204,10 @@ class _Frame:
                 self._backgrounds.popitem(last=False)
         else:
             if kept[0] != split:  # an artist below foreground_z that the key does not account for
-                raise RuntimeError(f"{type(self).__name__}: background key {background!r} no longer decides "
-                                   f"what is drawn below z-order {self.foreground_z}")
+                raise RuntimeError(
+                    f"{type(self).__name__}: background key {background!r} no longer decides "
+                    f"what is drawn below z-order {self.foreground_z}"
+                )
             self._backgrounds.move_to_end(background)
             renderer.restore_region(kept[1])
         for artist in artists[split:]:
@@ -223,8 +230,8 @@ class _ExecutionFrame(_Frame):
         super().__init__(7.2, 3.8)
 
     def _build(self, ax: Any) -> None:
-        self.pace_line, = ax.plot([], [], color="#7f7f7f", ls="--", marker="o", ms=3, lw=1.4, label="序时进度")
-        self.rate_line, = ax.plot([], [], color="#1f4e9c", marker="o", ms=4, lw=2.0, label="累计执行率")
+        (self.pace_line,) = ax.plot([], [], color="#7f7f7f", ls="--", marker="o", ms=3, lw=1.4, label="序时进度")
+        (self.rate_line,) = ax.plot([], [], color="#1f4e9c", marker="o", ms=4, lw=2.0, label="累计执行率")
         ax.set_xticks(range(1, 13), [f"{m}月" for m in range(1, 13)])
         ax.set_xlim(0.5, 12.5)
         ax.set_ylabel("百分比（%）")
@@ -261,14 +268,32 @@ def execution_chart(
         for quarter in lagging:
             lo, hi = _QUARTER_MONTHS[quarter]
             added.append(ax.axvspan(lo - 0.5, hi + 0.5, color="#f4c7c3", alpha=0.55, lw=0, zorder=0))
-            added.append(ax.text((lo + hi) / 2, top * 0.97, f"{_QUARTER_NAMES[quarter]}落后",
-                                 ha="center", va="top", fontsize=9, color="#a61b1b"))
+            added.append(
+                ax.text(
+                    (lo + hi) / 2,
+                    top * 0.97,
+                    f"{_QUARTER_NAMES[quarter]}落后",
+                    ha="center",
+                    va="top",
+                    fontsize=9,
+                    color="#a61b1b",
+                )
+            )
         frame.pace_line.set_data(months, paces)
         frame.rate_line.set_data(months, rates)
         for x, y in zip(months, rates):
             below = y > top * 0.08  # labels under the line, except near the x axis
-            added.append(ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points",
-                                     xytext=(0, -12 if below else 6), ha="center", fontsize=7, color="#1f4e9c"))
+            added.append(
+                ax.annotate(
+                    f"{y:.1f}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(0, -12 if below else 6),
+                    ha="center",
+                    fontsize=7,
+                    color="#1f4e9c",
+                )
+            )
         ax.set_ylim(0, top)
         ax.set_title(title, fontsize=11, y=_TITLE_Y)
     return path
@@ -309,8 +334,9 @@ def unit_chart(
         bars = ax.barh(range(len(names)), rates, color=colors, height=0.6)
         added.append(bars)
         for bar, r in zip(bars, rates):
-            added.append(ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{r:.2f}%",
-                                 va="center", fontsize=8))
+            added.append(
+                ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{r:.2f}%", va="center", fontsize=8)
+            )
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_xlim(0, max([100.0, *rates]) * 1.15)
         ax.relim()  # the y range from this fund's bars only (the last fund's are gone)

@@ -52,8 +52,7 @@ def _monthly(args: argparse.Namespace) -> int:
         from budget_monitor.config import load_fund_config
         from budget_monitor.sources import SqlSource, pull_month
 
-        pull_month(SqlSource(args.source_url), load_fund_config(fund_dir).code, args.month,
-                   fund_dir)
+        pull_month(SqlSource(args.source_url), load_fund_config(fund_dir).code, args.month, fund_dir)
     result = run_monthly(fund_dir, args.month, args.db, _mailer_for(fund_dir, not args.no_send))
     print(result.summary())
     return _unsent(result)
@@ -64,8 +63,11 @@ def _unsent(result) -> int:  # MonthlyResult | YearEndResult
     if not result.unsent:
         return EXIT_OK
     why = f"（{result.stopped}）" if result.stopped else ""
-    print(f"邮件未全部发出：{result.unsent} 封仍在待发送队列{why}，将在下次运行时自动重试；"
-          f"请检查邮件服务器设置（fund.yaml smtp）", file=sys.stderr)
+    print(
+        f"邮件未全部发出：{result.unsent} 封仍在待发送队列{why}，将在下次运行时自动重试；"
+        f"请检查邮件服务器设置（fund.yaml smtp）",
+        file=sys.stderr,
+    )
     return EXIT_UNSENT
 
 
@@ -74,8 +76,15 @@ def _year_end(args: argparse.Namespace) -> int:
 
     fund_dir = Path(args.fund_dir)
     send = not (args.no_send or args.draft)
-    result = run_year_end(fund_dir, args.year, Path(args.out), args.db, _mailer_for(fund_dir, send),
-                          queue=not args.no_send, draft=args.draft)
+    result = run_year_end(
+        fund_dir,
+        args.year,
+        Path(args.out),
+        args.db,
+        _mailer_for(fund_dir, send),
+        queue=not args.no_send,
+        draft=args.draft,
+    )
     print(("【草稿】" if args.draft else "") + result.summary())
     return _unsent(result)
 
@@ -85,8 +94,7 @@ def _pull(args: argparse.Namespace) -> int:
     from budget_monitor.sources import SqlSource, pull_month
 
     fund_dir = Path(args.fund_dir)
-    paths = pull_month(SqlSource(args.source_url), load_fund_config(fund_dir).code, args.month,
-                       fund_dir)
+    paths = pull_month(SqlSource(args.source_url), load_fund_config(fund_dir).code, args.month, fund_dir)
     for p in paths:
         print(p)
     return 0
@@ -100,8 +108,9 @@ def _data_docs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="budget-monitor", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="budget-monitor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -119,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--out", required=True)
     y.add_argument("--db", default=None)
     y.add_argument("--no-send", action="store_true", help="write the outputs; queue and send nothing")
-    y.add_argument("--draft", action="store_true",
-                   help="before December is closed: outputs marked 草稿, never queued or mailed")
+    y.add_argument(
+        "--draft", action="store_true", help="before December is closed: outputs marked 草稿, never queued or mailed"
+    )
     y.set_defaults(func=_year_end)
 
     pl = sub.add_parser("pull", help="pull a month's tables from a SQL source into the fund dir")
@@ -173,9 +183,11 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if busy is not None and isinstance(exc, busy):
         return EXIT_BUSY, f"未运行：{_first_line(exc)}"
     if isinstance(exc, (OperationalError, DBAPIError)) and not _is_data_error(exc):
-        return EXIT_INFRA, ("运行失败：数据库不可用或连接中断"
-                            f"（{type(exc.orig or exc).__name__}）；已入库的数据不受影响，"
-                            "请检查数据库服务后重新运行本命令")
+        return EXIT_INFRA, (
+            "运行失败：数据库不可用或连接中断"
+            f"（{type(exc.orig or exc).__name__}）；已入库的数据不受影响，"
+            "请检查数据库服务后重新运行本命令"
+        )
     if render is not None and isinstance(exc, render):
         return EXIT_INFRA, f"运行失败：报告模板渲染失败（{_first_line(exc)}）；未写出任何报告文件，请检查模板"
     if isinstance(exc, OSError):

@@ -166,9 +166,7 @@ class FundConfig(_Strict):
     # The document the self-evaluation is made under (自评分数 basis).
     basis_document: str = ""
     recipients: list[str] = Field(default_factory=list)
-    inspection_categories: list[str] = Field(
-        default_factory=lambda: ["药品", "药包材", "化妆品", "医疗器械", "食品"]
-    )
+    inspection_categories: list[str] = Field(default_factory=lambda: ["药品", "药包材", "化妆品", "医疗器械", "食品"])
     pace: PaceConfig = Field(default_factory=PaceConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     # indicator name (三级指标) -> how its actual is measured. An indicator
@@ -188,7 +186,8 @@ class FundConfig(_Strict):
         if not _CODE.fullmatch(v):
             raise ValueError(
                 f"资金代码“{safe_name(v)}”无效：只能由字母、数字、下划线、点和连字符组成，"
-                "不能以点或连字符开头，最长 64 个字符")
+                "不能以点或连字符开头，最长 64 个字符"
+            )
         return v
 
     @field_validator("recipients")

@@ -34,9 +34,21 @@ from budget_monitor.config import FundConfig, FundConfigError, load_fund_config
 from budget_monitor.execution import ExecutionResult, MonthFigures, QuarterFigures, SeriesFigures
 
 __all__ = [
-    "GREEN", "YELLOW", "RED", "NONE",
-    "FundEntry", "fund_configs", "light_of", "overview", "fund_page", "unit_page",
-    "alerts", "rejections", "report_files", "report_path", "clear_cache",
+    "GREEN",
+    "YELLOW",
+    "RED",
+    "NONE",
+    "FundEntry",
+    "fund_configs",
+    "light_of",
+    "overview",
+    "fund_page",
+    "unit_page",
+    "alerts",
+    "rejections",
+    "report_files",
+    "report_path",
+    "clear_cache",
 ]
 
 GREEN, YELLOW, RED, NONE = "green", "yellow", "red", "none"
@@ -157,11 +169,14 @@ def _series_dict(year: int, s: SeriesFigures) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- store reads
 
+
 def _funds(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(store.fund.c.code, store.fund.c.name, store.fund.c.year,
-                                   store.fund.c.department)
-                            .order_by(store.fund.c.year.desc(), store.fund.c.code)).mappings()
+        rows = conn.execute(
+            select(store.fund.c.code, store.fund.c.name, store.fund.c.year, store.fund.c.department).order_by(
+                store.fund.c.year.desc(), store.fund.c.code
+            )
+        ).mappings()
         return [dict(r) for r in rows]
 
 
@@ -187,8 +202,10 @@ def _latest_files(engine: Engine, codes: Iterable[str] | None = None) -> dict[st
 
 def _count_by_fund(engine: Engine, table: Any, *where: Any) -> dict[str, int]:
     with engine.connect() as conn:
-        return {c: int(n) for c, n in conn.execute(
-            select(table.c.fund_code, func.count()).where(*where).group_by(table.c.fund_code))}
+        return {
+            c: int(n)
+            for c, n in conn.execute(select(table.c.fund_code, func.count()).where(*where).group_by(table.c.fund_code))
+        }
 
 
 def _latest_month(year: int, closes: list[tuple[str, Any]]) -> tuple[int, Any] | None:
@@ -229,8 +246,9 @@ def _execution(engine: Engine, cfg: FundConfig, month: int, stamp: tuple) -> Exe
     return result
 
 
-def _result_for(engine: Engine, cfg: FundConfig, closes: list[tuple[str, Any]],
-                latest_file: int | None) -> ExecutionResult | None:
+def _result_for(
+    engine: Engine, cfg: FundConfig, closes: list[tuple[str, Any]], latest_file: int | None
+) -> ExecutionResult | None:
     latest = _latest_month(cfg.year, closes)
     if latest is None:
         return None
@@ -239,6 +257,7 @@ def _result_for(engine: Engine, cfg: FundConfig, closes: list[tuple[str, Any]],
 
 
 # ----------------------------------------------------------------------- pages
+
 
 def overview(engine: Engine, configs: Mapping[str, FundEntry]) -> list[dict[str, Any]]:
     """Every fund in the store with its latest closed month's rate, pace, gap and light.
@@ -253,11 +272,24 @@ def overview(engine: Engine, configs: Mapping[str, FundEntry]) -> list[dict[str,
     rejected = _count_by_fund(engine, store.rejection)
     out = []
     for f in funds:
-        row: dict[str, Any] = {**f, "month": None, "status": "ok", "rate": None, "pace": None,
-                               "gap": None, "light": NONE, "severity": None, "budget_fen": None,
-                               "cumulative_fen": None, "units": 0, "units_yellow": 0, "units_red": 0,
-                               "lagging_quarters": [], "alerts_unsent": pending.get(f["code"], 0),
-                               "rejections": rejected.get(f["code"], 0)}
+        row: dict[str, Any] = {
+            **f,
+            "month": None,
+            "status": "ok",
+            "rate": None,
+            "pace": None,
+            "gap": None,
+            "light": NONE,
+            "severity": None,
+            "budget_fen": None,
+            "cumulative_fen": None,
+            "units": 0,
+            "units_yellow": 0,
+            "units_red": 0,
+            "lagging_quarters": [],
+            "alerts_unsent": pending.get(f["code"], 0),
+            "rejections": rejected.get(f["code"], 0),
+        }
         entry = configs.get(f["code"])
         if entry is None:
             row["status"] = "no_config"
@@ -270,18 +302,30 @@ def overview(engine: Engine, configs: Mapping[str, FundEntry]) -> list[dict[str,
             continue
         m = _month_dict(result.year, result.fund.latest)
         lights = [light_of(u.latest) for u in result.units]
-        row.update({k: m[k] for k in ("month", "rate", "pace", "gap", "light", "severity",
-                                      "budget_fen", "cumulative_fen")})
-        row.update(units=len(result.units), units_yellow=lights.count(YELLOW), units_red=lights.count(RED),
-                   lagging_quarters=result.fund.lagging_quarters)
+        row.update(
+            {k: m[k] for k in ("month", "rate", "pace", "gap", "light", "severity", "budget_fen", "cumulative_fen")}
+        )
+        row.update(
+            units=len(result.units),
+            units_yellow=lights.count(YELLOW),
+            units_red=lights.count(RED),
+            lagging_quarters=result.fund.lagging_quarters,
+        )
         out.append(row)
     return out
 
 
 def _fund_row(engine: Engine, code: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        row = conn.execute(select(store.fund.c.code, store.fund.c.name, store.fund.c.year,
-                                  store.fund.c.department).where(store.fund.c.code == code)).mappings().first()
+        row = (
+            conn.execute(
+                select(store.fund.c.code, store.fund.c.name, store.fund.c.year, store.fund.c.department).where(
+                    store.fund.c.code == code
+                )
+            )
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
@@ -289,8 +333,9 @@ def alerts(engine: Engine, code: str, unit: str | None = None) -> list[dict[str,
     """The fund's mails in the outbox (alerts, rejection notices, the year-end
     report), newest first; ``unit`` keeps only that unit's."""
     o = store.outbox.c
-    stmt = select(o.id, o.unit, o.period, o.kind, o.subject, o.status, o.created_at, o.sent_at,
-                  o.attempts).where(o.fund_code == code)
+    stmt = select(o.id, o.unit, o.period, o.kind, o.subject, o.status, o.created_at, o.sent_at, o.attempts).where(
+        o.fund_code == code
+    )
     if unit is not None:
         stmt = stmt.where(o.unit == unit)
     with engine.connect() as conn:
@@ -304,9 +349,14 @@ def alerts(engine: Engine, code: str, unit: str | None = None) -> list[dict[str,
 def rejections(engine: Engine, code: str) -> list[dict[str, Any]]:
     r = store.rejection.c
     with engine.connect() as conn:
-        return [dict(x) for x in conn.execute(
-            select(r.id, r.kind, r.name, r.reason, r.rejected_at).where(r.fund_code == code)
-            .order_by(r.rejected_at.desc(), r.id.desc())).mappings()]
+        return [
+            dict(x)
+            for x in conn.execute(
+                select(r.id, r.kind, r.name, r.reason, r.rejected_at)
+                .where(r.fund_code == code)
+                .order_by(r.rejected_at.desc(), r.id.desc())
+            ).mappings()
+        ]
 
 
 def fund_page(engine: Engine, configs: Mapping[str, FundEntry], code: str) -> dict[str, Any] | None:
@@ -315,9 +365,16 @@ def fund_page(engine: Engine, configs: Mapping[str, FundEntry], code: str) -> di
     fund = _fund_row(engine, code)
     if fund is None:
         return None
-    page: dict[str, Any] = {"fund": fund, "status": "ok", "month": None, "closed_months": [],
-                            "series": None, "units": [], "alerts": alerts(engine, code),
-                            "rejections": rejections(engine, code)}
+    page: dict[str, Any] = {
+        "fund": fund,
+        "status": "ok",
+        "month": None,
+        "closed_months": [],
+        "series": None,
+        "units": [],
+        "alerts": alerts(engine, code),
+        "rejections": rejections(engine, code),
+    }
     closes = _closes(engine, [code]).get(code, [])
     page["closed_months"] = [m for m, _ in closes]
     entry = configs.get(code)
@@ -344,11 +401,18 @@ def unit_page(engine: Engine, configs: Mapping[str, FundEntry], code: str, unit:
     known = {u["unit"]: u for u in page["units"]}
     if page["status"] == "ok" and unit not in known:
         return None
-    return {"fund": page["fund"], "status": page["status"], "month": page["month"], "unit": unit,
-            "series": known.get(unit), "alerts": alerts(engine, code, unit)}
+    return {
+        "fund": page["fund"],
+        "status": page["status"],
+        "month": page["month"],
+        "unit": unit,
+        "series": known.get(unit),
+        "alerts": alerts(engine, code, unit),
+    }
 
 
 # ---------------------------------------------------------------------- reports
+
 
 def _report_label(name: str) -> str | None:
     for suffix, label in REPORT_KINDS:

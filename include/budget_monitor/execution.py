@@ -205,8 +205,11 @@ def _spent_by_month(payments: pd.DataFrame, year: int, through_month: int) -> di
         return {}
     month = _month_of(payments["pay_date"], year)
     frame = pd.DataFrame(
-        {"unit": payments["unit"].astype(str).to_numpy(), "month": month.to_numpy(),
-         "fen": payments["amount_fen"].astype("int64").to_numpy()}
+        {
+            "unit": payments["unit"].astype(str).to_numpy(),
+            "month": month.to_numpy(),
+            "fen": payments["amount_fen"].astype("int64").to_numpy(),
+        }
     )
     frame = frame[(frame["month"] >= 1) & (frame["month"] <= through_month)]
     sums = frame.groupby(["unit", "month"], sort=False)["fen"].sum()
@@ -290,7 +293,9 @@ def _total(by_unit: dict[str, dict[int, int]]) -> dict[int, int]:
     return out
 
 
-def _quarters(months: list[MonthFigures], cfg: PaceConfig, behind: dict[int, tuple[str, ...]]) -> tuple[QuarterFigures, ...]:
+def _quarters(
+    months: list[MonthFigures], cfg: PaceConfig, behind: dict[int, tuple[str, ...]]
+) -> tuple[QuarterFigures, ...]:
     out = []
     for q in range(1, 5):
         end = q * 3
@@ -329,8 +334,12 @@ def compute_execution(
     budget = _budget_table(allocations, year)
     spent = _by_unit(_spent_by_month(payments, year, through_month))
     if len(budget):
-        deltas = _by_unit({(str(u), int(m)): int(v) for (u, m), v in
-                           budget.groupby(["unit", "month"], sort=False)["signed_fen"].sum().items()})
+        deltas = _by_unit(
+            {
+                (str(u), int(m)): int(v)
+                for (u, m), v in budget.groupby(["unit", "month"], sort=False)["signed_fen"].sum().items()
+            }
+        )
         initial_rows = budget[budget["kind"] == "年初"]
         initial = {str(u): int(v) for u, v in initial_rows.groupby("unit", sort=False)["signed_fen"].sum().items()}
     else:

@@ -66,9 +66,7 @@ class Forecast:
         return self.quarter_end_gap is not None and self.quarter_end_gap < 0
 
 
-def _projected_rate(
-    cumulative: int, spend: Fraction, months_ahead: int, budget: int, current: Fraction
-) -> Fraction:
+def _projected_rate(cumulative: int, spend: Fraction, months_ahead: int, budget: int, current: Fraction) -> Fraction:
     projected = Fraction(cumulative) + spend * months_ahead
     rate = projected * 100 / budget
     return min(max(rate, Fraction(0)), max(Fraction(100), current))

@@ -115,7 +115,9 @@ def decode_csv_bytes(data: bytes, path: Path) -> tuple[str, str]:
         if "\x00" in text:
             break
         return text, enc
-    raise IngestError(f"{path.name}: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）", path=path, rule_id="ING-001")
+    raise IngestError(
+        f"{path.name}: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）", path=path, rule_id="ING-001"
+    )
 
 
 def _read_csv(data: bytes, path: Path) -> tuple[pd.DataFrame, str]:
@@ -191,11 +193,16 @@ def _check_xlsx_bounds(zf: zipfile.ZipFile, path: Path) -> None:
             raise IngestError(
                 f"{path.name}: XLSX 文件中的“{info.filename}”解压后 {info.file_size / (1 << 20):.0f} MiB，"
                 f"是压缩后的 {info.file_size / max(info.compress_size, 1):.0f} 倍，疑似压缩炸弹，拒绝读取",
-                path=path, rule_id="ING-004")
+                path=path,
+                rule_id="ING-004",
+            )
     if total > XLSX_MAX_UNCOMPRESSED:
         raise IngestError(
             f"{path.name}: XLSX 文件解压后共 {total / (1 << 20):.0f} MiB，超过上限 "
-            f"{XLSX_MAX_UNCOMPRESSED >> 20} MiB，请拆分或另存为 CSV", path=path, rule_id="ING-004")
+            f"{XLSX_MAX_UNCOMPRESSED >> 20} MiB，请拆分或另存为 CSV",
+            path=path,
+            rule_id="ING-004",
+        )
     sheets = sorted(n for n in zf.namelist() if n.startswith("xl/worksheets/sheet") and n.endswith(".xml"))
     if sheets:
         with zf.open(sheets[0]) as fh:
@@ -205,7 +212,9 @@ def _check_xlsx_bounds(zf: zipfile.ZipFile, path: Path) -> None:
             if cells > XLSX_MAX_CELLS:
                 raise IngestError(
                     f"{path.name}: XLSX 工作表声明了 {cells} 个单元格，超过上限 {XLSX_MAX_CELLS}，请拆分或另存为 CSV",
-                    path=path, rule_id="ING-004")
+                    path=path,
+                    rule_id="ING-004",
+                )
 
 
 def _read_xlsx(data: bytes, path: Path) -> pd.DataFrame:
@@ -307,8 +316,13 @@ def _typed(
 
 
 def _typed_column(
-    raw: pd.DataFrame, spec: ColumnSpec, match: HeaderMatch | None, cols: dict[str, pd.Series],
-    empty: dict[str, np.ndarray], invalid: dict[str, np.ndarray], out_of_range: dict[str, np.ndarray],
+    raw: pd.DataFrame,
+    spec: ColumnSpec,
+    match: HeaderMatch | None,
+    cols: dict[str, pd.Series],
+    empty: dict[str, np.ndarray],
+    invalid: dict[str, np.ndarray],
+    out_of_range: dict[str, np.ndarray],
 ) -> None:
     """One canonical column of ``raw`` typed into ``cols`` (and its masks): the
     one conversion both a whole file and a streamed file's passes use."""
@@ -440,7 +454,9 @@ class CsvStream:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            raise IngestError(f"{self.path.name}: 无法读取文件：{exc.strerror}", path=self.path, rule_id="ING-002") from exc
+            raise IngestError(
+                f"{self.path.name}: 无法读取文件：{exc.strerror}", path=self.path, rule_id="ING-002"
+            ) from exc
         self._fh = os.fdopen(fd, "rb")
         try:
             self.encoding, self.sha256 = self._detect()
@@ -492,8 +508,9 @@ class CsvStream:
             if not filled:
                 raise IngestError(f"{self.path.name}: 文件为空，没有表头", path=self.path, rule_id="ING-003")
             return enc, digest.hexdigest()
-        raise IngestError(f"{self.path.name}: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）",
-                          path=self.path, rule_id="ING-001")
+        raise IngestError(
+            f"{self.path.name}: 编码无法识别（应为 UTF-8 或 GBK/GB18030 编码的 CSV）", path=self.path, rule_id="ING-001"
+        )
 
     def _header(self) -> tuple[list[str], dict[str, HeaderMatch]]:
         """pandas' column names, and the canonical columns they match.
@@ -526,8 +543,13 @@ class CsvStream:
         return columns, headers
 
     def _read_args(self) -> dict[str, Any]:
-        return {"dtype": str, "keep_default_na": False, "na_filter": False, "skip_blank_lines": False,
-                "encoding": self.encoding}
+        return {
+            "dtype": str,
+            "keep_default_na": False,
+            "na_filter": False,
+            "skip_blank_lines": False,
+            "encoding": self.encoding,
+        }
 
     def _frames(self, usecols: list[int] | None, digest: Any = None) -> Iterator[pd.DataFrame]:
         """pandas' all-text chunks of the file, read from its start."""
@@ -559,8 +581,9 @@ class CsvStream:
         """
         wanted = [s for s in specs(self.kind) if s.column in set(columns)]
         where = {c.strip(): i for i, c in reversed(list(enumerate(self.columns)))}
-        positions = sorted({0, *self._unnamed, *(where[self.headers[s.column].source]
-                                                  for s in wanted if s.column in self.headers)})
+        positions = sorted(
+            {0, *self._unnamed, *(where[self.headers[s.column].source] for s in wanted if s.column in self.headers)}
+        )
         offset = 0
         for frame in self._frames(usecols=positions):
             frame.columns = [c.strip() for c in frame.columns]
@@ -600,19 +623,26 @@ class CsvStream:
             raw.columns = names
             raw.index = pd.RangeIndex(2 + offset, 2 + offset + len(raw))
             offset += len(raw)
-            table = IngestedTable(self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers))
+            table = IngestedTable(
+                self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers)
+            )
             del raw
             chunks += 1
             yield table
             del table  # one chunk alive at a time
         if not chunks:  # no chunk at all: one empty table, as read_table gives
             raw = pd.DataFrame({n: pd.Series([], dtype="str") for n in names}, index=pd.RangeIndex(2, 2))
-            yield IngestedTable(self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers))
+            yield IngestedTable(
+                self.path, self.kind, self.sha256, self.encoding, *_typed_table(raw, self.kind, self.headers)
+            )
         if digest.hexdigest() != self.sha256:
             raise changed_while_read(self.path)
 
 
 def changed_while_read(path: Path) -> IngestError:
     """A file whose bytes differ between two reads of one load (still being written)."""
-    return IngestError(f"{path.name}: 文件在读取过程中被改动（前后两次读取的内容不同），请待文件写完后重新提交",
-                       path=path, rule_id="ING-002")
+    return IngestError(
+        f"{path.name}: 文件在读取过程中被改动（前后两次读取的内容不同），请待文件写完后重新提交",
+        path=path,
+        rule_id="ING-002",
+    )

@@ -64,8 +64,10 @@ class FundBusy(RuntimeError):
     def __init__(self, fund_code: str, waited_s: float) -> None:
         self.fund_code = fund_code
         self.waited_s = waited_s
-        self.reason = (f"另一个运行正在处理资金 {safe_name(fund_code)}（已等待 {_seconds(waited_s)} 秒），"
-                       "本次未做任何改动；请稍后重试")
+        self.reason = (
+            f"另一个运行正在处理资金 {safe_name(fund_code)}（已等待 {_seconds(waited_s)} 秒），"
+            "本次未做任何改动；请稍后重试"
+        )
         super().__init__(self.reason)
 
 
@@ -145,8 +147,9 @@ def _pg_lock(engine: Engine, fund_code: str, wait_s: float) -> Iterator[None]:
     key = advisory_key(fund_code)
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
-        _poll(lambda: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()),
-              fund_code, wait_s)
+        _poll(
+            lambda: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()), fund_code, wait_s
+        )
     except BaseException:
         conn.close()
         raise
@@ -205,7 +208,9 @@ def _memory_lock(ident: tuple[str, str], wait_s: float) -> Iterator[None]:
 
 
 @contextmanager
-def fund_locks(engine: Engine, fund_codes: list[str], *, wait_s: float = DEFAULT_WAIT_S) -> Iterator[dict[str, FundBusy]]:
+def fund_locks(
+    engine: Engine, fund_codes: list[str], *, wait_s: float = DEFAULT_WAIT_S
+) -> Iterator[dict[str, FundBusy]]:
     """Hold many funds' locks at once (a batch load of a DAG task): yields the
     funds that stayed busy for ``wait_s`` in all, each with its FundBusy; the
     others are held for the ``with`` block and re-entrant like fund_lock.
@@ -240,9 +245,11 @@ def fund_locks(engine: Engine, fund_codes: list[str], *, wait_s: float = DEFAULT
                     continue
                 key = advisory_key(code)
                 try:
-                    _poll(lambda k=key: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                                          {"k": k}).scalar()),
-                          code, max(0.0, deadline - time.monotonic()))
+                    _poll(
+                        lambda k=key: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": k}).scalar()),
+                        code,
+                        max(0.0, deadline - time.monotonic()),
+                    )
                 except FundBusy as exc:
                     busy[code] = exc
                     continue

@@ -89,8 +89,9 @@ def parse_money(values: pd.Series, scale: int = 1) -> MoneyParse:
         too_big[todo] = g_big
     too_big |= ~invalid & ~empty & (np.abs(fen) > MAX_ABS_FEN)
     result = pd.Series(fen, index=index, dtype="Int64").mask(empty | invalid | too_big)
-    return MoneyParse(result, pd.Series(empty, index=index), pd.Series(invalid, index=index),
-                      pd.Series(too_big, index=index))
+    return MoneyParse(
+        result, pd.Series(empty, index=index), pd.Series(invalid, index=index), pd.Series(too_big, index=index)
+    )
 
 
 def _fast(u: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,9 +181,7 @@ def _general(s: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     extra = _SCALE_DIGITS[scale] + 2  # fraction digits that still land on a whole fen
     matched = m["int"].notna() | m["frac"].notna()
     well_formed = (
-        matched
-        & ((int_part.str.len() > 0) | (m["frac"].fillna("").str.len() > 0))
-        & (frac.str.len() <= extra)
+        matched & ((int_part.str.len() > 0) | (m["frac"].fillna("").str.len() > 0)) & (frac.str.len() <= extra)
     ).to_numpy(dtype=bool)
     fits = (int_part.str.lstrip("0").str.len() <= _MAX_DIGITS - extra).to_numpy(dtype=bool)
     valid = well_formed & fits
@@ -205,5 +204,3 @@ def parse_money_text(text: str, scale: int = 1) -> int:
     if bool(res.out_of_range.iloc[0]):
         raise MoneyError(f"金额超出可受理范围：“{text}”（单笔金额的绝对值应小于 1 万亿元）")
     return int(res.fen.iloc[0])
-
-

@@ -13,8 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["fen_to_yuan_str", "fen_to_wanyuan_str", "fen_to_yuan_grouped", "plain_number", "round2",
-           "yuan_str_to_fen"]
+__all__ = ["fen_to_yuan_str", "fen_to_wanyuan_str", "fen_to_yuan_grouped", "plain_number", "round2", "yuan_str_to_fen"]
 
 _CENT = Decimal("0.01")
 
@@ -54,7 +53,7 @@ def plain_number(value: Decimal | Fraction | int | float | str, *, places: int |
 
 
 def yuan_str_to_fen(yuan: str) -> int:
-    """"3720900.00" (the JSON's 元 text) -> 372090000 fen; more than 2 decimals is an error."""
+    """ "3720900.00" (the JSON's 元 text) -> 372090000 fen; more than 2 decimals is an error."""
     d = Decimal(str(yuan).strip())
     fen = d * 100
     if fen != fen.to_integral_value():

@@ -100,9 +100,15 @@ def build_narrative(
     """:func:`narrate` over self_evaluation.json-shaped dicts (read by yearend.from_json's row readers)."""
     from budget_monitor.yearend import indicator_from_json, quarter_from_json, unit_from_json
 
-    return narrate([quarter_from_json(q) for q in quarters], [indicator_from_json(i) for i in indicators],
-                   [unit_from_json(u) for u in units], execution_rate=execution_rate,
-                   execution_met=execution_met, unspent_fen=unspent_fen, causes=causes)
+    return narrate(
+        [quarter_from_json(q) for q in quarters],
+        [indicator_from_json(i) for i in indicators],
+        [unit_from_json(u) for u in units],
+        execution_rate=execution_rate,
+        execution_met=execution_met,
+        unspent_fen=unspent_fen,
+        causes=causes,
+    )
 
 
 def narrate(
@@ -145,8 +151,10 @@ def narrate(
         if len(groups) == 1 and len(units) > 1 and len(next(iter(groups.values()))) == len(units):
             problems.append(p["lagging_units_all"].format(quarters=quarter_phrase(next(iter(groups)))))
         else:
-            items = [p["lagging_unit_group"].format(units="、".join(names), quarters=quarter_phrase(qs))
-                     for qs, names in groups.items()]
+            items = [
+                p["lagging_unit_group"].format(units="、".join(names), quarters=quarter_phrase(qs))
+                for qs, names in groups.items()
+            ]
             problems.append(p["lagging_units"].format(groups="，".join(items)))
         kinds.append("lagging_units")
 
@@ -157,13 +165,17 @@ def narrate(
         fen = max(unspent_fen or 0, 0)
         wan = plain_number(Decimal(fen) / Decimal(1_000_000))
         # Less than 0.005 万元 left (the rate may even read 100%): say it in 元, not "尚有0万元".
-        key, unspent = ("year_end_unspent", wan) if wan != "0" or not fen else (
-            "year_end_unspent_yuan", plain_number(Decimal(fen) / 100))
+        key, unspent = (
+            ("year_end_unspent", wan)
+            if wan != "0" or not fen
+            else ("year_end_unspent_yuan", plain_number(Decimal(fen) / 100))
+        )
         unspent_sentences.append(p[key].format(rate=plain_number(execution_rate), unspent=unspent))
     short_units = [u for u in units if u.short]
     if short_units:
-        items = [p["year_end_unspent_unit_item"].format(unit=u.unit, rate=plain_number(_unit_rate(u)))
-                 for u in short_units]
+        items = [
+            p["year_end_unspent_unit_item"].format(unit=u.unit, rate=plain_number(_unit_rate(u))) for u in short_units
+        ]
         unspent_sentences.append(p["year_end_unspent_units"].format(units="、".join(items)))
     if unspent_sentences:
         problems.append("".join(unspent_sentences))

@@ -67,9 +67,19 @@ from budget_monitor.config import SmtpConfig
 from budget_monitor.store import now_local, outbox
 
 __all__ = [
-    "Mailer", "SmtpMailer", "FlushResult", "PlainAuthRefused", "enqueue", "flush",
-    "pending_count", "flush_deadline_s", "is_connection_failure", "refuse_plain_auth",
-    "FLUSH_DEADLINE_ENV", "DEFAULT_FLUSH_DEADLINE_S", "DEFAULT_SMTP_TIMEOUT_S",
+    "Mailer",
+    "SmtpMailer",
+    "FlushResult",
+    "PlainAuthRefused",
+    "enqueue",
+    "flush",
+    "pending_count",
+    "flush_deadline_s",
+    "is_connection_failure",
+    "refuse_plain_auth",
+    "FLUSH_DEADLINE_ENV",
+    "DEFAULT_FLUSH_DEADLINE_S",
+    "DEFAULT_SMTP_TIMEOUT_S",
     "DEFAULT_MAX_CONNECTION_FAILURES",
 ]
 
@@ -119,8 +129,9 @@ class PlainAuthRefused(RuntimeError):
         super().__init__(_PLAIN_AUTH_REFUSED.format(where=where))
 
 
-def refuse_plain_auth(*, user: str | None, encrypted: bool, allowed: bool,
-                      where: str = "fund.yaml smtp.allow_plain_auth") -> None:
+def refuse_plain_auth(
+    *, user: str | None, encrypted: bool, allowed: bool, where: str = "fund.yaml smtp.allow_plain_auth"
+) -> None:
     """Raise :class:`PlainAuthRefused` when a login would go over an unencrypted
     connection and nobody allowed it (shared by SmtpMailer and the Airflow mailer)."""
     if user and not encrypted and not allowed:
@@ -150,22 +161,26 @@ class SmtpMailer:
     def from_config(cls, cfg: SmtpConfig) -> SmtpMailer:
         """From fund.yaml ``smtp``; the password comes from the env var it names."""
         # getattr: fields a fund.yaml schema may not have yet default to the safe side.
-        return cls(host=cfg.host, port=cfg.port, starttls=cfg.starttls, user=cfg.user,
-                   password=os.environ.get(cfg.password_env), sender=cfg.sender,
-                   use_ssl=bool(getattr(cfg, "use_ssl", False)),
-                   allow_plain_auth=bool(getattr(cfg, "allow_plain_auth", False)))
+        return cls(
+            host=cfg.host,
+            port=cfg.port,
+            starttls=cfg.starttls,
+            user=cfg.user,
+            password=os.environ.get(cfg.password_env),
+            sender=cfg.sender,
+            use_ssl=bool(getattr(cfg, "use_ssl", False)),
+            allow_plain_auth=bool(getattr(cfg, "allow_plain_auth", False)),
+        )
 
     def send(self, msg: EmailMessage) -> None:
         recipients = [a.addr_spec for h in ("To", "Cc", "Bcc") for a in _addresses(msg, h)]
         if not recipients:
             raise ValueError("邮件没有收件人：请在 fund.yaml 的 recipients 中配置收件人")
         # Before connecting: nothing of the credentials reaches the server.
-        refuse_plain_auth(user=self.user, encrypted=self.starttls or self.use_ssl,
-                          allowed=self.allow_plain_auth)
+        refuse_plain_auth(user=self.user, encrypted=self.starttls or self.use_ssl, allowed=self.allow_plain_auth)
         client: smtplib.SMTP
         if self.use_ssl:
-            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                      context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         with client as smtp:
@@ -239,9 +254,7 @@ def _insert_if_absent(conn: Connection, row: dict) -> int:
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         stmt = (
-            dialect_insert(outbox).values(row)
-            .on_conflict_do_nothing(index_elements=list(_KEY))
-            .returning(outbox.c.id)
+            dialect_insert(outbox).values(row).on_conflict_do_nothing(index_elements=list(_KEY)).returning(outbox.c.id)
         )
         # RETURNING, not rowcount: psycopg reports -1 for this statement.
         return len(conn.execute(stmt).fetchall())
@@ -257,15 +270,19 @@ def _insert_if_absent(conn: Connection, row: dict) -> int:
 def queued_keys(engine: Engine, fund_code: str) -> set[tuple[str, str, str, str]]:
     """Keys (fund, unit, period, kind) already in the outbox, sent or pending."""
     stmt = select(outbox.c.fund_code, outbox.c.unit, outbox.c.period, outbox.c.kind).where(
-        outbox.c.fund_code == fund_code)
+        outbox.c.fund_code == fund_code
+    )
     with engine.connect() as conn:
         return {tuple(r) for r in conn.execute(stmt)}
 
 
 def stored_headers(engine: Engine, fund_code: str, kind: str) -> list[tuple[str, EmailMessage]]:
     """(period, message headers) of the fund's stored messages of ``kind``, oldest first, sent or pending."""
-    stmt = (select(outbox.c.period, outbox.c.message)
-            .where(outbox.c.fund_code == fund_code, outbox.c.kind == kind).order_by(outbox.c.id))
+    stmt = (
+        select(outbox.c.period, outbox.c.message)
+        .where(outbox.c.fund_code == fund_code, outbox.c.kind == kind)
+        .order_by(outbox.c.id)
+    )
     with engine.connect() as conn:
         return [(period, _HEADERS.parsestr(raw, headersonly=True)) for period, raw in conn.execute(stmt)]
 
@@ -314,8 +331,15 @@ def is_connection_failure(exc: BaseException) -> bool:
             return True  # configuration: no message can go to this server
         if isinstance(e, smtplib.SMTPServerDisconnected):
             return True  # includes a reply that timed out
-        if isinstance(e, (smtplib.SMTPConnectError, smtplib.SMTPHeloError,
-                          smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError)):
+        if isinstance(
+            e,
+            (
+                smtplib.SMTPConnectError,
+                smtplib.SMTPHeloError,
+                smtplib.SMTPAuthenticationError,
+                smtplib.SMTPNotSupportedError,
+            ),
+        ):
             return True
         if isinstance(e, smtplib.SMTPResponseException):
             return e.smtp_code == 421  # "service not available, closing channel"
@@ -335,9 +359,14 @@ def _fallback_message_id(key: tuple[str, str, str, str], msg: EmailMessage) -> s
     return alert_message_id(key, sender)
 
 
-def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None, *,
-          deadline_s: float | None = None,
-          max_connection_failures: int = DEFAULT_MAX_CONNECTION_FAILURES) -> FlushResult:
+def flush(
+    engine: Engine,
+    mailer: Mailer,
+    fund_code: str | None = None,
+    *,
+    deadline_s: float | None = None,
+    max_connection_failures: int = DEFAULT_MAX_CONNECTION_FAILURES,
+) -> FlushResult:
     """Send the pending messages (of ``fund_code`` when given), oldest first.
 
     ``deadline_s``: no new send starts after that many seconds (None: the
@@ -374,8 +403,9 @@ def flush(engine: Engine, mailer: Mailer, fund_code: str | None = None, *,
         if streak >= max_connection_failures:
             stopped = _STOPPED_BREAKER.format(n=streak)
             break
-    return FlushResult(sent=sent, failed=failed, errors=tuple(errors),
-                       remaining=pending_count(engine, fund_code), stopped=stopped)
+    return FlushResult(
+        sent=sent, failed=failed, errors=tuple(errors), remaining=pending_count(engine, fund_code), stopped=stopped
+    )
 
 
 _SENT = object()
@@ -406,16 +436,13 @@ def _send_one(engine: Engine, mailer: Mailer, row_id: int) -> object | Exception
         ).rowcount
         if not claimed:
             return None
-        row = conn.execute(
-            select(outbox.c.message, *(outbox.c[k] for k in _KEY)).where(outbox.c.id == row_id)
-        ).one()
+        row = conn.execute(select(outbox.c.message, *(outbox.c[k] for k in _KEY)).where(outbox.c.id == row_id)).one()
         # Headers only: the body goes out as the stored text, unparsed (a
         # full parse + re-serialisation was 8 of the 16 ms a mail cost in
         # a province-wide flush, bench/RESULTS.md). The mailer may still
         # rewrite headers (From). The body is written out verbatim, so its
         # line ends must already be SMTP's CRLF (smtplib leaves bytes alone).
-        msg = _HEADERS.parsestr(row.message.replace("\r\n", "\n").replace("\n", "\r\n"),
-                                headersonly=True)
+        msg = _HEADERS.parsestr(row.message.replace("\r\n", "\n").replace("\n", "\r\n"), headersonly=True)
         if msg["Message-ID"] is None:
             # Derived from the row, not random: a re-send after a lost final
             # reply must carry the same Message-ID as the copy already delivered.
@@ -423,12 +450,7 @@ def _send_one(engine: Engine, mailer: Mailer, row_id: int) -> object | Exception
         try:
             mailer.send(msg)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
-            conn.execute(update(outbox).where(outbox.c.id == row_id)
-                         .values(last_error=f"{type(exc).__name__}: {exc}"))
+            conn.execute(update(outbox).where(outbox.c.id == row_id).values(last_error=f"{type(exc).__name__}: {exc}"))
             return exc
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id == row_id)
-            .values(status=SENT, sent_at=now_local())
-        )
+        conn.execute(update(outbox).where(outbox.c.id == row_id).values(status=SENT, sent_at=now_local()))
         return _SENT

@@ -82,7 +82,11 @@ def _resolve(ref: tuple[str, str]) -> Callable[..., Any]:
 
 
 def map_in_processes(
-    fn: Callable[[T], R], items: Sequence[T], *, workers: int, min_per_worker: int = 1,
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    workers: int,
+    min_per_worker: int = 1,
 ) -> list[R]:
     """``[fn(x) for x in items]``, in order, over up to ``workers`` processes.
 

@@ -114,6 +114,5 @@ def contained(root: str | os.PathLike[str], *parts: str) -> Path:
     target = root.joinpath(*parts)
     real_root = root.resolve()
     if not target.resolve().is_relative_to(real_root):
-        raise UnsafePath(
-            f"路径 {safe_name(str(target))} 解析后位于 {safe_name(str(real_root))} 之外，已拒绝")
+        raise UnsafePath(f"路径 {safe_name(str(target))} 解析后位于 {safe_name(str(real_root))} 之外，已拒绝")
     return target

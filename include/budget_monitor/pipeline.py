@@ -128,11 +128,12 @@ def _records(df: Any, columns: list[str]) -> list[dict[str, Any]]:
             # Day ordinals -> date objects, one object per distinct day.
             ordinals = (series.to_numpy(dtype="datetime64[D]").astype("int64") + 719163).tolist()
             days: dict[int, date] = {}
-            values = [None if gone else days.get(o) or days.setdefault(o, date.fromordinal(o))
-                      for o, gone in zip(ordinals, missing)]
+            values = [
+                None if gone else days.get(o) or days.setdefault(o, date.fromordinal(o))
+                for o, gone in zip(ordinals, missing)
+            ]
         elif str(series.dtype) == "Int64":
-            values = [None if v is None else int(v)
-                      for v in series.to_numpy(dtype=object, na_value=None)]
+            values = [None if v is None else int(v) for v in series.to_numpy(dtype=object, na_value=None)]
         else:
             values = series.astype(object).where(series.notna(), None).tolist()
         names.append(col)
@@ -179,19 +180,23 @@ class _Contexts:
         if kind == "budget":
             # A corrected budget must still cover what each unit and allocation has paid.
             return ValidationContext.for_fund(
-                cfg, fund_dir=fund_dir,
+                cfg,
+                fund_dir=fund_dir,
                 paid_by_unit=store.net_paid_by(engine, cfg.code, "unit"),
                 paid_by_doc=store.net_paid_by(engine, cfg.code, "doc_no"),
-                paid_by_pair=store.net_paid_by_pair(engine, cfg.code))
+                paid_by_pair=store.net_paid_by_pair(engine, cfg.code),
+            )
         if kind in store.SNAPSHOT_KINDS:
             return ValidationContext.for_fund(cfg, fund_dir=fund_dir)
         if self._facts is None:
             budget = store.read_allocations(engine, cfg.code)
             goals = store.read_goals(engine, cfg.code)
             self._facts = ValidationContext.for_fund(
-                cfg, fund_dir=fund_dir,
+                cfg,
+                fund_dir=fund_dir,
                 budget=budget if not budget.empty else None,
-                goals=goals if not goals.empty else None)
+                goals=goals if not goals.empty else None,
+            )
         replaced: list[str] = []
         if kind == "payments" and table is not None and "voucher_no" in table.df.columns:
             replaced = [v for v in table.df["voucher_no"].dropna().unique().tolist()]
@@ -329,8 +334,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
     qdir = fund_dir / "quarantine"
     for entry in unsafe_entries(fund_dir):
         # A symlink, FIFO or device is never read: the entry itself is quarantined.
-        moved, report = quarantine.quarantine_unsafe(entry.kind, entry.path, entry.reason, qdir,
-                                                     fund_dir=fund_dir)
+        moved, report = quarantine.quarantine_unsafe(entry.kind, entry.path, entry.reason, qdir, fund_dir=fund_dir)
         _reject(engine, cfg, result, entry.kind, report.file, report, moved)
     for kind in LOAD_ORDER:
         waiting = _missing_context(engine, cfg.code, kind)
@@ -354,8 +358,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
             try:
                 table = ingest.read_table(path, kind)
             except ingest.IngestError as exc:
-                report = validate.report_for_ingest_error(
-                    exc, kind, context(kind, None))
+                report = validate.report_for_ingest_error(exc, kind, context(kind, None))
             except Exception as exc:  # noqa: BLE001 - whatever breaks on this file is this file's
                 report = _failure_report(path, kind, exc, context(kind, None))
             else:
@@ -363,9 +366,11 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                     last = _max_month(table, kind)
                     # A row dated past the fund year is not "later": the in-year rule rejects it.
                     if last is not None and month < last <= f"{cfg.year}-12":
-                        result.files.append(FileOutcome(
-                            kind, rel, "deferred", table.n_rows,
-                            reason=f"含 {last} 的数据，待该月结账时处理"))
+                        result.files.append(
+                            FileOutcome(
+                                kind, rel, "deferred", table.n_rows, reason=f"含 {last} 的数据，待该月结账时处理"
+                            )
+                        )
                         continue
                 request = table, context(kind, table)  # a store error here is not the file's
                 try:
@@ -379,17 +384,24 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                     archived = store.archive_file(path, cfg.code, sha)
                     frame = table.df.assign(position=table.df["row"]) if kind == "goals" else table.df
                     stats = store.load_rows(
-                        engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
-                        rows=_records(frame, _store_columns(kind)), encoding=table.encoding,
-                        archive_path=str(archived))
+                        engine,
+                        fund_code=cfg.code,
+                        kind=kind,
+                        name=rel,
+                        sha256=sha,
+                        rows=_records(frame, _store_columns(kind)),
+                        encoding=table.encoding,
+                        archive_path=str(archived),
+                    )
                 except _FILE_LOAD_ERRORS as exc:
                     # The database refused this file's values (the transaction rolled
                     # back: nothing of it landed). A lost connection, a full disk or
                     # a permission error is not the file's fault and propagates.
                     report = _failure_report(path, kind, exc, request[1])
                 else:
-                    result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded",
-                                                    table.n_rows, stats.replaced))
+                    result.files.append(
+                        FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", table.n_rows, stats.replaced)
+                    )
                     log.info("loaded %s: %d rows (%d replaced)", rel, table.n_rows, stats.replaced)
                     continue
             _reject(engine, cfg, result, kind, rel, report, quarantine.quarantine(path, report, qdir))
@@ -428,8 +440,17 @@ def _guarded(items: Any) -> Generator[Any, None, None]:
         del item  # not kept alive while the next one is read
 
 
-def _load_streamed(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
-                   context: _Contexts, result: LoadResult) -> Any:
+def _load_streamed(
+    engine: Any,
+    cfg: FundConfig,
+    month: str,
+    kind: str,
+    path: Path,
+    rel: str,
+    sha: str,
+    context: _Contexts,
+    result: LoadResult,
+) -> Any:
     """One large CSV of a fact kind, read in chunks (ingest.CsvStream): the
     rejection report, or None when it was loaded or deferred (in ``result``).
 
@@ -454,8 +475,18 @@ def _load_streamed(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pa
         return _failure_report(path, kind, exc, ctx)
 
 
-def _stream_steps(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
-                  stream: Any, ctx: Any, result: LoadResult) -> Any:
+def _stream_steps(
+    engine: Any,
+    cfg: FundConfig,
+    month: str,
+    kind: str,
+    path: Path,
+    rel: str,
+    sha: str,
+    stream: Any,
+    ctx: Any,
+    result: LoadResult,
+) -> Any:
     """The passes over an opened CsvStream (pass 0, the encoding, is done):
     the rejection report, or None when loaded or deferred (in ``result``).
 
@@ -475,8 +506,18 @@ def _stream_steps(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
     return _stream_exact(engine, cfg, month, kind, path, rel, sha, stream, ctx, result)
 
 
-def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
-                 stream: Any, ctx: Any, result: LoadResult) -> bool:
+def _stream_once(
+    engine: Any,
+    cfg: FundConfig,
+    month: str,
+    kind: str,
+    path: Path,
+    rel: str,
+    sha: str,
+    stream: Any,
+    ctx: Any,
+    result: LoadResult,
+) -> bool:
     """The single pass of a good file (validate.ChunkedFile.first_pass_context):
     True when the file was loaded (or must wait for its month), False when
     the exact passes must decide (nothing of it landed)."""
@@ -491,8 +532,9 @@ def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path
     parts: list[Any] = []
     last: str | None = None
     rows = replaced_fen = 0
-    with store.ChunkedLoad(engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
-                           encoding=stream.encoding) as load:
+    with store.ChunkedLoad(
+        engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha, encoding=stream.encoding
+    ) as load:
         for table in _guarded(stream.tables()):
             rows += table.n_rows
             last = _later(last, _last_month(table.df[DATE_COLUMN[kind]]))
@@ -523,7 +565,9 @@ def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path
             del table  # one chunk alive at a time: not this one while the next is read
         if last is not None and last > month:
             if last <= f"{cfg.year}-12":
-                result.files.append(FileOutcome(kind, rel, "deferred", rows, reason=f"含 {last} 的数据，待该月结账时处理"))
+                result.files.append(
+                    FileOutcome(kind, rel, "deferred", rows, reason=f"含 {last} 的数据，待该月结账时处理")
+                )
                 return True
             return False
         try:
@@ -537,8 +581,18 @@ def _stream_once(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path
     return True
 
 
-def _stream_exact(engine: Any, cfg: FundConfig, month: str, kind: str, path: Path, rel: str, sha: str,
-                  stream: Any, ctx: Any, result: LoadResult) -> Any:
+def _stream_exact(
+    engine: Any,
+    cfg: FundConfig,
+    month: str,
+    kind: str,
+    path: Path,
+    rel: str,
+    sha: str,
+    stream: Any,
+    ctx: Any,
+    result: LoadResult,
+) -> Any:
     """The exact passes, for a file the single pass could not accept.
 
     1. One narrow scan: the columns of the file-level rules
@@ -593,8 +647,9 @@ def _stream_exact(engine: Any, cfg: FundConfig, month: str, kind: str, path: Pat
     if not report.ok:
         return report
     columns = _store_columns(kind)
-    with store.ChunkedLoad(engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha,
-                           encoding=stream.encoding) as load:
+    with store.ChunkedLoad(
+        engine, fund_code=cfg.code, kind=kind, name=rel, sha256=sha, encoding=stream.encoding
+    ) as load:
         for table in _guarded(stream.tables()):
             if not _load_chunk(load, table, columns):
                 raise _FileFault() from load.error
@@ -610,7 +665,7 @@ def _load_chunk(load: Any, table: Any, columns: list[str]) -> bool:
     verdict comes every ChunkVerdicts.GROUP_ROWS rows): a refusal then sends
     the file to the exact passes, which report the bad value or ING-005."""
     for i in range(0, table.n_rows, STREAM_LOAD_ROWS):
-        rows = _records(table.df.iloc[i:i + STREAM_LOAD_ROWS], columns)
+        rows = _records(table.df.iloc[i : i + STREAM_LOAD_ROWS], columns)
         try:
             load.add(rows)
         except (*_FILE_LOAD_ERRORS, *load.refusals) as exc:
@@ -621,8 +676,9 @@ def _load_chunk(load: Any, table: Any, columns: list[str]) -> bool:
     return True
 
 
-def _commit_streamed(load: Any, cfg: FundConfig, kind: str, path: Path, rel: str, sha: str, report: Any,
-                     result: LoadResult) -> None:
+def _commit_streamed(
+    load: Any, cfg: FundConfig, kind: str, path: Path, rel: str, sha: str, report: Any, result: LoadResult
+) -> None:
     """Archive the file and commit its load (as the whole-file branch does after validation)."""
     for w in report.warnings:
         log.warning("%s", w.message)
@@ -631,8 +687,7 @@ def _commit_streamed(load: Any, cfg: FundConfig, kind: str, path: Path, rel: str
         stats = load.commit(str(archived))
     except (*_FILE_LOAD_ERRORS, *load.refusals) as exc:
         raise _FileFault() from exc
-    result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", report.n_rows,
-                                    stats.replaced))
+    result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", report.n_rows, stats.replaced))
     log.info("loaded %s: %d rows (%d replaced) in chunks", rel, report.n_rows, stats.replaced)
 
 
@@ -649,14 +704,20 @@ def _last_month(values: Any) -> str | None:
     return top if isinstance(top, str) else f"{top.year:04d}-{top.month:02d}"
 
 
-def _reject(engine: Any, cfg: FundConfig, result: LoadResult, kind: str, name: str, report: Any,
-            moved: Path) -> None:
+def _reject(engine: Any, cfg: FundConfig, result: LoadResult, kind: str, name: str, report: Any, moved: Path) -> None:
     """Record a quarantined file: the store's rejection row, the 数据退回 notice, the outcome."""
     from budget_monitor import alerts, outbox
 
     reason = report.first_reason()
-    store.record_rejection(engine, fund_code=cfg.code, kind=kind, name=name,
-                           sha256=report.sha256, reason=reason, quarantine_path=str(moved))
+    store.record_rejection(
+        engine,
+        fund_code=cfg.code,
+        kind=kind,
+        name=name,
+        sha256=report.sha256,
+        reason=reason,
+        quarantine_path=str(moved),
+    )
     if cfg.recipients:
         # Through the outbox: a failed send is retried, a re-sent file not re-announced.
         outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
@@ -683,7 +744,11 @@ def _failure_report(path: Path, kind: str, exc: BaseException, ctx: Any) -> Any:
     log.error("processing %s failed", path, exc_info=exc)
     detail = (str(exc).strip().splitlines() or [""])[0][:200]
     what = f"{type(exc).__name__}：{detail}" if detail else type(exc).__name__
-    err = ingest.IngestError(f"{path.name}: 文件处理时发生意外错误（{what}），整个文件未入库；请将此文件与本通知转交运维人员核查", path=path, rule_id="ING-005")
+    err = ingest.IngestError(
+        f"{path.name}: 文件处理时发生意外错误（{what}），整个文件未入库；请将此文件与本通知转交运维人员核查",
+        path=path,
+        rule_id="ING-005",
+    )
     return validate.report_for_ingest_error(err, kind, ctx)
 
 
@@ -728,14 +793,16 @@ def compute(engine: Any, cfg: FundConfig, through_month: int) -> Any:
     from budget_monitor.execution import compute_execution
 
     allocations = store.read_allocations(engine, cfg.code)
-    payments = store.read_payments_by_day(engine, cfg.code, month_bounds(
-        f"{cfg.year}-{through_month:02d}")[1])
-    return compute_execution(allocations, payments, year=cfg.year, through_month=through_month,
-                             pace=cfg.pace)
+    payments = store.read_payments_by_day(engine, cfg.code, month_bounds(f"{cfg.year}-{through_month:02d}")[1])
+    return compute_execution(allocations, payments, year=cfg.year, through_month=through_month, pace=cfg.pace)
 
 
 def close_month(
-    fund_dir: Path, month: str, db_url: str | None = None, *, cfg: FundConfig | None = None,
+    fund_dir: Path,
+    month: str,
+    db_url: str | None = None,
+    *,
+    cfg: FundConfig | None = None,
     chart: bool = True,
 ) -> CloseResult:
     """Step 2: execution vs pace at the month end; alerts queued once per key."""
@@ -753,10 +820,17 @@ def close_month(
         m = result.fund.month(first.month)
         due = len(alerts.due_keys(cfg, result, first.month))  # including those queued by an earlier run
         return CloseResult(
-            fund_code=cfg.code, month=month, rate=m.rate_2dp, pace=m.pace_2dp, gap=m.gap_2dp,
-            severity=m.severity, lagging_quarters=result.fund.lagging_quarters,
+            fund_code=cfg.code,
+            month=month,
+            rate=m.rate_2dp,
+            pace=m.pace_2dp,
+            gap=m.gap_2dp,
+            severity=m.severity,
+            lagging_quarters=result.fund.lagging_quarters,
             units_behind=[s.unit for s in result.units if s.month(first.month).severity],
-            alerts=due, new_alerts=new)
+            alerts=due,
+            new_alerts=new,
+        )
 
 
 # A close worker (a fresh interpreter, parallel.py) imports the package,
@@ -790,7 +864,11 @@ def _close_one(job: tuple[str, str, str]) -> FundClose:
 
 
 def close_months(
-    fund_dirs: list[Path], month: str, db_url: str | None = None, *, workers: int = 1,
+    fund_dirs: list[Path],
+    month: str,
+    db_url: str | None = None,
+    *,
+    workers: int = 1,
     min_per_worker: int | None = None,
 ) -> list[FundClose]:
     """Step 2 for many funds, in order, spread over up to ``workers`` processes,
@@ -809,16 +887,16 @@ def close_months(
     store.open_store(url)
     jobs = [(str(d), month, url) for d in fund_dirs]
     n = worker_count(len(jobs), workers, per)
-    log.info("closing %d funds for %s in %s", len(jobs), month,
-             f"{n} worker processes" if n > 1 else "this process")
+    log.info("closing %d funds for %s in %s", len(jobs), month, f"{n} worker processes" if n > 1 else "this process")
     return map_in_processes(_close_one, jobs, workers=workers, min_per_worker=per)
 
 
 # --------------------------------------------------------------------------- step 3
 
 
-def send_pending(db_url: str | None, mailer: Any, fund_code: str | None = None, *,
-                 deadline_s: float | None = None) -> Any:
+def send_pending(
+    db_url: str | None, mailer: Any, fund_code: str | None = None, *, deadline_s: float | None = None
+) -> Any:
     """Step 3: flush the outbox; failures stay pending for the next run
     (``deadline_s``: see outbox.flush, default from the environment)."""
     from budget_monitor import outbox
@@ -840,14 +918,19 @@ class MonthlyResult:
         rate = "—" if c.rate is None else f"{c.rate}%"
         gap = "—" if c.gap is None else f"{c.gap}"
         lag = "、".join(f"第{q}季度" for q in c.lagging_quarters) or "无"
-        return (f"{c.fund_code} {c.month}: 执行率 {rate}，序时进度 {c.pace}%，差 {gap} 个百分点；"
-                f"落后季度：{lag}；文件 {self.load.summary()}；"
-                f"预警 {c.alerts} 条（新 {c.new_alerts}），发送成功 {self.sent}，失败 {self.failed}"
-                + (f"，待发送 {self.unsent}" if self.unsent else ""))
+        return (
+            f"{c.fund_code} {c.month}: 执行率 {rate}，序时进度 {c.pace}%，差 {gap} 个百分点；"
+            f"落后季度：{lag}；文件 {self.load.summary()}；"
+            f"预警 {c.alerts} 条（新 {c.new_alerts}），发送成功 {self.sent}，失败 {self.failed}"
+            + (f"，待发送 {self.unsent}" if self.unsent else "")
+        )
 
 
 def run_monthly(
-    fund_dir: Path, month: str, db_url: str | None = None, mailer: Any | None = None,
+    fund_dir: Path,
+    month: str,
+    db_url: str | None = None,
+    mailer: Any | None = None,
 ) -> MonthlyResult:
     """The whole monthly close of one fund: load, compute + queue alerts, send.
 
@@ -886,9 +969,11 @@ class YearEndResult:
     stopped: str = ""
 
     def summary(self) -> str:
-        return (f"{self.fund_code} {self.year}年度自评：{self.total_score:g}分，等级{self.grade}；"
-                f"输出 {len(self.paths)} 个文件于 {self.out_dir}；邮件发送成功 {self.sent}，失败 {self.failed}"
-                + (f"，待发送 {self.unsent}" if self.unsent else ""))
+        return (
+            f"{self.fund_code} {self.year}年度自评：{self.total_score:g}分，等级{self.grade}；"
+            f"输出 {len(self.paths)} 个文件于 {self.out_dir}；邮件发送成功 {self.sent}，失败 {self.failed}"
+            + (f"，待发送 {self.unsent}" if self.unsent else "")
+        )
 
 
 class YearNotReady(ValueError):
@@ -905,7 +990,8 @@ def _goals_or_reason(engine: Any, cfg: FundConfig) -> Any:
     if rejected is not None:
         raise YearNotReady(
             f"绩效目标表 {rejected['name']} 未通过校验，已于 {rejected['rejected_at']:%Y-%m-%d %H:%M} 退回"
-            f"（{rejected['reason']}）；请更正后重新提交，待其入库后再生成年度自评")
+            f"（{rejected['reason']}）；请更正后重新提交，待其入库后再生成年度自评"
+        )
     raise YearNotReady("尚未入库绩效目标表（goals.csv 或 goals.xlsx）：请提交后运行月度结账，再生成年度自评")
 
 
@@ -916,8 +1002,13 @@ def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
 
     goals = _goals_or_reason(engine, cfg)
     result = compute(engine, cfg, 12)
-    actuals = measure_actuals(cfg, goals, store.read_inspections(engine, cfg.code),
-                              store.read_outputs(engine, cfg.code), result.fund.latest.rate_2dp)
+    actuals = measure_actuals(
+        cfg,
+        goals,
+        store.read_inspections(engine, cfg.code),
+        store.read_outputs(engine, cfg.code),
+        result.fund.latest.rate_2dp,
+    )
     return build_year_end(cfg, goals, actuals, result, causes=cfg.lag_causes)
 
 
@@ -933,9 +1024,11 @@ def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> in
     """
     from budget_monitor import alerts, outbox
 
-    earlier = [(period, headers.get(alerts.DIGEST_HEADER))
-               for period, headers in outbox.stored_headers(engine, fund_code, alerts.YEAR_END_REPORT)
-               if alerts.is_year_end_period(period, year)]
+    earlier = [
+        (period, headers.get(alerts.DIGEST_HEADER))
+        for period, headers in outbox.stored_headers(engine, fund_code, alerts.YEAR_END_REPORT)
+        if alerts.is_year_end_period(period, year)
+    ]
     if not earlier:
         return 0
     last = earlier[-1][1]
@@ -952,12 +1045,19 @@ def check_year_closed(engine: Any, cfg: FundConfig) -> None:
         last = f"最近结账月份为 {closed[-1]}" if closed else "尚无任何月份结账"
         raise YearNotReady(
             f"{cfg.year}年12月尚未结账（{last}），不能生成正式的年度自评报告；"
-            f"请先完成12月的月度结账，或加 --draft 生成草稿（草稿不发送）")
+            f"请先完成12月的月度结账，或加 --draft 生成草稿（草稿不发送）"
+        )
 
 
 def run_year_end(
-    fund_dir: Path, year: int, out_dir: Path, db_url: str | None = None,
-    mailer: Any | None = None, *, queue: bool = True, draft: bool = False,
+    fund_dir: Path,
+    year: int,
+    out_dir: Path,
+    db_url: str | None = None,
+    mailer: Any | None = None,
+    *,
+    queue: bool = True,
+    draft: bool = False,
 ) -> YearEndResult:
     """Write the fund-year's self-evaluation outputs and queue (and send) the report email.
 

@@ -82,16 +82,21 @@ def quarantine(path: Path, report: ValidationReport, quarantine_dir: Path, *, no
         }
     )
     report_path = target.with_name(target.name + REPORT_SUFFIX)
-    atomic.write_text(report_path, json.dumps(body, ensure_ascii=False, indent=2, default=str),
-                      mode=file_mode())
+    atomic.write_text(report_path, json.dumps(body, ensure_ascii=False, indent=2, default=str), mode=file_mode())
     shutil.move(str(path), str(target))
     _owner_only(target)
     return target
 
 
 def quarantine_unsafe(
-    kind: str, path: Path, reason: str, quarantine_dir: Path, *, fund_dir: Path | None = None,
-    rule_id: str = UNSAFE_ENTRY_RULE, now: datetime | None = None,
+    kind: str,
+    path: Path,
+    reason: str,
+    quarantine_dir: Path,
+    *,
+    fund_dir: Path | None = None,
+    rule_id: str = UNSAFE_ENTRY_RULE,
+    now: datetime | None = None,
 ) -> tuple[Path, ValidationReport]:
     """Quarantine an entry :func:`sources.unsafe_entries` refused (a symlink, a
     FIFO...) without ever reading it: the entry itself is moved (a link stays

@@ -58,10 +58,27 @@ from budget_monitor.yearend import YearEnd
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["JSON_NAME", "DOCX_NAME", "HTML_NAME", "MD_NAME", "XLSX_NAME", "CHART_NAME", "UNIT_CHART_NAME",
-           "DRAFT_NOTICE", "RenderError", "RenderTimeout", "build_self_evaluation", "report_sections",
-           "write_outputs", "write_docx", "write_xlsx", "render_html", "render_markdown", "render_fund_text",
-           "md_escape"]
+__all__ = [
+    "JSON_NAME",
+    "DOCX_NAME",
+    "HTML_NAME",
+    "MD_NAME",
+    "XLSX_NAME",
+    "CHART_NAME",
+    "UNIT_CHART_NAME",
+    "DRAFT_NOTICE",
+    "RenderError",
+    "RenderTimeout",
+    "build_self_evaluation",
+    "report_sections",
+    "write_outputs",
+    "write_docx",
+    "write_xlsx",
+    "render_html",
+    "render_markdown",
+    "render_fund_text",
+    "md_escape",
+]
 
 TEMPLATES = Path(__file__).with_name("templates")
 DOCX_TEMPLATE = TEMPLATES / "self_evaluation_template.docx"
@@ -102,11 +119,17 @@ def build_self_evaluation(
     from budget_monitor.yearend import assemble, month_from_json, quarter_from_json, unit_from_json
 
     model = assemble(
-        cfg, goals, actuals,
-        initial_fen=int(budget["initial_fen"]), adjusted_fen=int(budget["adjusted_fen"]),
+        cfg,
+        goals,
+        actuals,
+        initial_fen=int(budget["initial_fen"]),
+        adjusted_fen=int(budget["adjusted_fen"]),
         executed_fen=int(budget["executed_fen"]),
-        monthly=[month_from_json(m) for m in monthly], quarters=[quarter_from_json(q) for q in quarters],
-        units=[unit_from_json(u) for u in units], causes=causes)
+        monthly=[month_from_json(m) for m in monthly],
+        quarters=[quarter_from_json(q) for q in quarters],
+        units=[unit_from_json(u) for u in units],
+        causes=causes,
+    )
     return to_json(model)
 
 
@@ -202,7 +225,8 @@ def _check_deadline() -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise RenderTimeout(
             f"{_render.what}渲染超过 {_render.limit:g} 秒仍未完成，已中止；请检查其中的循环和数值运算"
-            f"（时限由环境变量 {RENDER_TIMEOUT_ENV} 设定）")
+            f"（时限由环境变量 {RENDER_TIMEOUT_ENV} 设定）"
+        )
 
 
 @contextmanager
@@ -254,12 +278,14 @@ def _bounded_codegen():  # -> type[jinja2.compiler.CodeGenerator]
     from jinja2.compiler import CodeGenerator
 
     def bounded(node):  # -> nodes.Call: environment.bm_bounded_iter(<iter>)
-        return nodes.Call(nodes.EnvironmentAttribute("bm_bounded_iter"), [node], [], None, None,
-                          lineno=node.lineno)
+        return nodes.Call(nodes.EnvironmentAttribute("bm_bounded_iter"), [node], [], None, None, lineno=node.lineno)
 
     def is_bounded(node) -> bool:
-        return (isinstance(node, nodes.Call) and isinstance(node.node, nodes.EnvironmentAttribute)
-                and node.node.name == "bm_bounded_iter")
+        return (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.EnvironmentAttribute)
+            and node.node.name == "bm_bounded_iter"
+        )
 
     class BoundedCodeGenerator(CodeGenerator):
         # jinja allows no custom node types: the wrapper is an ordinary call of
@@ -311,6 +337,7 @@ def _bounded_binop(operator: str, left: Any, right: Any) -> None:
 
 
 # ---------------------------------------------------------------- texts
+
 
 @lru_cache(maxsize=1)
 def _text_env():  # -> jinja2.sandbox.SandboxedEnvironment
@@ -368,8 +395,13 @@ def _html_env():  # -> jinja2.Environment
     class HtmlEnvironment(_bounded_mixin(), Environment):
         pass
 
-    return HtmlEnvironment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
-                           trim_blocks=True, lstrip_blocks=True)
+    return HtmlEnvironment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -380,8 +412,15 @@ def _md_env():  # -> jinja2.Environment
         pass
 
     # finalize escapes every {{ }} output, so no data value can slip through unescaped.
-    return MdEnvironment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=False, undefined=StrictUndefined,
-                         finalize=md_escape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return MdEnvironment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=False,
+        undefined=StrictUndefined,
+        finalize=md_escape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def render_html(sections: Mapping[str, Any]) -> str:
@@ -395,6 +434,7 @@ def render_markdown(sections: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- docx
+
 
 @lru_cache(maxsize=1)
 def _docx_template_bytes() -> bytes:

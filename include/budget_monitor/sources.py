@@ -56,9 +56,14 @@ def fund_files(fund_dir: Path) -> dict[str, list[Path]]:
         found[kind] = [first] if first is not None and _mode(first, stat.S_ISREG) else []
     for kind in FACT_KINDS:
         folder = fund_dir / kind
-        found[kind] = sorted(
-            (p for p in _fact_candidates(folder) if _mode(p, stat.S_ISREG)), key=lambda p: p.name,
-        ) if _mode(folder, stat.S_ISDIR) else []
+        found[kind] = (
+            sorted(
+                (p for p in _fact_candidates(folder) if _mode(p, stat.S_ISREG)),
+                key=lambda p: p.name,
+            )
+            if _mode(folder, stat.S_ISDIR)
+            else []
+        )
     return found
 
 
@@ -108,8 +113,13 @@ def _fact_candidates(folder: Path) -> Iterator[Path]:
                 yield p
 
 
-_NOT_REGULAR = ((stat.S_ISDIR, "文件夹"), (stat.S_ISFIFO, "命名管道"), (stat.S_ISSOCK, "套接字"),
-                (stat.S_ISCHR, "设备文件"), (stat.S_ISBLK, "设备文件"))
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "文件夹"),
+    (stat.S_ISFIFO, "命名管道"),
+    (stat.S_ISSOCK, "套接字"),
+    (stat.S_ISCHR, "设备文件"),
+    (stat.S_ISBLK, "设备文件"),
+)
 
 
 def _reason(fund_dir: Path, path: Path, *, folder: bool) -> str:
@@ -133,11 +143,13 @@ class SqlSource:
     (voucher_no, unit, doc_no, amount, pay_date, ...) plus ``fund_code``."""
 
     url: str
-    tables: dict[str, str] = field(default_factory=lambda: {
-        "payments": "payments", "inspections": "inspections", "outputs": "outputs"})
+    tables: dict[str, str] = field(
+        default_factory=lambda: {"payments": "payments", "inspections": "inspections", "outputs": "outputs"}
+    )
     # Column that places a row in a month (dates, or 'YYYY-MM' text for outputs).
-    date_columns: dict[str, str] = field(default_factory=lambda: {
-        "payments": "pay_date", "inspections": "sample_date", "outputs": "month"})
+    date_columns: dict[str, str] = field(
+        default_factory=lambda: {"payments": "pay_date", "inspections": "sample_date", "outputs": "month"}
+    )
 
 
 def pull_month(source: SqlSource, fund_code: str, month: str, fund_dir: Path) -> list[Path]:

@@ -43,7 +43,6 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-
     func,
     insert,
     select,
@@ -234,9 +233,7 @@ FACTS: dict[str, TableSpec] = {
         ("voucher_no",),
         ("unit", "doc_no", "amount_fen", "pay_date", "kind", "econ_class", "memo"),
     ),
-    "inspections": TableSpec(
-        inspection, ("sample_no",), ("sample_date", "category", "unit", "result")
-    ),
+    "inspections": TableSpec(inspection, ("sample_no",), ("sample_date", "category", "unit", "result")),
     "outputs": TableSpec(output, ("month", "unit", "name"), ("value", "value_num", "note")),
     # Snapshot tables: a new budget/goals file replaces the fund's whole set.
     "budget": TableSpec(allocation, ("doc_no", "unit", "kind"), ("date", "amount_fen")),
@@ -247,6 +244,7 @@ SNAPSHOT_KINDS = frozenset({"budget", "goals"})
 
 # --------------------------------------------------------------------------
 # Engine and migrations
+
 
 def default_home() -> Path:
     """Where the embedded store and the raw-file archive live.
@@ -353,10 +351,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 # --------------------------------------------------------------------------
 # Writes
 
+
 def upsert_fund(engine: Engine, code: str, name: str, year: int, department: str) -> None:
     with engine.begin() as conn:
-        row = {"code": code, "name": name, "year": year, "department": department,
-               "updated_at": now_local()}
+        row = {"code": code, "name": name, "year": year, "department": department, "updated_at": now_local()}
         found = conn.execute(select(fund.c.code).where(fund.c.code == code)).first()
         if found:
             conn.execute(update(fund).where(fund.c.code == code).values(**row))
@@ -374,18 +372,20 @@ def is_current(engine: Engine, fund_code: str, kind: str, sha256: str) -> bool:
         latest = conn.execute(
             select(source_file.c.sha256)
             .where(source_file.c.fund_code == fund_code, source_file.c.kind == kind)
-            .order_by(source_file.c.loaded_at.desc(), source_file.c.id.desc()).limit(1)
+            .order_by(source_file.c.loaded_at.desc(), source_file.c.id.desc())
+            .limit(1)
         ).scalar()
     return latest == sha256
 
 
 def is_loaded(engine: Engine, fund_code: str, sha256: str) -> bool:
     with engine.connect() as conn:
-        return conn.execute(
-            select(source_file.c.id).where(
-                source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256
-            )
-        ).first() is not None
+        return (
+            conn.execute(
+                select(source_file.c.id).where(source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256)
+            ).first()
+            is not None
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -455,23 +455,30 @@ def load_rows(
     spec = FACTS[kind]
     with engine.begin() as conn:
         known = conn.execute(
-            select(source_file.c.id).where(
-                source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256
-            )
+            select(source_file.c.id).where(source_file.c.fund_code == fund_code, source_file.c.sha256 == sha256)
         ).scalar()
         if known is not None and kind not in SNAPSHOT_KINDS:
             return LoadStats(known, kind, 0, 0, 0, skipped=True)
         if known is not None:
             # An earlier budget/goals version put back in force: same file row, new time.
             file_id = known
-            conn.execute(update(source_file).where(source_file.c.id == known)
-                         .values(loaded_at=now_local(), rows=len(rows)))
+            conn.execute(
+                update(source_file).where(source_file.c.id == known).values(loaded_at=now_local(), rows=len(rows))
+            )
         else:
             file_id = conn.execute(
-            insert(source_file).values(
-                    fund_code=fund_code, kind=kind, name=name, sha256=sha256, encoding=encoding,
-                    rows=len(rows), archive_path=archive_path, loaded_at=now_local(),
-                ).returning(source_file.c.id)
+                insert(source_file)
+                .values(
+                    fund_code=fund_code,
+                    kind=kind,
+                    name=name,
+                    sha256=sha256,
+                    encoding=encoding,
+                    rows=len(rows),
+                    archive_path=archive_path,
+                    loaded_at=now_local(),
+                )
+                .returning(source_file.c.id)
             ).scalar_one()
         if kind in SNAPSHOT_KINDS:
             records = [{**r, "fund_code": fund_code, "source_file_id": file_id} for r in rows]
@@ -499,8 +506,9 @@ class ChunkedLoad:
     busy timeout); the pipeline does no other write meanwhile.
     """
 
-    def __init__(self, engine: Engine, *, fund_code: str, kind: str, name: str, sha256: str,
-                 encoding: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, fund_code: str, kind: str, name: str, sha256: str, encoding: str | None = None
+    ) -> None:
         if kind in SNAPSHOT_KINDS:
             raise ValueError(f"ChunkedLoad: {kind} files are loaded whole (load_rows)")
         self.engine, self.fund_code, self.kind, self.spec = engine, fund_code, kind, FACTS[kind]
@@ -516,8 +524,11 @@ class ChunkedLoad:
     def __enter__(self) -> ChunkedLoad:
         self._conn = self.engine.connect()
         self._tx = self._conn.begin()
-        known = self._conn.execute(select(source_file.c.id).where(
-            source_file.c.fund_code == self.fund_code, source_file.c.sha256 == self.sha256)).scalar()
+        known = self._conn.execute(
+            select(source_file.c.id).where(
+                source_file.c.fund_code == self.fund_code, source_file.c.sha256 == self.sha256
+            )
+        ).scalar()
         if known is not None:
             self.file_id, self.skipped = known, True  # loaded meanwhile: nothing to do, as load_rows
         return self
@@ -541,10 +552,20 @@ class ChunkedLoad:
             raise RuntimeError("ChunkedLoad: used outside its with block or after rollback()")
         conn = self._conn
         if not self.file_id:
-            self.file_id = conn.execute(insert(source_file).values(
-                fund_code=self.fund_code, kind=self.kind, name=self.name, sha256=self.sha256,
-                encoding=self.encoding, rows=0, archive_path=None, loaded_at=now_local(),
-            ).returning(source_file.c.id)).scalar_one()
+            self.file_id = conn.execute(
+                insert(source_file)
+                .values(
+                    fund_code=self.fund_code,
+                    kind=self.kind,
+                    name=self.name,
+                    sha256=self.sha256,
+                    encoding=self.encoding,
+                    rows=0,
+                    archive_path=None,
+                    loaded_at=now_local(),
+                )
+                .returning(source_file.c.id)
+            ).scalar_one()
             self._had_rows = _has_rows(conn, self.spec.table, self.fund_code)
         return conn
 
@@ -561,17 +582,21 @@ class ChunkedLoad:
             return
         extra = {"fund_code": self.fund_code, "source_file_id": self.file_id}
         for i in range(0, len(rows), _CHUNK):
-            bulk_insert(conn, self.spec.table, [{**r, **extra} for r in rows[i:i + _CHUNK]])
+            bulk_insert(conn, self.spec.table, [{**r, **extra} for r in rows[i : i + _CHUNK]])
 
     def commit(self, archive_path: str | None = None) -> LoadStats:
         if not self.skipped:
             conn = self._start()  # a file of no rows still gets its source_file row
-            conn.execute(update(source_file).where(source_file.c.id == self.file_id)
-                         .values(rows=self.rows, archive_path=archive_path, loaded_at=now_local()))
+            conn.execute(
+                update(source_file)
+                .where(source_file.c.id == self.file_id)
+                .values(rows=self.rows, archive_path=archive_path, loaded_at=now_local())
+            )
         self._tx.commit()
         self._tx = None
-        return LoadStats(self.file_id, self.kind, self.rows - self.replaced, self.replaced, self.audited,
-                         skipped=self.skipped)
+        return LoadStats(
+            self.file_id, self.kind, self.rows - self.replaced, self.replaced, self.audited, skipped=self.skipped
+        )
 
     def rollback(self) -> None:
         """Undo everything added; the load cannot be used afterwards."""
@@ -595,8 +620,9 @@ def stored_payment_amounts(engine: Engine, fund_code: str, vouchers: Sequence[st
         if not vouchers or not _has_rows(conn, payment, fund_code):
             return found
         for cond in _key_in(conn, payment.c.voucher_no, list(dict.fromkeys(vouchers))):
-            for voucher, fen in conn.execute(select(payment.c.voucher_no, payment.c.amount_fen)
-                                             .where(payment.c.fund_code == fund_code, cond)):
+            for voucher, fen in conn.execute(
+                select(payment.c.voucher_no, payment.c.amount_fen).where(payment.c.fund_code == fund_code, cond)
+            ):
                 found[str(voucher)] = int(fen)
     return found
 
@@ -620,7 +646,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _audit_rows(
-    spec: TableSpec, fund_code: str, old: dict[str, Any] | None, new: dict[str, Any] | None,
+    spec: TableSpec,
+    fund_code: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
     file_id: int,
 ) -> list[dict[str, Any]]:
     out = []
@@ -631,19 +660,23 @@ def _audit_rows(
         after = None if new is None else new.get(col)
         if old is not None and new is not None and _same(before, after):
             continue
-        out.append({
-            "fund_code": fund_code, "table_name": spec.table.name,
-            "row_key": _key_text(ref, spec.key), "column_name": col,
-            "old_value": None if before is None else str(before),
-            "new_value": None if after is None else str(after),
-            "source_file_id": file_id, "changed_at": now_local(),
-        })
+        out.append(
+            {
+                "fund_code": fund_code,
+                "table_name": spec.table.name,
+                "row_key": _key_text(ref, spec.key),
+                "column_name": col,
+                "old_value": None if before is None else str(before),
+                "new_value": None if after is None else str(after),
+                "source_file_id": file_id,
+                "changed_at": now_local(),
+            }
+        )
     return out
 
 
 def _has_rows(conn: Connection, table: Table, fund_code: str) -> bool:
-    return conn.execute(select(table.c.fund_code).where(table.c.fund_code == fund_code)
-                        .limit(1)).first() is not None
+    return conn.execute(select(table.c.fund_code).where(table.c.fund_code == fund_code).limit(1)).first() is not None
 
 
 def _key_in(conn: Connection, col: Any, values: list) -> Iterable[Any]:
@@ -657,7 +690,7 @@ def _key_in(conn: Connection, col: Any, values: list) -> Iterable[Any]:
         yield col == any_(literal(values, ARRAY(String)))
         return
     for i in range(0, len(values), 5000):
-        yield col.in_(values[i:i + 5000])
+        yield col.in_(values[i : i + 5000])
 
 
 def _existing(conn: Connection, spec: TableSpec, fund_code: str, keys: list[tuple]) -> dict[tuple, dict]:
@@ -702,11 +735,10 @@ def _upsert_facts(
                 conn.execute(delete(table).where(*cond, key_cond))
         else:
             for k in old:
-                conn.execute(delete(table).where(
-                    *cond, *[table.c[c] == v for c, v in zip(spec.key, k)]))
+                conn.execute(delete(table).where(*cond, *[table.c[c] == v for c, v in zip(spec.key, k)]))
     extra = {"fund_code": fund_code, "source_file_id": file_id}
     for i in range(0, len(records), _CHUNK):
-        bulk_insert(conn, table, [{**r, **extra} for r in records[i:i + _CHUNK]])
+        bulk_insert(conn, table, [{**r, **extra} for r in records[i : i + _CHUNK]])
     if audits:
         conn.execute(insert(audit), audits)
     return len(old), len(audits)
@@ -745,7 +777,7 @@ def bulk_insert(conn: Connection, table: Table, records: Sequence[dict[str, Any]
     if conn.dialect.name == "postgresql" and len(records) > 200:
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
-            stmt = f'COPY {table.name} ({", ".join(cols)}) FROM STDIN'
+            stmt = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
             with cur.copy(stmt) as copy:
                 for rec in records:
                     copy.write_row([rec.get(c) for c in cols])
@@ -754,26 +786,41 @@ def bulk_insert(conn: Connection, table: Table, records: Sequence[dict[str, Any]
 
 
 def record_rejection(
-    engine: Engine, *, fund_code: str, kind: str, name: str, sha256: str, reason: str,
+    engine: Engine,
+    *,
+    fund_code: str,
+    kind: str,
+    name: str,
+    sha256: str,
+    reason: str,
     quarantine_path: str | None,
 ) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(rejection).values(
-            fund_code=fund_code, kind=kind, name=name, sha256=sha256, reason=reason,
-            quarantine_path=quarantine_path, rejected_at=now_local()))
+        conn.execute(
+            insert(rejection).values(
+                fund_code=fund_code,
+                kind=kind,
+                name=name,
+                sha256=sha256,
+                reason=reason,
+                quarantine_path=quarantine_path,
+                rejected_at=now_local(),
+            )
+        )
 
 
 def record_close(engine: Engine, fund_code: str, month: str) -> None:
     """Mark ``month`` (YYYY-MM) of the fund closed; a rerun updates the time."""
     with engine.begin() as conn:
-        done = conn.execute(update(month_close).where(
-            month_close.c.fund_code == fund_code, month_close.c.month == month)
-            .values(closed_at=now_local())).rowcount
+        done = conn.execute(
+            update(month_close)
+            .where(month_close.c.fund_code == fund_code, month_close.c.month == month)
+            .values(closed_at=now_local())
+        ).rowcount
         if not done:
             try:
                 with conn.begin_nested():
-                    conn.execute(insert(month_close).values(
-                        fund_code=fund_code, month=month, closed_at=now_local()))
+                    conn.execute(insert(month_close).values(fund_code=fund_code, month=month, closed_at=now_local()))
             except IntegrityError:
                 pass  # a concurrent close recorded it first
 
@@ -781,20 +828,32 @@ def record_close(engine: Engine, fund_code: str, month: str) -> None:
 def closed_months(engine: Engine, fund_code: str) -> list[str]:
     """The fund's closed months, in order."""
     with engine.connect() as conn:
-        return list(conn.execute(select(month_close.c.month).where(month_close.c.fund_code == fund_code)
-                                 .order_by(month_close.c.month)).scalars())
+        return list(
+            conn.execute(
+                select(month_close.c.month).where(month_close.c.fund_code == fund_code).order_by(month_close.c.month)
+            ).scalars()
+        )
 
 
 def latest_rejection(engine: Engine, fund_code: str, kind: str) -> dict[str, Any] | None:
     """The fund's most recent rejected file of ``kind``, or None."""
     with engine.connect() as conn:
-        row = conn.execute(select(rejection).where(rejection.c.fund_code == fund_code, rejection.c.kind == kind)
-                           .order_by(rejection.c.id.desc()).limit(1)).mappings().first()
+        row = (
+            conn.execute(
+                select(rejection)
+                .where(rejection.c.fund_code == fund_code, rejection.c.kind == kind)
+                .order_by(rejection.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
 # --------------------------------------------------------------------------
 # Reads
+
 
 def _frame(conn: Connection, stmt: Any) -> "Any":
     import pandas as pd
@@ -805,34 +864,42 @@ def _frame(conn: Connection, stmt: Any) -> "Any":
 
 def read_allocations(engine: Engine, fund_code: str) -> "Any":
     with engine.connect() as conn:
-        return _frame(conn, select(allocation.c.unit, allocation.c.doc_no, allocation.c.kind,
-                                   allocation.c.date, allocation.c.amount_fen)
-                      .where(allocation.c.fund_code == fund_code)
-                      .order_by(allocation.c.date, allocation.c.doc_no, allocation.c.unit))
+        return _frame(
+            conn,
+            select(
+                allocation.c.unit, allocation.c.doc_no, allocation.c.kind, allocation.c.date, allocation.c.amount_fen
+            )
+            .where(allocation.c.fund_code == fund_code)
+            .order_by(allocation.c.date, allocation.c.doc_no, allocation.c.unit),
+        )
 
 
 def read_goals(engine: Engine, fund_code: str) -> "Any":
     with engine.connect() as conn:
-        return _frame(conn, select(goal.c.level1, goal.c.level2, goal.c.name, goal.c.target,
-                                   goal.c.weight)
-                      .where(goal.c.fund_code == fund_code).order_by(goal.c.position))
+        return _frame(
+            conn,
+            select(goal.c.level1, goal.c.level2, goal.c.name, goal.c.target, goal.c.weight)
+            .where(goal.c.fund_code == fund_code)
+            .order_by(goal.c.position),
+        )
 
 
 def read_payments_by_day(engine: Engine, fund_code: str, through: date) -> "Any":
     """Net payments per unit and day up to ``through`` (SQL GROUP BY, not row by row)."""
     with engine.connect() as conn:
-        return _frame(conn, select(payment.c.unit, payment.c.pay_date,
-                                   func.sum(payment.c.amount_fen).label("amount_fen"))
-                      .where(payment.c.fund_code == fund_code, payment.c.pay_date <= through)
-                      .group_by(payment.c.unit, payment.c.pay_date)
-                      .order_by(payment.c.pay_date, payment.c.unit))
+        return _frame(
+            conn,
+            select(payment.c.unit, payment.c.pay_date, func.sum(payment.c.amount_fen).label("amount_fen"))
+            .where(payment.c.fund_code == fund_code, payment.c.pay_date <= through)
+            .group_by(payment.c.unit, payment.c.pay_date)
+            .order_by(payment.c.pay_date, payment.c.unit),
+        )
 
 
 def net_paid_fen(engine: Engine, fund_code: str, excluding: Sequence[str] = ()) -> int:
     """Net stored payments of the fund, leaving out ``excluding`` voucher numbers
     (those a corrected file is about to replace, so they do not count twice)."""
-    total_of = select(func.coalesce(func.sum(payment.c.amount_fen), 0)).where(
-        payment.c.fund_code == fund_code)
+    total_of = select(func.coalesce(func.sum(payment.c.amount_fen), 0)).where(payment.c.fund_code == fund_code)
     with engine.connect() as conn:
         if not _has_rows(conn, payment, fund_code):
             return 0
@@ -847,17 +914,20 @@ def net_paid_by(engine: Engine, fund_code: str, column: str) -> dict[str, int]:
     """Net stored payments per unit or per doc_no (what a new budget must still cover)."""
     col = payment.c[column]
     with engine.connect() as conn:
-        rows = conn.execute(select(col, func.sum(payment.c.amount_fen))
-                            .where(payment.c.fund_code == fund_code).group_by(col)).all()
+        rows = conn.execute(
+            select(col, func.sum(payment.c.amount_fen)).where(payment.c.fund_code == fund_code).group_by(col)
+        ).all()
     return {str(k): int(v) for k, v in rows}
 
 
 def net_paid_by_pair(engine: Engine, fund_code: str) -> dict[tuple[str, str], int]:
     """Net stored payments per allocation (doc_no, unit)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(payment.c.doc_no, payment.c.unit, func.sum(payment.c.amount_fen))
-                            .where(payment.c.fund_code == fund_code)
-                            .group_by(payment.c.doc_no, payment.c.unit)).all()
+        rows = conn.execute(
+            select(payment.c.doc_no, payment.c.unit, func.sum(payment.c.amount_fen))
+            .where(payment.c.fund_code == fund_code)
+            .group_by(payment.c.doc_no, payment.c.unit)
+        ).all()
     return {(str(d), str(u)): int(v) for d, u, v in rows}
 
 
@@ -866,17 +936,28 @@ def read_inspections(engine: Engine, fund_code: str, through: date | None = None
     if through is not None:
         cond.append(inspection.c.sample_date <= through)
     with engine.connect() as conn:
-        return _frame(conn, select(inspection.c.sample_no, inspection.c.sample_date,
-                                   inspection.c.category, inspection.c.unit, inspection.c.result)
-                      .where(and_(*cond)).order_by(inspection.c.sample_no))
+        return _frame(
+            conn,
+            select(
+                inspection.c.sample_no,
+                inspection.c.sample_date,
+                inspection.c.category,
+                inspection.c.unit,
+                inspection.c.result,
+            )
+            .where(and_(*cond))
+            .order_by(inspection.c.sample_no),
+        )
 
 
 def read_outputs(engine: Engine, fund_code: str) -> "Any":
     with engine.connect() as conn:
-        return _frame(conn, select(output.c.month, output.c.unit, output.c.name, output.c.value,
-                                   output.c.value_num, output.c.note)
-                      .where(output.c.fund_code == fund_code)
-                      .order_by(output.c.month, output.c.unit, output.c.name))
+        return _frame(
+            conn,
+            select(output.c.month, output.c.unit, output.c.name, output.c.value, output.c.value_num, output.c.note)
+            .where(output.c.fund_code == fund_code)
+            .order_by(output.c.month, output.c.unit, output.c.name),
+        )
 
 
 def table_counts(engine: Engine, fund_code: str) -> dict[str, int]:
@@ -884,8 +965,11 @@ def table_counts(engine: Engine, fund_code: str) -> dict[str, int]:
     out = {}
     with engine.connect() as conn:
         for kind, spec in FACTS.items():
-            out[kind] = int(conn.execute(select(func.count()).select_from(spec.table)
-                                         .where(spec.table.c.fund_code == fund_code)).scalar_one())
+            out[kind] = int(
+                conn.execute(
+                    select(func.count()).select_from(spec.table).where(spec.table.c.fund_code == fund_code)
+                ).scalar_one()
+            )
     return out
 
 
@@ -895,16 +979,19 @@ def snapshot(engine: Engine, fund_code: str) -> dict[str, list[tuple]]:
     with engine.connect() as conn:
         for kind, spec in FACTS.items():
             cols = [spec.table.c[c] for c in spec.key + spec.values]
-            rows = conn.execute(select(*cols).where(spec.table.c.fund_code == fund_code)
-                                .order_by(*[spec.table.c[c] for c in spec.key])).all()
+            rows = conn.execute(
+                select(*cols).where(spec.table.c.fund_code == fund_code).order_by(*[spec.table.c[c] for c in spec.key])
+            ).all()
             out[kind] = [tuple(r) for r in rows]
     return out
 
 
 def read_audit(engine: Engine, fund_code: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(
-            select(audit).where(audit.c.fund_code == fund_code).order_by(audit.c.id)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(select(audit).where(audit.c.fund_code == fund_code).order_by(audit.c.id)).mappings()
+        ]
 
 
 def ping(engine: Engine) -> None:
@@ -913,11 +1000,43 @@ def ping(engine: Engine) -> None:
 
 
 __all__ = [
-    "metadata", "fund", "source_file", "rejection", "goal", "allocation", "payment",
-    "inspection", "output", "audit", "outbox", "FACTS", "open_store", "upgrade",
-    "load_rows", "LoadStats", "archive_file", "sha256_of", "is_loaded", "upsert_fund",
-    "record_rejection", "read_allocations", "read_goals", "read_payments_by_day",
-    "read_inspections", "read_outputs", "net_paid_fen", "table_counts", "snapshot",
-    "read_audit", "default_db_url", "default_home", "dispose_all", "month_close", "record_close",
-    "closed_months", "latest_rejection", "ChunkedLoad", "stored_payment_amounts",
+    "metadata",
+    "fund",
+    "source_file",
+    "rejection",
+    "goal",
+    "allocation",
+    "payment",
+    "inspection",
+    "output",
+    "audit",
+    "outbox",
+    "FACTS",
+    "open_store",
+    "upgrade",
+    "load_rows",
+    "LoadStats",
+    "archive_file",
+    "sha256_of",
+    "is_loaded",
+    "upsert_fund",
+    "record_rejection",
+    "read_allocations",
+    "read_goals",
+    "read_payments_by_day",
+    "read_inspections",
+    "read_outputs",
+    "net_paid_fen",
+    "table_counts",
+    "snapshot",
+    "read_audit",
+    "default_db_url",
+    "default_home",
+    "dispose_all",
+    "month_close",
+    "record_close",
+    "closed_months",
+    "latest_rejection",
+    "ChunkedLoad",
+    "stored_payment_amounts",
 ]

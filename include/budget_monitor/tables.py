@@ -50,9 +50,7 @@ class ColumnSpec:
 
     def names(self) -> tuple[str, ...]:
         """Every accepted header spelling, normalised."""
-        return tuple(
-            dict.fromkeys(normalize_header(n) for n in (self.header_zh, self.alias, self.column, *self.also))
-        )
+        return tuple(dict.fromkeys(normalize_header(n) for n in (self.header_zh, self.alias, self.column, *self.also)))
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,38 @@ Comparator = Literal[">=", ">", "=", "<=", "<"]
 
 # Spelled comparators -> canonical. Longest first so "<=" wins over "<".
 _COMPARATORS: list[tuple[str, Comparator]] = [
-    (">=", ">="), ("<=", "<="), ("=>", ">="), ("=<", "<="),
-    ("≥", ">="), ("≧", ">="), ("⩾", ">="), ("≤", "<="), ("≦", "<="), ("⩽", "<="),
-    ("大于等于", ">="), ("不低于", ">="), ("不少于", ">="), ("至少", ">="), ("达到", ">="),
-    ("小于等于", "<="), ("不高于", "<="), ("不超过", "<="), ("不多于", "<="), ("控制在", "<="),
-    ("大于", ">"), ("高于", ">"), ("多于", ">"), ("超过", ">"),
-    ("小于", "<"), ("低于", "<"), ("少于", "<"),
-    ("等于", "="), ("==", "="),
-    (">", ">"), ("<", "<"), ("=", "="),
+    (">=", ">="),
+    ("<=", "<="),
+    ("=>", ">="),
+    ("=<", "<="),
+    ("≥", ">="),
+    ("≧", ">="),
+    ("⩾", ">="),
+    ("≤", "<="),
+    ("≦", "<="),
+    ("⩽", "<="),
+    ("大于等于", ">="),
+    ("不低于", ">="),
+    ("不少于", ">="),
+    ("至少", ">="),
+    ("达到", ">="),
+    ("小于等于", "<="),
+    ("不高于", "<="),
+    ("不超过", "<="),
+    ("不多于", "<="),
+    ("控制在", "<="),
+    ("大于", ">"),
+    ("高于", ">"),
+    ("多于", ">"),
+    ("超过", ">"),
+    ("小于", "<"),
+    ("低于", "<"),
+    ("少于", "<"),
+    ("等于", "="),
+    ("==", "="),
+    (">", ">"),
+    ("<", "<"),
+    ("=", "="),
 ]
 _SYMBOL: dict[str, str] = {">=": "≥", ">": ">", "=": "=", "<=": "≤", "<": "<"}
 
@@ -73,7 +97,7 @@ def parse_target(text: str) -> Target:
     comparator: Comparator | None = None
     for spelled, canon in _COMPARATORS:
         if s.startswith(spelled):
-            comparator, s = canon, s[len(spelled):]
+            comparator, s = canon, s[len(spelled) :]
             break
 
     if not re.search(r"\d", s):
@@ -93,7 +117,7 @@ def parse_target(text: str) -> Target:
         value = Decimal(m.group(0).replace(",", ""))
     except InvalidOperation as exc:  # pragma: no cover - regex guarantees digits
         raise TargetError(f"指标值「{original}」中的数值无法识别") from exc
-    rest = s[m.end():]
+    rest = s[m.end() :]
     # "5%以内", "90%以上": the suffix word carries the direction when no symbol did.
     suffix = re.search(r"(及以上|以上|及以下|以下|以内)$", rest)
     if suffix:
@@ -105,9 +129,7 @@ def parse_target(text: str) -> Target:
     if is_percent and rest != "%":
         raise TargetError(f"指标值「{original}」无法识别：百分号后不应再有其他内容")
     if _BAD_UNIT.search(unit):
-        raise TargetError(
-            f"指标值「{original}」无法识别：只能包含一个数值（区间或多个数值请拆分为多个指标）"
-        )
+        raise TargetError(f"指标值「{original}」无法识别：只能包含一个数值（区间或多个数值请拆分为多个指标）")
     if len(unit) > 12:
         raise TargetError(f"指标值「{original}」无法识别：计量单位「{unit}」过长")
     if comparator is None:

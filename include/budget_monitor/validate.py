@@ -262,7 +262,8 @@ class ValidationContext:
             paid_by_unit=_int_map(paid_by_unit),
             paid_by_doc=_int_map(paid_by_doc),
             paid_by_pair=_int_map({pair_key(d, u): v for (d, u), v in paid_by_pair.items()})
-            if paid_by_pair is not None else None,
+            if paid_by_pair is not None
+            else None,
             fund_dir=Path(fund_dir) if fund_dir is not None else None,
         )
 
@@ -446,8 +447,11 @@ def _group_budget(t: IngestedTable, col: str) -> pd.Series:
     df = t.df
     readable = df["amount_fen"].notna() & df["kind"].isin(list(BUDGET_SIGN))
     frame = pd.DataFrame(
-        {"key": df[col], "fen": exact_ints(signed_amounts(df["kind"], df["amount_fen"])),
-         "ok": readable.to_numpy(dtype=bool)}
+        {
+            "key": df[col],
+            "fen": exact_ints(signed_amounts(df["kind"], df["amount_fen"])),
+            "ok": readable.to_numpy(dtype=bool),
+        }
     )
     frame = frame[frame["key"].notna()]
     grouped = frame.groupby("key", sort=False)
@@ -795,7 +799,9 @@ def _failing_rows(
     if not mask.any():
         return {}
     vd = rt.definition(kind, rules, frozenset(wanted))
-    detail = vd.run(batch_parameters={"dataframe": frame[mask]}, expectation_parameters=params, result_format=RESULT_FORMAT)
+    detail = vd.run(
+        batch_parameters={"dataframe": frame[mask]}, expectation_parameters=params, result_format=RESULT_FORMAT
+    )
     out: dict[tuple[str, str], list[int]] = {}
     for res in detail.results:
         items = (res.result or {}).get("partial_unexpected_index_list")
@@ -819,8 +825,9 @@ def _active_rules(kind: str, ctx: ValidationContext) -> tuple[tuple[Rule, ...], 
 
 def _clean_report(table: IngestedTable, ctx: ValidationContext, skipped: list[str]) -> ValidationReport:
     """The report of ``table`` before any failure is collected (a file that passed)."""
-    return ValidationReport(display_name(table.path, ctx.fund_dir), str(table.path), table.kind, table.sha256,
-                            table.n_rows, skipped=skipped)
+    return ValidationReport(
+        display_name(table.path, ctx.fund_dir), str(table.path), table.kind, table.sha256, table.n_rows, skipped=skipped
+    )
 
 
 def _parameters(ctx: ValidationContext, rules: Iterable[Rule]) -> dict[str, Any]:
@@ -884,8 +891,11 @@ def validate_batch(items: Sequence[tuple[IngestedTable, ValidationContext]]) -> 
         if not active or table.n_rows > BATCH_MAX_ROWS:
             continue
         row_params = _parameters(ctx, (r for r in active if _row_level(r)))
-        key = (table.kind, tuple(r.rule_id for r in active),
-               json.dumps(row_params, sort_keys=True, ensure_ascii=False, default=str))
+        key = (
+            table.kind,
+            tuple(r.rule_id for r in active),
+            json.dumps(row_params, sort_keys=True, ensure_ascii=False, default=str),
+        )
         groups.setdefault(key, []).append(i)
     for (kind, _, _), members in groups.items():
         if len(members) < 2:
@@ -898,7 +908,9 @@ def validate_batch(items: Sequence[tuple[IngestedTable, ValidationContext]]) -> 
 
 
 def _batch_verdicts(
-    kind: str, active: tuple[Rule, ...], items: list[tuple[IngestedTable, ValidationContext]],
+    kind: str,
+    active: tuple[Rule, ...],
+    items: list[tuple[IngestedTable, ValidationContext]],
 ) -> list[bool]:
     """Per file: did it pass every expectation of ``active`` (steps 1-3 of :func:`validate_batch`)?"""
     rt = gx_runtime()
@@ -910,7 +922,8 @@ def _batch_verdicts(
         batch = pd.concat(tagged, ignore_index=True)
         params = _parameters(items[0][1], row_rules)  # the same for the whole group
         run = rt.definition(kind, active, _pairs(row_rules)).run(
-            batch_parameters={"dataframe": batch}, expectation_parameters=params, result_format=BASIC_FORMAT)
+            batch_parameters={"dataframe": batch}, expectation_parameters=params, result_format=BASIC_FORMAT
+        )
         failed = [res for res in run.results if not res.success]
         if failed:
             for n in _failing_files(rt, kind, active, batch, failed, params, len(items)):
@@ -921,8 +934,10 @@ def _batch_verdicts(
             if not passed[n]:
                 continue  # validated again on its own anyway
             run = rt.definition(kind, active, _pairs(table_rules)).run(
-                batch_parameters={"dataframe": frame}, expectation_parameters=_parameters(ctx, table_rules),
-                result_format=BASIC_FORMAT)
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=_parameters(ctx, table_rules),
+                result_format=BASIC_FORMAT,
+            )
             passed[n] = bool(run.success)
     return passed
 
@@ -932,16 +947,23 @@ def _pairs(rules: Iterable[Rule]) -> frozenset[tuple[str, str]]:
 
 
 def _failing_files(
-    rt: _GX, kind: str, active: tuple[Rule, ...], batch: pd.DataFrame, failed: list[Any],
-    params: dict[str, Any], n_files: int,
+    rt: _GX,
+    kind: str,
+    active: tuple[Rule, ...],
+    batch: pd.DataFrame,
+    failed: list[Any],
+    params: dict[str, Any],
+    n_files: int,
 ) -> set[int]:
     """The files (positions) holding rows that failed a row-level expectation."""
     if any((res.exception_info or {}).get("raised_exception") for res in failed):
         return set(range(n_files))  # no row verdicts to go by: every file on its own
-    wanted = frozenset((res.expectation_config.meta["rule_id"], res.expectation_config.meta["column"])
-                       for res in failed)
+    wanted = frozenset(
+        (res.expectation_config.meta["rule_id"], res.expectation_config.meta["column"]) for res in failed
+    )
     run = rt.definition(kind, active, wanted).run(
-        batch_parameters={"dataframe": batch}, expectation_parameters=params, result_format=_FILES_FORMAT)
+        batch_parameters={"dataframe": batch}, expectation_parameters=params, result_format=_FILES_FORMAT
+    )
     files: set[int] = set()
     for res in run.results:
         if res.success:
@@ -998,8 +1020,12 @@ class ChunkedFile:
     def __init__(self, kind: str, ctx: ValidationContext) -> None:
         active, _ = _active_rules(kind, ctx)
         self.unique = tuple(dict.fromkeys(c for r in active if r.prepare == "unique" for c in r.columns))
-        self.cumulative = {c: r.prepare.partition(":")[2] for r in active
-                           if r.prepare.partition(":")[0] == "cumulative_within" for c in r.columns}
+        self.cumulative = {
+            c: r.prepare.partition(":")[2]
+            for r in active
+            if r.prepare.partition(":")[0] == "cumulative_within"
+            for c in r.columns
+        }
         self.file_net = {c: 0 for c in self.cumulative}
         self._hashes: dict[str, list[np.ndarray]] = {c: [] for c in self.unique}
         self._candidates: dict[str, np.ndarray] = {}
@@ -1076,8 +1102,7 @@ class ChunkedFile:
 
     def over_budget(self, ctx: ValidationContext) -> bool:
         """After the single pass: does stored + the file's total exceed a cumulative rule's limit?"""
-        return any(int(ctx.stored_net_fen) + self._before[c] > int(getattr(ctx, f))
-                   for c, f in self.cumulative.items())
+        return any(int(ctx.stored_net_fen) + self._before[c] > int(getattr(ctx, f)) for c, f in self.cumulative.items())
 
     def context(self, table: IngestedTable, ctx: ValidationContext) -> ValidationContext:
         """``ctx`` for the next chunk of pass 2 (call for every chunk, in file order)."""
@@ -1139,8 +1164,11 @@ class ChunkVerdicts:
             return True
         frame = pd.concat(self._frames, ignore_index=True) if len(self._frames) > 1 else self._frames[0]
         self._frames, self.rows = [], 0
-        run = gx_runtime().definition(self.kind, self.active).run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=self.params, result_format=BASIC_FORMAT)
+        run = (
+            gx_runtime()
+            .definition(self.kind, self.active)
+            .run(batch_parameters={"dataframe": frame}, expectation_parameters=self.params, result_format=BASIC_FORMAT)
+        )
         return bool(run.success)
 
     def report(self) -> ValidationReport:
@@ -1160,8 +1188,9 @@ def merge_reports(parts: Sequence[ValidationReport]) -> ValidationReport:
     column the first MAX_ROWS_PER_RULE failing rows, rules in table order, rows
     in file order. A failure without a row (a check that crashed) is kept once."""
     first = parts[0]
-    out = ValidationReport(first.file, first.path, first.kind, first.sha256, sum(p.n_rows for p in parts),
-                           skipped=list(first.skipped))
+    out = ValidationReport(
+        first.file, first.path, first.kind, first.sha256, sum(p.n_rows for p in parts), skipped=list(first.skipped)
+    )
     order = {r.rule_id: i for i, r in enumerate(rules_for(first.kind))}
     for attr in ("failures", "warnings"):
         taken: dict[tuple[str, str | None], int] = {}
@@ -1288,8 +1317,10 @@ def _running_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: V
 
 def _length_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: ValidationContext) -> dict[str, str]:
     value = table.df.at[row, column]
-    return {"length": str(len(value)) if isinstance(value, str) else "",
-            "max_length": str(store_length(table.kind, column) or "")}
+    return {
+        "length": str(len(value)) if isinstance(value, str) else "",
+        "max_length": str(store_length(table.kind, column) or ""),
+    }
 
 
 # Per-row message values that a prepare step's rule needs beyond the cell itself.

@@ -28,8 +28,18 @@ if TYPE_CHECKING:
     from budget_monitor.execution import ExecutionResult
     from budget_monitor.measures import Actual
 
-__all__ = ["FundInfo", "MonthRow", "QuarterRow", "UnitRow", "IndicatorRow", "YearEnd", "build_year_end",
-           "assemble", "from_json", "with_draft"]
+__all__ = [
+    "FundInfo",
+    "MonthRow",
+    "QuarterRow",
+    "UnitRow",
+    "IndicatorRow",
+    "YearEnd",
+    "build_year_end",
+    "assemble",
+    "from_json",
+    "with_draft",
+]
 
 
 @dataclass(frozen=True)
@@ -132,8 +142,9 @@ def with_draft(model: YearEnd, draft: bool = True) -> YearEnd:
 # ----------------------------------------------------------------- building
 
 
-def _rows_from_execution(result: ExecutionResult) -> tuple[tuple[MonthRow, ...], tuple[QuarterRow, ...],
-                                                            tuple[UnitRow, ...]]:
+def _rows_from_execution(
+    result: ExecutionResult,
+) -> tuple[tuple[MonthRow, ...], tuple[QuarterRow, ...], tuple[UnitRow, ...]]:
     fund = result.fund
     monthly = tuple(
         MonthRow(f"{result.year}-{m.month:02d}", m.executed_fen, m.cumulative_fen, m.rate_exact, m.pace_exact)
@@ -145,8 +156,7 @@ def _rows_from_execution(result: ExecutionResult) -> tuple[tuple[MonthRow, ...],
         for q in fund.quarters
     )
     units = tuple(
-        UnitRow(s.unit, s.latest.budget_fen, s.latest.cumulative_fen, s.latest.rate_exact,
-                tuple(s.lagging_quarters))
+        UnitRow(s.unit, s.latest.budget_fen, s.latest.cumulative_fen, s.latest.rate_exact, tuple(s.lagging_quarters))
         for s in result.units
     )
     return monthly, quarters, units
@@ -168,9 +178,19 @@ def build_year_end(
     latest = execution.fund.latest
     monthly, quarters, units = _rows_from_execution(execution)
     rate = latest.rate_exact if latest.rate_exact is not None else Fraction(0)
-    return assemble(cfg, goals, actuals, initial_fen=execution.fund.initial_fen, adjusted_fen=latest.budget_fen,
-                    executed_fen=latest.cumulative_fen, monthly=monthly, quarters=quarters, units=units,
-                    causes=causes, execution_rate=rate)
+    return assemble(
+        cfg,
+        goals,
+        actuals,
+        initial_fen=execution.fund.initial_fen,
+        adjusted_fen=latest.budget_fen,
+        executed_fen=latest.cumulative_fen,
+        monthly=monthly,
+        quarters=quarters,
+        units=units,
+        causes=causes,
+        execution_rate=rate,
+    )
 
 
 def assemble(
@@ -205,16 +225,32 @@ def assemble(
     )
     if causes is None:
         causes = getattr(cfg, "lag_causes", None)
-    story = narrate(quarters, indicators, units, execution_rate=execution_rate,
-                    execution_met=sheet.execution_met, unspent_fen=adjusted - executed, causes=causes)
+    story = narrate(
+        quarters,
+        indicators,
+        units,
+        execution_rate=execution_rate,
+        execution_met=sheet.execution_met,
+        unspent_fen=adjusted - executed,
+        causes=causes,
+    )
     return YearEnd(
         fund=FundInfo(cfg.code, cfg.name, cfg.year, cfg.department),
-        initial_fen=initial, adjusted_fen=adjusted, executed_fen=executed,
-        execution_rate=Fraction(execution_rate), execution_met=sheet.execution_met,
-        execution_weight=sheet.execution_weight, execution_score=sheet.execution_score,
-        total_score=sheet.total, grade=sheet.grade,
-        monthly=tuple(monthly), quarters=tuple(quarters), units=tuple(units), indicators=indicators,
-        problems=tuple(story.problems), improvements=tuple(story.improvements),
+        initial_fen=initial,
+        adjusted_fen=adjusted,
+        executed_fen=executed,
+        execution_rate=Fraction(execution_rate),
+        execution_met=sheet.execution_met,
+        execution_weight=sheet.execution_weight,
+        execution_score=sheet.execution_score,
+        total_score=sheet.total,
+        grade=sheet.grade,
+        monthly=tuple(monthly),
+        quarters=tuple(quarters),
+        units=tuple(units),
+        indicators=indicators,
+        problems=tuple(story.problems),
+        improvements=tuple(story.improvements),
     )
 
 
@@ -242,24 +278,43 @@ def _dec(value: Any) -> Decimal:
 
 
 def month_from_json(m: Mapping[str, Any]) -> MonthRow:
-    return MonthRow(str(m["month"]), _fen(m.get("executed_yuan")) or 0, _fen(m.get("cumulative_yuan")) or 0,
-                    _rate(m.get("cumulative_rate")), _rate(m.get("pace")) or Fraction(0))
+    return MonthRow(
+        str(m["month"]),
+        _fen(m.get("executed_yuan")) or 0,
+        _fen(m.get("cumulative_yuan")) or 0,
+        _rate(m.get("cumulative_rate")),
+        _rate(m.get("pace")) or Fraction(0),
+    )
 
 
 def quarter_from_json(q: Mapping[str, Any]) -> QuarterRow:
-    return QuarterRow(int(q["quarter"]), _rate(q.get("cumulative_rate")), _rate(q.get("pace")) or Fraction(0),
-                      bool(q.get("lagging")))
+    return QuarterRow(
+        int(q["quarter"]), _rate(q.get("cumulative_rate")), _rate(q.get("pace")) or Fraction(0), bool(q.get("lagging"))
+    )
 
 
 def unit_from_json(u: Mapping[str, Any]) -> UnitRow:
-    return UnitRow(str(u["unit"]), _fen(u.get("budget_yuan")), _fen(u.get("executed_yuan")),
-                   _rate(u.get("execution_rate")), tuple(int(q) for q in u.get("lagging_quarters") or ()))
+    return UnitRow(
+        str(u["unit"]),
+        _fen(u.get("budget_yuan")),
+        _fen(u.get("executed_yuan")),
+        _rate(u.get("execution_rate")),
+        tuple(int(q) for q in u.get("lagging_quarters") or ()),
+    )
 
 
 def indicator_from_json(i: Mapping[str, Any]) -> IndicatorRow:
-    return IndicatorRow(str(i.get("level1", "")), str(i.get("level2", "")), str(i.get("name", "")),
-                        str(i.get("target", "")), i.get("actual"), _dec(i.get("weight", 0)), _dec(i.get("score", 0)),
-                        bool(i.get("met")), str(i.get("deviation", "")))
+    return IndicatorRow(
+        str(i.get("level1", "")),
+        str(i.get("level2", "")),
+        str(i.get("name", "")),
+        str(i.get("target", "")),
+        i.get("actual"),
+        _dec(i.get("weight", 0)),
+        _dec(i.get("score", 0)),
+        bool(i.get("met")),
+        str(i.get("deviation", "")),
+    )
 
 
 def from_json(evaluation: Mapping[str, Any]) -> YearEnd:
@@ -268,8 +323,9 @@ def from_json(evaluation: Mapping[str, Any]) -> YearEnd:
     ex = evaluation.get("execution_score", {})
     rate = _rate(budget.get("execution_rate")) or Fraction(0)
     return YearEnd(
-        fund=FundInfo(str(fund.get("code", "")), str(fund.get("name", "")), int(fund["year"]),
-                      str(fund.get("department", ""))),
+        fund=FundInfo(
+            str(fund.get("code", "")), str(fund.get("name", "")), int(fund["year"]), str(fund.get("department", ""))
+        ),
         initial_fen=_fen(budget.get("initial_yuan")) or 0,
         adjusted_fen=_fen(budget.get("adjusted_yuan")) or 0,
         executed_fen=_fen(budget.get("executed_yuan")) or 0,

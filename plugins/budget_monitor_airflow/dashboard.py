@@ -86,8 +86,10 @@ def _gap(value: str | None) -> str:
 
 
 def _light(light: str) -> str:
-    return (f"<span class='light light-{e(light)}' title='{e(LIGHT_HINT.get(light, ''))}'>"
-            f"{e(LIGHT_LABEL.get(light, light))}</span>")
+    return (
+        f"<span class='light light-{e(light)}' title='{e(LIGHT_HINT.get(light, ''))}'>"
+        f"{e(LIGHT_LABEL.get(light, light))}</span>"
+    )
 
 
 def _month_label(month: str | None) -> str:
@@ -121,8 +123,7 @@ def page(title: str, body: str, *, css: str, crumbs: list[tuple[str, str | None]
     return (
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{e(title)}</title>"
-        + (f"<link rel='stylesheet' href='{e(css)}'>" if css else "") + "</head><body>"
+        f"<title>{e(title)}</title>" + (f"<link rel='stylesheet' href='{e(css)}'>" if css else "") + "</head><body>"
         f"<nav class='crumbs'>{trail}</nav>{body}"
         "<footer>数据来自预算执行监控数据库（每月结账后的数字）；灯号：绿灯＝达到序时进度，"
         "黄灯＝落后序时进度，红灯＝落后超过红色预警线。</footer></body></html>"
@@ -130,6 +131,7 @@ def page(title: str, body: str, *, css: str, crumbs: list[tuple[str, str | None]
 
 
 # --------------------------------------------------------------------- chart
+
 
 def chart_svg(months: list[dict[str, Any]], *, title: str) -> str:
     """The execution rate month by month (solid) against the time pace (dashed),
@@ -152,8 +154,10 @@ def chart_svg(months: list[dict[str, Any]], *, title: str) -> str:
     def y(value: Decimal) -> float:
         return top + float((Decimal(y_max) - value) / span) * (h - top - bottom)
 
-    out = [f"<svg class='chart' viewBox='0 0 {w} {h}' role='img' aria-label='{e(title)}'>",
-           f"<title>{e(title)}</title>"]
+    out = [
+        f"<svg class='chart' viewBox='0 0 {w} {h}' role='img' aria-label='{e(title)}'>",
+        f"<title>{e(title)}</title>",
+    ]
     for v in range(y_min, y_max + 1, step):
         yy = y(Decimal(v))
         out.append(f"<line class='grid' x1='{left}' y1='{yy:.1f}' x2='{w - right}' y2='{yy:.1f}'/>")
@@ -162,8 +166,7 @@ def chart_svg(months: list[dict[str, Any]], *, title: str) -> str:
         out.append(f"<text class='axis' x='{x(m):.1f}' y='{h - bottom + 18}' text-anchor='middle'>{m}月</text>")
 
     def points(key: str) -> str:
-        return " ".join(f"{x(int(m['month'][5:7])):.1f},{y(Decimal(m[key])):.1f}"
-                        for m in months if m[key] is not None)
+        return " ".join(f"{x(int(m['month'][5:7])):.1f},{y(Decimal(m[key])):.1f}" for m in months if m[key] is not None)
 
     out.append(f"<polyline class='pace' points='{points('pace')}'/>")
     out.append(f"<polyline class='rate' points='{points('rate')}'/>")
@@ -172,25 +175,30 @@ def chart_svg(months: list[dict[str, Any]], *, title: str) -> str:
             continue
         cx, cy = x(int(m["month"][5:7])), y(Decimal(m["rate"]))
         tip = f"{_month_label(m['month'])}：执行率 {m['rate']}%，序时进度 {m['pace']}%，差距 {m['gap']} 个百分点"
-        out.append(f"<circle class='dot dot-{e(m['light'])}' cx='{cx:.1f}' cy='{cy:.1f}' r='5'>"
-                   f"<title>{e(tip)}</title></circle>")
+        out.append(
+            f"<circle class='dot dot-{e(m['light'])}' cx='{cx:.1f}' cy='{cy:.1f}' r='5'>"
+            f"<title>{e(tip)}</title></circle>"
+        )
     lx = left + 8
-    out.append(f"<line class='rate' x1='{lx}' y1='14' x2='{lx + 28}' y2='14'/>"
-               f"<text class='legend' x='{lx + 34}' y='18'>累计执行率</text>"
-               f"<line class='pace' x1='{lx + 130}' y1='14' x2='{lx + 158}' y2='14'/>"
-               f"<text class='legend' x='{lx + 164}' y='18'>序时进度</text>")
+    out.append(
+        f"<line class='rate' x1='{lx}' y1='14' x2='{lx + 28}' y2='14'/>"
+        f"<text class='legend' x='{lx + 34}' y='18'>累计执行率</text>"
+        f"<line class='pace' x1='{lx + 130}' y1='14' x2='{lx + 158}' y2='14'/>"
+        f"<text class='legend' x='{lx + 164}' y='18'>序时进度</text>"
+    )
     out.append(f"<text class='axis' x='{w - right}' y='{h - 6}' text-anchor='end'>月份</text></svg>")
     return "".join(out)
 
 
 # --------------------------------------------------------------------- pages
 
+
 def render_overview(funds: list[dict[str, Any]]) -> str:
     counts = {k: sum(1 for f in funds if f["status"] == "ok" and f["light"] == k) for k in ("red", "yellow", "green")}
     rows = []
     for f in funds:
         note = FUND_STATUS.get(f["status"])
-        units = (f"{f['units']}（红 {f['units_red']}，黄 {f['units_yellow']}）" if f["status"] == "ok" else "—")
+        units = f"{f['units']}（红 {f['units_red']}，黄 {f['units_yellow']}）" if f["status"] == "ok" else "—"
         lag = "、".join(f"第{q}季度" for q in f["lagging_quarters"]) or ("无" if f["status"] == "ok" else "—")
         rows.append(
             f"<tr class='fund row-{e(f['light'])}' data-code='{e(f['code'])}'>"
@@ -203,13 +211,36 @@ def render_overview(funds: list[dict[str, Any]]) -> str:
             f"<td class='num' data-field='gap'>{e(_gap(f['gap']))}</td>"
             f"<td data-field='light'>{_light(f['light']) if f['status'] == 'ok' else e(note)}</td>"
             f"<td>{e(units)}</td><td>{e(lag)}</td>"
-            f"<td class='num'>{e(f['alerts_unsent'])}</td><td class='num'>{e(f['rejections'])}</td></tr>")
-    summary = (f"<p class='summary'>共 {len(funds)} 项资金：{_light('red')} {counts['red']} 项，"
-               f"{_light('yellow')} {counts['yellow']} 项，{_light('green')} {counts['green']} 项。</p>")
-    table = _table(["专项资金", "主管部门", "年度", "截至月份", "执行率", "序时进度", "差距（百分点）", "灯号",
-                    "预算单位（红/黄灯）", "落后季度", "待发送邮件", "退回文件"], rows, "数据库中尚无专项资金")
-    return page("预算执行监控看板", f"<h1>预算执行监控看板</h1>{summary}{table}",
-                css="static/dashboard.css", crumbs=[("执行监控看板", None)])
+            f"<td class='num'>{e(f['alerts_unsent'])}</td><td class='num'>{e(f['rejections'])}</td></tr>"
+        )
+    summary = (
+        f"<p class='summary'>共 {len(funds)} 项资金：{_light('red')} {counts['red']} 项，"
+        f"{_light('yellow')} {counts['yellow']} 项，{_light('green')} {counts['green']} 项。</p>"
+    )
+    table = _table(
+        [
+            "专项资金",
+            "主管部门",
+            "年度",
+            "截至月份",
+            "执行率",
+            "序时进度",
+            "差距（百分点）",
+            "灯号",
+            "预算单位（红/黄灯）",
+            "落后季度",
+            "待发送邮件",
+            "退回文件",
+        ],
+        rows,
+        "数据库中尚无专项资金",
+    )
+    return page(
+        "预算执行监控看板",
+        f"<h1>预算执行监控看板</h1>{summary}{table}",
+        css="static/dashboard.css",
+        crumbs=[("执行监控看板", None)],
+    )
 
 
 def _months_table(months: list[dict[str, Any]]) -> str:
@@ -223,8 +254,21 @@ def _months_table(months: list[dict[str, Any]]) -> str:
         f"<td class='num'>{e(_yuan(m['to_reach_pace_fen']))}</td><td>{_light(m['light'])}</td></tr>"
         for m in months
     ]
-    return _table(["月份", "当月支出（元）", "累计支出（元）", "全年预算（元）", "执行率", "序时进度",
-                   "差距（百分点）", "达到序时尚需支出（元）", "灯号"], rows, "尚无结账月份")
+    return _table(
+        [
+            "月份",
+            "当月支出（元）",
+            "累计支出（元）",
+            "全年预算（元）",
+            "执行率",
+            "序时进度",
+            "差距（百分点）",
+            "达到序时尚需支出（元）",
+            "灯号",
+        ],
+        rows,
+        "尚无结账月份",
+    )
 
 
 def _quarters_table(quarters: list[dict[str, Any]], *, with_units: bool) -> str:
@@ -235,7 +279,9 @@ def _quarters_table(quarters: list[dict[str, Any]], *, with_units: bool) -> str:
             f"<tr data-quarter='{e(q['quarter'])}'><td>第{e(q['quarter'])}季度</td>"
             f"<td class='num'>{e(_pct(q['rate']))}</td><td class='num'>{e(_pct(q['pace']))}</td>"
             f"<td class='num'>{e(_gap(q['gap']))}</td><td>{'滞后' if q['lagging'] else '达到'}</td>"
-            + (f"<td>{e(units)}</td>" if with_units else "") + "</tr>")
+            + (f"<td>{e(units)}</td>" if with_units else "")
+            + "</tr>"
+        )
     headers = ["季度", "季末执行率", "季末序时进度", "差距（百分点）", "是否达到序时进度"]
     return _table(headers + (["落后的预算单位"] if with_units else []), rows, "尚无结束的季度")
 
@@ -249,7 +295,8 @@ def _alerts_table(alerts: list[dict[str, Any]], *, with_unit: bool) -> str:
             f"<td class='nowrap'>{e(KIND_LABEL.get(a['kind'], a['kind']))}</td><td>{e(a['subject'])}</td>"
             f"<td class='nowrap'>{e(STATUS_LABEL.get(a['status'], a['status']))}</td>"
             f"<td class='nowrap'>{e(_when(a['sent_at']))}</td>"
-            f"<td class='answer placeholder'>{e(a['answer'] or ANSWER_PLACEHOLDER)}</td></tr>")
+            f"<td class='answer placeholder'>{e(a['answer'] or ANSWER_PLACEHOLDER)}</td></tr>"
+        )
     headers = ["期间"] + (["预算单位"] if with_unit else []) + ["类型", "邮件主题", "状态", "发送时间", "核实反馈"]
     return _table(headers, rows, "尚无预警或通知")
 
@@ -264,7 +311,8 @@ def _headline(m: dict[str, Any]) -> str:
         f"<div><span class='label'>灯号</span>{_light(m['light'])}</div>"
         f"<div><span class='label'>全年预算</span><b>{e(_yuan(m['budget_fen']))} 元</b></div>"
         f"<div><span class='label'>累计支出</span><b>{e(_yuan(m['cumulative_fen']))} 元</b></div>"
-        "</div>")
+        "</div>"
+    )
 
 
 def _series_parts(data: dict[str, Any], title: str, *, with_units: bool) -> list[str]:
@@ -272,16 +320,22 @@ def _series_parts(data: dict[str, Any], title: str, *, with_units: bool) -> list
     series = data["series"]
     if series is None:
         return [f"<p class='notice'>{e(FUND_STATUS.get(data['status'], ''))}</p>"]
-    return [_headline(series["latest"]), "<h2>月度执行进度</h2>",
-            chart_svg(series["months"], title=f"{title} 累计执行率与序时进度"),
-            _months_table(series["months"]), "<h2>季度</h2>",
-            _quarters_table(series["quarters"], with_units=with_units)]
+    return [
+        _headline(series["latest"]),
+        "<h2>月度执行进度</h2>",
+        chart_svg(series["months"], title=f"{title} 累计执行率与序时进度"),
+        _months_table(series["months"]),
+        "<h2>季度</h2>",
+        _quarters_table(series["quarters"], with_units=with_units),
+    ]
 
 
 def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
     fund = data["fund"]
-    parts = [f"<h1>{e(fund['name'])}</h1>",
-             f"<p class='meta'>资金代码 {e(fund['code'])} · 主管部门 {e(fund['department'])} · 年度 {e(fund['year'])}</p>"]
+    parts = [
+        f"<h1>{e(fund['name'])}</h1>",
+        f"<p class='meta'>资金代码 {e(fund['code'])} · 主管部门 {e(fund['department'])} · 年度 {e(fund['year'])}</p>",
+    ]
     parts += _series_parts(data, fund["name"], with_units=True)
     if data["series"] is not None:
         rows = []
@@ -295,25 +349,58 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
                 f"<td class='num' data-field='rate'>{e(_pct(m['rate']))}</td>"
                 f"<td class='num' data-field='pace'>{e(_pct(m['pace']))}</td>"
                 f"<td class='num' data-field='gap'>{e(_gap(m['gap']))}</td>"
-                f"<td>{_light(m['light'])}</td><td>{e(lag)}</td></tr>")
+                f"<td>{_light(m['light'])}</td><td>{e(lag)}</td></tr>"
+            )
         parts.append("<h2>预算单位</h2>")
-        parts.append(_table(["预算单位", "全年预算（元）", "累计支出（元）", "执行率", "序时进度", "差距（百分点）",
-                             "灯号", "落后季度"], rows, "尚无预算单位"))
+        parts.append(
+            _table(
+                [
+                    "预算单位",
+                    "全年预算（元）",
+                    "累计支出（元）",
+                    "执行率",
+                    "序时进度",
+                    "差距（百分点）",
+                    "灯号",
+                    "落后季度",
+                ],
+                rows,
+                "尚无预算单位",
+            )
+        )
     parts.append("<h2>预警与核实反馈</h2>")
     parts.append(_alerts_table(data["alerts"], with_unit=True))
     parts.append("<h2>被退回的数据文件</h2>")
-    parts.append(_table(["退回时间", "文件", "原因"], [
-        f"<tr><td>{e(_when(r['rejected_at']))}</td><td>{e(r['name'])}</td><td class='reason'>{e(r['reason'])}</td></tr>"
-        for r in data["rejections"]], "没有被退回的文件"))
+    parts.append(
+        _table(
+            ["退回时间", "文件", "原因"],
+            [
+                f"<tr><td>{e(_when(r['rejected_at']))}</td><td>{e(r['name'])}</td><td class='reason'>{e(r['reason'])}</td></tr>"
+                for r in data["rejections"]
+            ],
+            "没有被退回的文件",
+        )
+    )
     parts.append("<h2>年度自评报告</h2>")
     if reports["draft"] is not None:
         parts.append(f"<p class='notice'>{'草稿：尚未定稿，仅供核对' if reports['draft'] else '正式稿'}</p>")
-    parts.append(_table(["文件", "类型", "大小"], [
-        f"<tr><td><a href='report/{e(quote(f['name'], safe=''))}' download>{e(f['name'])}</a></td>"
-        f"<td>{e(f['label'])}</td><td class='num'>{e(_size(f['size']))}</td></tr>"
-        for f in reports["files"]], "尚未生成年度自评报告"))
-    return page(fund["name"], "".join(parts), css="../../static/dashboard.css",
-                crumbs=[("执行监控看板", "../../"), (fund["name"], None)])
+    parts.append(
+        _table(
+            ["文件", "类型", "大小"],
+            [
+                f"<tr><td><a href='report/{e(quote(f['name'], safe=''))}' download>{e(f['name'])}</a></td>"
+                f"<td>{e(f['label'])}</td><td class='num'>{e(_size(f['size']))}</td></tr>"
+                for f in reports["files"]
+            ],
+            "尚未生成年度自评报告",
+        )
+    )
+    return page(
+        fund["name"],
+        "".join(parts),
+        css="../../static/dashboard.css",
+        crumbs=[("执行监控看板", "../../"), (fund["name"], None)],
+    )
 
 
 def _size(n: int) -> str:
@@ -327,14 +414,23 @@ def render_unit(data: dict[str, Any]) -> str:
     parts.append("<h2>预警与核实反馈</h2>")
     parts.append("<p class='notice'>本单位的联系人尚未登记：预警发往资金的财务科室。</p>")
     parts.append(_alerts_table(data["alerts"], with_unit=False))
-    return page(unit, "".join(parts), css="../../static/dashboard.css",
-                crumbs=[("执行监控看板", "../../"), (fund["name"], "./"), (unit, None)])
+    return page(
+        unit,
+        "".join(parts),
+        css="../../static/dashboard.css",
+        crumbs=[("执行监控看板", "../../"), (fund["name"], "./"), (unit, None)],
+    )
 
 
 # ----------------------------------------------------------------------- app
 
-def create_app(*, db_url: Callable[[], str | None] | None = None, funds_root: Callable[[], Path] | None = None,
-               reports_root: Callable[[], Path] | None = None):  # -> fastapi.FastAPI
+
+def create_app(
+    *,
+    db_url: Callable[[], str | None] | None = None,
+    funds_root: Callable[[], Path] | None = None,
+    reports_root: Callable[[], Path] | None = None,
+):  # -> fastapi.FastAPI
     """The dashboard app; the three sources default to the DAGs' settings
     (``budget_monitor_db`` connection or BUDGET_MONITOR_DB_URL, the inbox root,
     the reports root) and are read at each request."""
@@ -351,8 +447,13 @@ def create_app(*, db_url: Callable[[], str | None] | None = None, funds_root: Ca
     get_reports = reports_root or settings.reports_root
 
     access = requires_access_view(AccessView.WEBSITE)
-    app = FastAPI(title="budget-monitor dashboard", dependencies=[Depends(access)],
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="budget-monitor dashboard",
+        dependencies=[Depends(access)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.access_dependency = access  # tests override it (app.dependency_overrides)
 
     def engine():
@@ -363,9 +464,16 @@ def create_app(*, db_url: Callable[[], str | None] | None = None, funds_root: Ca
 
     @app.exception_handler(SQLAlchemyError)
     def store_down(_request, _exc) -> HTMLResponse:
-        return HTMLResponse(page("无法读取数据库", "<h1>暂时无法读取预算执行监控数据库</h1>"
-                                 "<p class='notice'>请稍后刷新；如持续出现，请联系系统管理员。</p>",
-                                 css="", crumbs=[]), status_code=503)
+        return HTMLResponse(
+            page(
+                "无法读取数据库",
+                "<h1>暂时无法读取预算执行监控数据库</h1>"
+                "<p class='notice'>请稍后刷新；如持续出现，请联系系统管理员。</p>",
+                css="",
+                crumbs=[],
+            ),
+            status_code=503,
+        )
 
     @app.get("/", response_class=HTMLResponse)
     def overview_page() -> str:
@@ -428,7 +536,6 @@ def create_app(*, db_url: Callable[[], str | None] | None = None, funds_root: Ca
     def not_found(_request, exc: HTTPException):
         if exc.status_code in (401, 403):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        return HTMLResponse(page("未找到", f"<h1>{e(exc.detail)}</h1>", css="", crumbs=[]),
-                            status_code=exc.status_code)
+        return HTMLResponse(page("未找到", f"<h1>{e(exc.detail)}</h1>", css="", crumbs=[]), status_code=exc.status_code)
 
     return app

@@ -82,8 +82,9 @@ def _refuse_plain_auth(conn) -> None:  # noqa: ANN001 - an Airflow Connection
     )
 
 
-def send_html(to: Iterable[str], subject: str, html: str, files: list[str] | None = None,
-              conn_id: str = SMTP_CONN_ID) -> None:
+def send_html(
+    to: Iterable[str], subject: str, html: str, files: list[str] | None = None, conn_id: str = SMTP_CONN_ID
+) -> None:
     """A Chinese HTML mail, optionally with attachments, via SmtpHook.send_email_smtp."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 

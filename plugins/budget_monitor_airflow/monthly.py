@@ -46,13 +46,13 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
     if not funds and fund_filter:
         # Someone asked for this fund: say so, without retries that would hold
         # later runs (max_active_runs=1) in the queue.
-        raise AirflowFailException(f"no {first.year} fund directory (with fund.yaml) under {root}"
-                                   f" matching {fund_filter!r}")
+        raise AirflowFailException(
+            f"no {first.year} fund directory (with fund.yaml) under {root} matching {fund_filter!r}"
+        )
     if not funds:
         # A scheduled run in a year whose funds are not in the inbox yet (or
         # any more) has nothing to do: that is not a failure.
-        log.warning("nothing to close for %s: no %s fund directory (with fund.yaml) under %s",
-                    month, first.year, root)
+        log.warning("nothing to close for %s: no %s fund directory (with fund.yaml) under %s", month, first.year, root)
         return []
     source = settings.source_url()
     if source:
@@ -94,21 +94,39 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
     for load in load_months([Path(d) for d in fund_dirs], month, settings.db_url()):
         d, cfg, result, exc = load.fund_dir, load.cfg, load.result, load.error
         if isinstance(exc, FundConfigError):  # no recipients known: the notifier tells ops
-            rejected.append(FundRejection(fund_code=d.name, fund_name=d.name, month=month, recipients=[],
-                                          quarantine_dir="", files=[{"name": "fund.yaml", "reason": str(exc)}]))
+            rejected.append(
+                FundRejection(
+                    fund_code=d.name,
+                    fund_name=d.name,
+                    month=month,
+                    recipients=[],
+                    quarantine_dir="",
+                    files=[{"name": "fund.yaml", "reason": str(exc)}],
+                )
+            )
             continue
         if exc is not None:
-            log.error("%s %s: load failed; the batch's other funds went on", d.name, month,
-                      exc_info=(type(exc), exc, exc.__traceback__))
+            log.error(
+                "%s %s: load failed; the batch's other funds went on",
+                d.name,
+                month,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
             failed.append(FundFailure(fund=d.name, error=f"{type(exc).__name__}: {exc}"[:500]))
             continue
         assert cfg is not None and result is not None
         if result.rejected:  # the good files of the month landed
             log.error("%s %s: %s", cfg.code, month, "；".join(f.reason for f in result.rejected))
-            rejected.append(FundRejection(
-                fund_code=cfg.code, fund_name=cfg.title, month=month, recipients=list(cfg.recipients),
-                quarantine_dir=str(d / "quarantine"),
-                files=[{"name": f.name, "reason": f.reason} for f in result.rejected]))
+            rejected.append(
+                FundRejection(
+                    fund_code=cfg.code,
+                    fund_name=cfg.title,
+                    month=month,
+                    recipients=list(cfg.recipients),
+                    quarantine_dir=str(d / "quarantine"),
+                    files=[{"name": f.name, "reason": f.reason} for f in result.rejected],
+                )
+            )
         log.info("%s %s: %s; rows %s", cfg.code, month, result.summary(), result.counts)
         done.append({"fund": cfg.code, "summary": result.summary(), "counts": result.counts})
     if rejected:
@@ -130,8 +148,9 @@ def funds_to_close(month: str | None, batches: list[list[str]] | None) -> list[s
     from airflow.sdk.exceptions import AirflowSkipException
 
     if month is None or batches is None:
-        raise AirflowSkipException("nothing to close: plan_month or discover_funds did not finish"
-                                   " (see that task's log)")
+        raise AirflowSkipException(
+            "nothing to close: plan_month or discover_funds did not finish (see that task's log)"
+        )
     funds = [d for b in batches for d in b]
     if not funds:
         raise AirflowSkipException(f"nothing to close for {month}: discover_funds found no fund of its year")
@@ -151,8 +170,13 @@ def close(fund_dirs: list[str], month: str) -> list[dict]:
 
     out = []
     failed: list[FundFailure] = []
-    closes = close_months(list(map(Path, fund_dirs)), month, settings.db_url(), workers=settings.close_workers(),
-                          min_per_worker=settings.close_min_funds_per_worker())
+    closes = close_months(
+        list(map(Path, fund_dirs)),
+        month,
+        settings.db_url(),
+        workers=settings.close_workers(),
+        min_per_worker=settings.close_min_funds_per_worker(),
+    )
     for c in closes:
         name = c.fund_dir.name
         if isinstance(c.error, FundConfigError):  # reported by its load task
@@ -163,9 +187,17 @@ def close(fund_dirs: list[str], month: str) -> list[dict]:
             failed.append(FundFailure(fund=name, error=f"{type(c.error).__name__}: {c.error}"[:500]))
             continue
         r = c.result
-        row = {"fund": r.fund_code, "rate": _text(r.rate), "pace": _text(r.pace), "gap": _text(r.gap),
-               "severity": r.severity, "lagging_quarters": r.lagging_quarters,
-               "units_behind": r.units_behind, "alerts": r.alerts, "new_alerts": r.new_alerts}
+        row = {
+            "fund": r.fund_code,
+            "rate": _text(r.rate),
+            "pace": _text(r.pace),
+            "gap": _text(r.gap),
+            "severity": r.severity,
+            "lagging_quarters": r.lagging_quarters,
+            "units_behind": r.units_behind,
+            "alerts": r.alerts,
+            "new_alerts": r.new_alerts,
+        }
         log.info("%s %s closed: %s", name, month, row)
         out.append(row)
     if failed:
@@ -189,8 +221,7 @@ def send_alerts(fund_code: str | None = None) -> int:
 
     with SmtpHookMailer() as mailer:
         result = send_pending(settings.db_url(), mailer, fund_code, deadline_s=settings.flush_deadline_s())
-    log.info("outbox flushed: %d sent, %d failed, %d still pending", result.sent, result.failed,
-             result.remaining)
+    log.info("outbox flushed: %d sent, %d failed, %d still pending", result.sent, result.failed, result.remaining)
     if result.failed or result.remaining:
         # Airflow retries the task; whatever is pending goes out with the next flush in any case.
         raise RuntimeError(f"{result.summary()} {'; '.join(result.errors)[:500]}")

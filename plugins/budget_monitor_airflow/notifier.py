@@ -16,10 +16,7 @@ log = logging.getLogger(__name__)
 def rejection_mail(rej) -> tuple[str, str]:  # rej: FundRejection
     """Subject and HTML body of a fund-month's rejections, for ops when the fund has no
     recipients (the finance office's own notice comes from the outbox)."""
-    rows = "".join(
-        f"<tr><td>{html.escape(f['name'])}</td><td>{html.escape(f['reason'])}</td></tr>"
-        for f in rej.files
-    )
+    rows = "".join(f"<tr><td>{html.escape(f['name'])}</td><td>{html.escape(f['reason'])}</td></tr>" for f in rej.files)
     subject = f"【预算执行监控】{rej.fund_name} {rej.month} 数据文件被退回"
     body = (
         f"<p>您好：</p><p>{html.escape(rej.fund_name)}（{html.escape(rej.fund_code)}）"
@@ -58,15 +55,19 @@ class RejectionNotifier(BaseNotifier):
         ops = settings.ops_email()
         for rej in rejections:
             if rej.recipients:
-                log.info("rejection notice for %s is in the outbox (sent by send_alerts to %s)",
-                         rej.fund_code, ", ".join(rej.recipients))
+                log.info(
+                    "rejection notice for %s is in the outbox (sent by send_alerts to %s)",
+                    rej.fund_code,
+                    ", ".join(rej.recipients),
+                )
             elif ops:
                 subject, body = rejection_mail(rej)
                 send_html([ops], subject, body, conn_id=self.smtp_conn_id)
                 log.info("rejection of %s (no recipients) sent to ops %s", rej.fund_code, ops)
             else:
-                log.warning("no recipients for %s and BUDGET_MONITOR_OPS_EMAIL unset; rejection not mailed",
-                            rej.fund_code)
+                log.warning(
+                    "no recipients for %s and BUDGET_MONITOR_OPS_EMAIL unset; rejection not mailed", rej.fund_code
+                )
         if rejections and not getattr(exc, "failures", None):
             return
         ti = context.get("ti") or context.get("task_instance")
@@ -74,6 +75,9 @@ class RejectionNotifier(BaseNotifier):
         if not ops:
             log.info("task %s failed (%s); BUDGET_MONITOR_OPS_EMAIL unset, no mail", where, exc)
             return
-        send_html([ops], f"【预算执行监控】任务失败：{where}",
-                  f"<p>任务 {html.escape(where)} 运行失败：</p><pre>{html.escape(str(exc))}</pre>",
-                  conn_id=self.smtp_conn_id)
+        send_html(
+            [ops],
+            f"【预算执行监控】任务失败：{where}",
+            f"<p>任务 {html.escape(where)} 运行失败：</p><pre>{html.escape(str(exc))}</pre>",
+            conn_id=self.smtp_conn_id,
+        )

@@ -22,23 +22,29 @@ def quarantine_reports(root: Path | None = None) -> list[dict]:
             body = json.loads(report.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             body = {}
-        out.append({
-            "fund": report.parent.parent.name,
-            "report": report.name,
-            "file": body.get("file") or report.name.removesuffix(".report.json"),
-            "rejected_at": body.get("rejected_at", ""),
-            "reason": body.get("reason", ""),
-        })
+        out.append(
+            {
+                "fund": report.parent.parent.name,
+                "report": report.name,
+                "file": body.get("file") or report.name.removesuffix(".report.json"),
+                "rejected_at": body.get("rejected_at", ""),
+                "reason": body.get("reason", ""),
+            }
+        )
     return sorted(out, key=lambda r: r["rejected_at"], reverse=True)
 
 
 def render_page(reports: list[dict]) -> str:
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in ("rejected_at", "fund", "file"))
-        + f"<td>{html.escape(r['reason'])}</td>"
-        + f"<td><a href='report/{html.escape(r['fund'])}/{html.escape(r['report'])}'>JSON</a></td></tr>"
-        for r in reports
-    ) or "<tr><td colspan='5'>隔离区为空</td></tr>"
+    rows = (
+        "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(r[k]))}</td>" for k in ("rejected_at", "fund", "file"))
+            + f"<td>{html.escape(r['reason'])}</td>"
+            + f"<td><a href='report/{html.escape(r['fund'])}/{html.escape(r['report'])}'>JSON</a></td></tr>"
+            for r in reports
+        )
+        or "<tr><td colspan='5'>隔离区为空</td></tr>"
+    )
     return (
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>隔离区</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px}"

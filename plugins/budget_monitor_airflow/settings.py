@@ -149,8 +149,11 @@ def local_smtp_connection(port: int, sender: str) -> str:
     """``AIRFLOW_CONN_SMTP_DEFAULT`` (JSON) for a plain SMTP server on loopback."""
     import json
 
-    return json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": sender,
-                  "retry_limit": 1, "timeout": 10},
-    })
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": sender, "retry_limit": 1, "timeout": 10},
+        }
+    )

@@ -62,9 +62,15 @@ def build(fund_dir: str, year: int) -> dict:
     out = private_dir(contained(settings.reports_root(), cfg.code, str(year)))
     result = run_year_end(d, year, out, settings.db_url(), None)  # sending is email_report's job
     log.info("%s", result.summary())
-    return {"fund": cfg.code, "year": year, "out_dir": str(out), "queued": result.queued,
-            "files": sorted(str(p) for p in result.paths), "total_score": result.total_score,
-            "grade": result.grade}
+    return {
+        "fund": cfg.code,
+        "year": year,
+        "out_dir": str(out),
+        "queued": result.queued,
+        "files": sorted(str(p) for p in result.paths),
+        "total_score": result.total_score,
+        "grade": result.grade,
+    }
 
 
 def email(report: dict) -> int:

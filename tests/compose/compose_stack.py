@@ -24,8 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 OVERRIDE = REPO / "tests" / "compose" / "standin.override.yaml"
 STANDIN_AIRFLOW = "budget-monitor-standin/airflow:3.3.2-python3.11"
 PROJECT = "bmcomposetest"
-SERVICES = ("postgres", "redis", "mailpit", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-worker", "airflow-triggerer")
+SERVICES = (
+    "postgres",
+    "redis",
+    "mailpit",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+)
 UP_TIMEOUT_S = 600  # measured: 120-170 s on 2 cores
 RUN_TIMEOUT_S = 300  # measured: 11-30 s a month
 
@@ -42,8 +50,10 @@ def run(cmd: list[str], timeout: float, check: bool = True, **kw) -> subprocess.
 
 
 def engine_up() -> bool:
-    return shutil.which("docker") is not None and subprocess.run(
-        ["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    return (
+        shutil.which("docker") is not None
+        and subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    )
 
 
 class Engine:
@@ -100,8 +110,24 @@ def build_images(env_file: Path) -> dict[str, float]:
     run([str(REPO / "scripts" / "build_standin_images.sh")], timeout=1800)
     times["standin_images_s"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
-    run([*compose_cmd(), "-p", PROJECT, "--env-file", str(env_file), "-f", str(REPO / "docker-compose.yaml"),
-         "-f", str(OVERRIDE), "--profile", "dev", "build"], timeout=1800, cwd=REPO)
+    run(
+        [
+            *compose_cmd(),
+            "-p",
+            PROJECT,
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(REPO / "docker-compose.yaml"),
+            "-f",
+            str(OVERRIDE),
+            "--profile",
+            "dev",
+            "build",
+        ],
+        timeout=1800,
+        cwd=REPO,
+    )
     times["project_image_s"] = round(time.monotonic() - t, 1)
     return times
 
@@ -142,9 +168,25 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        return run([*compose_cmd(), "-p", PROJECT, "--env-file", str(self.env_file),
-                    "-f", str(REPO / "docker-compose.yaml"), "-f", str(OVERRIDE), "--profile", "dev", *args],
-                   timeout=timeout, check=check, cwd=REPO)
+        return run(
+            [
+                *compose_cmd(),
+                "-p",
+                PROJECT,
+                "--env-file",
+                str(self.env_file),
+                "-f",
+                str(REPO / "docker-compose.yaml"),
+                "-f",
+                str(OVERRIDE),
+                "--profile",
+                "dev",
+                *args,
+            ],
+            timeout=timeout,
+            check=check,
+            cwd=REPO,
+        )
 
     def container(self, service: str) -> str:
         return self.compose("ps", "-q", service, timeout=60).stdout.strip()
@@ -175,8 +217,9 @@ class Stack:
         return self.compose("logs", "--no-color", f"--tail={lines}", timeout=120, check=False).stdout[-12000:]
 
     def http(self, method: str, path: str, body: Any = None, auth: bool = True, raw: bool = False) -> Any:
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(
+            self.base + path, method=method, data=None if body is None else json.dumps(body).encode()
+        )
         req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.token()}")
@@ -195,8 +238,10 @@ class Stack:
 
     def token(self) -> str:
         if self._token is None:
-            creds = {"username": self.env["_AIRFLOW_WWW_USER_USERNAME"],
-                     "password": self.env["_AIRFLOW_WWW_USER_PASSWORD"]}
+            creds = {
+                "username": self.env["_AIRFLOW_WWW_USER_USERNAME"],
+                "password": self.env["_AIRFLOW_WWW_USER_PASSWORD"],
+            }
             self._token = self.http("POST", "/auth/token", creds, auth=False)["access_token"]
         return self._token
 

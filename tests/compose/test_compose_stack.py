@@ -60,15 +60,22 @@ def test_monthly_close_runs_on_the_celery_worker_and_mails_the_alerts(stack):
     # Every task ran in the Celery worker's container (its hostname), none elsewhere.
     worker = _worker_hostname(stack)
     assert {ti["hostname"] for ti in tis} == {worker}, [(ti["task_id"], ti["hostname"]) for ti in tis]
-    assert {ti["task_id"] for ti in tis} >= {"plan_month", "discover_funds", "load_funds", "close_month",
-                                            "send_alerts", "publish_close"}
+    assert {ti["task_id"] for ti in tis} >= {
+        "plan_month",
+        "discover_funds",
+        "load_funds",
+        "close_month",
+        "send_alerts",
+        "publish_close",
+    }
     # The month's alerts reached the catcher through smtp_default.
     subjects = [m["Subject"] for m in stack.mails()]
     assert any("2021年6月" in s for s in subjects), subjects
     # The worker's task log is readable from the api-server (UI / REST).
     close = next(ti for ti in tis if ti["task_id"] == "close_month")
-    text = stack.http("GET", f"/api/v2/dags/{MONTHLY}/dagRuns/{run_id}/taskInstances/close_month/logs/"
-                             f"{close['try_number']}", raw=True)
+    text = stack.http(
+        "GET", f"/api/v2/dags/{MONTHLY}/dagRuns/{run_id}/taskInstances/close_month/logs/{close['try_number']}", raw=True
+    )
     assert "closed" in text, text[:2000]
 
 
@@ -96,14 +103,16 @@ def test_december_close_produces_the_year_end_report(stack):
     run_id = stack.trigger(MONTHLY, {"month": "2021-12"})
     assert stack.wait_run(MONTHLY, run_id)["state"] == "success"
     deadline = time.monotonic() + 240
-    while not (new := [r for r in stack.runs(YEAR_END) if r["dag_run_id"] not in before]) \
-            and time.monotonic() < deadline:
+    while (
+        not (new := [r for r in stack.runs(YEAR_END) if r["dag_run_id"] not in before]) and time.monotonic() < deadline
+    ):
         time.sleep(3)
     assert new, "the December close did not start budget_year_end_report"
     dr = stack.wait_run(YEAR_END, new[0]["dag_run_id"])
     log(f"2021-12 close + year-end: {dr['state']} in {time.monotonic() - t:.0f} s")
-    assert dr["state"] == "success", [(ti["task_id"], ti["state"]) for ti in
-                                      stack.task_instances(YEAR_END, new[0]["dag_run_id"])]
+    assert dr["state"] == "success", [
+        (ti["task_id"], ti["state"]) for ti in stack.task_instances(YEAR_END, new[0]["dag_run_id"])
+    ]
     out = stack.work / "data" / "reports" / "JM-2021-YPJG" / "2021"
     names = {p.name for p in out.rglob("*") if p.is_file()}
     assert any(n.endswith(".docx") for n in names) and any(n.endswith(".xlsx") for n in names), names
@@ -113,26 +122,68 @@ def test_december_close_produces_the_year_end_report(stack):
 
 def test_the_store_has_its_own_role_and_no_way_into_airflows_database(stack):
     def psql(user: str, db: str, sql: str):  # the local socket: trust, as the image's init uses
-        return stack.compose("exec", "-T", "postgres", "psql", "-U", user, "-d", db,
-                             "-tAc", sql, timeout=60, check=False)
+        return stack.compose(
+            "exec", "-T", "postgres", "psql", "-U", user, "-d", db, "-tAc", sql, timeout=60, check=False
+        )
 
     # Owner of its own database, holding the store's tables, and nothing more.
     pw = stack.env["BUDGET_MONITOR_DB_PASSWORD"]
-    ans = stack.compose("exec", "-T", "-e", f"PGPASSWORD={pw}", "postgres", "psql", "-h", "127.0.0.1", "-U",
-                        "budget_monitor", "-d", "budget_monitor", "-tAc",
-                        "select count(*) from pg_tables where tableowner = 'budget_monitor'", timeout=60)
+    ans = stack.compose(
+        "exec",
+        "-T",
+        "-e",
+        f"PGPASSWORD={pw}",
+        "postgres",
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "budget_monitor",
+        "-d",
+        "budget_monitor",
+        "-tAc",
+        "select count(*) from pg_tables where tableowner = 'budget_monitor'",
+        timeout=60,
+    )
     assert int(ans.stdout.strip()) > 0
-    ans = psql("airflow", "airflow", "select rolsuper or rolcreatedb or rolcreaterole from pg_roles"
-                                     " where rolname = 'budget_monitor'")
+    ans = psql(
+        "airflow",
+        "airflow",
+        "select rolsuper or rolcreatedb or rolcreaterole from pg_roles where rolname = 'budget_monitor'",
+    )
     assert ans.stdout.strip() == "f", ans.stdout + ans.stderr
-    ans = stack.compose("exec", "-T", "-e", f"PGPASSWORD={pw}", "postgres", "psql", "-h", "127.0.0.1", "-U",
-                        "budget_monitor", "-d", "airflow", "-tAc", "select 1", timeout=60, check=False)
+    ans = stack.compose(
+        "exec",
+        "-T",
+        "-e",
+        f"PGPASSWORD={pw}",
+        "postgres",
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "budget_monitor",
+        "-d",
+        "airflow",
+        "-tAc",
+        "select 1",
+        timeout=60,
+        check=False,
+    )
     assert ans.returncode != 0 and "permission denied" in ans.stderr, ans.stderr
 
 
 def test_init_refuses_a_placeholder_secret(stack):
     """The same init with .env.example's Fernet placeholder stops before touching the database."""
-    ans = stack.compose("run", "--rm", "--no-deps", "-e", "AIRFLOW__CORE__FERNET_KEY=change-me-fernet-key",
-                        "airflow-init", timeout=180, check=False)
+    ans = stack.compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "-e",
+        "AIRFLOW__CORE__FERNET_KEY=change-me-fernet-key",
+        "airflow-init",
+        timeout=180,
+        check=False,
+    )
     assert ans.returncode != 0
     assert "refused: AIRFLOW__CORE__FERNET_KEY" in ans.stdout + ans.stderr, ans.stdout[-2000:] + ans.stderr[-2000:]

@@ -43,8 +43,7 @@ os.environ.update(AIRFLOW_ENV)
 def airflow_db() -> Path:
     """Migrated Airflow metadata DB (SQLite) for the session."""
     airflow = str(Path(sys.executable).parent / "airflow")
-    ans = subprocess.run([airflow, "db", "migrate"], env=dict(os.environ), capture_output=True,
-                         text=True, timeout=600)
+    ans = subprocess.run([airflow, "db", "migrate"], env=dict(os.environ), capture_output=True, text=True, timeout=600)
     assert ans.returncode == 0, ans.stdout[-3000:] + ans.stderr[-3000:]
     return _HOME
 

@@ -19,8 +19,16 @@ import pytest
 from test_dashboard_plugin import CODE, site  # noqa: F401 - the store of the example fund
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _browser_or_skip():
@@ -45,8 +53,7 @@ def served(site: dict):  # noqa: F811 - the fixture imported above
     from budget_monitor_airflow.dashboard import create_app
 
     dashboard_data.clear_cache()
-    app = create_app(db_url=lambda: site["db"], funds_root=lambda: site["inbox"],
-                     reports_root=lambda: site["reports"])
+    app = create_app(db_url=lambda: site["db"], funds_root=lambda: site["inbox"], reports_root=lambda: site["reports"])
     app.dependency_overrides[app.state.access_dependency] = lambda: None
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -39,11 +39,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
         shutil.copytree(JIANGMEN, fund)
         yaml_text = (fund / "fund.yaml").read_text(encoding="utf-8")
         name = re.search(r"^name: (.*)$", yaml_text, re.M).group(1)
-        (fund / "fund.yaml").write_text(yaml_text.replace(f"name: {name}", f"name: '{EVIL_NAME}'", 1),
-                                        encoding="utf-8")
+        (fund / "fund.yaml").write_text(yaml_text.replace(f"name: {name}", f"name: '{EVIL_NAME}'", 1), encoding="utf-8")
         (fund / "payments" / "2021-03_补录.csv").write_text(
             "支付凭证号,预算单位,指标文号,支付金额,支付日期\n"
-            f"BAD-0001,台山市市场监督管理局,江财工〔2021〕13号,{EVIL_VALUE},2021-03-10\n", encoding="utf-8")
+            f"BAD-0001,台山市市场监督管理局,江财工〔2021〕13号,{EVIL_VALUE},2021-03-10\n",
+            encoding="utf-8",
+        )
         db = f"sqlite:///{tmp / 'store.db'}"
         cfg = load_fund_config(fund)
         engine = store.open_store(db)
@@ -55,9 +56,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 pass
             if m == 1:  # a unit whose name is markup (as a source database could hold it)
                 with engine.begin() as conn:
-                    conn.execute(store.allocation.insert().values(
-                        fund_code=CODE, doc_no="X-1", unit=EVIL_UNIT, kind="年初", date=date(2021, 1, 1),
-                        amount_fen=1_000_000))
+                    conn.execute(
+                        store.allocation.insert().values(
+                            fund_code=CODE,
+                            doc_no="X-1",
+                            unit=EVIL_UNIT,
+                            kind="年初",
+                            date=date(2021, 1, 1),
+                            amount_fen=1_000_000,
+                        )
+                    )
             close_month(fund, month, db, cfg=cfg, chart=False)
         reports = tmp / "reports"
         run_year_end(fund, 2021, reports / CODE / "2021", db, draft=True)
@@ -72,8 +80,7 @@ def client(site: dict):
     from fastapi.testclient import TestClient
 
     dashboard_data.clear_cache()
-    app = create_app(db_url=lambda: site["db"], funds_root=lambda: site["inbox"],
-                     reports_root=lambda: site["reports"])
+    app = create_app(db_url=lambda: site["db"], funds_root=lambda: site["inbox"], reports_root=lambda: site["reports"])
     app.dependency_overrides[app.state.access_dependency] = lambda: None  # logged in
     with TestClient(app) as c:
         yield c
@@ -89,8 +96,8 @@ def _pages(client) -> dict[str, str]:
 
 
 def _row(html_text: str, row_start: str) -> str:
-    row = html_text[html_text.index(row_start):]
-    return row[:row.index("</tr>")]
+    row = html_text[html_text.index(row_start) :]
+    return row[: row.index("</tr>")]
 
 
 def _field(html_text: str, row_start: str, field: str) -> str:
@@ -113,8 +120,9 @@ def test_plugin_registers_the_dashboard_and_its_nav_link():
     assert nav and nav[0]["destination"] == "nav" and "看板" in nav[0]["name"]
 
 
-def test_api_server_serves_the_dashboard_to_a_logged_in_viewer_only(airflow_db, site: dict,
-                                                                     monkeypatch: pytest.MonkeyPatch):
+def test_api_server_serves_the_dashboard_to_a_logged_in_viewer_only(
+    airflow_db, site: dict, monkeypatch: pytest.MonkeyPatch
+):
     """Through Airflow's own api-server app and auth manager: anonymous 401; a
     Viewer's token (header or the UI's cookie) sees the page; the plugin list
     carries the nav link."""
@@ -168,13 +176,17 @@ def test_every_figure_on_the_pages_equals_the_store(client, site: dict):
         page = pages[f"/fund/{CODE}/unit?name={_escaped(quote(unit.unit, safe=''))}"]
         for month in unit.months:
             assert _field(page, f"data-month='2021-{month.month:02d}'", "rate") == (
-                "—" if month.rate_2dp is None else f"{month.rate_2dp:.2f}%")
+                "—" if month.rate_2dp is None else f"{month.rate_2dp:.2f}%"
+            )
     # The JSON behind the page is the data module's, figure for figure.
     data = client.get(f"/fund/{CODE}/data.json").json()
     assert [x["rate"] for x in data["series"]["months"]] == [f"{x.rate_2dp:.2f}" for x in expected.fund.months]
     with store.open_store(site["db"]).connect() as conn:
-        subjects = list(conn.execute(store.outbox.select().with_only_columns(store.outbox.c.subject)
-                                     .where(store.outbox.c.fund_code == CODE)).scalars())
+        subjects = list(
+            conn.execute(
+                store.outbox.select().with_only_columns(store.outbox.c.subject).where(store.outbox.c.fund_code == CODE)
+            ).scalars()
+        )
     assert sorted(a["subject"] for a in data["alerts"]) == sorted(subjects)
     assert "核实反馈" in fund and "（核实反馈功能尚未启用）" in fund
     assert fund.count("<svg class='chart'") == 1 and "<polyline class='pace'" in fund

@@ -32,9 +32,11 @@ def inbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db):
     monkeypatch.setenv("BUDGET_MONITOR_DB_URL", f"sqlite:///{tmp_path / 'store.db'}")
     monkeypatch.setenv("BUDGET_MONITOR_REPORTS_DIR", str(tmp_path / "reports"))
     # A dead SMTP port: an empty outbox must not even connect.
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT",
-                       '{"conn_type": "smtp", "host": "127.0.0.1", "port": 9, "extra": {"disable_ssl": true,'
-                       ' "disable_tls": true, "from_email": "bm@example.cn"}}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        '{"conn_type": "smtp", "host": "127.0.0.1", "port": 9, "extra": {"disable_ssl": true,'
+        ' "disable_tls": true, "from_email": "bm@example.cn"}}',
+    )
     yield inbox
     from budget_monitor import store
 
@@ -57,8 +59,9 @@ def test_scheduled_month_without_a_fund_of_its_year_ends_green(dagbag, inbox_env
     # A run dated 2026-12-05 closes 2026-11; the inbox holds only the 2021 fund.
     # The Params' defaults, as a scheduled run has them (dag.test(run_conf=...) of an
     # earlier test in the session leaves its values on the shared DAG object).
-    dr = dagbag.dags[MONTHLY].test(logical_date=pendulum.datetime(2026, 12, 5, 6, tz="Asia/Shanghai"),
-                                   run_conf={"month": "", "fund": ""})
+    dr = dagbag.dags[MONTHLY].test(
+        logical_date=pendulum.datetime(2026, 12, 5, 6, tz="Asia/Shanghai"), run_conf={"month": "", "fund": ""}
+    )
 
     states = _states(dr)
     assert str(dr.state) == "success", states

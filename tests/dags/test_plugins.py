@@ -21,10 +21,16 @@ def test_quarantine_listing_and_page(tmp_path: Path):
 
     q = tmp_path / "jiangmen-2021" / "quarantine"
     q.mkdir(parents=True)
-    report = {"file": "payments/x.csv", "reason": "支付金额 <壹仟元> 不是金额", "rejected_at": "2021-07-05T06:00:01+08:00"}
+    report = {
+        "file": "payments/x.csv",
+        "reason": "支付金额 <壹仟元> 不是金额",
+        "rejected_at": "2021-07-05T06:00:01+08:00",
+    }
     (q / "20210705T060001_ab12cd34_x.csv.report.json").write_text(json.dumps(report, ensure_ascii=False), "utf-8")
     listed = quarantine_reports(tmp_path)
-    assert [(r["fund"], r["file"], r["reason"]) for r in listed] == [("jiangmen-2021", "payments/x.csv", report["reason"])]
+    assert [(r["fund"], r["file"], r["reason"]) for r in listed] == [
+        ("jiangmen-2021", "payments/x.csv", report["reason"])
+    ]
     page = render_page(listed)
     assert "&lt;壹仟元&gt;" in page and "<壹仟元>" not in page  # escaped
     assert "隔离区为空" in render_page([])
@@ -34,9 +40,17 @@ def test_rejection_mail_names_every_file_and_reason():
     from budget_monitor_airflow.errors import FilesRejected, FundRejection
     from budget_monitor_airflow.notifier import rejection_mail
 
-    rej = FundRejection("JM-2021-YPJG", "药品监督管理", "2021-06", ["caiwu@example.cn"], "/in/jm/quarantine",
-                        [{"name": "payments/a.csv", "reason": "第3行 支付金额 壹仟元 不是金额"},
-                         {"name": "outputs/b.csv", "reason": "第2行 三级指标 不在目标表中"}])
+    rej = FundRejection(
+        "JM-2021-YPJG",
+        "药品监督管理",
+        "2021-06",
+        ["caiwu@example.cn"],
+        "/in/jm/quarantine",
+        [
+            {"name": "payments/a.csv", "reason": "第3行 支付金额 壹仟元 不是金额"},
+            {"name": "outputs/b.csv", "reason": "第2行 三级指标 不在目标表中"},
+        ],
+    )
     subject, body = rejection_mail(rej)
     assert "2021-06" in subject and "退回" in subject
     for f in rej.files:
@@ -83,8 +97,17 @@ def test_failure_notifier_leaves_rejections_to_the_outbox_and_tells_ops_the_rest
 @pytest.mark.parametrize(
     ("conn", "url"),
     [
-        ({"conn_type": "postgres", "host": "db", "port": 5432, "login": "bm", "password": "p@ss/word",
-          "schema": "budget_monitor"}, "postgresql+psycopg://bm:p%40ss%2Fword@db:5432/budget_monitor"),
+        (
+            {
+                "conn_type": "postgres",
+                "host": "db",
+                "port": 5432,
+                "login": "bm",
+                "password": "p@ss/word",
+                "schema": "budget_monitor",
+            },
+            "postgresql+psycopg://bm:p%40ss%2Fword@db:5432/budget_monitor",
+        ),
         ({"conn_type": "sqlite", "host": "/data/bm.db"}, "sqlite:////data/bm.db"),
         ({"conn_type": "generic", "extra": {"sqlalchemy_url": "duckdb:///x.db"}}, "duckdb:///x.db"),
     ],
@@ -93,9 +116,16 @@ def test_store_url_from_an_airflow_connection(conn, url):
     from airflow.sdk import Connection
     from budget_monitor_airflow.settings import connection_url
 
-    c = Connection(conn_id="budget_monitor_db", conn_type=conn["conn_type"], host=conn.get("host"),
-                   port=conn.get("port"), login=conn.get("login"), password=conn.get("password"),
-                   schema=conn.get("schema"), extra=json.dumps(conn.get("extra", {})))
+    c = Connection(
+        conn_id="budget_monitor_db",
+        conn_type=conn["conn_type"],
+        host=conn.get("host"),
+        port=conn.get("port"),
+        login=conn.get("login"),
+        password=conn.get("password"),
+        schema=conn.get("schema"),
+        extra=json.dumps(conn.get("extra", {})),
+    )
     assert connection_url(c) == url
 
 
@@ -139,8 +169,11 @@ def test_year_end_reports_only_after_a_december_close():
 
     def ctx(*months, year=None):
         events = {MONTHLY_CLOSE: [SimpleNamespace(extra={"year": 2021, "month": m}) for m in months]}
-        return {"params": {"year": year}, "triggering_asset_events": events if months else {},
-                "logical_date": pendulum.datetime(2022, 3, 1, tz="Asia/Shanghai")}
+        return {
+            "params": {"year": year},
+            "triggering_asset_events": events if months else {},
+            "logical_date": pendulum.datetime(2022, 3, 1, tz="Asia/Shanghai"),
+        }
 
     assert year_from_context(ctx(6)) is None  # June close: nothing to do
     assert year_from_context(ctx(11, 12)) == 2021  # events batched into one run
@@ -178,8 +211,9 @@ def _funds(tmp_path: Path, *names: str) -> list[str]:
     return [str(tmp_path / n) for n in names]
 
 
-def test_unexpected_error_of_one_fund_does_not_abort_the_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture):
+def test_unexpected_error_of_one_fund_does_not_abort_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
     """A store IntegrityError for one fund: the batch's other funds still load, the error is
     logged with its traceback, and the task fails at the end naming the fund, retryably."""
     import logging
@@ -205,15 +239,19 @@ def test_unexpected_error_of_one_fund_does_not_abort_the_batch(tmp_path: Path, m
 
 
 def test_rejection_and_technical_failure_in_one_batch_fail_without_retry_naming_both(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """A retry would no longer see the quarantined file and would pass, publishing the
     month (December: the year end) despite the rejection: so no retry, both reported."""
     from budget_monitor import pipeline
     from budget_monitor_airflow.errors import FilesRejected
     from budget_monitor_airflow.monthly import load_batch
 
-    result = pipeline.LoadResult("JM-2021-YPJG", "2021-06", [
-        pipeline.FileOutcome("payments", "payments/x.csv", "rejected", reason="支付金额 壹仟元 不是金额")])
+    result = pipeline.LoadResult(
+        "JM-2021-YPJG",
+        "2021-06",
+        [pipeline.FileOutcome("payments", "payments/x.csv", "rejected", reason="支付金额 壹仟元 不是金额")],
+    )
     fake, calls = _fake_load_steps({"a-fund": pipeline.MonthRejected(result), "b-fund": OSError("store down")})
     monkeypatch.setattr(pipeline, "_load_steps", fake)
 

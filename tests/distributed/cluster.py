@@ -370,7 +370,13 @@ def start_cluster(home: Path, extra_env: dict[str, str] | None = None, worker: b
     env = cluster_env(home, db_name, free_redis_db(), port, extra_env or {})
     template = migrated_template(env)
     create_database(db_name, template)
-    cluster = Cluster(home=home, env=env, port=port, db_name=db_name, redis_db=int(env["AIRFLOW__CELERY__BROKER_URL"].rsplit("/", 1)[1]))
+    cluster = Cluster(
+        home=home,
+        env=env,
+        port=port,
+        db_name=db_name,
+        redis_db=int(env["AIRFLOW__CELERY__BROKER_URL"].rsplit("/", 1)[1]),
+    )
     try:
         # `db migrate` on the copy is a no-op check, but it also writes
         # airflow.cfg once so the four processes do not race to create it.

@@ -72,17 +72,24 @@ def stack(services, data_db):
     second = inbox / f"{EXAMPLE.name}-b"
     shutil.copytree(EXAMPLE, second)
     yaml = second / "fund.yaml"
-    yaml.write_text(yaml.read_text(encoding="utf-8").replace(f"code: {FUND}", f"code: {SECOND_FUND}", 1),
-                    encoding="utf-8")
+    yaml.write_text(
+        yaml.read_text(encoding="utf-8").replace(f"code: {FUND}", f"code: {SECOND_FUND}", 1), encoding="utf-8"
+    )
     smtp = SmtpSink().start()
     admin = C.PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
     login, hostport = admin.split("@") if "@" in admin else ("", admin)
     host, _, port = hostport.partition(":")
     extra = {
         "AIRFLOW_CONN_SMTP_DEFAULT": smtp.connection_json(),
-        "AIRFLOW_CONN_BUDGET_MONITOR_DB": json.dumps({
-            "conn_type": "postgres", "host": host, "port": int(port or 5432),
-            "login": login or None, "schema": data_db["name"]}),
+        "AIRFLOW_CONN_BUDGET_MONITOR_DB": json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": host,
+                "port": int(port or 5432),
+                "login": login or None,
+                "schema": data_db["name"],
+            }
+        ),
         "BUDGET_MONITOR_FUNDS_DIR": str(inbox),
         "BUDGET_MONITOR_REPORTS_DIR": str(tmp / "reports"),
         "BUDGET_MONITOR_HOME": str(tmp / "bm-home"),

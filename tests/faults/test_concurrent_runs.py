@@ -54,8 +54,9 @@ def test_two_concurrent_runs_of_a_fund_month_load_each_file_once(db_url: str, tm
     assert store.snapshot(engine, CODE) == store.snapshot(store.open_store(f"sqlite:///{alone}"), CODE)
 
 
-def test_a_run_that_waits_too_long_changes_nothing_and_says_so(db_url: str, tmp_path: Path, monkeypatch,
-                                                                capsys) -> None:
+def test_a_run_that_waits_too_long_changes_nothing_and_says_so(
+    db_url: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
     fund = _fund(tmp_path)
     engine = store.open_store(db_url)
     monkeypatch.setenv("BUDGET_MONITOR_LOCK_WAIT_S", "0.3")

@@ -43,8 +43,15 @@ from budget_monitor import atomic, store
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "jiangmen-2021"
 FUND_CODE = "JM-2021-YPJG"
-OUTPUT_NAMES = {"self_evaluation.json", "自评报告.docx", "自评报告.html", "自评报告.md", "自评表.xlsx",
-                "执行进度.png", "单位执行率.png"}
+OUTPUT_NAMES = {
+    "self_evaluation.json",
+    "自评报告.docx",
+    "自评报告.html",
+    "自评报告.md",
+    "自评表.xlsx",
+    "执行进度.png",
+    "单位执行率.png",
+}
 PG_ADMIN_URL = os.environ.get("BUDGET_MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 RUN_TIMEOUT_S = 900  # only against a hung run; nothing is asserted on time
 # Writes beyond this many bytes fail (EFBIG): the charts and the JSON fit, 自评报告.docx (~140 KB) does not.
@@ -68,8 +75,15 @@ def _cmd(*args: str) -> list[str]:
 
 
 def cli(home: Path, *args: str, preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(*args), env=_env(home), capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                          preexec_fn=preexec_fn, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        _cmd(*args),
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        preexec_fn=preexec_fn,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def monthly(fund: Path, month: str, db: str) -> list[str]:
@@ -112,8 +126,11 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def _temps(root: Path) -> list[Path]:
     """Temporary or partial files left anywhere under ``root``."""
-    return [p for p in root.rglob("*") if p.is_file()
-            and (atomic.is_temp_name(p.name) or p.name.endswith((".part", ".tmp")))]
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and (atomic.is_temp_name(p.name) or p.name.endswith((".part", ".tmp")))
+    ]
 
 
 def _sqlite_url(path: Path) -> str:
@@ -129,8 +146,15 @@ def _outbox_rows(url: str) -> Counter:
     engine = _plain_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(select(store.outbox.c.fund_code, store.outbox.c.unit, store.outbox.c.period,
-                                       store.outbox.c.kind, store.outbox.c.status)).all()
+            rows = conn.execute(
+                select(
+                    store.outbox.c.fund_code,
+                    store.outbox.c.unit,
+                    store.outbox.c.period,
+                    store.outbox.c.kind,
+                    store.outbox.c.status,
+                )
+            ).all()
     finally:
         engine.dispose()
     return Counter(tuple(r) for r in rows)
@@ -150,14 +174,20 @@ def assert_no_partial_file(url: str) -> int:
     engine = _plain_engine(url)
     try:
         with engine.connect() as conn:
-            files = conn.execute(select(store.source_file.c.id, store.source_file.c.kind, store.source_file.c.rows,
-                                        store.source_file.c.name)
-                                 .where(store.source_file.c.fund_code == FUND_CODE)).all()
+            files = conn.execute(
+                select(
+                    store.source_file.c.id, store.source_file.c.kind, store.source_file.c.rows, store.source_file.c.name
+                ).where(store.source_file.c.fund_code == FUND_CODE)
+            ).all()
             by_id = {f.id: f for f in files}
             for kind, spec in store.FACTS.items():
-                counts = dict(conn.execute(
-                    select(spec.table.c.source_file_id, func.count())
-                    .where(spec.table.c.fund_code == FUND_CODE).group_by(spec.table.c.source_file_id)).all())
+                counts = dict(
+                    conn.execute(
+                        select(spec.table.c.source_file_id, func.count())
+                        .where(spec.table.c.fund_code == FUND_CODE)
+                        .group_by(spec.table.c.source_file_id)
+                    ).all()
+                )
                 assert set(counts) <= set(by_id), f"{kind} rows without their source_file: {counts}"
                 for file_id, n in counts.items():
                     assert by_id[file_id].kind == kind and by_id[file_id].rows == n, (by_id[file_id], n)
@@ -174,6 +204,7 @@ def assert_no_partial_file(url: str) -> int:
 def _file_counter(url: str) -> Iterator[Callable[[], int]]:
     """count() -> how many files are loaded so far (0 while the schema is not there yet)."""
     if url.startswith("sqlite"):
+
         def count() -> int:
             try:
                 with closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=5)) as conn:
@@ -374,9 +405,14 @@ class _BackendKiller(threading.Thread):
                     except Exception:  # noqa: BLE001 - the schema is not there yet
                         loaded = 0
                     if loaded:
-                        self.terminated += len(conn.execute(text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+                        self.terminated += len(
+                            conn.execute(
+                                text(
+                                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                                )
+                            ).all()
+                        )
                     self.stop.wait(0.05)
         except BaseException as exc:  # noqa: BLE001 - reported to the test
             self.error = exc
@@ -384,14 +420,19 @@ class _BackendKiller(threading.Thread):
             engine.dispose()
 
 
-def test_postgresql_backend_terminated_mid_load_then_rerun_equals_a_clean_run(pg_url: str, tmp_path: Path,
-                                                                              clean_runs):
+def test_postgresql_backend_terminated_mid_load_then_rerun_equals_a_clean_run(pg_url: str, tmp_path: Path, clean_runs):
     month = "2021-06"  # 13 files to load and 6 alerts to queue: the kill lands among them
     fund, home = _fund(tmp_path), tmp_path / "home"
     stop = threading.Event()
     killer = _BackendKiller(pg_url, stop)
-    proc = subprocess.Popen(_cmd(*monthly(fund, month, pg_url)), env=_env(home), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(*monthly(fund, month, pg_url)),
+        env=_env(home),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     killer.start()
     try:
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
@@ -441,8 +482,13 @@ def test_kill_9_mid_load_then_rerun_equals_a_clean_run(any_db: tuple[str, str], 
     engine, url = any_db
     month = "2021-12"  # the whole year's 26 files in one run: the biggest load
     fund, home = _fund(tmp_path), tmp_path / "home"
-    proc = subprocess.Popen(_cmd(*monthly(fund, month, url)), env=_env(home), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(*monthly(fund, month, url)),
+        env=_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with _file_counter(url) as loaded_files:
             while proc.poll() is None and loaded_files() < 1:

@@ -48,8 +48,11 @@ def _quarantined(fund: Path) -> list[dict]:
 
 def _pending_rejections(engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(store.outbox)
-                                .where(store.outbox.c.kind == "rejection")).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count()).select_from(store.outbox).where(store.outbox.c.kind == "rejection")
+            ).scalar_one()
+        )
 
 
 def test_overflowing_amounts_are_rejected_and_the_fund_stays_usable(db_url: str, tmp_path: Path) -> None:
@@ -85,10 +88,13 @@ def test_over_budget_rejection_names_the_row_in_stderr_and_quarantine(tmp_path: 
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["monthly", str(fund), "--month", "2021-01", "--db", db, "--no-send"]) == 0
     # The budget is 3,720,900.00 元; January spent some of it. Row 3 takes it over.
-    _write(fund, "2021-02_超支.csv", [f"B-1,{TAISHAN},100.00,2021-02-10",
-                                      f"B-2,{TAISHAN},3720000.00,2021-02-11",
-                                      f"B-3,{TAISHAN},5.00,2021-02-12"])
+    _write(
+        fund,
+        "2021-02_超支.csv",
+        [f"B-1,{TAISHAN},100.00,2021-02-10", f"B-2,{TAISHAN},3720000.00,2021-02-11", f"B-3,{TAISHAN},5.00,2021-02-12"],
+    )
     import contextlib
+
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(["monthly", str(fund), "--month", "2021-02", "--db", db, "--no-send"]) == 2
@@ -207,8 +213,10 @@ def test_year_end_is_refused_until_december_is_closed(db_url: str, tmp_path: Pat
     out = tmp_path / "out"
     assert main(["year-end", str(fund), "--year", "2021", "--out", str(out), "--db", db_url, "--no-send"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("错误：2021年12月尚未结账（最近结账月份为 2021-05），不能生成正式的年度自评报告；"
-                   "请先完成12月的月度结账，或加 --draft 生成草稿（草稿不发送）")
+    assert err == (
+        "错误：2021年12月尚未结账（最近结账月份为 2021-05），不能生成正式的年度自评报告；"
+        "请先完成12月的月度结账，或加 --draft 生成草稿（草稿不发送）"
+    )
     assert not out.exists()
     # A draft: written, marked 草稿, never queued.
     assert main(["year-end", str(fund), "--year", "2021", "--out", str(out), "--db", db_url, "--draft"]) == 0
@@ -247,8 +255,7 @@ def test_year_end_after_rejected_goals_names_the_file_and_rule(tmp_path: Path, c
     goals.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["monthly", str(fund), "--month", "2021-01", "--db", db, "--no-send"]) == 2
     capsys.readouterr()
-    assert main(["year-end", str(fund), "--year", "2021", "--out", str(tmp_path / "o"), "--db", db,
-                 "--draft"]) == 2
+    assert main(["year-end", str(fund), "--year", "2021", "--out", str(tmp_path / "o"), "--db", db, "--draft"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("错误：绩效目标表 goals.csv 未通过校验，已于 ")
     assert "（规则 GOL-005）" in err and "请更正后重新提交" in err and "分值合计为0分" not in err

@@ -201,8 +201,7 @@ def test_safe_name_escapes_controls_and_bidi_visibly() -> None:
     assert safe_name("invoice\u202ecsv.exe") == "invoice\\u202ecsv.exe"
     hostile = "x\x00\x1b\x7f\x85\u200e\u200f\u2028\u2029\u202a\u202d\u2066\u2069\ufeff\u061c"
     out = safe_name(hostile)
-    assert out == ("x\\x00\\x1b\\x7f\\x85\\u200e\\u200f\\u2028\\u2029\\u202a\\u202d\\u2066\\u2069"
-                   "\\ufeff\\u061c")
+    assert out == ("x\\x00\\x1b\\x7f\\x85\\u200e\\u200f\\u2028\\u2029\\u202a\\u202d\\u2066\\u2069\\ufeff\\u061c")
     assert out.isprintable()
 
 
@@ -271,11 +270,14 @@ def test_long_named_files_load_or_are_quarantined_through_the_pipeline(db_url: s
     fund = _fund(tmp_path)
     (fund / "payments" / LONG_NAME).write_text(HEADER + GOOD_ROW, encoding="utf-8")
     bad_name = LONG_NAME.replace("2021-01_", "2021-01-").replace("a.csv", "b.csv")
-    (fund / "payments" / bad_name).write_text(HEADER + GOOD_ROW.replace("X-0001", "X-0002").replace(
-        "100.00", "壹佰元"), encoding="utf-8")
+    (fund / "payments" / bad_name).write_text(
+        HEADER + GOOD_ROW.replace("X-0001", "X-0002").replace("100.00", "壹佰元"), encoding="utf-8"
+    )
     result = load_month(fund, "2021-01", db_url, raise_on_reject=False)
     assert [f.status for f in result.files if f.name.endswith(".csv") and "江门市市场" in f.name] == [
-        "rejected", "loaded"]
+        "rejected",
+        "loaded",
+    ]
     vouchers = _vouchers(db_url, load_fund_config(fund).code)
     assert "X-0001" in vouchers and "X-0002" not in vouchers
     (quarantined,) = [p for p in (fund / "quarantine").iterdir() if p.suffix == ".csv"]

@@ -61,7 +61,10 @@ BREAKER = "邮件服务器连续 3 次连接失败，其余邮件留待下次发
 def june() -> list[Alert]:
     """Fund and two units behind pace at the June close, Q2 lagging: 4 alerts."""
     alloc = pd.DataFrame(
-        [("台山市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初"), ("开平市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初")],
+        [
+            ("台山市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初"),
+            ("开平市市场监督管理局", date(2021, 1, 1), 1_000_000, "年初"),
+        ],
         columns=["unit", "date", "amount_fen", "kind"],
     )
     pay = pd.DataFrame(
@@ -245,7 +248,10 @@ def test_refused_connections_trip_the_breaker_and_leave_the_rest_untried(engine,
     result = flush(engine, mailer(closed_port()))
     assert (result.sent, result.failed, result.remaining) == (0, 3, 4)
     assert result.stopped == BREAKER
-    assert result.summary() == f"邮件：已发送 0 封，发送失败 3 次，尚有 4 封未发送，已留在发件箱，下次运行时重试（{BREAKER}）"
+    assert (
+        result.summary()
+        == f"邮件：已发送 0 封，发送失败 3 次，尚有 4 封未发送，已留在发件箱，下次运行时重试（{BREAKER}）"
+    )
     rows = outbox_rows(engine)
     assert [r["attempts"] for r in rows] == [1, 1, 1, 0]
     assert all(r["status"] == "pending" for r in rows)
@@ -273,7 +279,8 @@ def test_slow_greeting_beyond_the_timeout_trips_the_breaker(engine, faulty: Faul
 
 @pytest.mark.parametrize("faulty", ["drop_mid_data"], indirect=True)
 def test_connection_dropped_mid_data_keeps_the_mail_pending_then_delivers_it_once(
-        engine, faulty: FaultyServer, good: Inbox, june) -> None:
+    engine, faulty: FaultyServer, good: Inbox, june
+) -> None:
     """(a) The server hangs up in the middle of DATA: nothing is kept, nothing marked sent."""
     enqueue(engine, june)
     result = flush(engine, mailer(faulty.port))
@@ -290,7 +297,8 @@ def test_connection_dropped_mid_data_keeps_the_mail_pending_then_delivers_it_onc
 
 @pytest.mark.parametrize("faulty", ["no_final_reply"], indirect=True)
 def test_no_final_reply_sends_a_kept_mail_at_most_twice_with_one_message_id(
-        engine, faulty: FaultyServer, good: Inbox, june) -> None:
+    engine, faulty: FaultyServer, good: Inbox, june
+) -> None:
     """(b) The server keeps each message but never answers the final ``.``: the client
     times out, the row stays pending, and the next flush sends it again, under the
     same Message-ID (the only duplicate SMTP cannot rule out, and a recognisable one)."""
@@ -350,8 +358,9 @@ def test_flush_deadline_stops_starting_new_sends(engine, faulty: FaultyServer, g
 
 
 @pytest.mark.parametrize("faulty", ["no_final_reply"], indirect=True)
-def test_flush_deadline_comes_from_the_environment(engine, faulty: FaultyServer, june,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flush_deadline_comes_from_the_environment(
+    engine, faulty: FaultyServer, june, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(FLUSH_DEADLINE_ENV, "0.5")
     enqueue(engine, june)
     result = flush(engine, mailer(faulty.port), max_connection_failures=100)
@@ -389,8 +398,9 @@ def test_a_refused_message_does_not_trip_the_breaker(engine, june) -> None:
 def test_a_success_resets_the_breaker(engine, june) -> None:
     """Three connection failures in all, but never three in a row: the flush goes on."""
     enqueue(engine, june)
-    outcomes = iter([ConnectionRefusedError("refused"), ConnectionRefusedError("refused"), None,
-                     TimeoutError("timed out")])
+    outcomes = iter(
+        [ConnectionRefusedError("refused"), ConnectionRefusedError("refused"), None, TimeoutError("timed out")]
+    )
 
     class Flaky:
         def send(self, msg: EmailMessage) -> None:
@@ -451,21 +461,33 @@ def test_airflow_mailer_refuses_a_password_without_tls(tmp_path: Path) -> None:
     env.update(standalone_airflow_env(tmp_path / "airflow"), PYTHONPATH=str(REPO / "plugins"))
 
     def connection(extra: dict) -> str:
-        return json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": inbox.port, "login": "caiwu",
-            "password": "s3cret-pw",
-            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 10, **extra}})
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": inbox.port,
+                "login": "caiwu",
+                "password": "s3cret-pw",
+                "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 10, **extra},
+            }
+        )
 
     try:
-        done = subprocess.run([sys.executable, "-c", _AIRFLOW_SEND, connection({}),
-                               connection({"allow_plain_auth": True})],
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", _AIRFLOW_SEND, connection({}), connection({"allow_plain_auth": True})],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         controller.stop()
     assert done.returncode == 0, done.stderr[-3000:]
     refused, sent = done.stdout.strip().splitlines()[-2:]
-    assert refused == ("REFUSED 拒绝在未加密连接上发送 SMTP 密码：请启用 starttls，"
-                       "或在 Airflow 连接 smtp_default 的 extra allow_plain_auth 中明确允许")
+    assert refused == (
+        "REFUSED 拒绝在未加密连接上发送 SMTP 密码：请启用 starttls，"
+        "或在 Airflow 连接 smtp_default 的 extra allow_plain_auth 中明确允许"
+    )
     assert sent == "SENT"
     assert logins == [b"caiwu"]
     assert message_ids(inbox.messages) == ["<bm.fixed@example.com>"]

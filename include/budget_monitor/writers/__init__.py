@@ -76,8 +76,9 @@ WRITERS: tuple[Writer, ...] = (
 )
 
 
-def write_outputs(model: YearEnd, cfg: FundConfig, out_dir: str | Path,
-                  writers: Sequence[Writer] = WRITERS) -> list[Path]:
+def write_outputs(
+    model: YearEnd, cfg: FundConfig, out_dir: str | Path, writers: Sequence[Writer] = WRITERS
+) -> list[Path]:
     """Run every file writer into ``out_dir``; return the paths written, in order.
 
     All or nothing: each file is written under a temporary name and they are
@@ -104,8 +105,9 @@ def write_outputs(model: YearEnd, cfg: FundConfig, out_dir: str | Path,
     return [out_path / name for name in out.written]
 
 
-def year_end_mail(model: YearEnd, cfg: FundConfig, paths: Sequence[Path] = (), *,
-                  writers: Sequence[Writer] = WRITERS, **options: Any) -> Alert:
+def year_end_mail(
+    model: YearEnd, cfg: FundConfig, paths: Sequence[Path] = (), *, writers: Sequence[Writer] = WRITERS, **options: Any
+) -> Alert:
     """The year-end mail, composed by the table's mail writer."""
     (mail,) = [w for w in writers if w.kind == "mail"]
     return mail.run(model, cfg, paths, **options)

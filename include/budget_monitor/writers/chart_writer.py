@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 
 
 def monthly_points(model: YearEnd) -> list[dict[str, Any]]:
-    return [{"month": m.month, "cumulative_rate": opt_num2(m.rate), "pace": opt_num2(m.pace)}
-            for m in model.monthly]
+    return [{"month": m.month, "cumulative_rate": opt_num2(m.rate), "pace": opt_num2(m.pace)} for m in model.monthly]
 
 
 def quarter_marks(model: YearEnd) -> list[dict[str, Any]]:
@@ -25,15 +24,21 @@ def quarter_marks(model: YearEnd) -> list[dict[str, Any]]:
 
 
 def unit_bars(model: YearEnd) -> list[dict[str, Any]]:
-    return [{"unit": u.unit, "execution_rate": opt_num2(u.rate), "lagging_quarters": list(u.lagging_quarters)}
-            for u in model.units]
+    return [
+        {"unit": u.unit, "execution_rate": opt_num2(u.rate), "lagging_quarters": list(u.lagging_quarters)}
+        for u in model.units
+    ]
 
 
 def write(model: YearEnd, out: Output) -> list[str]:
     from budget_monitor.charts import execution_chart, unit_chart
 
-    execution_chart(monthly_points(model), quarter_marks(model), out.stage.path(CHART_NAME),
-                    title=f"{model.fund.year}年累计支出进度与序时进度")
+    execution_chart(
+        monthly_points(model),
+        quarter_marks(model),
+        out.stage.path(CHART_NAME),
+        title=f"{model.fund.year}年累计支出进度与序时进度",
+    )
     names = [CHART_NAME]
     if model.units:
         unit_chart(unit_bars(model), out.stage.path(UNIT_CHART_NAME))

@@ -20,6 +20,7 @@ DOCX_NAME = "自评报告.docx"
 def write(model: YearEnd, out: Output) -> list[str]:
     from budget_monitor import report
 
-    report.write_docx(out.sections(model), out.stage.path(DOCX_NAME), out.written.get(CHART_NAME),
-                      out.written.get(UNIT_CHART_NAME))
+    report.write_docx(
+        out.sections(model), out.stage.path(DOCX_NAME), out.written.get(CHART_NAME), out.written.get(UNIT_CHART_NAME)
+    )
     return [DOCX_NAME]

@@ -39,5 +39,5 @@ def wan_number(fen: int) -> float:
 
 
 def pct_text(rate: Fraction | Decimal) -> str:
-    """"100%", "98.5%": a rate in prose and tables."""
+    """ "100%", "98.5%": a rate in prose and tables."""
     return f"{plain_number(rate)}%"

@@ -70,8 +70,9 @@ def year_end_email(
         "revision": revision,
     }
     key = (cfg.code, "", alerts.year_end_period(year, revision), alerts.YEAR_END_REPORT)
-    subject = alerts._subject("year_end", title=cfg.title, year=year, total_score=ctx["total_score"],
-                             grade=ctx["grade"], revision=revision)
+    subject = alerts._subject(
+        "year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"], revision=revision
+    )
     alert = alerts._build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
     alert.message[alerts.DIGEST_HEADER] = report_digest if report_digest is not None else digest(model)
     return alert

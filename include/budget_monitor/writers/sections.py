@@ -48,8 +48,9 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
     initial, adjusted, executed = wan(model.initial_fen), wan(model.adjusted_fen), wan(model.executed_fen)
     # The seed opens with the region ("江门市2021年…专项资金"); the fund name itself may not carry it.
     region = cfg.region if cfg.region and not name.startswith(cfg.region) else ""
-    basic = t["basic"]["budget"].format(name=region + name, adjusted=adjusted, executed=executed,
-                                        rate=plain_number(model.execution_rate))
+    basic = t["basic"]["budget"].format(
+        name=region + name, adjusted=adjusted, executed=executed, rate=plain_number(model.execution_rate)
+    )
     if initial != adjusted:
         basic += t["basic"]["adjusted_differs"].format(initial=initial, adjusted=adjusted)
     if cfg.uses:
@@ -69,8 +70,9 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
         # fund.yaml templates see the indicators as self_evaluation.json has them.
         indicators = [indicator_json(i) for i in model.indicators]
         achievements = [
-            render_fund_text(src, f"fund.yaml 的 achievement_templates 第{n}条", actual=actual, fund=cfg,
-                             indicators=indicators).strip()
+            render_fund_text(
+                src, f"fund.yaml 的 achievement_templates 第{n}条", actual=actual, fund=cfg, indicators=indicators
+            ).strip()
             for n, src in enumerate(cfg.achievement_templates, start=1)
         ]
     else:
@@ -93,9 +95,14 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
     }
     rows = [
         {
-            "level1": i.level1, "level2": i.level2, "name": i.name, "target": i.target,
+            "level1": i.level1,
+            "level2": i.level2,
+            "name": i.name,
+            "target": i.target,
             "actual": i.actual if i.actual is not None else missing,
-            "weight": plain_number(i.weight), "score": plain_number(i.score), "deviation": i.deviation,
+            "weight": plain_number(i.weight),
+            "score": plain_number(i.score),
+            "deviation": i.deviation,
         }
         for i in model.indicators
     ]

@@ -46,8 +46,17 @@ def _xlsx_styles() -> dict[str, Any]:
     thin = Side(style="thin", color="000000")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
 
-    def named(name: str, *, bold: bool = False, fill: str | None = None, wrap: bool = True,
-              horizontal: str = "center", size: float = 11, fmt: str = "General", bordered: bool = True):
+    def named(
+        name: str,
+        *,
+        bold: bool = False,
+        fill: str | None = None,
+        wrap: bool = True,
+        horizontal: str = "center",
+        size: float = 11,
+        fmt: str = "General",
+        bordered: bool = True,
+    ):
         st = NamedStyle(name=name)
         st.font = Font(name="仿宋", size=size, bold=bold)
         st.alignment = Alignment(horizontal=horizontal, vertical="center", wrap_text=wrap)
@@ -108,8 +117,16 @@ def write_xlsx(model: YearEnd, path: Path) -> Path:
         _put(ws, 6, c, h, "bm_head")
     row = 7
     for i in model.indicators:
-        values = [i.level1, i.level2, i.name, i.target, i.actual if i.actual is not None else "未取得",
-                  num2(i.weight), num2(i.score), i.deviation]
+        values = [
+            i.level1,
+            i.level2,
+            i.name,
+            i.target,
+            i.actual if i.actual is not None else "未取得",
+            num2(i.weight),
+            num2(i.score),
+            i.deviation,
+        ]
         for c, v in enumerate(values, start=1):
             _put(ws, row, c, v, "bm_num" if c in (6, 7) else ("bm_left" if c in (3, 8) else "bm_text"))
         row += 1

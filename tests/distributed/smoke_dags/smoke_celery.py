@@ -6,8 +6,14 @@ import pendulum
 from airflow.sdk import dag, task
 
 
-@dag(schedule=None, start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"), catchup=False,
-     tags=["smoke"], default_args={"owner": "finance-it", "retries": 1}, doc_md=__doc__)
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    tags=["smoke"],
+    default_args={"owner": "finance-it", "retries": 1},
+    doc_md=__doc__,
+)
 def smoke_celery():
     @task
     def first() -> int:
