@@ -76,6 +76,13 @@ def _cause_sentence(cause: str, quarter: int) -> str:
     return load_texts()["problems"]["lagging_cause"].format(cause=cause.rstrip("，,"), quarter=names[quarter])
 
 
+def _answered_sentence(cause: str, quarter: int) -> str:
+    texts = load_texts()
+    return texts["problems"]["lagging_cause_answered"].format(
+        cause=cause.strip().rstrip("。；;"), quarter=texts["quarter_names"][quarter]
+    )
+
+
 def _unmet_item(ind: Any, p: Mapping[str, str]) -> str:
     from budget_monitor.targets import with_unit, readable_target
 
@@ -120,17 +127,23 @@ def narrate(
     execution_met: bool | None = None,
     unspent_fen: int | None = None,
     causes: Mapping[int, str] | None = None,
+    measures: Mapping[int, Sequence[str]] | None = None,
+    answered: Iterable[int] = (),
 ) -> Narrative:
     """Problems and improvements from the facts (yearend.QuarterRow, IndicatorRow, UnitRow).
 
     ``causes`` maps a lagging quarter to its cause ("部分项目启动较晚"), which
-    only the finance office knows; it is added after the lag sentence.
+    only the people involved know; it is added after the lag sentence. For a
+    quarter in ``answered`` the cause is the units' recorded answers (核实反馈,
+    feedback.py) and is quoted as such, with their ``measures`` added to the
+    improvements; otherwise it is fund.yaml's ``lag_causes``.
     ``execution_rate`` is the fund's rate (exact, or as presented);
     ``execution_met`` the exact verdict (rate ≥ 100 before rounding). Without
     it the rate itself decides.
     """
     texts = load_texts()
     p = texts["problems"]
+    answered = set(answered)
     problems: list[str] = []
     kinds: list[str] = []
 
@@ -139,7 +152,7 @@ def narrate(
         sentence = p["lagging_execution"].format(quarters=quarter_phrase(lagging))
         for q in sorted(set(lagging)):
             if causes and causes.get(q):
-                sentence += _cause_sentence(causes[q], q)
+                sentence += _answered_sentence(causes[q], q) if q in answered else _cause_sentence(causes[q], q)
         problems.append(sentence)
         kinds.append("lagging_execution")
 
@@ -195,4 +208,14 @@ def narrate(
     if not problems:
         return Narrative([p["none"]], [texts["improvements"]["none"]], [])
     improvements = [texts["improvements"][k] for k in kinds]
+    if "lagging_execution" in kinds and measures:
+        at = kinds.index("lagging_execution") + 1
+        said = [
+            texts["improvements"]["answered_measures"].format(
+                quarter=texts["quarter_names"][q], measures="；".join(m.rstrip("。；;") for m in measures[q])
+            )
+            for q in sorted(measures)
+            if q in answered and measures[q]
+        ]
+        improvements[at:at] = said
     return Narrative(problems, improvements, kinds)

@@ -997,6 +997,7 @@ def _goals_or_reason(engine: Any, cfg: FundConfig) -> Any:
 
 def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
     """The fund-year's result (the year-end model every output is written from), from the store."""
+    from budget_monitor import feedback
     from budget_monitor.measures import measure_actuals
     from budget_monitor.yearend import build_year_end
 
@@ -1009,7 +1010,21 @@ def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
         store.read_outputs(engine, cfg.code),
         result.fund.latest.rate_2dp,
     )
-    return build_year_end(cfg, goals, actuals, result, causes=cfg.lag_causes)
+    stories = feedback.quarter_stories(
+        feedback.requests(engine, cfg.code, cfg.year),
+        [q.quarter for q in result.fund.quarters if q.lagging],
+        cfg.lag_causes,
+    )
+    answered = [q for q, s in stories.items() if s.source == "answered"]
+    return build_year_end(
+        cfg,
+        goals,
+        actuals,
+        result,
+        causes={q: s.cause for q, s in stories.items() if s.cause},
+        measures={q: stories[q].measures for q in answered},
+        answered=answered,
+    )
 
 
 def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> int | None:

@@ -218,6 +218,43 @@ month_close = Table(
 )
 
 
+# 核实反馈: a lagging (unit, quarter) asked for its cause and measures; the
+# answer (or its absence after the reminder) is what the year-end quotes.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_code", String(64), nullable=False),
+    Column("unit", String(200), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("quarter", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", DateTime, nullable=False),
+    Column("deadline", DateTime, nullable=False),
+    Column("reminded_at", DateTime),
+    Column("answered_at", DateTime),
+    Column("answered_by", String(200)),
+    Column("cause", Text),
+    Column("measures", Text),
+    Column("channel", String(16)),
+    UniqueConstraint("fund_code", "unit", "year", "quarter"),
+)
+
+# The finance office's decision on a year-end draft; the latest row decides.
+approval = Table(
+    "approval",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fund_code", String(64), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", DateTime, nullable=False),
+    Column("comment", Text),
+    Column("draft_sha256", String(64)),
+)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How a fact table is keyed and which columns an audit row watches."""

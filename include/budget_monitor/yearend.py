@@ -169,6 +169,8 @@ def build_year_end(
     execution: ExecutionResult,
     *,
     causes: Mapping[int, str] | None = None,
+    measures: Mapping[int, Sequence[str]] | None = None,
+    answered: Iterable[int] = (),
 ) -> YearEnd:
     """The fund-year's result from the execution through December, the actuals and the goals.
 
@@ -189,6 +191,8 @@ def build_year_end(
         quarters=quarters,
         units=units,
         causes=causes,
+        measures=measures,
+        answered=answered,
         execution_rate=rate,
     )
 
@@ -205,6 +209,8 @@ def assemble(
     quarters: Sequence[QuarterRow],
     units: Sequence[UnitRow],
     causes: Mapping[int, str] | None = None,
+    measures: Mapping[int, Sequence[str]] | None = None,
+    answered: Iterable[int] = (),
     execution_rate: Fraction | None = None,
 ) -> YearEnd:
     """Score and narrate typed rows into a :class:`YearEnd`.
@@ -233,6 +239,8 @@ def assemble(
         execution_met=sheet.execution_met,
         unspent_fen=adjusted - executed,
         causes=causes,
+        measures=measures,
+        answered=answered,
     )
     return YearEnd(
         fund=FundInfo(cfg.code, cfg.name, cfg.year, cfg.department),

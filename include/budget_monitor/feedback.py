@@ -1,0 +1,207 @@
+"""核实反馈: a unit that lags at a quarter end is asked for the cause and its measures.
+
+The loop (预警 → 核实 → 反馈 → 整改): at the close of March, June, September
+and December every unit whose cumulative execution lags the pace at that
+quarter end gets one request with a deadline. Its contact answers (in Airflow
+the request is a Human-in-the-loop task, so who answered and when are
+Airflow's records too); an unanswered request is reminded once after the
+deadline, then closed as unanswered. The year-end 存在问题 and 改进意见 quote
+the answers; fund.yaml ``lag_causes`` is only the fallback for a quarter
+nobody answered, and the report says which is which.
+
+Requests and answers live in the store (table ``feedback``), keyed by
+(fund, unit, year, quarter): asking again for the same quarter, or
+recording the same answer twice, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from budget_monitor import store
+
+OPEN, REMINDED, ANSWERED, UNANSWERED = "open", "reminded", "answered", "unanswered"
+# Longest cause or measures text kept; a form field is not a report chapter.
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class Request:
+    """One (unit, quarter) asked for its cause and measures."""
+
+    fund_code: str
+    unit: str
+    year: int
+    quarter: int
+    status: str
+    requested_at: datetime
+    deadline: datetime
+    reminded_at: datetime | None = None
+    answered_at: datetime | None = None
+    answered_by: str | None = None
+    cause: str | None = None
+    measures: str | None = None
+    channel: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable text key of the request (Airflow map index label, outbox period)."""
+        return f"{self.year}Q{self.quarter}:{self.unit}"
+
+
+def due(result: Any, month: int) -> list[tuple[str, int]]:
+    """(unit, quarter) pairs to ask at the close of ``month``: the units whose
+    own cumulative execution lags the pace at that quarter end (rules.md: the
+    quarter test of each unit). Not a quarter-end month: nothing."""
+    if month % 3:
+        return []
+    quarter = month // 3
+    out = []
+    for series in result.units:
+        figures = next((q for q in series.quarters if q.quarter == quarter), None)
+        if figures is not None and figures.lagging:
+            out.append((series.unit, quarter))
+    return out
+
+
+def _row(r: Mapping[str, Any]) -> Request:
+    return Request(**{k: r[k] for k in Request.__dataclass_fields__})
+
+
+def ask(
+    engine: Engine,
+    fund_code: str,
+    year: int,
+    pairs: Iterable[tuple[str, int]],
+    *,
+    now: datetime | None = None,
+    deadline_days: int = 10,
+) -> list[Request]:
+    """Open a request for each (unit, quarter) not asked before; return every
+    request of these pairs that still waits for an answer (new or earlier)."""
+    now = now or store.now_local()
+    pairs = list(dict.fromkeys(pairs))
+    with engine.begin() as conn:
+        for unit, quarter in pairs:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(store.feedback).values(
+                            fund_code=fund_code,
+                            unit=unit,
+                            year=year,
+                            quarter=quarter,
+                            status=OPEN,
+                            requested_at=now,
+                            deadline=now + timedelta(days=deadline_days),
+                        )
+                    )
+            except IntegrityError:
+                pass  # asked before (a rerun of the close): the first request stands
+    wanted = set(pairs)
+    return [
+        r for r in requests(engine, fund_code, year) if (r.unit, r.quarter) in wanted and r.status in (OPEN, REMINDED)
+    ]
+
+
+def requests(engine: Engine, fund_code: str, year: int) -> list[Request]:
+    """Every request of the fund-year, by quarter and unit."""
+    t = store.feedback
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t).where(t.c.fund_code == fund_code, t.c.year == year).order_by(t.c.quarter, t.c.unit)
+        ).mappings()
+        return [_row(r) for r in rows]
+
+
+def _where(fund_code: str, unit: str, year: int, quarter: int) -> Any:
+    t = store.feedback
+    return (t.c.fund_code == fund_code) & (t.c.unit == unit) & (t.c.year == year) & (t.c.quarter == quarter)
+
+
+def answer(
+    engine: Engine,
+    fund_code: str,
+    unit: str,
+    year: int,
+    quarter: int,
+    *,
+    cause: str,
+    measures: str,
+    by: str,
+    at: datetime | None = None,
+    channel: str = "hitl",
+) -> bool:
+    """Record the unit's answer; False when there is no open request for it or it
+    was answered already (the first answer stands: it is what was audited)."""
+    cause, measures = cause.strip()[:MAX_TEXT], measures.strip()[:MAX_TEXT]
+    if not cause:
+        raise ValueError("原因不能为空")
+    t = store.feedback
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(t)
+            .where(_where(fund_code, unit, year, quarter), t.c.status.in_((OPEN, REMINDED, UNANSWERED)))
+            .values(
+                status=ANSWERED,
+                cause=cause,
+                measures=measures,
+                answered_by=by[:200],
+                answered_at=at or store.now_local(),
+                channel=channel,
+            )
+        ).rowcount
+    return bool(done)
+
+
+def mark(engine: Engine, fund_code: str, unit: str, year: int, quarter: int, status: str) -> bool:
+    """Move an unanswered request on: REMINDED once after its deadline, then UNANSWERED."""
+    if status not in (REMINDED, UNANSWERED):
+        raise ValueError(status)
+    t = store.feedback
+    before = (OPEN,) if status == REMINDED else (OPEN, REMINDED)
+    values: dict[str, Any] = {"status": status}
+    if status == REMINDED:
+        values["reminded_at"] = store.now_local()
+    with engine.begin() as conn:
+        return bool(
+            conn.execute(
+                update(t).where(_where(fund_code, unit, year, quarter), t.c.status.in_(before)).values(**values)
+            ).rowcount
+        )
+
+
+@dataclass(frozen=True)
+class QuarterStory:
+    """What the year-end says of one lagging quarter: the cause and measures
+    text and where they came from (``answered`` by the units, ``configured``
+    in fund.yaml, or ``none``)."""
+
+    cause: str | None
+    measures: tuple[str, ...]
+    source: str
+    units: tuple[str, ...] = ()
+
+
+def quarter_stories(
+    answered: Sequence[Request], lagging_quarters: Iterable[int], fallback: Mapping[int, str]
+) -> dict[int, QuarterStory]:
+    """Per lagging quarter: the units' recorded answers quoted, else fund.yaml's cause."""
+    out: dict[int, QuarterStory] = {}
+    for q in sorted(set(lagging_quarters)):
+        got = [r for r in answered if r.quarter == q and r.status == ANSWERED and r.cause]
+        if got:
+            cause = "；".join(f"{r.unit}反馈：{r.cause.rstrip('。；;')}" for r in got)
+            measures = tuple(f"{r.unit}：{r.measures.rstrip('。；;')}" for r in got if r.measures)
+            out[q] = QuarterStory(cause, measures, "answered", tuple(r.unit for r in got))
+        elif fallback.get(q):
+            out[q] = QuarterStory(fallback[q], (), "configured")
+        else:
+            out[q] = QuarterStory(None, (), "none")
+    return out
