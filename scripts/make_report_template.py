@@ -17,6 +17,7 @@ Run:  .venv/bin/python scripts/make_report_template.py
 from __future__ import annotations
 
 import sys
+from io import BytesIO
 from pathlib import Path
 
 from docx import Document
@@ -41,7 +42,9 @@ FALLBACK = {
     "黑体": "Noto Sans CJK SC",
 }
 
-TABLE_WIDTHS_MM = [17, 17, 24, 16, 16, 12, 12, 42]  # sums to the 156 mm text width
+# The 自评表 itself is painted by writers/docx_writer.py (from writers/form_layout.py,
+# the grid the .xlsx and .html share) at this marker paragraph.
+FORM_MARKER = "[[项目支出绩效自评表]]"
 
 
 def set_fonts(rpr_owner, cjk: str, latin: str = LATIN) -> None:
@@ -174,60 +177,6 @@ def repeat_header(row) -> None:
     trpr.append(el)
 
 
-def score_table(doc) -> None:
-    t = doc.add_table(rows=9, cols=8)
-    t.style = "Table Grid"
-    t.alignment = WD_TABLE_ALIGNMENT.CENTER
-    t.autofit = False
-    set_grid(t, TABLE_WIDTHS_MM)
-    r = t.rows
-    # project name and department
-    a = r[0].cells[0].merge(r[0].cells[1])
-    cell_text(a, "项目名称", bold=True)
-    shade(a)
-    b = r[0].cells[2].merge(r[0].cells[7])
-    cell_text(b, "{{ fund_name }}", align=WD_ALIGN_PARAGRAPH.LEFT)
-    a = r[1].cells[0].merge(r[1].cells[1])
-    cell_text(a, "主管部门", bold=True)
-    shade(a)
-    b = r[1].cells[2].merge(r[1].cells[7])
-    cell_text(b, "{{ department }}", align=WD_ALIGN_PARAGRAPH.LEFT)
-    # budget block
-    a = r[2].cells[0].merge(r[2].cells[1])
-    cell_text(a, "资金情况（万元）", bold=True)
-    shade(a)
-    for i, h in enumerate(["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"], start=2):
-        cell_text(r[2].cells[i], h, bold=True)
-        shade(r[2].cells[i])
-    a = r[3].cells[0].merge(r[3].cells[1])
-    cell_text(a, "年度资金总额")
-    for i, key in enumerate(
-        ["initial_wan", "adjusted_wan", "executed_wan", "exec_weight", "exec_rate", "exec_score"], start=2
-    ):
-        cell_text(r[3].cells[i], "{{ table.%s }}" % key)
-    # indicators
-    for i, h in enumerate(
-        ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
-    ):
-        cell_text(r[4].cells[i], h, bold=True)
-        shade(r[4].cells[i])
-    repeat_header(r[4])
-    cell_text(r[5].cells[0], "{%tr for row in indicators %}")
-    for i, key in enumerate(["level1", "level2", "name", "target", "actual", "weight", "score", "deviation"]):
-        cell_text(
-            r[6].cells[i],
-            "{{ row.%s }}" % key,
-            align=WD_ALIGN_PARAGRAPH.LEFT if key in ("deviation", "name") else WD_ALIGN_PARAGRAPH.CENTER,
-        )
-    cell_text(r[7].cells[0], "{%tr endfor %}")
-    a = r[8].cells[0].merge(r[8].cells[4])
-    cell_text(a, "总分", bold=True)
-    shade(a)
-    cell_text(r[8].cells[5], "{{ table.total_weight }}", bold=True)
-    cell_text(r[8].cells[6], "{{ table.total_score }}", bold=True)
-    cell_text(r[8].cells[7], "绩效等级：{{ grade }}", bold=True)
-
-
 UNIT_WIDTHS_MM = [52, 27, 27, 20, 30]
 
 
@@ -248,6 +197,30 @@ def unit_table(doc) -> None:
             r[2].cells[i],
             "{{ u.%s }}" % key,
             align=WD_ALIGN_PARAGRAPH.LEFT if key == "unit" else WD_ALIGN_PARAGRAPH.CENTER,
+        )
+    cell_text(r[3].cells[0], "{%tr endfor %}")
+
+
+SOURCE_WIDTHS_MM = [18, 46, 10, 30, 34, 18]
+
+
+def sources_table(doc) -> None:
+    t = doc.add_table(rows=4, cols=6)
+    t.style = "Table Grid"
+    t.alignment = WD_TABLE_ALIGNMENT.CENTER
+    t.autofit = False
+    set_grid(t, SOURCE_WIDTHS_MM)
+    r = t.rows
+    for i, h in enumerate(["类别", "文件", "行数", "入库时间", "SHA-256（前16位）", "更正文件"]):
+        cell_text(r[0].cells[i], h, bold=True)
+        shade(r[0].cells[i])
+    repeat_header(r[0])
+    cell_text(r[1].cells[0], "{%tr for s in sources.rows %}")
+    for i, key in enumerate(["kind", "name", "rows", "loaded_at", "sha", "corrected_by"]):
+        cell_text(
+            r[2].cells[i],
+            "{{ s.%s }}" % key,
+            align=WD_ALIGN_PARAGRAPH.LEFT if key in ("name", "corrected_by") else WD_ALIGN_PARAGRAPH.CENTER,
         )
     cell_text(r[3].cells[0], "{%tr endfor %}")
 
@@ -324,33 +297,87 @@ def build(out: Path = OUT) -> Path:
     doc.add_paragraph("三、改进意见", style="Heading 1")
     loop("text", "improvements")
 
-    # Annex 1: the 自评表, on its own page.
-    p = para(doc, "附件1", "Heading 1")
-    p.paragraph_format.page_break_before = True
-    para(doc, "{{ year }}年度项目支出绩效自评表", "Caption")
-    score_table(doc)
+    # 附件说明 and 落款 (GB/T 9704): after the body, the department and 成文日期 right-aligned.
+    para(doc, "")
+    para(doc, "{{ annex_list }}")
+    para(doc, "")
+    for key in ("department", "date"):
+        p = para(doc, "{{ signature.%s }}" % key, align=WD_ALIGN_PARAGRAPH.RIGHT)
+        p.paragraph_format.first_line_indent = Pt(0)
+        p.paragraph_format.right_indent = Pt(32)
 
-    # Annex 2: charts.
-    p = para(doc, "附件2", "Heading 1")
-    p.paragraph_format.page_break_before = True
-    para(doc, "支出进度情况", "Caption")
+    def annex(label: str) -> None:
+        p = para(doc, label, "Heading 1")
+        p.paragraph_format.page_break_before = True
+        p.paragraph_format.first_line_indent = Pt(0)
+
+    # 附件1: the 自评表, on its own page.
+    annex("附件1")
+    para(doc, FORM_MARKER, "Table Text")
+
+    # 附件2: spending progress.
+    annex("附件2")
+    para(doc, "{{ annexes['附件2'] }}", "Caption")
     para(doc, "{%p if units %}", "Figure")
+    para(doc, "{{ unit_table_caption }}", "Figure")
     unit_table(doc)
     para(doc, "{%p endif %}", "Figure")
     para(doc, "{{ chart }}", "Figure")
-    para(doc, "图1  累计支出进度与序时进度（阴影为支出进度落后的季度）", "Figure")
+    para(doc, "{{ figures[0] }}", "Figure")
     para(doc, "{%p if unit_chart %}", "Figure")
     para(doc, "{{ unit_chart }}", "Figure")
-    para(doc, "图2  各预算单位全年执行率", "Figure")
+    para(doc, "{{ figures[1] }}", "Figure")
+    para(doc, "{%p endif %}", "Figure")
+
+    # 附件3: where the figures came from (only when the model knows its inputs).
+    para(doc, "{%p if sources.rows %}", "Figure")
+    annex("附件3")
+    para(doc, "{{ annexes['附件3'] }}", "Caption")
+    sources_table(doc)
+    p = para(doc, "{{ sources.note }}", "Table Text")
+    p.alignment = WD_ALIGN_PARAGRAPH.LEFT
     para(doc, "{%p endif %}", "Figure")
 
     add_page_number(sec)
     add_font_fallbacks(doc)
-    doc.core_properties.title = "绩效自评报告"
-    doc.core_properties.author = "budget-monitor"
+    # Every report sets its own properties (writers/docx_writer.py); the template keeps none of
+    # python-docx's defaults (a 2013 date, "generated by python-docx", a Mac Word app.xml, a thumbnail).
+    cp = doc.core_properties
+    cp.title, cp.author, cp.comments, cp.last_modified_by = "绩效自评报告", "", "", ""
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(out)
+    buf = BytesIO()
+    doc.save(buf)
+    out.write_bytes(_without_leftovers(buf.getvalue()))
     return out
+
+
+APP_XML = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
+    "<Application>budget-monitor</Application></Properties>"
+)
+
+
+def _without_leftovers(data: bytes) -> bytes:
+    """The saved package without python-docx's thumbnail and with a neutral app.xml."""
+    import re
+    import zipfile
+
+    src = zipfile.ZipFile(BytesIO(data))
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename == "docProps/thumbnail.jpeg":
+                continue
+            body = src.read(item.filename)
+            if item.filename == "_rels/.rels":
+                body = re.sub(rb"<Relationship [^>]*thumbnail[^>]*/>", b"", body)
+            elif item.filename == "docProps/app.xml":
+                body = APP_XML.encode("utf-8")
+            info = zipfile.ZipInfo(item.filename, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, body)
+    return out.getvalue()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ need_apt=()
 fonts=$(fc-list : family 2>/dev/null || true)
 case "$fonts" in *"Noto Sans CJK"*) ;; *) need_apt+=(fonts-noto-cjk) ;; esac
 command -v soffice >/dev/null 2>&1 || need_apt+=(libreoffice-writer-nogui)
+# Calc renders 自评表.xlsx to PDF (tests/test_selfeval_form.py checks it prints one page wide).
+[ -e /usr/lib/libreoffice/program/libsclo.so ] || need_apt+=(libreoffice-calc-nogui)
 command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)
 # Debian's Chromium for the dashboard's browser tests (Playwright, pinned in
 # the lock, drives /usr/bin/chromium; it never downloads a browser here).

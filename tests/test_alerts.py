@@ -235,7 +235,7 @@ def test_year_end_email_reports_score_and_attaches_report_and_score_table(smtp, 
     assert mail.key == (CFG.code, "", "2021", YEAR_END_REPORT)
     SmtpMailer("127.0.0.1", port).send(mail.message)
     (msg,) = inbox.parsed()
-    assert msg["Subject"] == "【绩效自评】药品监督管理专项资金\u30002021年度绩效自评报告（100.00分，优）"
+    assert msg["Subject"] == "【绩效自评】药品监督管理专项资金\u30002021年度绩效自评报告（100分，优）"
     text = msg.get_body(preferencelist=("plain",)).get_content()
     html = msg.get_body(preferencelist=("html",)).get_content()
     assert "3,720,900.00 元（372.09 万元）" in text and "第二季度和第三季度支出进度不达序时进度" in text

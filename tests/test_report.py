@@ -313,8 +313,9 @@ def test_docx_report_has_the_seed_figures(tmp_path: Path):
         assert needle in text, needle
     assert "{{" not in text and "{%" not in text
     doc = Document(str(tmp_path / DOCX_NAME))
+    # The 自评表 as the official template lays it out (writers/form_layout.py): row 9 heads the indicators.
     score_table = doc.tables[0]
-    header = [c.text for c in score_table.rows[4].cells]
+    header = [c.text for c in score_table.rows[9].cells][1:]
     assert header == [
         "一级指标",
         "二级指标",
@@ -325,8 +326,8 @@ def test_docx_report_has_the_seed_figures(tmp_path: Path):
         "得分",
         "偏差原因分析及改进措施",
     ]
-    assert [c.text for c in score_table.rows[5].cells][2:7] == ["药品抽检批次", "≥550批次", "550", "15", "15"]
-    assert len(score_table.rows) == 4 + 1 + len(GOALS) + 1
+    assert [c.text for c in score_table.rows[10].cells][3:8] == ["药品抽检批次", "≥550批次", "550", "15", "15"]
+    assert len(score_table.rows) == 10 + len(GOALS) + 1
     assert "372.09" in [c.text for c in score_table.rows[3].cells]
     assert len(doc.inline_shapes) == 2  # both charts embedded
     # East Asian font names are set so Word/LibreOffice render Chinese.
@@ -359,7 +360,8 @@ def test_xlsx_score_table_layout(tmp_path: Path):
     ev, cfg = seed_evaluation()
     write_outputs(ev, cfg, tmp_path)
     ws = load_workbook(tmp_path / XLSX_NAME).active
-    assert [ws.cell(4, c).value for c in range(2, 8)] == [
+    # Rows 1–2 title, then the official template's grid (writers/form_layout.py) from row 3.
+    assert [ws.cell(5, c).value for c in range(4, 10)] == [
         "年初预算数",
         "全年预算数",
         "全年执行数",
@@ -367,8 +369,10 @@ def test_xlsx_score_table_layout(tmp_path: Path):
         "执行率",
         "得分",
     ]
-    assert [ws.cell(5, c).value for c in range(2, 8)] == [372.09, 372.09, 372.09, 10, 100, 10]
-    assert [ws.cell(6, c).value for c in range(1, 9)] == [
+    assert ws.cell(6, 2).value == "年度资金总额"
+    assert [ws.cell(6, c).value for c in range(4, 7)] == ["=SUM(D7:D9)", "=SUM(E7:E9)", "=SUM(F7:F9)"]
+    assert [ws.cell(6, c).value for c in range(7, 10)] == [10, 1, 10]
+    assert [ws.cell(12, c).value for c in range(2, 10)] == [
         "一级指标",
         "二级指标",
         "三级指标",
@@ -378,8 +382,6 @@ def test_xlsx_score_table_layout(tmp_path: Path):
         "得分",
         "偏差原因分析及改进措施",
     ]
-    last = 7 + len(GOALS)
-    assert ws.cell(last, 1).value == "总分" and ws.cell(last, 7).value == 100
 
 
 def test_docx_template_compiled_once_renders_each_fund_its_own(tmp_path: Path):
@@ -424,7 +426,8 @@ def test_injection_is_escaped_in_html_and_markdown(tmp_path: Path):
     html = (tmp_path / HTML_NAME).read_text(encoding="utf-8")
     md = (tmp_path / MD_NAME).read_text(encoding="utf-8")
     assert INJECT_HTML not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert INJECT_HTML not in md and "&lt;script&gt;" in md
+    # Markdown escapes, not HTML entities: "\<script>" shows "<script>" as text.
+    assert INJECT_HTML not in md and "\\<script>" in md
     assert INJECT_HTML in docx_text(tmp_path / DOCX_NAME)  # shown literally, XML stays valid
 
 
@@ -437,7 +440,17 @@ def test_injection_is_inert_in_xlsx(tmp_path: Path):
     ev["fund"]["department"] = "@SUM(1+1)"
     write_outputs(ev, cfg, tmp_path)
     ws = load_workbook(tmp_path / XLSX_NAME).active
-    found = [c for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value[:1] in "=+@"]
+    # The form's own totals are formulas (data_type "f"); no data text is one.
+    found = [
+        c
+        for row in ws.iter_rows()
+        for c in row
+        if isinstance(c.value, str) and c.value[:1] in "=+@" and c.data_type != "f"
+    ]
+    assert {c.value for c in ws._cells.values() if c.data_type == "f"} <= {f"=SUM({col}7:{col}9)" for col in "DEF"} | {
+        "=SUM(G6,G13:G21)",
+        "=SUM(I6,H13:H21)",
+    }
     assert {c.value for c in found} == {INJECT_XLSX, "+cmd|' /C calc'!A0", "@SUM(1+1)"}
     for cell in found:
         assert cell.data_type == "s"
@@ -449,7 +462,9 @@ def test_markdown_escape_neutralises_markup():
     assert md_escape("# 标题") == "\\# 标题"
     assert md_escape("1. 根据") == "1\\. 根据"
     assert md_escape("- 项") == "\\- 项"
-    assert md_escape("<b>") == "&lt;b&gt;"
+    assert md_escape("<b>") == "\\<b>"
+    assert md_escape(">=70%") == "\\>=70%" and md_escape("达到>=70%") == "达到>=70%"
+    assert md_escape("A&B") == "A\\&B"
     assert md_escape("372.09万元") == "372.09万元"
 
 
@@ -829,6 +844,9 @@ def test_report_templates_loops_are_bounded_too(short_render_bound, render):
     sections = report_sections(ev, cfg)
     row = sections["indicators"][0]
     sections["indicators"] = (row for _ in itertools.count())  # data that never ends
+    # The html 自评表 is painted from the form's grid rows (writers/form_layout.py).
+    form_row = sections["form_rows"][0]
+    sections["form_rows"] = (form_row for _ in itertools.count())
     with pytest.raises(report.RenderTimeout):
         render(sections)
 

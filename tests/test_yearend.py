@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,19 +40,58 @@ def _closed_year(name: str, tmp_path: Path) -> tuple[Path, str]:
     return fund, db
 
 
+# The clocks are injected: the generation time through SOURCE_DATE_EPOCH (as
+# provenance.generation_time reads it, 2022-01-05 09:30 Asia/Shanghai), the
+# store's load times by fixing store.now_local for this test's loads.
+FIXED_EPOCH = "1641346200"
+FIXED_NOW = datetime(2022, 1, 5, 9, 0, 0)
+# What changes from commit to commit is replaced before comparing: the code
+# version (the git commit) and the digests of the package's rules and
+# templates (any template edit). test_provenance.py recomputes those.
+VOLATILE = "<volatile>"
+
+
+def stable_text(text: str) -> str:
+    data = json.loads(text)
+    prov = data.get("provenance")
+    if prov is not None:
+        prov["code_version"] = prov["rules_sha256"] = prov["templates_sha256"] = VOLATILE
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def fix_clocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", FIXED_EPOCH)
+    monkeypatch.setattr(store, "now_local", lambda: FIXED_NOW)
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_self_evaluation_json_is_byte_identical_to_the_golden_file(name: str, tmp_path: Path):
+def test_self_evaluation_json_is_byte_identical_to_the_golden_file(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    fix_clocks(monkeypatch)
     fund, db = _closed_year(name, tmp_path)
     cfg = load_fund_config(fund)
-    model = evaluate_year(store.open_store(db), cfg)
+    model = evaluate_year(store.open_store(db), cfg, fund)
     # The model holds fen and exact rates; only the writers format them.
     assert isinstance(model, YearEnd) and isinstance(model.adjusted_fen, int)
     assert isinstance(model.execution_rate, Fraction)
     assert all(isinstance(m.rate, Fraction) for m in model.monthly if m.rate is not None)
     golden = (GOLDEN / f"{name}.self_evaluation.json").read_bytes()
-    assert json_text(model).encode("utf-8") == golden
+    assert stable_text(json_text(model)).encode("utf-8") == golden
     run_year_end(fund, cfg.year, tmp_path / "out", db, queue=False)
-    assert (tmp_path / "out" / JSON_NAME).read_bytes() == golden
+    assert stable_text((tmp_path / "out" / JSON_NAME).read_text(encoding="utf-8")).encode("utf-8") == golden
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_contract_fields_of_the_golden_file_are_unchanged(name: str):
+    """The fields of the data contract are the bytes they were before issue 15: only new keys were added."""
+    data = json.loads((GOLDEN / f"{name}.self_evaluation.json").read_text(encoding="utf-8"))
+    added = ["self_evaluation_form", "provenance"]
+    assert list(data)[-2:] == added
+    before = {k: v for k, v in data.items() if k not in added}
+    assert json.dumps(before, ensure_ascii=False, indent=2) + "\n" == (GOLDEN / "contract" / f"{name}.json").read_text(
+        encoding="utf-8"
+    )
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -300,6 +300,9 @@ def build_alerts(
     return alerts
 
 
+_NOT_DIGESTED = frozenset({"self_evaluation_form", "provenance"})
+
+
 def evaluation_digest(evaluation: Mapping[str, Any] | YearEnd) -> str:
     """sha256 of the self_evaluation.json dict (canonical JSON), first 32 hex digits: equal iff
     the report says the same. (Short enough that its mail header is never folded.) A
@@ -310,6 +313,9 @@ def evaluation_digest(evaluation: Mapping[str, Any] | YearEnd) -> str:
         from budget_monitor.writers.json_writer import to_json
 
         evaluation = to_json(evaluation)
+    # The data contract's keys only: the provenance (generation and load times) would make
+    # every re-run a "corrected" report, and digests stay those of reports mailed before it existed.
+    evaluation = {k: v for k, v in evaluation.items() if k not in _NOT_DIGESTED}
     text = json.dumps(evaluation, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 

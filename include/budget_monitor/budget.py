@@ -29,3 +29,25 @@ def adjusted_budget_fen(budget: pd.DataFrame) -> int:
     """全年预算数 = 年初 + 追加 − 调减 of a budget frame (unknown kinds count 0)."""
     # Python ints: a numpy int64 sum wraps silently on absurd amounts.
     return sum(signed_amounts(budget["kind"], budget["amount_fen"]).tolist())
+
+
+def totals_by_source(
+    budget: pd.DataFrame, paid_by_doc: dict[str, int], sources: dict[str, str]
+) -> dict[str, tuple[int, int, int]]:
+    """(年初, 全年预算数, 执行数) fen per funding source of the documents tagged in
+    ``sources`` (指标文号 -> source, fund.yaml self_evaluation.fund_sources);
+    untagged documents are left to the caller (当年财政拨款 = total − tagged)."""
+    out: dict[str, list[int]] = {}
+    if sources and not budget.empty:
+        signed = signed_amounts(budget["kind"], budget["amount_fen"]).tolist()
+        for doc, kind, amount, s in zip(budget["doc_no"], budget["kind"], budget["amount_fen"], signed):
+            source = sources.get(str(doc))
+            if source is None:
+                continue
+            row = out.setdefault(source, [0, 0, 0])
+            row[0] += int(amount) if kind == "年初" else 0
+            row[1] += int(s)
+    for doc, source in sources.items():
+        if doc in paid_by_doc:
+            out.setdefault(source, [0, 0, 0])[2] += int(paid_by_doc[doc])
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}

@@ -4,6 +4,7 @@
     budget-monitor year-end <fund_dir> --year YYYY --out <dir> [--db URL] [--no-send] [--draft]
     budget-monitor pull <fund_dir> --month YYYY-MM --source-url URL
     budget-monitor data-docs <fund_dir> --out <dir>
+    budget-monitor audit <fund_dir> --year YYYY --out <dir> [--db URL]
 
 Exit codes (each with one Chinese line on stderr saying what to do):
   0  success
@@ -107,6 +108,14 @@ def _data_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from budget_monitor.audit import export_audit
+
+    for path in export_audit(Path(args.fund_dir), args.year, Path(args.out), args.db):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="budget-monitor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("fund_dir")
     d.add_argument("--out", required=True)
     d.set_defaults(func=_data_docs)
+
+    a = sub.add_parser("audit", help="export the year's corrections, rejections and mails sent (xlsx + csv)")
+    a.add_argument("fund_dir")
+    a.add_argument("--year", required=True, type=int)
+    a.add_argument("--out", required=True)
+    a.add_argument("--db", default=None, help="SQLAlchemy URL (default: embedded SQLite)")
+    a.set_defaults(func=_audit)
     return p
 
 

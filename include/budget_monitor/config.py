@@ -142,6 +142,28 @@ class SmtpConfig(_Strict):
     allow_plain_auth: bool = False
 
 
+# ---------------------------------------------------------------- 自评表 (report helper, issue 15)
+# The official form's fields that the data files do not carry. All optional:
+# an older fund.yaml reads as before.
+
+FundSource = Literal["当年财政拨款", "上年结转资金", "其他资金"]
+
+
+class SelfEvaluationConfig(_Strict):
+    """Header, footer and funding-source rows of the 项目支出绩效自评表 (财预〔2020〕10号 附件)."""
+
+    # 实施单位; empty: the budget units of the budget file, else the department.
+    implementing_unit: str = ""
+    # 年度总体目标 / 预期目标; empty: goal_paragraphs.
+    overall_goal: list[str] = Field(default_factory=list)
+    # 项目负责人 and 财务负责人 as they sign the form (blank lines to sign when empty).
+    project_lead: str = ""
+    finance_lead: str = ""
+    # 指标文号 (budget file doc_no) -> funding source; a document not listed is 当年财政拨款.
+    # Tags allocations by source without a new budget-file column.
+    fund_sources: dict[str, FundSource] = Field(default_factory=dict)
+
+
 class FundConfig(_Strict):
     # A path component under the archive, report and lock roots, and the
     # store's String(64) key: checked by _safe_code (a Chinese reason).
@@ -173,6 +195,8 @@ class FundConfig(_Strict):
     # not listed here defaults to the latest outputs value of the same name.
     measures: dict[str, Measure] = Field(default_factory=dict)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    # 自评表 fields (SelfEvaluationConfig); report helper, issue 15.
+    self_evaluation: SelfEvaluationConfig = Field(default_factory=lambda: SelfEvaluationConfig())
 
     @property
     def title(self) -> str:

@@ -995,11 +995,15 @@ def _goals_or_reason(engine: Any, cfg: FundConfig) -> Any:
     raise YearNotReady("尚未入库绩效目标表（goals.csv 或 goals.xlsx）：请提交后运行月度结账，再生成年度自评")
 
 
-def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
-    """The fund-year's result (the year-end model every output is written from), from the store."""
+def evaluate_year(engine: Any, cfg: FundConfig, fund_dir: Path | None = None) -> YearEnd:
+    """The fund-year's result (the year-end model every output is written from), from the store,
+    stamped with its provenance (input files, fund.yaml in ``fund_dir``, code and rules digests)."""
     from budget_monitor import feedback
+    from budget_monitor.budget import totals_by_source
     from budget_monitor.measures import measure_actuals
-    from budget_monitor.yearend import build_year_end
+    from budget_monitor.provenance import read_provenance
+    from budget_monitor.writers.form_layout import achievement_texts
+    from budget_monitor.yearend import build_year_end, with_provenance
 
     goals = _goals_or_reason(engine, cfg)
     result = compute(engine, cfg, 12)
@@ -1016,7 +1020,13 @@ def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
         cfg.lag_causes,
     )
     answered = [q for q, s in stories.items() if s.source == "answered"]
-    return build_year_end(
+    tags = dict(cfg.self_evaluation.fund_sources)
+    by_source = (
+        totals_by_source(store.read_allocations(engine, cfg.code), store.net_paid_by(engine, cfg.code, "doc_no"), tags)
+        if tags
+        else None
+    )
+    model = build_year_end(
         cfg,
         goals,
         actuals,
@@ -1024,7 +1034,10 @@ def evaluate_year(engine: Any, cfg: FundConfig) -> YearEnd:
         causes={q: s.cause for q, s in stories.items() if s.cause},
         measures={q: stories[q].measures for q in answered},
         answered=answered,
+        by_source=by_source,
+        achievements=achievement_texts,
     )
+    return with_provenance(model, read_provenance(engine, cfg.code, fund_dir))
 
 
 def year_end_revision(engine: Any, fund_code: str, year: int, digest: str) -> int | None:
@@ -1091,7 +1104,7 @@ def run_year_end(
     with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
         if not draft:
             check_year_closed(engine, cfg)
-        model = evaluate_year(engine, cfg)
+        model = evaluate_year(engine, cfg, Path(fund_dir))
         if draft:
             model = with_draft(model)
         paths = writers.write_outputs(model, cfg, Path(out_dir))

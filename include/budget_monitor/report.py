@@ -129,6 +129,8 @@ def build_self_evaluation(
         quarters=[quarter_from_json(q) for q in quarters],
         units=[unit_from_json(u) for u in units],
         causes=causes,
+        # No achievements renderer: the contract's shape, as this API always returned; the
+        # 自评表 form is built from fund.yaml when the dict is written (form_layout.form_of).
     )
     return to_json(model)
 
@@ -373,7 +375,9 @@ def render_fund_text(source: str, what: str = "fund.yaml 中的模板", **contex
 
 # ---------------------------------------------------------------- html / md
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+# Backslash escapes (CommonMark: any ASCII punctuation), not HTML entities: "<" cannot open
+# raw HTML or an autolink, "&" cannot start an entity, and ">=70%" reads as written.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~<&])")
 # Line starts that would open a heading, quote or list (an ordered list needs a space after "1.").
 _MD_LINE_START = re.compile(r"^(\s*)([#>+\-]|\d+[.)](?=\s|$))", re.MULTILINE)
 
@@ -382,8 +386,7 @@ def md_escape(value: Any) -> str:
     """Escape text from data for Markdown: no markup, no raw HTML, no list/heading starts."""
     if value is None:
         return ""
-    s = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", str(value))
     s = _MD_LINE_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], s)
     return s.replace("\r", " ").replace("\n", " ")
 
@@ -491,6 +494,10 @@ def write_docx(sections: Mapping[str, Any], path: Path, chart: Path | None, unit
         tpl.render(context, jinja_env=_docx_env(), autoescape=True)
     if sections.get("draft_notice"):
         tpl.docx.paragraphs[0].insert_paragraph_before().add_run(sections["draft_notice"]).bold = True
+    if "form" in sections:  # the 自评表 and the core properties (writers/docx_writer.py)
+        from budget_monitor.writers.docx_writer import finish
+
+        finish(tpl.docx, dict(sections))
     # Into memory first: a zip writer failing half-way on disk (full, EFBIG) stays
     # unclosed and retries the write when collected, noise on stderr (atomic.py).
     buf = BytesIO()

@@ -15,8 +15,9 @@ never goes through it: it builds the model from the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,15 @@ __all__ = [
     "QuarterRow",
     "UnitRow",
     "IndicatorRow",
+    "FundingRow",
+    "SelfEvaluationForm",
+    "FUND_SOURCES",
+    "TOTAL_SOURCE",
     "YearEnd",
+    "build_form",
+    "with_provenance",
+    "InputFile",
+    "Provenance",
     "build_year_end",
     "assemble",
     "from_json",
@@ -105,6 +114,67 @@ class IndicatorRow:
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """One input file of the fund-year as the store recorded its load (provenance.py reads them)."""
+
+    kind: str  # fund (fund.yaml), goals, budget, payments, inspections, outputs
+    name: str  # path inside the fund directory
+    sha256: str
+    rows: int | None  # data rows loaded (None for fund.yaml)
+    rows_in_force: int | None  # of them, still in the store now (None for fund.yaml)
+    loaded_at: datetime | None  # naive Asia/Shanghai, as stored
+    corrected_by: tuple[str, ...] = ()  # names of later files that replaced its rows
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a year-end came from: generation time, code, rules and templates, input files."""
+
+    generated_at: datetime  # aware, Asia/Shanghai
+    code_version: str
+    rules_sha256: str
+    templates_sha256: str
+    inputs: tuple[InputFile, ...]
+
+
+# Renders 绩效目标完成情况 (cfg, scored indicators) -> texts: writers.sections.achievement_texts.
+Achievements = Callable[["FundConfig", Sequence["IndicatorRow"]], Sequence[str]]
+
+TOTAL_SOURCE = "年度资金总额"
+# The 自评表's funding rows under 年度资金总额, in the form's order (财预〔2020〕10号 附件).
+FUND_SOURCES = ("当年财政拨款", "上年结转资金", "其他资金")
+
+
+@dataclass(frozen=True)
+class FundingRow:
+    """One funding source of the 自评表's 项目资金 block (money in fen)."""
+
+    source: str  # one of FUND_SOURCES
+    initial_fen: int
+    adjusted_fen: int
+    executed_fen: int
+
+    @property
+    def rate(self) -> Fraction | None:
+        """Exact execution rate in percent; None without a budget (the form shows —)."""
+        return Fraction(self.executed_fen * 100, self.adjusted_fen) if self.adjusted_fen else None
+
+
+@dataclass(frozen=True)
+class SelfEvaluationForm:
+    """The 项目支出绩效自评表's fields beyond the scores: the official template's
+    header (实施单位), funding sources, 年度总体目标 and signatures."""
+
+    implementing_unit: str
+    funding: tuple[FundingRow, ...]  # FUND_SOURCES, in order; they add up to the model's totals
+    overall_goal: tuple[str, ...]  # 预期目标
+    overall_result: tuple[str, ...]  # 实际完成情况 (the numbered 绩效目标完成情况)
+    project_lead: str = ""
+    finance_lead: str = ""
+    filled_date: date | None = None  # 填报日期 = the day the report was generated
+
+
+@dataclass(frozen=True)
 class YearEnd:
     """Everything a year-end output says, unformatted (see the module doc)."""
 
@@ -125,6 +195,8 @@ class YearEnd:
     problems: tuple[str, ...]
     improvements: tuple[str, ...]
     draft: bool = False  # made before December was closed: every output says so
+    form: SelfEvaluationForm | None = None  # None only when read from an older JSON
+    provenance: Provenance | None = None  # set by the pipeline (provenance.read_provenance)
 
     @property
     def unspent_fen(self) -> int:
@@ -137,6 +209,66 @@ class YearEnd:
 
 def with_draft(model: YearEnd, draft: bool = True) -> YearEnd:
     return replace(model, draft=draft)
+
+
+def with_provenance(model: YearEnd, provenance: Provenance) -> YearEnd:
+    """The model stamped with where it came from; the form's 填报日期 is the generation day."""
+    form = model.form
+    if form is not None:
+        form = replace(form, filled_date=provenance.generated_at.date())
+    return replace(model, provenance=provenance, form=form)
+
+
+# ----------------------------------------------------------------- the 自评表 form
+
+
+def numbered(items: Sequence[str]) -> tuple[str, ...]:
+    """ "1.text" for each item not numbered already."""
+    import re
+
+    pattern = re.compile(r"^\s*\d+\s*[.．、]")
+    return tuple(t if pattern.match(t) else f"{i}.{t}" for i, t in enumerate(items, start=1))
+
+
+def funding_rows(
+    totals: tuple[int, int, int], by_source: Mapping[str, tuple[int, int, int]] | None = None
+) -> tuple[FundingRow, ...]:
+    """The three source rows: 上年结转资金 and 其他资金 as tagged, 当年财政拨款 the rest,
+    so the rows always add up to the totals (年度资金总额)."""
+    by_source = by_source or {}
+    rows = {s: by_source.get(s, (0, 0, 0)) for s in FUND_SOURCES[1:]}
+    rest = tuple(total - sum(r[k] for r in rows.values()) for k, total in enumerate(totals))
+    rows = {FUND_SOURCES[0]: rest, **rows}
+    return tuple(FundingRow(s, *rows[s]) for s in FUND_SOURCES)
+
+
+def build_form(
+    cfg: FundConfig | None,
+    *,
+    totals: tuple[int, int, int],
+    units: Sequence[UnitRow],
+    indicators: Sequence[IndicatorRow],
+    department: str,
+    result: Sequence[str] = (),
+    by_source: Mapping[str, tuple[int, int, int]] | None = None,
+) -> SelfEvaluationForm:
+    """The form from fund.yaml's self_evaluation block and the year's facts; ``result`` is
+    实际完成情况 (the rendered 绩效目标完成情况). ``cfg`` None: an older JSON rendered
+    without its fund.yaml; the goal stays empty."""
+    se = getattr(cfg, "self_evaluation", None)
+    unit_names = "、".join(u.unit for u in units)
+    implementing = (se.implementing_unit if se else "") or unit_names or department
+    goal: tuple[str, ...] = ()
+    if cfg is not None:
+        goal = numbered(list(se.overall_goal) if se and se.overall_goal else list(cfg.goal_paragraphs))
+    return SelfEvaluationForm(
+        implementing_unit=implementing,
+        funding=funding_rows(totals, by_source),
+        overall_goal=goal,
+        overall_result=tuple(result),
+        project_lead=se.project_lead if se else "",
+        finance_lead=se.finance_lead if se else "",
+    )
 
 
 # ----------------------------------------------------------------- building
@@ -171,11 +303,14 @@ def build_year_end(
     causes: Mapping[int, str] | None = None,
     measures: Mapping[int, Sequence[str]] | None = None,
     answered: Iterable[int] = (),
+    by_source: Mapping[str, tuple[int, int, int]] | None = None,
+    achievements: Achievements | None = None,
 ) -> YearEnd:
     """The fund-year's result from the execution through December, the actuals and the goals.
 
     The execution rate is the one execution.py computed (exact); when the
-    year has no budget it is 0.
+    year has no budget it is 0. ``by_source``: (initial, adjusted, executed)
+    fen of the 上年结转资金 / 其他资金 allocations (fund.yaml fund_sources).
     """
     latest = execution.fund.latest
     monthly, quarters, units = _rows_from_execution(execution)
@@ -194,6 +329,8 @@ def build_year_end(
         measures=measures,
         answered=answered,
         execution_rate=rate,
+        by_source=by_source,
+        achievements=achievements,
     )
 
 
@@ -212,8 +349,15 @@ def assemble(
     measures: Mapping[int, Sequence[str]] | None = None,
     answered: Iterable[int] = (),
     execution_rate: Fraction | None = None,
+    by_source: Mapping[str, tuple[int, int, int]] | None = None,
+    achievements: Achievements | None = None,
 ) -> YearEnd:
     """Score and narrate typed rows into a :class:`YearEnd`.
+
+    ``achievements`` renders 绩效目标完成情况 from fund.yaml and the scored
+    indicators (writers.sections.achievement_texts; the model stays free of
+    template code); without it the 自评表 form is left out, and the writers
+    build it when they write (the dict API).
 
     ``execution_rate`` defaults to executed / adjusted (exact, 0 without a
     budget); ``causes`` (quarter -> cause text) to ``cfg.lag_causes``.
@@ -259,6 +403,17 @@ def assemble(
         indicators=indicators,
         problems=tuple(story.problems),
         improvements=tuple(story.improvements),
+        form=build_form(
+            cfg,
+            totals=(initial, adjusted, executed),
+            units=units,
+            indicators=indicators,
+            department=cfg.department,
+            result=achievements(cfg, indicators),
+            by_source=by_source,
+        )
+        if achievements is not None
+        else None,
     )
 
 
@@ -325,6 +480,51 @@ def indicator_from_json(i: Mapping[str, Any]) -> IndicatorRow:
     )
 
 
+def form_from_json(f: Mapping[str, Any]) -> SelfEvaluationForm:
+    filled = f.get("filled_date")
+    return SelfEvaluationForm(
+        implementing_unit=str(f.get("implementing_unit", "")),
+        funding=tuple(
+            FundingRow(
+                str(r["source"]),
+                _fen(r.get("initial_yuan")) or 0,
+                _fen(r.get("adjusted_yuan")) or 0,
+                _fen(r.get("executed_yuan")) or 0,
+            )
+            for r in f.get("funding", ())
+        ),
+        overall_goal=tuple(f.get("overall_goal", ())),
+        overall_result=tuple(f.get("overall_result", ())),
+        project_lead=str(f.get("project_lead", "")),
+        finance_lead=str(f.get("finance_lead", "")),
+        filled_date=date.fromisoformat(filled) if filled else None,
+    )
+
+
+def provenance_from_json(p: Mapping[str, Any]) -> Provenance:
+    def naive(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text).replace(tzinfo=None)
+
+    return Provenance(
+        generated_at=datetime.fromisoformat(p["generated_at"]),
+        code_version=str(p.get("code_version", "")),
+        rules_sha256=str(p.get("rules_sha256", "")),
+        templates_sha256=str(p.get("templates_sha256", "")),
+        inputs=tuple(
+            InputFile(
+                str(f["kind"]),
+                str(f["name"]),
+                str(f["sha256"]),
+                f.get("rows"),
+                f.get("rows_in_force"),
+                naive(f.get("loaded_at")),
+                tuple(f.get("corrected_by", ())),
+            )
+            for f in p.get("inputs", ())
+        ),
+    )
+
+
 def from_json(evaluation: Mapping[str, Any]) -> YearEnd:
     """A :class:`YearEnd` from a self_evaluation.json mapping; absent lists read as empty."""
     fund, budget = evaluation["fund"], evaluation.get("budget", {})
@@ -350,4 +550,6 @@ def from_json(evaluation: Mapping[str, Any]) -> YearEnd:
         problems=tuple(evaluation.get("problems", ())),
         improvements=tuple(evaluation.get("improvements", ())),
         draft=bool(evaluation.get("draft", False)),
+        form=form_from_json(evaluation["self_evaluation_form"]) if "self_evaluation_form" in evaluation else None,
+        provenance=provenance_from_json(evaluation["provenance"]) if "provenance" in evaluation else None,
     )

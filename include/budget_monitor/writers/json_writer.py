@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from budget_monitor.money_fmt import fen_to_yuan_str, round2
 from budget_monitor.writers.edge import num2, opt_num2, presented_gap
-from budget_monitor.yearend import IndicatorRow, YearEnd
+from budget_monitor.yearend import IndicatorRow, SelfEvaluationForm, YearEnd
 
 if TYPE_CHECKING:
+    from budget_monitor.provenance import Provenance
     from budget_monitor.writers import Output
 
 JSON_NAME = "self_evaluation.json"
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 def indicator_json(i: IndicatorRow) -> dict[str, Any]:
@@ -30,6 +33,50 @@ def indicator_json(i: IndicatorRow) -> dict[str, Any]:
         "score": float(round2(i.score)),
         "met": i.met,
         "deviation": i.deviation,
+    }
+
+
+def form_json(form: SelfEvaluationForm) -> dict[str, Any]:
+    """The 自评表's own fields; its 年度资金总额 row is "budget" (the sources add up to it)."""
+    return {
+        "implementing_unit": form.implementing_unit,
+        "funding": [
+            {
+                "source": r.source,
+                "initial_yuan": fen_to_yuan_str(r.initial_fen),
+                "adjusted_yuan": fen_to_yuan_str(r.adjusted_fen),
+                "executed_yuan": fen_to_yuan_str(r.executed_fen),
+                "execution_rate": opt_num2(r.rate),
+            }
+            for r in form.funding
+        ],
+        "overall_goal": list(form.overall_goal),
+        "overall_result": list(form.overall_result),
+        "project_lead": form.project_lead,
+        "finance_lead": form.finance_lead,
+        "filled_date": None if form.filled_date is None else form.filled_date.isoformat(),
+    }
+
+
+def provenance_json(p: Provenance) -> dict[str, Any]:
+    return {
+        "generated_at": p.generated_at.isoformat(),
+        "code_version": p.code_version,
+        "rules_sha256": p.rules_sha256,
+        "templates_sha256": p.templates_sha256,
+        "inputs": [
+            {
+                "kind": f.kind,
+                "name": f.name,
+                "sha256": f.sha256,
+                "rows": f.rows,
+                "rows_in_force": f.rows_in_force,
+                # Stored naive in Asia/Shanghai (store.now_local).
+                "loaded_at": None if f.loaded_at is None else f.loaded_at.replace(tzinfo=TZ).isoformat(),
+                "corrected_by": list(f.corrected_by),
+            }
+            for f in p.inputs
+        ],
     }
 
 
@@ -82,6 +129,11 @@ def to_json(model: YearEnd) -> dict[str, Any]:
         "problems": list(model.problems),
         "improvements": list(model.improvements),
     }
+    # Fields added after the data contract's (issue 15), before "draft" which stays last.
+    if model.form is not None:
+        out["self_evaluation_form"] = form_json(model.form)
+    if model.provenance is not None:
+        out["provenance"] = provenance_json(model.provenance)
     if model.draft:
         out["draft"] = True
     return out

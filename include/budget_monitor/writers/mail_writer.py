@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped, round2
+from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped, plain_number
 from budget_monitor.yearend import YearEnd
 
 if TYPE_CHECKING:
@@ -58,9 +58,10 @@ def year_end_email(
             "adjusted": fen_to_yuan_grouped(model.adjusted_fen),
             "executed": fen_to_yuan_grouped(model.executed_fen),
             "adjusted_wan": fen_to_wanyuan_str(model.adjusted_fen),
-            "rate": f"{round2(model.execution_rate):.2f}",
+            # Rates and scores as the report writes them ("100%", "100分"; writers/sections.py).
+            "rate": plain_number(model.execution_rate),
         },
-        "total_score": f"{round2(model.total_score):.2f}",
+        "total_score": plain_number(model.total_score),
         "grade": model.grade,
         "lagging_quarters": [alerts._QUARTER_ZH[q] for q in model.lagging_quarters],
         "missing": [i.name for i in model.indicators if not i.met],

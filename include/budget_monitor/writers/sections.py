@@ -6,15 +6,15 @@ for all three (万元 text, plain numbers without trailing zeros, "100%").
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 from budget_monitor.config import FundConfig
 from budget_monitor.money_fmt import round2
 from budget_monitor.narrative import load_texts, quarter_phrase
 from budget_monitor.writers.edge import pct_text, plain_number, wan
-from budget_monitor.yearend import YearEnd
+from budget_monitor.writers.form_layout import Cell, FormLayout, date_text, form_of, layout
+from budget_monitor.yearend import YearEnd, numbered
 
 CHART_NAME = "执行进度.png"
 UNIT_CHART_NAME = "单位执行率.png"
@@ -24,25 +24,75 @@ UNIT_CHART_NAME = "单位执行率.png"
 DRAFT_NOTICE = "【草稿】本年度12月尚未结账，数据不完整，仅供预览，不得报送。"
 
 
-class _Actuals(dict):
-    """actual['名称'] in achievement templates; unknown names read as 未取得."""
+# The annexes, named once for every format (docx, html, md) and the mail.
+ANNEXES = (("附件1", "项目支出绩效自评表"), ("附件2", "支出进度情况"), ("附件3", "数据来源"))
+FIGURES = ("图1　累计支出进度与序时进度（阴影为支出进度落后的季度）", "图2　各预算单位全年执行率")
+UNIT_TABLE_CAPTION = "表1　各预算单位支出执行情况"
+KIND_NAMES = {
+    "fund": "资金配置",
+    "goals": "绩效目标表",
+    "budget": "预算指标",
+    "payments": "支出明细",
+    "inspections": "抽检记录",
+    "outputs": "产出数据",
+}
+DASH = "—"
 
-    def __missing__(self, key: str) -> str:
-        return load_texts()["basic"]["actual_missing"]
+
+def cell_text(c: Cell) -> str:
+    """A form cell as the documents show it: 万元 with 2 decimals, "100%", "12.75", — for none."""
+    if c.kind == "money":
+        return wan(int(c.value))
+    if c.kind == "rate":
+        return DASH if c.value is None else pct_text(c.value)
+    if c.kind == "score":
+        return DASH if c.value is None else plain_number(c.value)
+    return "" if c.value is None else str(c.value)
 
 
-_NUMBERED = re.compile(r"^\s*\d+\s*[.．、]")
+def form_rows(form: FormLayout) -> list[list[dict[str, Any]]]:
+    """The grid as rows of cells (merged-away positions left out) for the html table."""
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(form.rows)]
+    for c in sorted(form.cells, key=lambda c: (c.row, c.col)):
+        rows[c.row].append(
+            {
+                "text": cell_text(c),
+                "lines": cell_text(c).split("\n"),
+                "head": c.kind == "head",
+                "left": c.kind == "left",
+                "rowspan": c.rowspan,
+                "colspan": c.colspan,
+            }
+        )
+    return rows
 
 
-def _numbered(items: Sequence[str]) -> list[str]:
-    return [t if _NUMBERED.match(t) else f"{i}.{t}" for i, t in enumerate(items, start=1)]
+def _sources(model: YearEnd) -> dict[str, Any]:
+    """附件3 数据来源: the input files (short digests; the JSON has them whole)."""
+    p = model.provenance
+    if p is None:
+        return {"rows": [], "note": ""}
+    rows = [
+        {
+            "kind": KIND_NAMES.get(f.kind, f.kind),
+            "name": f.name,
+            "rows": "" if f.rows is None else str(f.rows),
+            "loaded_at": "" if f.loaded_at is None else f.loaded_at.strftime("%Y-%m-%d %H:%M"),
+            "sha": f.sha256[:16],
+            "corrected_by": "、".join(f.corrected_by) if f.corrected_by else "",
+        }
+        for f in p.inputs
+    ]
+    note = (
+        f"本报告于{p.generated_at:%Y-%m-%d %H:%M}生成，程序版本{p.code_version}，"
+        f"校验规则摘要{p.rules_sha256[:16]}，模板摘要{p.templates_sha256[:16]}。"
+        "表中SHA-256为文件摘要的前16位，完整摘要及入库记录见self_evaluation.json。"
+    )
+    return {"rows": rows, "note": note}
 
 
 def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
     """The report's texts and table rows for ``model``."""
-    from budget_monitor.report import render_fund_text
-    from budget_monitor.writers.json_writer import indicator_json
-
     t = load_texts()
     name = model.fund.name
     initial, adjusted, executed = wan(model.initial_fen), wan(model.adjusted_fen), wan(model.executed_fen)
@@ -65,21 +115,8 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
     )
 
     missing = t["basic"]["actual_missing"]
-    actual = _Actuals({i.name: (i.actual if i.actual is not None else missing) for i in model.indicators})
-    if cfg.achievement_templates:
-        # fund.yaml templates see the indicators as self_evaluation.json has them.
-        indicators = [indicator_json(i) for i in model.indicators]
-        achievements = [
-            render_fund_text(
-                src, f"fund.yaml 的 achievement_templates 第{n}条", actual=actual, fund=cfg, indicators=indicators
-            ).strip()
-            for n, src in enumerate(cfg.achievement_templates, start=1)
-        ]
-    else:
-        achievements = [
-            t["basic"]["achievement_default"].format(name=i.name, target=i.target, actual=actual[i.name])
-            for i in model.indicators
-        ]
+    form = form_of(model, cfg)
+    achievements = list(form.overall_result)
 
     # The total of the weights as shown: each rounded to 2 decimals, as the table lists them.
     total_weight = sum((round2(i.weight) for i in model.indicators), round2(model.execution_weight))
@@ -106,6 +143,9 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
         }
         for i in model.indicators
     ]
+    form_layout = layout(model, form)
+    # 附件3 数据来源 only when the model knows its inputs (the pipeline's; not an older JSON).
+    annexes = ANNEXES if model.provenance is not None else ANNEXES[:2]
     unit_rows = [
         {
             "unit": u.unit,
@@ -121,9 +161,9 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
         "department": model.fund.department,
         "year": model.fund.year,
         "basic": basic,
-        "goal_paragraphs": _numbered(cfg.goal_paragraphs),
+        "goal_paragraphs": list(numbered(cfg.goal_paragraphs)),
         "score_text": score_text,
-        "achievements": _numbered(achievements),
+        "achievements": achievements,
         "problems": list(model.problems),
         "improvements": list(model.improvements),
         "table": table,
@@ -133,4 +173,36 @@ def report_sections(model: YearEnd, cfg: FundConfig) -> dict[str, Any]:
         "chart": CHART_NAME,
         "unit_chart": UNIT_CHART_NAME if unit_rows else None,
         "draft_notice": DRAFT_NOTICE if model.draft else "",
+        "annexes": {label: title for label, title in annexes},
+        "annex_list": "附件：" + "　".join(f"{n}．{title}" for n, (_, title) in enumerate(annexes, start=1)),
+        "figures": list(FIGURES),
+        "unit_table_caption": UNIT_TABLE_CAPTION,
+        "signature": {"department": model.fund.department, "date": date_text(_report_date(model, form))},
+        "form": form_layout,
+        "form_rows": form_rows(form_layout),
+        "form_footer": [{"label": k, "value": v} for k, v in form_layout.footer],
+        "funding_rows": _funding_rows(form_layout),
+        "overall_goal": list(form.overall_goal),
+        "implementing_unit": form.implementing_unit,
+        "doc_title": f"{name}绩效自评报告",
+        "generated_at": _generated_at(model),
+        "sources": _sources(model),
     }
+
+
+def _generated_at(model: YearEnd) -> datetime:
+    """When the report was made: the provenance's time, else now (a model read from an older JSON)."""
+    from budget_monitor.provenance import generation_time
+
+    return model.provenance.generated_at if model.provenance is not None else generation_time()
+
+
+def _report_date(model: YearEnd, form: Any) -> date:
+    """成文日期 = 填报日期: the generation day."""
+    return form.filled_date if form.filled_date is not None else _generated_at(model).date()
+
+
+def _funding_rows(form: FormLayout) -> list[list[str]]:
+    """The 项目资金 block (grid rows 3–6) as text rows for the markdown table."""
+    grid = form.grid()
+    return [[cell_text(grid[r][1])] + [cell_text(grid[r][c]) for c in range(3, 9)] for r in range(3, 7)]

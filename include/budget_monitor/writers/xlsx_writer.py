@@ -1,161 +1,216 @@
-"""自评表.xlsx: the 项目支出绩效自评表 as a spreadsheet (openpyxl).
+"""自评表.xlsx: the 项目支出绩效自评表 (writers/form_layout.py) as a print-ready spreadsheet.
 
-Money in 万元 and rates, weights and scores as numbers rounded to 2
-decimals (number formats show them); data text is never a formula.
+XlsxWriter rather than openpyxl: a total is a formula AND its cached value
+(openpyxl writes formulas without one, so a viewer that does not recalculate
+shows an empty cell, and a test cannot read the figure back).
+
+- Money in 万元 as exact numbers (fen / 1 000 000, "#,##0.00" shows 2
+  decimals); rates as fractions with "0.00%"; weights and scores as numbers;
+  the 年度资金总额 row and 总分 are SUM formulas whose cached values are the
+  model's totals.
+- Printed on A4 portrait, one page wide (fit to width), the indicator head
+  row repeated on every page, the form's merged cells; row heights are set
+  from the text so wrapped text never runs into the next row (neither Excel
+  nor LibreOffice grows a row for text in merged cells).
+- Data text is written as a string, never a formula; text that a
+  spreadsheet could run (= + - @ at the start) also carries Excel's quote
+  prefix, so it stays inert when a cell is edited.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import math
+import unicodedata
+from dataclasses import replace
+from datetime import datetime
+from fractions import Fraction
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budget_monitor import atomic
 from budget_monitor.money_fmt import round2
-from budget_monitor.writers.edge import num2, wan_number
+from budget_monitor.writers.form_layout import COLUMNS, Cell, FormLayout, form_of, layout
 from budget_monitor.yearend import YearEnd
 
 if TYPE_CHECKING:
     from budget_monitor.writers import Output
 
 XLSX_NAME = "自评表.xlsx"
+SHEET = "自评表"
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Column widths (character units), A–I: column A takes four CJK characters a line
+# ("年度总体\n目标"); fit-to-width scales the sheet onto A4 portrait.
+WIDTHS = (9, 9, 11, 17, 11, 11, 8, 8, 22)
+FIRST_ROW = 2  # rows 0–1: title and （YYYY年度）
+FONT = "仿宋"
+SIZE = 10
+LINE_PT = 13.5  # one line of 10 pt CJK text
+PAD_PT = 6
 
 
-def _put(ws, row: int, col: int, value: Any, style: str | None = None):
-    """Write one cell; text from data that a spreadsheet could run is stored inert."""
-    cell = ws.cell(row=row, column=col)
-    if value is not None:
-        cell.value = value
-    if style:
-        cell.style = style
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        # A string cell with Excel's quote prefix: shown as typed, never evaluated
-        # (set after the named style, which would reset the prefix).
-        cell.data_type = "s"
-        cell.quotePrefix = True
-    return cell
+def _units(text: str) -> float:
+    """Display width of ``text`` in column units (a CJK character is about two)."""
+    return sum(1.95 if unicodedata.east_asian_width(ch) in "WF" else 1.1 for ch in text)
 
 
-@lru_cache(maxsize=1)
-def _xlsx_styles() -> dict[str, Any]:
-    from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
+def _lines(text: str, width: float) -> int:
+    usable = max(width - 1.0, 1.0)
+    return sum(max(1, math.ceil(_units(part) / usable)) for part in str(text).split("\n"))
 
-    thin = Side(style="thin", color="000000")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
 
-    def named(
-        name: str,
-        *,
-        bold: bool = False,
-        fill: str | None = None,
-        wrap: bool = True,
-        horizontal: str = "center",
-        size: float = 11,
-        fmt: str = "General",
-        bordered: bool = True,
-    ):
-        st = NamedStyle(name=name)
-        st.font = Font(name="仿宋", size=size, bold=bold)
-        st.alignment = Alignment(horizontal=horizontal, vertical="center", wrap_text=wrap)
-        if bordered:
-            st.border = border
-        if fill:
-            st.fill = PatternFill("solid", fgColor=fill)
-        st.number_format = fmt
-        return st
-
-    return {
-        "title": named("bm_title", bold=True, size=16, bordered=False),
-        "head": named("bm_head", bold=True, fill="E7ECF3"),
-        "text": named("bm_text"),
-        "left": named("bm_left", horizontal="left"),
-        "money": named("bm_money", fmt="#,##0.00"),
-        "num": named("bm_num", fmt="0.00"),
-        "pct": named("bm_pct", fmt='0.00"%"'),
+def _formats(wb: Any) -> dict[tuple[str, bool], Any]:
+    base = {"font_name": FONT, "font_size": SIZE, "border": 1, "valign": "vcenter", "text_wrap": True}
+    kinds = {
+        "head": {"bold": True, "align": "center", "bg_color": "#E7ECF3"},
+        "text": {"align": "center"},
+        "left": {"align": "left"},
+        "money": {"align": "right", "indent": 1, "num_format": "#,##0.00"},
+        "rate": {"align": "center", "num_format": "0.00%"},
+        "score": {"align": "center", "num_format": "General"},
+        "dash": {"align": "center"},
     }
+    out = {}
+    for kind, extra in kinds.items():
+        for quoted in (False, True):
+            props = {**base, **extra}
+            if quoted:
+                props["quote_prefix"] = True
+            out[(kind, quoted)] = wb.add_format(props)
+    out[("title", False)] = wb.add_format({"font_name": "宋体", "font_size": 16, "bold": True, "align": "center"})
+    out[("subtitle", False)] = wb.add_format({"font_name": FONT, "font_size": 11, "align": "center"})
+    out[("footer", False)] = wb.add_format({"font_name": FONT, "font_size": 11, "align": "left"})
+    return out
+
+
+def _a1(row: int, col: int) -> str:
+    from xlsxwriter.utility import xl_rowcol_to_cell
+
+    return xl_rowcol_to_cell(FIRST_ROW + row, col)
+
+
+def _formula(c: Cell) -> str:
+    parts = []
+    for r1, c1, r2, c2 in c.sum_of:
+        parts.append(_a1(r1, c1) if (r1, c1) == (r2, c2) else f"{_a1(r1, c1)}:{_a1(r2, c2)}")
+    return "=SUM(" + ",".join(parts) + ")"
+
+
+def _number(c: Cell) -> float | None:
+    """The spreadsheet number of a cell, None for a dash."""
+    if c.value is None:
+        return None
+    if c.kind == "money":
+        return float(Fraction(int(c.value), 1_000_000))  # exact 万元; the format shows 2 decimals
+    if c.kind == "rate":
+        return float(Fraction(c.value) / 100)
+    return float(round2(c.value))
+
+
+def _write_cell(ws: Any, fmt: dict, c: Cell) -> None:
+    row, col = FIRST_ROW + c.row, c.col
+    value: Any
+    if c.kind in ("money", "rate", "score"):
+        number = _number(c)
+        kind = c.kind if number is not None else "dash"
+        value = "—" if number is None else number
+    else:
+        kind, value = c.kind, "" if c.value is None else str(c.value)
+    quoted = isinstance(value, str) and value.startswith(_FORMULA_START)
+    style = fmt[(kind, quoted)]
+    merged = c.rowspan > 1 or c.colspan > 1
+    if merged:
+        ws.merge_range(row, col, row + c.rowspan - 1, col + c.colspan - 1, "", style)
+    if c.sum_of and isinstance(value, float):
+        ws.write_formula(row, col, _formula(c), style, value)
+    elif value == "":
+        ws.write_blank(row, col, None, style)
+    elif isinstance(value, str):
+        ws.write_string(row, col, value, style)
+    else:
+        ws.write_number(row, col, value, style)
+
+
+def _row_heights(form: FormLayout) -> list[float]:
+    """Each row's height in points, tall enough for every cell's wrapped text.
+
+    A cell spanning rows needs its lines spread over them: the rows it spans
+    are grown evenly when their sum is short.
+    """
+    heights = [LINE_PT + PAD_PT] * form.rows
+    spans = []
+    for c in form.cells:
+        if c.kind in ("money", "rate", "score"):
+            continue
+        width = sum(WIDTHS[c.col : c.col + c.colspan])
+        need = _lines(c.value or "", width) * LINE_PT + PAD_PT
+        if c.rowspan == 1:
+            heights[c.row] = max(heights[c.row], need)
+        else:
+            spans.append((c, need))
+    for c, need in spans:
+        rows = range(c.row, c.row + c.rowspan)
+        have = sum(heights[r] for r in rows)
+        if have < need:
+            for r in rows:
+                heights[r] += (need - have) / c.rowspan
+    return heights
+
+
+def _created(model: YearEnd) -> datetime:
+    """The generation time (naive, as XlsxWriter stores it): the same run gives the same stamp in every file."""
+    from budget_monitor.provenance import generation_time
+
+    when = model.provenance.generated_at if model.provenance is not None else generation_time()
+    return when.replace(tzinfo=None)
 
 
 def write_xlsx(model: YearEnd, path: Path) -> Path:
     """The 自评表 of ``model`` at ``path`` (atomically)."""
-    from openpyxl import Workbook
+    import xlsxwriter
 
-    styles = _xlsx_styles()
-    wb = Workbook()
-    for st in styles.values():
-        wb.add_named_style(st)
-    ws = wb.active
-    ws.title = "自评表"
-    fund = model.fund
-
-    merges = ["A1:H1"]  # merged after all cells got their borders
-    draft = "（草稿）" if model.draft else ""
-    _put(ws, 1, 1, f"{fund.year}年度项目支出绩效自评表{draft}", "bm_title")
-    ws.row_dimensions[1].height = 30
-    for r, (label, value) in enumerate([("项目名称", fund.name), ("主管部门", fund.department)], start=2):
-        _put(ws, r, 1, label, "bm_head")
-        merges.append(f"B{r}:H{r}")
-        for c in range(2, 9):
-            _put(ws, r, c, None, "bm_left")
-        _put(ws, r, 2, value, "bm_left")
-
-    _put(ws, 4, 1, "资金情况（万元）", "bm_head")
-    for c, h in enumerate(["年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分"], start=2):
-        _put(ws, 4, c, h, "bm_head")
-    _put(ws, 5, 1, "年度资金总额", "bm_text")
-    for c, fen in enumerate([model.initial_fen, model.adjusted_fen, model.executed_fen], start=2):
-        _put(ws, 5, c, wan_number(fen), "bm_money")
-    _put(ws, 5, 5, num2(model.execution_weight), "bm_num")
-    _put(ws, 5, 6, num2(model.execution_rate), "bm_pct")
-    _put(ws, 5, 7, num2(model.execution_score), "bm_num")
-    _put(ws, 5, 8, None, "bm_text")
-
-    heads = ["一级指标", "二级指标", "三级指标", "年度指标值", "实际完成值", "分值", "得分", "偏差原因分析及改进措施"]
-    for c, h in enumerate(heads, start=1):
-        _put(ws, 6, c, h, "bm_head")
-    row = 7
-    for i in model.indicators:
-        values = [
-            i.level1,
-            i.level2,
-            i.name,
-            i.target,
-            i.actual if i.actual is not None else "未取得",
-            num2(i.weight),
-            num2(i.score),
-            i.deviation,
-        ]
-        for c, v in enumerate(values, start=1):
-            _put(ws, row, c, v, "bm_num" if c in (6, 7) else ("bm_left" if c in (3, 8) else "bm_text"))
-        row += 1
-    merges.append(f"A{row}:E{row}")
-    for c in range(1, 6):
-        _put(ws, row, c, None, "bm_head")
-    _put(ws, row, 1, "总分", "bm_head")
-    # The total of the weights as the rows show them (each rounded to 2 decimals).
-    total_weight = sum((round2(i.weight) for i in model.indicators), round2(model.execution_weight))
-    _put(ws, row, 6, num2(total_weight), "bm_num")
-    _put(ws, row, 7, num2(model.total_score), "bm_num")
-    _put(ws, row, 8, f"绩效等级：{model.grade}", "bm_head")
-
-    for rng in merges:
-        ws.merge_cells(rng)
-    for col, width in zip("ABCDEFGH", [14, 14, 26, 14, 14, 10, 10, 44]):
-        ws.column_dimensions[col].width = width
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.print_title_rows = "6:6"
-    # Into memory first: a zip writer failing half-way on disk (full, EFBIG) stays
-    # unclosed and retries the write when collected, noise on stderr (atomic.py).
+    form = layout(model)
     buf = BytesIO()
-    wb.save(buf)
+    # in_memory: no temporary files beside the output; the bytes go through atomic.write_bytes.
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False})
+    wb.set_properties(
+        {"title": f"{model.fund.name}{form.title}", "author": model.fund.department, "created": _created(model)}
+    )
+    ws = wb.add_worksheet(SHEET)
+    fmt = _formats(wb)
+    last_col = COLUMNS - 1
+    ws.merge_range(0, 0, 0, last_col, form.title, fmt[("title", False)])
+    ws.merge_range(1, 0, 1, last_col, form.subtitle, fmt[("subtitle", False)])
+    ws.set_row(0, 30)
+    ws.set_row(1, 20)
+    for col, width in enumerate(WIDTHS):
+        ws.set_column(col, col, width)
+    for c in form.cells:
+        _write_cell(ws, fmt, c)
+    for r, h in enumerate(_row_heights(form)):
+        ws.set_row(FIRST_ROW + r, round(h, 1))
+    # 项目负责人 / 财务负责人 / 填报日期 under the table, three columns each.
+    foot = FIRST_ROW + form.rows + 1
+    for k, (label, value) in enumerate(form.footer):
+        ws.merge_range(foot, 3 * k, foot, 3 * k + 2, f"{label}：{value}", fmt[("footer", False)])
+    ws.set_row(foot, 24)
+
+    ws.set_paper(9)  # A4
+    ws.set_portrait()
+    ws.fit_to_pages(1, 0)  # one page wide, as many tall as needed
+    ws.set_margins(left=0.6, right=0.6, top=0.75, bottom=0.75)
+    ws.center_horizontally()
+    ws.repeat_rows(FIRST_ROW + form.indicator_head_row)
+    ws.print_area(0, 0, foot, last_col)
+    ws.set_footer("&C第 &P 页，共 &N 页")
+    wb.close()
     atomic.write_bytes(path, buf.getvalue())
     return path
 
 
 def write(model: YearEnd, out: Output) -> list[str]:
+    if model.form is None:  # read from an older JSON: build the form with the fund's texts
+        model = replace(model, form=form_of(model, out.cfg))
     write_xlsx(model, out.stage.path(XLSX_NAME))
     return [XLSX_NAME]
