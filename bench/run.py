@@ -14,7 +14,11 @@ b  ``validate.validate_table`` (Great Expectations) vs the same 15 checks as
    pandas masks on the same typed frame; GX import and context start-up apart.
 c  ``python dags/<file>.py`` vs ``python -c "import airflow.sdk"``.
 d  a monthly close through the real DAG (``dag.test()``, SQLite store seeded
-   with the earlier months), for 20 / 200 / 2,000 funds.
+   with the earlier months), for 20 / 200 / 2,000 funds: every task in one
+   process, one after the other (the work, without the executor's parallelism).
+d_celery  (not in the default set) the same close on the native CeleryExecutor
+   stack with ``--celery-workers`` workers of one slot each (PostgreSQL store);
+   ``--code <checkout>`` runs another commit's dags/plugins/include in it.
 e  year-end for every fund on a full-year store, over 2 worker processes.
 f  peak RSS of every stage (column ``peak MiB``).
 g  one large payments CSV (200 MB, 1.6M rows; ``--small``: 100k rows) through
@@ -97,6 +101,47 @@ def run_stage(stage: str, data: Path, out_dir: Path, extra: list[str], timeout: 
     res["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     res["peak_tree_mib"] = round(peak / MiB, 1)
     return res
+
+
+def _d_celery_rows(r: dict[str, Any] | None, chk: Any) -> list[list[str]]:
+    """Stage d on the CeleryExecutor stack: the run, then where its tasks ran."""
+    if not r:
+        return []
+    if "error" in r and not r.get("growth"):
+        return [["d_celery", "monthly close (CeleryExecutor)", "ERROR", "", "", "", r["error"][:60], ""]]
+    rows = []
+    for g in r.get("growth") or []:
+        n = g["funds"]
+        ok = g.get("state") == "success" and g.get("run_s", 1e9) <= BUDGET["d_s"] if n >= 2000 else None
+        rows.append(
+            [
+                "d_celery",
+                f"{n} funds: close {r.get('month')}, {r.get('workers')} workers x 1 slot ({r.get('commit')}, {g.get('state')})",
+                _fmt(g.get("run_s"), " s"),
+                f"trigger to end {_fmt(g.get('trigger_to_end_s'), ' s')}",
+                "",
+                "2000 ≤ 600 s",
+                chk(ok) if ok is not None else "",
+                "",
+            ]
+        )
+        for task_id, t in (g.get("tasks") or {}).items():
+            if t["n"] < 2 and t["busy_s"] < 10:
+                continue  # the small unmapped tasks
+            hosts = ", ".join(f"{h.split('@')[0]}: {c}" for h, c in sorted(t["hosts"].items()))
+            rows.append(
+                [
+                    "d_celery",
+                    f"  {task_id} x{t['n']}: busy / first start to last end",
+                    f"{_fmt(t['busy_s'], ' s')} / {_fmt(t['span_s'], ' s')}",
+                    hosts,
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+    return rows
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -296,8 +341,11 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
                 rows.append(
                     [
                         "d",
-                        "  tasks: load_funds / close_month / send_alerts",
-                        " / ".join(_fmt(ts.get(k), " s") for k in ("load_funds", "close_month", "send_alerts")),
+                        "  tasks: load_funds / close (all batches) / send_alerts",
+                        " / ".join(
+                            _fmt(ts.get(k) if k != "close" else ts.get("close_funds", ts.get("close_month")), " s")
+                            for k in ("load_funds", "close", "send_alerts")
+                        ),
                         "",
                         "",
                         "",
@@ -318,6 +366,7 @@ def summarise(results: dict[str, Any], full: bool) -> list[list[str]]:
                         "",
                     ]
                 )
+    rows += _d_celery_rows(results.get("d_celery"), chk)
     r = results.get("e")
     if r:
         if "error" in r:
@@ -453,7 +502,7 @@ def _w(s: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     generate.add_size_flags(p)
-    p.add_argument("--stages", default="a,b,c,d,e,g", help="comma list of a,b,c,d,e,g (f is always reported)")
+    p.add_argument("--stages", default="a,b,c,d,e,g", help="comma list of a,b,c,d,d_celery,e,g (f is always reported)")
     p.add_argument("--repeat", type=int, help="repeats per stage (min is kept); default 1 full, 2 small")
     p.add_argument("--growth", help="fund counts for stage d (default 20,200,2000; small: 5,20)")
     p.add_argument("--month", type=int, default=6, help="month closed in stage d (earlier months are seeded)")
@@ -461,6 +510,10 @@ def main(argv: list[str] | None = None) -> int:
         "--funds-per-task", type=int, default=100, help="DAG Param funds_per_task in stage d (the DAG default)"
     )
     p.add_argument("--workers", type=int, default=2, help="processes for stage e")
+    p.add_argument("--celery-workers", type=int, default=2, help="Celery workers (1 slot each) for stage d_celery")
+    p.add_argument(
+        "--code", type=Path, help="stage d_celery: run this checkout's dags/plugins/include (e.g. an old commit)"
+    )
     p.add_argument("--results", type=Path, default=HERE / "results.json")
     p.add_argument("--timeout", type=float, default=3600, help="per-stage timeout (s)")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch dir (stores, logs) for inspection")
@@ -515,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(
             ("d", ["--growth", growth, "--month", str(args.month), "--funds-per-task", str(args.funds_per_task)])
         )
+    if "d_celery" in stages:
+        extra_dc = ["--growth", args.growth or ("2000" if full else "20"), "--month", str(args.month)]
+        extra_dc += ["--funds-per-task", str(args.funds_per_task), "--workers", str(args.celery_workers)]
+        plan.append(("d_celery", extra_dc + (["--code", str(args.code)] if args.code else [])))
     if "e" in stages:
         plan.append(("e", ["--workers", str(args.workers)]))
     if "g" in stages:

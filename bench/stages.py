@@ -585,7 +585,7 @@ def stage_d(args: argparse.Namespace, rec: Recorder) -> None:
                     "timed_out": True,
                     "load_batches_done": done,
                     "batches": -(-n // args.funds_per_task),
-                    "close_started": "task_id=close_month" in log,
+                    "close_started": "task_id=close_funds" in log,
                 }
             row = {
                 "funds": n,
@@ -634,6 +634,134 @@ def stage_d_run(args: argparse.Namespace, rec: Recorder) -> None:
         rec.put("task_seconds_error", repr(exc))
 
 
+def stage_d_celery(args: argparse.Namespace, rec: Recorder) -> None:
+    """A monthly close of N funds on the native CeleryExecutor stack (tests/distributed/cluster.py):
+    api-server, scheduler, dag-processor and ``--workers`` Celery workers of one slot each,
+    PostgreSQL store and metadata, Redis broker. ``--code`` is the checkout whose dags/,
+    plugins/ and include/ run (default this one), so an older commit runs under the same harness.
+    Time: the DAG run's own start to end (REST), and trigger to end."""
+    import json as _json
+    import uuid
+
+    sys.path.insert(0, str(REPO / "tests" / "distributed"))
+    import cluster as C
+
+    code = Path(args.code or REPO).resolve()
+    data = Path(args.data)
+    man = _manifest(data)
+    month = f"{man['sizes']['year']}-{int(args.month):02d}"
+    work = WORK / "d_celery"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rec.put("code", str(code))
+    rec.put(
+        "commit",
+        subprocess.run(
+            ["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+    )
+    rec.put("workers", args.workers)
+    rec.put("month", month)
+    smtp = _smtp_sink()
+    out: list[dict] = []
+    try:
+        for n in [int(x) for x in args.growth.split(",")]:
+            funds = man["funds"][:n]
+            root = work / f"funds_{n}"
+            _scratch_funds(data, root, funds, int(args.month))
+            db_name = f"bm_bench_dcel_{uuid.uuid4().hex[:8]}"
+            url = fresh_pg_db(db_name)
+            seeded = seed_store(data, url, funds, int(args.month))
+            extra = {
+                "AIRFLOW__CORE__DAGS_FOLDER": str(code / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(code / "plugins"),
+                "PYTHONPATH": os.pathsep.join([str(code / "include"), str(code / "plugins")]),
+                "AIRFLOW_CONN_BUDGET_MONITOR_DB": _json.dumps(
+                    {
+                        "conn_type": "postgres",
+                        "extra": {"sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1)},
+                    }
+                ),
+                "AIRFLOW_CONN_SMTP_DEFAULT": _json.dumps(
+                    {
+                        "conn_type": "smtp",
+                        "host": "127.0.0.1",
+                        "port": smtp.port,
+                        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "bench@example.gov.cn"},
+                    }
+                ),
+                "BUDGET_MONITOR_FUNDS_DIR": str(root),
+                "BUDGET_MONITOR_HOME": str(work / f"home_{n}"),
+                "BUDGET_MONITOR_REPORTS_DIR": str(work / f"reports_{n}"),
+                "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "5",
+            }
+            workers = {f"worker_{chr(97 + k)}": 1 for k in range(args.workers)}
+            t_start = time.perf_counter()
+            cl = C.start_cluster(work / f"airflow_{n}", extra, workers=workers)
+            row: dict[str, Any] = {"funds": n, "seed": seeded, "stack_start_s": round(time.perf_counter() - t_start, 1)}
+            try:
+                dag_id = "budget_monthly_monitor"
+                cl.wait_dags([dag_id])
+                t0 = time.perf_counter()
+                run_id = cl.trigger(dag_id, {"month": month, "fund": "", "funds_per_task": args.funds_per_task})
+                cl.unpause(dag_id)
+                state = cl.wait_run(dag_id, run_id, timeout=args.size_timeout)
+                row["trigger_to_end_s"] = round(time.perf_counter() - t0, 1)
+                dr = cl.dag_run(dag_id, run_id)
+                row["state"] = state
+                row["run_s"] = round(_span(dr.get("start_date"), dr.get("end_date")), 1)
+                tis = cl.task_instances_all(dag_id, run_id)
+                row.update(_ti_summary(tis))
+            finally:
+                C.teardown_cluster(cl)
+                from budget_monitor import store
+
+                store.dispose_all()
+                drop_pg_db(db_name)
+            out.append(row)
+            rec.put("growth", out)
+            if row.get("state") != "success":
+                break
+    finally:
+        smtp.stop()
+    rec.put("growth", out)
+
+
+def _span(start: str | None, end: str | None) -> float:
+    from datetime import datetime
+
+    if not start or not end:
+        return float("nan")
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _ti_summary(tis: list[dict]) -> dict[str, Any]:
+    """Per task id: instances, summed seconds, first start to last end, and which worker ran how many."""
+    by: dict[str, dict[str, Any]] = {}
+    for t in tis:
+        d = by.setdefault(t["task_id"], {"n": 0, "busy_s": 0.0, "start": None, "end": None, "hosts": {}, "states": {}})
+        d["n"] += 1
+        d["states"][t["state"]] = d["states"].get(t["state"], 0) + 1
+        if t.get("start_date") and t.get("end_date"):
+            d["busy_s"] += _span(t["start_date"], t["end_date"])
+            d["start"] = min(d["start"] or t["start_date"], t["start_date"])
+            d["end"] = max(d["end"] or t["end_date"], t["end_date"])
+        host = t.get("hostname") or "?"
+        d["hosts"][host] = d["hosts"].get(host, 0) + 1
+    return {
+        "tasks": {
+            k: {
+                "n": v["n"],
+                "busy_s": round(v["busy_s"], 1),
+                "span_s": round(_span(v["start"], v["end"]), 1),
+                "hosts": v["hosts"],
+                "states": v["states"],
+            }
+            for k, v in by.items()
+        }
+    }
+
+
 # ----------------------------------------------------------------------------- stage e
 
 
@@ -665,11 +793,11 @@ def _year_end_worker(job: tuple[list[str], int, str, str]) -> dict:
 
 def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     """Year-end of every fund on a full-year store, spread over ``--workers`` processes
-    (the package's ``parallel.map_in_processes``: fresh interpreters, as the close uses;
-    one interleaved chunk per worker, so each worker's import time is measured once)."""
+    (fresh interpreters: a spawn pool; one interleaved chunk per worker, so each
+    worker's import time is measured once)."""
+    import multiprocessing
     import statistics
-
-    from budget_monitor.parallel import map_in_processes
+    from concurrent.futures import ProcessPoolExecutor
 
     data = Path(args.data)
     man = _manifest(data)
@@ -711,9 +839,8 @@ def stage_e(args: argparse.Namespace, rec: Recorder) -> None:
     t0 = time.perf_counter()
     import stages  # this file as an importable module: workers resolve the function by module name
 
-    results = map_in_processes(
-        stages._year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks], workers=workers
-    )
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(stages._year_end_worker, [(c, year, str(work / "out"), db_url) for c in chunks]))
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -907,6 +1034,7 @@ STAGES = {
     "c": stage_c,
     "d": stage_d,
     "d_run": stage_d_run,
+    "d_celery": stage_d_celery,
     "e": stage_e,
     "g": stage_g,
     "g_run": stage_g_run,
@@ -925,6 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size-timeout", type=float, default=1800, help="stage d: kill a close after this")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--code", default="", help="stage d_celery: the checkout to run (default this one)")
     p.add_argument("--rows", type=int, default=0, help="stage g: rows of the large file (default 1.6M)")
     p.add_argument("--mode", choices=("stream", "whole", "bare"), default="stream", help="stage g_run")
     p.add_argument("--store", choices=("sqlite", "postgres", "none"), default="sqlite", help="stage g_run")

@@ -11,33 +11,48 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
    funds are dropped) is not a failure: the run logs "nothing to close",
    skips the load and the close, and ends green, so it never holds later
    runs (`max_active_runs=1`). A `fund` that matches nothing fails at once.
-3. `load_funds` (mapped, one task per batch of `funds_per_task` funds): read,
-   validate, load each new file. A bad file goes to `<fund>/quarantine/` and
-   its Chinese rejection notice into the outbox; the task fails at once (no
-   retry) after the batch's other files and funds landed. A technical error
-   of one fund does not stop the batch either; the task then fails naming
-   every such fund and is retried (ops is told by `RejectionNotifier`).
-4. `close_month`: execution vs 序时进度, alerts into the outbox (runs for all
-   funds even when a load failed). One task, since it follows every load; it
-   spreads its funds over the worker's cores itself (`pipeline.close_months`,
-   env `BUDGET_MONITOR_CLOSE_WORKERS`, default all cores, ≥ 75 funds each).
-5. `send_alerts`: outbox (alerts and rejection notices) flushed through
-   `smtp_default` (SmtpHook); a mail that fails stays pending for the next flush.
-6. `publish_close`: once every load and the close succeeded (mail is not a
-   condition), emits asset `budget_monitor://monthly_close` with
+3. `load_funds` then `close_funds`, mapped together per batch of
+   `funds_per_task` funds (task group `fund_batch`, one map index per batch):
+   - `load_funds`: read, validate, load each new file. A bad file goes to
+     `<fund>/quarantine/` and its Chinese rejection notice into the outbox;
+     the task fails at once (no retry) after the batch's other files and
+     funds landed. A technical error of one fund does not stop the batch
+     either; the task then fails naming every such fund and is retried (ops
+     is told by `RejectionNotifier`).
+   - `close_funds` (`all_done`: it closes what landed even when its load
+     failed): execution vs 序时进度 of each fund of the batch, alerts into the
+     outbox. Batch *i*'s close waits for batch *i*'s load only, not for the
+     other batches: a fund's close reads only that fund's rows in the store
+     (its allocations, payments, queued alert keys, under the fund's lock),
+     and no fund is in two batches, so another batch's load cannot change
+     what it computes. Closes of early batches thus run while later batches
+     still load.
+4. `send_alerts`: after every batch's load and close (`all_done`), the outbox
+   (alerts and rejection notices) flushed once through `smtp_default`
+   (SmtpHook); a mail that fails stays pending for the next flush.
+5. `publish_close`: once every load and every close succeeded (mail is not
+   a condition), emits asset `budget_monitor://monthly_close` with
    `{year, month}`; the December close starts `budget_year_end_report`.
 
-**Granularity** (measured in `bench/RESULTS.md`, stage d). Loading is
-mapped per *batch* of funds (Param `funds_per_task`, default 100), not per
-fund: a task process pays ~10 s before its first fund (Airflow start-up, the
-Great Expectations import), while a fund in a batch costs 0.1–0.2 s, because
-the batch's small files of one kind are validated in one GX run
-(`pipeline.load_months`; alone, a fund's three files cost ~0.5 s of GX runs).
-100 funds per task keeps the fixed part near the work; 2,000 funds make 20
-tasks for the executor to spread over its slots, a department with a few
-funds one task. Smaller batches retry faster; larger ones waste less.
-The close of 2,000 funds (one matplotlib chart per fund with alerts) took
-172 s on two processes where one took ~300 s; the whole month 440 s.
+A rerun changes nothing and mails nothing twice: files are skipped by
+content hash, the close recomputes the same figures, and an alert is queued
+once per (fund, unit, period, kind) key and sent once. When `discover_funds`
+fails, the batch tasks are never expanded (Airflow marks them
+`upstream_failed`; the reason is in `discover_funds`' log).
+
+**Granularity** (measured in `bench/RESULTS.md`, stage d). Loading and
+closing are mapped per *batch* of funds (Param `funds_per_task`, default
+100), not per fund: a task process pays seconds before its first fund
+(Airflow start-up; the Great Expectations import for a load; pandas,
+SQLAlchemy and matplotlib for a close), while a fund in a batch costs
+0.1–0.2 s to load, because the batch's small files of one kind are
+validated in one GX run (`pipeline.load_months`). 100 funds per task keeps
+the fixed part near the work; 2,000 funds make 20 loads and 20 closes for
+the executor to spread over its slots (CeleryExecutor: over every worker),
+a department with a few funds one of each. Smaller batches retry faster;
+larger ones waste less. A close task closes its batch in its own process,
+one fund after the other: the parallelism is the executor's (figures:
+bench/RESULTS.md, stages d and d_celery).
 
 Store: connection `budget_monitor_db`, else env `BUDGET_MONITOR_DB_URL`.
 """
@@ -45,7 +60,7 @@ Store: connection `budget_monitor_db`, else env `BUDGET_MONITOR_DB_URL`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task, task_group
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
@@ -88,18 +103,28 @@ def budget_monthly_monitor():
 
     @task(pool=settings.pool(), map_index_template="{{ funds_label }}")
     def load_funds(batch: list[str], month: str) -> list[dict]:
-        from pathlib import Path
-
         from budget_monitor_airflow.monthly import load_batch
+        from budget_monitor_airflow.periods import batch_label
 
-        get_current_context()["funds_label"] = ",".join(Path(d).name for d in batch)
+        get_current_context()["funds_label"] = batch_label(batch)
         return load_batch(batch, month)
 
-    @task(trigger_rule="all_done")
-    def close_month(month: str | None, batches: list[list[str]] | None) -> list[dict]:
-        from budget_monitor_airflow.monthly import close, funds_to_close
+    @task(trigger_rule="all_done", pool=settings.pool(), map_index_template="{{ funds_label }}")
+    def close_funds(batch: list[str], month: str) -> list[dict]:
+        from budget_monitor_airflow.monthly import close
+        from budget_monitor_airflow.periods import batch_label
 
-        return close(funds_to_close(month, batches), month)
+        get_current_context()["funds_label"] = batch_label(batch)
+        return close(batch, month)
+
+    # prefix_group_id=False: the tasks keep their ids (load_funds, close_funds).
+    @task_group(prefix_group_id=False)
+    def fund_batch(batch: list[str], month: str) -> list:
+        """One batch of funds: its load, then its own close (map index i after load i only)."""
+        loaded = load_funds(batch, month)
+        closed = close_funds(batch, month)
+        loaded >> closed
+        return [loaded, closed]
 
     @task(trigger_rule="all_done")
     def send_alerts() -> int:
@@ -115,15 +140,14 @@ def budget_monthly_monitor():
 
     month = plan_month()
     funds = discover_funds(month)
-    loaded = load_funds.partial(month=month).expand(batch=funds)
-    closed = close_month(month, funds)
-    sent = send_alerts()
-    loaded >> closed >> sent
-    # Published once every load and the close succeeded: a rejected file
+    batch = fund_batch.partial(month=month).expand(batch=funds)
+    # One flush after every batch's load and close: the rejection notices and alerts they queued.
+    batch >> send_alerts()
+    # Published once every load and close succeeded: a rejected file
     # (December: the year-end report) blocks it until the month is rerun.
     # Mail is not a condition: a failed send_alerts stays visible as failed
     # and its messages stay pending in the outbox for the next flush.
-    [loaded, closed] >> publish_close(month)
+    batch >> publish_close(month)
 
 
 budget_monthly_monitor()

@@ -202,14 +202,10 @@ def test_load_months_puts_a_validation_crash_on_its_own_fund(tmp_path: Path, mon
     assert store.net_paid_fen(engine, "JM-0") > 0 and store.net_paid_fen(engine, "JM-1") == 0
 
 
-def test_close_months_over_worker_processes_queues_each_alert_once(
-    db_url: str,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The close spread over two spawned processes returns, in order, what
-    the in-process close returns, queues every due alert exactly once, and
-    brings a broken fund back as its own error (with its traceback text)."""
+def test_close_months_closes_each_fund_and_queues_each_alert_once(db_url: str, tmp_path: Path) -> None:
+    """The close of a DAG batch: every fund in order, a broken fund back as its
+    own error (the others still close), every due alert queued exactly once;
+    a rerun of the batch gives the same figures and queues nothing new."""
     from budget_monitor.config import FundConfigError
 
     dirs = [_as_fund(JIANGMEN, tmp_path / f"f{n}", f"JM-{n}") for n in range(2)]
@@ -219,20 +215,22 @@ def test_close_months_over_worker_processes_queues_each_alert_once(
     funds = [dirs[0], broken, dirs[1]]
     for m in range(1, 7):
         load_months(dirs, f"2021-{m:02d}", db_url)
-    with caplog.at_level("INFO", logger="budget_monitor.pipeline"):
-        spread = close_months(funds, "2021-06", db_url, workers=2, min_per_worker=1)
-    assert "closing 3 funds for 2021-06 in 2 worker processes" in caplog.text
-    assert [c.fund_dir for c in spread] == funds
-    assert isinstance(spread[1].error, FundConfigError) and "无法解析 YAML" in str(spread[1].error)
-    assert "Traceback" in spread[1].trace and spread[1].result is None
+    closed = close_months(funds, "2021-06", db_url)
+    assert [c.fund_dir for c in closed] == funds
+    assert isinstance(closed[1].error, FundConfigError) and "无法解析 YAML" in str(closed[1].error)
+    assert closed[1].error.__traceback__ is not None and closed[1].result is None
     engine = store.open_store(db_url)
-    for c in (spread[0], spread[2]):
-        assert c.error is None, c.trace
+    for c in (closed[0], closed[2]):
+        assert c.error is None, c.error
         r = c.result
         assert r.lagging_quarters == [2] and r.alerts == r.new_alerts > 0
         assert outbox.pending_count(engine, r.fund_code) == r.alerts
-        again = close_month(c.fund_dir, "2021-06", db_url)  # in-process rerun: same figures, nothing new
-        assert (again.rate, again.pace, again.gap, again.severity, again.units_behind, again.alerts) == (
+    again = close_months(funds, "2021-06", db_url)
+    for first, rerun in zip(closed, again):
+        if first.result is None:
+            continue
+        r, a = first.result, rerun.result
+        assert (a.rate, a.pace, a.gap, a.severity, a.units_behind, a.alerts) == (
             r.rate,
             r.pace,
             r.gap,
@@ -240,7 +238,7 @@ def test_close_months_over_worker_processes_queues_each_alert_once(
             r.units_behind,
             r.alerts,
         )
-        assert again.new_alerts == 0 and outbox.pending_count(engine, r.fund_code) == r.alerts
+        assert a.new_alerts == 0 and outbox.pending_count(engine, r.fund_code) == r.alerts
 
 
 def test_corrected_payment_changes_total_by_the_difference(db_url: str, tmp_path: Path) -> None:

@@ -833,14 +833,6 @@ def close_month(
         )
 
 
-# A close worker (a fresh interpreter, parallel.py) imports the package,
-# SQLAlchemy and matplotlib (~3-5 s) before its first fund; a fund costs
-# ~0.1-0.15 s. Measured under dag.test: 200 funds closed in 29.7 s in one
-# process, 23.8 s on two. Below this many funds per worker the close stays in
-# the task's own process.
-CLOSE_MIN_FUNDS_PER_WORKER = 75
-
-
 @dataclass
 class FundClose:
     """One fund's part of :func:`close_months`: its result, or why it did not close."""
@@ -848,47 +840,24 @@ class FundClose:
     fund_dir: Path
     result: CloseResult | None = None
     error: BaseException | None = None
-    trace: str = ""  # the error's traceback, as text: it may come from a worker process
 
 
-def _close_one(job: tuple[str, str, str]) -> FundClose:
-    import traceback
+def close_months(fund_dirs: list[Path], month: str, db_url: str | None = None) -> list[FundClose]:
+    """Step 2 for many funds, one after the other, in this process.
 
-    from budget_monitor.parallel import portable_error
-
-    fund_dir, month, db_url = job
-    try:
-        return FundClose(Path(fund_dir), close_month(Path(fund_dir), month, db_url))
-    except Exception as exc:  # noqa: BLE001 - one fund's failure must not stop the others
-        return FundClose(Path(fund_dir), error=portable_error(exc), trace=traceback.format_exc())
-
-
-def close_months(
-    fund_dirs: list[Path],
-    month: str,
-    db_url: str | None = None,
-    *,
-    workers: int = 1,
-    min_per_worker: int | None = None,
-) -> list[FundClose]:
-    """Step 2 for many funds, in order, spread over up to ``workers`` processes,
-    each with at least ``min_per_worker`` funds (default
-    :data:`CLOSE_MIN_FUNDS_PER_WORKER`).
-
-    Each fund is exactly :func:`close_month` (the outbox keys make the
-    parallel and the serial close queue the same alerts); a fund's failure is
-    recorded in its ``error`` and the other funds go on. The store is opened
-    (and migrated) here first, so workers never race to migrate it.
+    Each fund is exactly :func:`close_month`; a fund's failure is recorded in
+    its ``error`` (with its ``__traceback__``) and the other funds go on. The
+    DAG calls this once per batch of funds, a mapped task per batch, so the
+    executor spreads the close over its worker slots; the CLI closes its fund
+    with :func:`run_monthly`.
     """
-    from budget_monitor.parallel import map_in_processes, worker_count
-
-    per = CLOSE_MIN_FUNDS_PER_WORKER if min_per_worker is None else min_per_worker
-    url = store.normalise_url(db_url or store.default_db_url())
-    store.open_store(url)
-    jobs = [(str(d), month, url) for d in fund_dirs]
-    n = worker_count(len(jobs), workers, per)
-    log.info("closing %d funds for %s in %s", len(jobs), month, f"{n} worker processes" if n > 1 else "this process")
-    return map_in_processes(_close_one, jobs, workers=workers, min_per_worker=per)
+    out: list[FundClose] = []
+    for d in map(Path, fund_dirs):
+        try:
+            out.append(FundClose(d, close_month(d, month, db_url)))
+        except Exception as exc:  # noqa: BLE001 - one fund's failure must not stop the others
+            out.append(FundClose(d, error=exc))
+    return out
 
 
 # --------------------------------------------------------------------------- step 3

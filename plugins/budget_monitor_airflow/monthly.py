@@ -136,57 +136,38 @@ def load_batch(fund_dirs: list[str], month: str) -> list[dict]:
     return done
 
 
-def funds_to_close(month: str | None, batches: list[list[str]] | None) -> list[str]:
-    """The fund directories ``close_month`` closes, from ``discover_funds``' batches.
-
-    ``close_month`` runs ``all_done`` (it closes the funds whose load failed
-    too), so it also runs when ``plan_month`` or ``discover_funds`` failed:
-    their XComs are then ``None``. Nothing can be closed: the task is skipped
-    with the reason, and the failure stays visible on the upstream task. An
-    empty list (a month with no fund of its year) skips it as well.
-    """
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    if month is None or batches is None:
-        raise AirflowSkipException(
-            "nothing to close: plan_month or discover_funds did not finish (see that task's log)"
-        )
-    funds = [d for b in batches for d in b]
-    if not funds:
-        raise AirflowSkipException(f"nothing to close for {month}: discover_funds found no fund of its year")
-    return funds
-
-
 def close(fund_dirs: list[str], month: str) -> list[dict]:
-    """Execution vs pace for each fund; alerts are queued in the outbox.
+    """Execution vs pace for each fund of a batch; alerts are queued in the outbox.
 
-    The funds are spread over ``settings.close_workers()`` processes (this is
-    the one task after every load, so the executor cannot spread it). A fund
-    that fails does not stop the others; the task fails at the end naming
-    every fund not closed (retried, then ops is told).
+    The body of the mapped ``close_funds`` task: one batch, closed in this
+    process (the executor spreads the batches over its slots). As in
+    ``load_batch``, a fund that fails does not stop the others; the task fails
+    at the end naming every fund not closed (retried, then ops is told). A
+    fund whose fund.yaml cannot be read is not closed and not counted as a
+    failure: its load task already failed with the reason.
     """
     from budget_monitor.config import FundConfigError
     from budget_monitor.pipeline import close_months
 
+    log.info("closing %d funds for %s", len(fund_dirs), month)
     out = []
     failed: list[FundFailure] = []
-    closes = close_months(
-        list(map(Path, fund_dirs)),
-        month,
-        settings.db_url(),
-        workers=settings.close_workers(),
-        min_per_worker=settings.close_min_funds_per_worker(),
-    )
-    for c in closes:
-        name = c.fund_dir.name
-        if isinstance(c.error, FundConfigError):  # reported by its load task
-            log.error("%s not closed: %s", name, c.error)
+    for c in close_months(list(map(Path, fund_dirs)), month, settings.db_url()):
+        name, exc = c.fund_dir.name, c.error
+        if isinstance(exc, FundConfigError):  # reported by its load task
+            log.error("%s not closed: %s", name, exc)
             continue
-        if c.error is not None:  # as in load_batch: the other funds still closed
-            log.error("%s %s: close failed; went on with the other funds\n%s", name, month, c.trace)
-            failed.append(FundFailure(fund=name, error=f"{type(c.error).__name__}: {c.error}"[:500]))
+        if exc is not None:  # as in load_batch: the other funds still closed
+            log.error(
+                "%s %s: close failed; went on with the other funds",
+                name,
+                month,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            failed.append(FundFailure(fund=name, error=f"{type(exc).__name__}: {exc}"[:500]))
             continue
         r = c.result
+        assert r is not None
         row = {
             "fund": r.fund_code,
             "rate": _text(r.rate),

@@ -24,3 +24,8 @@ def month_to_process(context) -> str:
 def batches(items: list[str], size: int) -> list[list[str]]:
     size = max(1, int(size))
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def batch_label(batch: list[str]) -> str:
+    """A mapped task's label in the UI: the batch's fund directory names."""
+    return ",".join(d.rstrip("/").rsplit("/", 1)[-1] for d in batch)

@@ -10,10 +10,6 @@ Environment variables (names shared with docker-compose.yaml and the tests):
 - ``BUDGET_MONITOR_OPS_EMAIL``: who gets non-data failures (optional).
 - ``BUDGET_MONITOR_POOL``: the pool the per-fund tasks run in (default_pool).
 - ``BUDGET_MONITOR_RETRY_DELAY_SECONDS``: retry delay of every task (300).
-- ``BUDGET_MONITOR_CLOSE_WORKERS``: processes the ``close_month`` task spreads
-  its funds over (default: the cores it may use; 1 keeps it in one process).
-- ``BUDGET_MONITOR_CLOSE_MIN_FUNDS_PER_WORKER``: funds a worker process must
-  be worth (default: ``pipeline.CLOSE_MIN_FUNDS_PER_WORKER``, 75).
 """
 
 from __future__ import annotations
@@ -42,17 +38,6 @@ def pool() -> str:
 
 def retry_delay_seconds() -> int:
     return int(os.environ.get("BUDGET_MONITOR_RETRY_DELAY_SECONDS") or 300)
-
-
-def close_workers() -> int:
-    from budget_monitor.parallel import cpu_count
-
-    return max(1, int(os.environ.get("BUDGET_MONITOR_CLOSE_WORKERS") or cpu_count()))
-
-
-def close_min_funds_per_worker() -> int | None:
-    value = os.environ.get("BUDGET_MONITOR_CLOSE_MIN_FUNDS_PER_WORKER")
-    return max(1, int(value)) if value else None
 
 
 def flush_deadline_s() -> float:

@@ -64,7 +64,7 @@ def test_monthly_close_runs_on_the_celery_worker_and_mails_the_alerts(stack):
         "plan_month",
         "discover_funds",
         "load_funds",
-        "close_month",
+        "close_funds",
         "send_alerts",
         "publish_close",
     }
@@ -72,9 +72,12 @@ def test_monthly_close_runs_on_the_celery_worker_and_mails_the_alerts(stack):
     subjects = [m["Subject"] for m in stack.mails()]
     assert any("2021年6月" in s for s in subjects), subjects
     # The worker's task log is readable from the api-server (UI / REST).
-    close = next(ti for ti in tis if ti["task_id"] == "close_month")
+    close = next(ti for ti in tis if ti["task_id"] == "close_funds")  # one batch: map index 0
     text = stack.http(
-        "GET", f"/api/v2/dags/{MONTHLY}/dagRuns/{run_id}/taskInstances/close_month/logs/{close['try_number']}", raw=True
+        "GET",
+        f"/api/v2/dags/{MONTHLY}/dagRuns/{run_id}/taskInstances/close_funds/logs/{close['try_number']}"
+        f"?map_index={close['map_index']}",
+        raw=True,
     )
     assert "closed" in text, text[:2000]
 

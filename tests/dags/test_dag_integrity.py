@@ -57,7 +57,20 @@ def test_monthly_schedule_params_and_asset(dagbag):
     outlets = {o.uri for t in dag.tasks for o in t.outlets}
     assert "budget_monitor://monthly_close" in outlets
     assert dag.get_task("load_funds").trigger_rule == "all_success"
-    assert dag.get_task("close_month").trigger_rule == "all_done"
+    assert dag.get_task("close_funds").trigger_rule == "all_done"
+
+
+def test_close_is_mapped_per_batch_after_its_own_load(dagbag):
+    """The close is a mapped task per batch in the same mapped group as the load
+    (close i waits for load i only), in the funds' pool; one send_alerts after all."""
+    dag = dagbag.dags["budget_monthly_monitor"]
+    load, close = dag.get_task("load_funds"), dag.get_task("close_funds")
+    group = close.get_closest_mapped_task_group()
+    assert group is not None and load.get_closest_mapped_task_group() is group
+    assert close.upstream_task_ids >= {"load_funds"} and close.pool == load.pool
+    send = dag.get_task("send_alerts")
+    assert {"load_funds", "close_funds"} <= send.upstream_task_ids
+    assert not send.get_closest_mapped_task_group()
 
 
 def test_publish_close_waits_for_load_and_close_not_for_mail(dagbag):
@@ -66,7 +79,7 @@ def test_publish_close_waits_for_load_and_close_not_for_mail(dagbag):
     dag = dagbag.dags["budget_monthly_monitor"]
     publish = dag.get_task("publish_close")
     assert publish.trigger_rule == "all_success"
-    assert {"load_funds", "close_month"} <= publish.upstream_task_ids
+    assert {"load_funds", "close_funds"} <= publish.upstream_task_ids
     assert "send_alerts" not in publish.get_flat_relative_ids(upstream=True)
     assert dag.get_task("send_alerts").trigger_rule == "all_done"
 

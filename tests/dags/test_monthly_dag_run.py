@@ -128,7 +128,7 @@ def test_smtp_down_fails_send_alerts_but_still_publishes_the_close(dagbag, fund_
     states = _states(dr)
     assert states[("send_alerts", -1)] == "failed", states
     assert states[("publish_close", -1)] == "success", states
-    assert states[("load_funds", 0)] == "success" and states[("close_month", -1)] == "success", states
+    assert states[("load_funds", 0)] == "success" and states[("close_funds", 0)] == "success", states
     assert str(dr.state) == "failed"  # the mail failure stays visible on the run
     assert {"year": 2021, "month": 9, "period": "2021-09"} in _published_extras()
     engine = store.open_store(fund_env["db"])

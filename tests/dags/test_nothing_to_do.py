@@ -4,7 +4,9 @@ Unpausing the monthly DAG starts a scheduled run for the current month. With
 no fund directory of that year in the inbox, ``discover_funds`` used to raise
 (retried every 5 minutes) and ``close_month`` (``all_done``) then failed with
 ``TypeError: 'NoneType' object is not iterable``; with ``max_active_runs=1``
-that run held every manual run in the queue. Run through the DAG with
+that run held every manual run in the queue. The close is now mapped per
+batch (``close_funds``, issue #16 item 5): with no batch it is skipped, and
+when ``discover_funds`` fails Airflow never expands it (``upstream_failed``). Run through the DAG with
 ``dag.test()``, as in test_monthly_dag_run.py.
 """
 
@@ -66,7 +68,7 @@ def test_scheduled_month_without_a_fund_of_its_year_ends_green(dagbag, inbox_env
     states = _states(dr)
     assert str(dr.state) == "success", states
     assert states["discover_funds"] == "success", states
-    assert states["close_month"] == "skipped", states
+    assert states["load_funds"] == states["close_funds"] == "skipped", states
     assert states["publish_close"] == "skipped", states  # nothing closed: no monthly_close event
     assert "nothing to close for 2026-11: no 2026 fund directory" in caplog.text + _log(dr, "discover_funds")
 
@@ -80,24 +82,26 @@ def test_empty_inbox_ends_green(dagbag, inbox_env):
 def test_a_month_with_no_new_files_ends_green(dagbag, inbox_env):
     first = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-03", "fund": ""})
     assert str(first.state) == "failed" or str(first.state) == "success"  # mails may fail (dead SMTP)
-    assert _states(first)["close_month"] == "success", _states(first)
+    assert _states(first)["close_funds"] == "success", _states(first)
     # Nothing new since: every file is skipped by its hash, the close is redone.
     again = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-03", "fund": ""})
     states = _states(again)
-    assert states["load_funds"] == "success" and states["close_month"] == "success", states
+    assert states["load_funds"] == "success" and states["close_funds"] == "success", states
 
 
-def test_upstream_failure_skips_close_without_type_error(dagbag, inbox_env, caplog, capsys):
+def test_upstream_failure_leaves_close_unexpanded_without_type_error(dagbag, inbox_env, caplog, capsys):
     """A fund filter that matches nothing fails discover_funds at once (no retry);
-    close_month (all_done) is skipped with the reason, not a TypeError."""
+    the mapped load and close are never expanded (upstream_failed, nothing run,
+    no TypeError) and send_alerts (all_done) still flushes."""
     dr = dagbag.dags[MONTHLY].test(run_conf={"month": "2021-06", "fund": "no-such-fund"})
 
     states = _states(dr)
     assert states["discover_funds"] == "failed", states
-    assert states["close_month"] == "skipped", states
+    assert states["load_funds"] == states["close_funds"] == "upstream_failed", states
     assert states["publish_close"] == "upstream_failed", states
+    assert states["send_alerts"] == "success", states
     assert str(dr.state) == "failed"
-    text = caplog.text + _log(dr, "close_month") + "".join(capsys.readouterr())
+    text = caplog.text + _log(dr, "discover_funds") + _log(dr, "close_funds") + "".join(capsys.readouterr())
     assert "TypeError" not in text
-    assert "nothing to close" in text, text[-2000:]
+    assert "matching 'no-such-fund'" in text, text[-2000:]
     assert dr.get_task_instance("discover_funds").try_number == 1  # not retried

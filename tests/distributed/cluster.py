@@ -28,7 +28,8 @@ from typing import Any
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 PG_ADMIN_DSN = os.environ.get("BUDGET_MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -187,6 +188,7 @@ class Cluster:
     db_name: str
     redis_db: int
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    workers: dict[str, str] = field(default_factory=dict)  # process name -> Celery node name
     _token: str | None = None
 
     @property
@@ -197,11 +199,11 @@ class Cluster:
         return self.home / f"{name}.log"
 
     # -- processes -----------------------------------------------------
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [AIRFLOW, *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=self.home,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -211,10 +213,33 @@ class Cluster:
         self.procs[name] = proc
         return proc
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        return self.start(
-            name, "celery", "worker", "--skip-serve-logs", "-c", "2", "-H", f"{name}-{uuid.uuid4().hex[:6]}"
-        )
+    def start_worker(self, name: str = "worker", concurrency: int = 2) -> str:
+        """Start a Celery worker; returns its Celery node name, e.g. ``worker_a@bm-1a2b3c``.
+
+        Every worker of the stack runs on this one machine, so the task
+        instances' ``hostname`` (what the UI and the REST API show) is made
+        the worker's node name (``worker_name.hostname``) to tell them apart.
+        """
+        node = f"{name}@bm-{uuid.uuid4().hex[:6]}"
+        env = {
+            "BM_CELERY_WORKER_NAME": node,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_name.hostname",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(HERE), self.env.get("PYTHONPATH", "")) if p),
+        }
+        self.start(name, "celery", "worker", "--skip-serve-logs", "-c", str(concurrency), "-H", node, env=env)
+        self.workers[name] = node
+        return node
+
+    def stop_worker(self, name: str) -> None:
+        """Stop a worker gracefully (SIGTERM, then SIGKILL after a timeout)."""
+        stop_process(self.procs.pop(name))
+        self.workers.pop(name, None)
+
+    def celery_control(self) -> Any:
+        """Celery's remote control over this stack's broker (cancel/add a worker's consumer)."""
+        from celery import Celery
+
+        return Celery(broker=self.env["AIRFLOW__CELERY__BROKER_URL"]).control
 
     def kill(self, name: str) -> None:
         """Crash a process (SIGKILL to it and every descendant), as a lost machine would."""
@@ -302,6 +327,19 @@ class Cluster:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id)}/taskInstances?limit=100"
         return self.http("GET", path)["task_instances"]
 
+    def task_instances_all(self, dag_id: str, run_id: str) -> list[dict]:
+        """Every task instance of the run (mapped ones included), page by page."""
+        out: list[dict] = []
+        while True:
+            path = (
+                f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id)}/taskInstances"
+                f"?limit=100&offset={len(out)}"
+            )
+            page = self.http("GET", path)["task_instances"]
+            out += page
+            if len(page) < 100:
+                return out
+
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
         while True:
@@ -362,8 +400,11 @@ def cluster_env(home: Path, db_name: str, redis_db: int, port: int, extra: dict[
     return env
 
 
-def start_cluster(home: Path, extra_env: dict[str, str] | None = None, worker: bool = True) -> Cluster:
-    """Fresh metadata DB from the migrated template, then the four processes."""
+def start_cluster(
+    home: Path, extra_env: dict[str, str] | None = None, worker: bool = True, workers: dict[str, int] | None = None
+) -> Cluster:
+    """Fresh metadata DB from the migrated template, then the four processes
+    (``workers``: Celery workers by name with their concurrency, instead of the one ``worker``)."""
     home.mkdir(parents=True, exist_ok=True)
     db_name = f"bm_airflow_{uuid.uuid4().hex[:10]}"
     port = free_port()
@@ -384,8 +425,8 @@ def start_cluster(home: Path, extra_env: dict[str, str] | None = None, worker: b
         cluster.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
         cluster.start("scheduler", "scheduler")
         cluster.start("dag-processor", "dag-processor")
-        if worker:
-            cluster.start_worker("worker")
+        for name, concurrency in (workers or ({"worker": 2} if worker else {})).items():
+            cluster.start_worker(name, concurrency)
         cluster.wait_ready()
     except BaseException:
         teardown_cluster(cluster)

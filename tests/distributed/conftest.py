@@ -60,15 +60,18 @@ def data_db(services) -> dict:
 
 
 @pytest.fixture(scope="module")
-def stack(services, data_db):
-    """The four Airflow processes with the real dags/ over a temp copy of the example fund."""
+def stack(services, data_db, request):
+    """The four Airflow processes with the real dags/ over a temp copy of the example fund.
+
+    A test module may set ``CELERY_WORKERS`` (worker name -> concurrency;
+    default one worker of concurrency 2) and ``CLUSTER_ENV`` (more settings).
+    """
     import json
 
     tmp = Path(tempfile.mkdtemp(prefix="bm-dist-"))
     inbox = tmp / "inbox"
     shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
-    # A second fund (same data, its own code), so that close_month spreads two
-    # funds over two worker processes started inside the Celery worker's task process.
+    # A second fund (same data, its own code): two funds, two batches with funds_per_task=1.
     second = inbox / f"{EXAMPLE.name}-b"
     shutil.copytree(EXAMPLE, second)
     yaml = second / "fund.yaml"
@@ -94,10 +97,9 @@ def stack(services, data_db):
         "BUDGET_MONITOR_REPORTS_DIR": str(tmp / "reports"),
         "BUDGET_MONITOR_HOME": str(tmp / "bm-home"),
         "BUDGET_MONITOR_RETRY_DELAY_SECONDS": "2",
-        "BUDGET_MONITOR_CLOSE_WORKERS": "2",
-        "BUDGET_MONITOR_CLOSE_MIN_FUNDS_PER_WORKER": "1",
+        **getattr(request.module, "CLUSTER_ENV", {}),
     }
-    cl = C.start_cluster(tmp / "airflow", extra)
+    cl = C.start_cluster(tmp / "airflow", extra, workers=getattr(request.module, "CELERY_WORKERS", None))
     try:
         yield {"cluster": cl, "smtp": smtp, "inbox": inbox, "reports": tmp / "reports", "tmp": tmp}
     finally:
