@@ -8,12 +8,19 @@ start a run that skips at once. Trigger it by hand with Param `year` to
 
 1. `choose_year`: Param `year`, else the year of the December close.
 2. `list_funds`: fund directories in `BUDGET_MONITOR_FUNDS_DIR` (Param `fund` picks one).
-3. `build_report` (mapped per fund): `self_evaluation.json`, `.docx`, `.html`,
-   `.md`, `.xlsx` and charts into `BUDGET_MONITOR_REPORTS_DIR/<fund>/<year>/`.
-4. `email_report` (mapped per fund): sends the report mail queued by step 3
+3. `build_report` (mapped per fund): a **draft** (every output marked 草稿):
+   `self_evaluation.json`, `.docx`, `.html`, `.md`, `.xlsx` and charts into
+   `BUDGET_MONITOR_REPORTS_DIR/<fund>/<year>/`. Refused until December is closed.
+4. `approve_report` (mapped per fund, Human-in-the-loop: **Required Actions**):
+   the finance office's approver (`BUDGET_MONITOR_APPROVERS`; a Viewer never
+   can) chooses 批准 or 退回 with a comment. 批准: the final report is
+   written, with who approved and when in its provenance, and its mail
+   queued. 退回: the decision and comment are recorded; the draft waits for
+   corrected data and a rerun. Every decision is kept in the store.
+5. `email_report` (mapped per fund): sends the approved report's mail
    (`.docx` report and `.xlsx` 自评表 attached) to the fund's `recipients`
-   through `smtp_default`, exactly once (outbox). A failed mail retries
-   without rebuilding the report.
+   through `smtp_default`, exactly once (outbox); skipped when sent back.
+   A failed mail retries without rebuilding the report.
 """
 
 from __future__ import annotations
@@ -23,6 +30,13 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
+from budget_monitor_airflow.operators import ReportApprovalOperator
+
+
+def _approval(report: dict) -> dict:
+    from budget_monitor_airflow.feedback import approval_request
+
+    return {**approval_request(report), "report": report}
 
 
 @dag(
@@ -73,15 +87,19 @@ def budget_year_end_report():
         return build(fund_dir, year)
 
     @task(map_index_template="{{ fund_label }}")
-    def email_report(report: dict) -> int:
+    def email_report(report: dict | None) -> int:
         from budget_monitor_airflow.year_end import email
 
-        get_current_context()["fund_label"] = report["fund"]
+        get_current_context()["fund_label"] = (report or {}).get("fund", "")
         return email(report)
 
     year = choose_year()
     funds = list_funds(year)
-    email_report.expand(report=build_report.partial(year=year).expand(fund_dir=funds))
+    drafts = build_report.partial(year=year).expand(fund_dir=funds)
+    approved = ReportApprovalOperator.partial(
+        task_id="approve_report", map_index_template="{{ task.report['fund'] }}"
+    ).expand_kwargs(drafts.map(_approval))
+    email_report.expand(report=approved.output)
 
 
 budget_year_end_report()

@@ -51,7 +51,7 @@ def test_units_lagging_at_a_quarter_end_are_asked(year: dict) -> None:
 
 def test_ask_opens_each_request_once(engine) -> None:
     t0 = datetime(2021, 7, 5, 6, 0)
-    first = feedback.ask(engine, CODE, 2021, [(TAISHAN, 2), ("开平", 2)], now=t0, deadline_days=10)
+    first = feedback.ask(engine, CODE, 2021, [(TAISHAN, 2), ("开平", 2)], now=t0, deadline=timedelta(days=10))
     assert [(r.unit, r.quarter, r.status) for r in first] == [(TAISHAN, 2, "open"), ("开平", 2, "open")]
     assert first[0].deadline == t0 + timedelta(days=10)
     again = feedback.ask(engine, CODE, 2021, [(TAISHAN, 2)], now=t0 + timedelta(days=1))

@@ -81,7 +81,7 @@ def ask(
     pairs: Iterable[tuple[str, int]],
     *,
     now: datetime | None = None,
-    deadline_days: int = 10,
+    deadline: timedelta = timedelta(days=10),
 ) -> list[Request]:
     """Open a request for each (unit, quarter) not asked before; return every
     request of these pairs that still waits for an answer (new or earlier)."""
@@ -99,7 +99,7 @@ def ask(
                             quarter=quarter,
                             status=OPEN,
                             requested_at=now,
-                            deadline=now + timedelta(days=deadline_days),
+                            deadline=now + deadline,
                         )
                     )
             except IntegrityError:
@@ -205,3 +205,49 @@ def quarter_stories(
         else:
             out[q] = QuarterStory(None, (), "none")
     return out
+
+
+# Markdown's punctuation (CommonMark "ASCII punctuation" that can start or end
+# markup). Airflow renders a HITL body as Markdown; unit and fund names come
+# from data, so they are escaped, not trusted.
+_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~")
+
+
+def md_escape(text: str) -> str:
+    """Text shown literally inside Markdown."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text))
+
+
+def quarter_figures(figures: Any) -> dict[str, str | None]:
+    """A unit's execution.QuarterFigures as the request shows them (2-decimal text)."""
+    return {
+        "cumulative_rate": None if figures.cumulative_rate is None else str(figures.cumulative_rate),
+        "pace": str(figures.pace),
+        "gap_points": None if figures.gap_points is None else str(figures.gap_points),
+    }
+
+
+def request_message(
+    fund_name: str, request: Request, figures: Mapping[str, str | None], quarter_name: str, *, reminder: bool = False
+) -> tuple[str, str]:
+    """Subject and Markdown body of the request shown to the unit's contact
+    (Airflow's Required Actions): the quarter's figures (:func:`quarter_figures`),
+    the deadline, what to write."""
+    deadline = f"{request.deadline:%Y-%m-%d %H:%M}"
+    lead = "【催办】" if reminder else "【核实反馈】"
+    subject = f"{lead}{request.unit} {request.year}年{quarter_name}支出进度滞后，请反馈原因和整改措施"
+    rate = "—" if figures["cumulative_rate"] is None else f"{figures['cumulative_rate']}%"
+    pace = f"{figures['pace']}%"
+    gap = "—" if figures["gap_points"] is None else f"{figures['gap_points']}个百分点"
+    lines = [
+        f"**专项资金**：{md_escape(fund_name)}",
+        f"**预算单位**：{md_escape(request.unit)}",
+        f"**{quarter_name}末累计执行率**：{md_escape(rate)}（序时进度 {md_escape(pace)}，差距 {md_escape(gap)}）",
+        f"**反馈截止**：{md_escape(deadline)}（北京时间）",
+        "",
+        "请填写支出进度滞后的**原因**和已采取或拟采取的**整改措施**后提交。"
+        "反馈内容将记入年度绩效自评报告的“存在问题”和“改进意见”，并留存备查。",
+    ]
+    if reminder:
+        lines.insert(0, "反馈期限已过，尚未收到贵单位的反馈，请尽快填写。\n")
+    return subject, "\n\n".join(lines)

@@ -1055,16 +1055,19 @@ def run_year_end(
     *,
     queue: bool = True,
     draft: bool = False,
+    approval: Any | None = None,
 ) -> YearEndResult:
     """Write the fund-year's self-evaluation outputs and queue (and send) the report email.
 
     Refused (YearNotReady) until December is closed, unless ``draft``: a
     draft is marked 草稿 in every output and is never queued or mailed.
-    ``queue=False`` writes the outputs and queues nothing.
+    ``queue=False`` writes the outputs and queues nothing. ``approval`` (an
+    approval.Decision) is the finance office's sign-off, written into the
+    report's provenance; a decision other than approved is refused.
     """
     from budget_monitor import outbox, writers
     from budget_monitor.money_fmt import round2
-    from budget_monitor.yearend import with_draft
+    from budget_monitor.yearend import with_approval, with_draft
 
     cfg = load_fund_config(Path(fund_dir))
     if year != cfg.year:
@@ -1076,6 +1079,10 @@ def run_year_end(
         model = evaluate_year(engine, cfg, Path(fund_dir))
         if draft:
             model = with_draft(model)
+        if approval is not None:
+            if not approval.approved:
+                raise YearNotReady(f"{cfg.year}年度自评报告已被退回（{approval.comment or ''}），更正后重新运行")
+            model = with_approval(model, approval.provenance())
         paths = writers.write_outputs(model, cfg, Path(out_dir))
         total = float(round2(model.total_score))
         if draft or not queue:

@@ -197,6 +197,8 @@ class YearEnd:
     draft: bool = False  # made before December was closed: every output says so
     form: SelfEvaluationForm | None = None  # None only when read from an older JSON
     provenance: Provenance | None = None  # set by the pipeline (provenance.read_provenance)
+    # The finance office's sign-off (approval.Decision.provenance()) of a final report.
+    approval: Mapping[str, Any] | None = None
 
     @property
     def unspent_fen(self) -> int:
@@ -209,6 +211,10 @@ class YearEnd:
 
 def with_draft(model: YearEnd, draft: bool = True) -> YearEnd:
     return replace(model, draft=draft)
+
+
+def with_approval(model: YearEnd, approval: Mapping[str, Any]) -> YearEnd:
+    return replace(model, approval=dict(approval))
 
 
 def with_provenance(model: YearEnd, provenance: Provenance) -> YearEnd:

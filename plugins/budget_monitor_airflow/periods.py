@@ -29,3 +29,22 @@ def batches(items: list[str], size: int) -> list[list[str]]:
 def batch_label(batch: list[str]) -> str:
     """A mapped task's label in the UI: the batch's fund directory names."""
     return ",".join(d.rstrip("/").rsplit("/", 1)[-1] for d in batch)
+
+
+def closed_month(context) -> str | None:
+    """Param ``month`` if given, else the latest month whose close triggered this
+    run (asset ``monthly_close`` extra ``period``), else None."""
+    from budget_monitor_airflow.assets import MONTHLY_CLOSE
+
+    override = (context["params"].get("month") or "").strip()
+    if override:
+        return override
+    events = context.get("triggering_asset_events") or {}
+    periods = [
+        str((ev.extra or {}).get("period") or "")
+        for key in events
+        if key.uri == MONTHLY_CLOSE.uri
+        for ev in events[key]
+    ]
+    periods = [p for p in periods if p]
+    return max(periods) if periods else None

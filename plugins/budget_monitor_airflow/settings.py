@@ -15,6 +15,7 @@ Environment variables (names shared with docker-compose.yaml and the tests):
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -142,3 +143,31 @@ def local_smtp_connection(port: int, sender: str) -> str:
             "extra": {"disable_ssl": True, "disable_tls": True, "from_email": sender, "retry_limit": 1, "timeout": 10},
         }
     )
+
+
+def feedback_deadline() -> timedelta:
+    """How long a unit has to answer a 核实反馈 request (and again after the one
+    reminder): BUDGET_MONITOR_FEEDBACK_DAYS, default 10 days;
+    BUDGET_MONITOR_FEEDBACK_DEADLINE_S (seconds) wins, for tests and drills."""
+    seconds = os.environ.get("BUDGET_MONITOR_FEEDBACK_DEADLINE_S")
+    if seconds:
+        return timedelta(seconds=float(seconds))
+    return timedelta(days=float(os.environ.get("BUDGET_MONITOR_FEEDBACK_DAYS") or 10))
+
+
+def approvers() -> list[str]:
+    """Airflow user names allowed to approve a year-end report
+    (BUDGET_MONITOR_APPROVERS, comma-separated). Empty: any user whose role
+    may answer Human-in-the-loop tasks (not a viewer)."""
+    return [n.strip() for n in (os.environ.get("BUDGET_MONITOR_APPROVERS") or "").split(",") if n.strip()]
+
+
+def unit_users(unit: str) -> list[str]:
+    """Airflow user names who answer for ``unit``: the ``account`` of its contact
+    in the department's contacts file, if any; else nobody in particular (the
+    finance office answers)."""
+    try:
+        from budget_monitor import contacts
+    except ImportError:  # before the contacts table exists
+        return []
+    return contacts.accounts(funds_root(), unit)

@@ -50,31 +50,45 @@ def fund_dirs(year: int, fund_filter: str = "") -> list[str]:
 
 
 def build(fund_dir: str, year: int) -> dict:
-    """Write one fund's self-evaluation outputs; the report mail is queued in the outbox."""
+    """Write one fund's year-end report as a draft (marked 草稿, never mailed) for
+    the approver. Refused (YearNotReady) until December is closed."""
+    import hashlib
+
+    from budget_monitor import store
     from budget_monitor.config import load_fund_config
-    from budget_monitor.pipeline import run_year_end
+    from budget_monitor.money_fmt import plain_number
+    from budget_monitor.paths import contained, private_dir
+    from budget_monitor.pipeline import check_year_closed, run_year_end
 
     d = Path(fund_dir)
     cfg = load_fund_config(d)
-    from budget_monitor.paths import contained, private_dir
-
+    check_year_closed(store.open_store(settings.db_url()), cfg)
     # contained(): a fund code can never lead outside the reports root.
     out = private_dir(contained(settings.reports_root(), cfg.code, str(year)))
-    result = run_year_end(d, year, out, settings.db_url(), None)  # sending is email_report's job
-    log.info("%s", result.summary())
+    result = run_year_end(d, year, out, settings.db_url(), None, draft=True)
+    log.info("%s (draft, waiting for approval)", result.summary())
+    json_path = next(p for p in result.paths if p.suffix == ".json")
     return {
         "fund": cfg.code,
+        "fund_name": cfg.name,
+        "fund_dir": str(d),
         "year": year,
         "out_dir": str(out),
-        "queued": result.queued,
         "files": sorted(str(p) for p in result.paths),
         "total_score": result.total_score,
+        "total_score_text": f"{plain_number(result.total_score)}分",
         "grade": result.grade,
+        "draft_sha256": hashlib.sha256(json_path.read_bytes()).hexdigest(),
     }
 
 
-def email(report: dict) -> int:
-    """Send the fund's queued report mail (.docx report and .xlsx score table attached)."""
+def email(report: dict | None) -> int:
+    """Send the fund's queued report mail (.docx report and .xlsx score table
+    attached); nothing for a draft that was sent back."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from budget_monitor_airflow.monthly import send_alerts
 
+    if not report:
+        raise AirflowSkipException("the draft was not approved: nothing to send")
     return send_alerts(report["fund"])

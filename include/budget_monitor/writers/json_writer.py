@@ -136,6 +136,8 @@ def to_json(model: YearEnd) -> dict[str, Any]:
         out["provenance"] = provenance_json(model.provenance)
     if model.draft:
         out["draft"] = True
+    if model.approval:
+        out["approval"] = dict(model.approval)
     return out
 
 

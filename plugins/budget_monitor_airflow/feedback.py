@@ -1,0 +1,216 @@
+"""Bodies of the 核实反馈 DAG's tasks and of the year-end approval: glue between
+Airflow's Human-in-the-loop records and budget_monitor.feedback / approval.
+
+A HITL response arrives as the operator's XCom: ``chosen_options``,
+``params_input`` (the form), ``responded_by_user`` ({id, name}; None when the
+scheduler applied the defaults at the deadline) and ``responded_at``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from budget_monitor_airflow import settings
+
+log = logging.getLogger(__name__)
+
+SUBMIT = "提交"
+APPROVE, REJECT = "批准", "退回"
+
+
+def _engine():
+    from budget_monitor import store
+
+    return store.open_store(settings.db_url())
+
+
+def _local(when: Any) -> datetime | None:
+    """A response time (aware UTC, or ISO text after an XCom round trip) as the store keeps time."""
+    from budget_monitor.store import TZ
+
+    if when is None:
+        return None
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    return when.astimezone(TZ).replace(tzinfo=None, microsecond=0)
+
+
+def _users(names: list[str]) -> list[dict[str, str]] | None:
+    """HITL assignees; none means anyone allowed to answer HITL tasks (the finance office)."""
+    return [{"id": n, "name": n} for n in names] or None
+
+
+def _quarter_name(q: int) -> str:
+    from budget_monitor.narrative import load_texts
+
+    return load_texts()["quarter_names"][q]
+
+
+# ----------------------------------------------------------------- 核实反馈
+
+
+def plan(month: str, fund_filter: str = "") -> list[dict]:
+    """Open the requests the close of ``month`` owes (units lagging at a quarter
+    end) and return them, each with the subject and body its contact is shown."""
+    from budget_monitor import feedback
+    from budget_monitor.config import load_fund_config
+    from budget_monitor.pipeline import compute
+
+    from budget_monitor_airflow.year_end import fund_dirs
+
+    year, mon = (int(p) for p in month.split("-"))
+    if mon % 3:
+        log.info("%s is not a quarter end: no 核实反馈 requests", month)
+        return []
+    engine = _engine()
+    out = []
+    for d in fund_dirs(year, fund_filter):
+        cfg = load_fund_config(Path(d))
+        result = compute(engine, cfg, mon)
+        figures = {
+            u.unit: feedback.quarter_figures(next(q for q in u.quarters if q.quarter == mon // 3)) for u in result.units
+        }
+        for r in feedback.ask(engine, cfg.code, year, feedback.due(result, mon), deadline=settings.feedback_deadline()):
+            subject, body = feedback.request_message(cfg.name, r, figures[r.unit], _quarter_name(r.quarter))
+            out.append(
+                {
+                    "fund_dir": d,
+                    "fund_code": cfg.code,
+                    "fund_name": cfg.name,
+                    "unit": r.unit,
+                    "year": r.year,
+                    "quarter": r.quarter,
+                    "subject": subject,
+                    "body": body,
+                    "assigned_users": _users(settings.unit_users(r.unit)),
+                    "figures": figures[r.unit],
+                }
+            )
+    log.info("%s: %d 核实反馈 request(s) open", month, len(out))
+    return out
+
+
+def hitl_request(req: dict) -> dict:
+    """The mapped HITL operator's arguments for one request."""
+    return {"subject": req["subject"], "body": req["body"], "assigned_users": req["assigned_users"]}
+
+
+def record(req: dict, response: dict | None, *, final: bool = False) -> dict | None:
+    """Store a unit's answer. No answer (deadline passed, defaults applied) or a
+    blank cause: the request is returned to be reminded; after the reminder
+    (``final``) it is closed as unanswered."""
+    from budget_monitor import feedback
+
+    response = response or {}
+    user = response.get("responded_by_user")
+    form = response.get("params_input") or {}
+    cause = str(form.get("cause") or "").strip()
+    engine = _engine()
+    key = (req["fund_code"], req["unit"], req["year"], req["quarter"])
+    if user and cause:
+        taken = feedback.answer(
+            engine,
+            *key,
+            cause=cause,
+            measures=str(form.get("measures") or ""),
+            by=str(user.get("name") or user.get("id")),
+            at=_local(response.get("responded_at")),
+            channel="hitl",
+        )
+        log.info("%s %s Q%s: answer by %s %s", *key[:2], key[3], user, "recorded" if taken else "already on record")
+        return None
+    if final:
+        feedback.mark(engine, *key, feedback.UNANSWERED)
+        log.warning("%s %s Q%s: no answer after the reminder; fund.yaml lag_causes is the fallback", *key[:2], key[3])
+        return None
+    log.warning("%s %s Q%s: no answer by the deadline; reminding once", *key[:2], key[3])
+    return req
+
+
+def remind(late: list[dict | None]) -> list[dict]:
+    """Mark each unanswered request reminded (once) and return the reminder requests."""
+    from budget_monitor import feedback
+
+    engine = _engine()
+    out = []
+    for req in (r for r in late if r):
+        key = (req["fund_code"], req["unit"], req["year"], req["quarter"])
+        if not feedback.mark(engine, *key, feedback.REMINDED):
+            continue  # reminded by an earlier run: once only
+        request = next(
+            r
+            for r in feedback.requests(engine, req["fund_code"], req["year"])
+            if (r.unit, r.quarter) == (req["unit"], req["quarter"])
+        )
+        request = replace(request, deadline=request.reminded_at + settings.feedback_deadline())
+        subject, body = feedback.request_message(
+            req["fund_name"], request, req["figures"], _quarter_name(request.quarter), reminder=True
+        )
+        out.append({**req, "subject": subject, "body": body})
+    return out
+
+
+# ----------------------------------------------------------------- year-end approval
+
+
+def approval_request(report: dict) -> dict:
+    """The mapped HITL operator's arguments asking the approver to sign off one fund's draft."""
+    from budget_monitor.feedback import md_escape
+
+    body = "\n\n".join(
+        [
+            f"**专项资金**：{md_escape(report['fund_name'])}（{md_escape(report['fund'])}）",
+            f"**年度**：{report['year']}　**自评得分**：{md_escape(report['total_score_text'])}　**等级**：{md_escape(report['grade'])}",
+            f"**草稿文件**：{md_escape(report['out_dir'])}（自评报告.docx、自评表.xlsx 等，均标注“草稿”）",
+            "请审阅草稿后选择“批准”或“退回”。批准后生成正式报告并发送；退回须填写意见，数据更正后重新运行。",
+        ]
+    )
+    return {
+        "subject": f"【审批】{report['fund_name']} {report['year']}年度绩效自评报告",
+        "body": body,
+        "assigned_users": _users(settings.approvers()),
+    }
+
+
+def decide(report: dict, response: dict | None) -> dict | None:
+    """Record the approver's decision. Approved: the final report is written
+    (approval in its provenance) and its mail queued; returns the report for
+    email_report. Sent back: recorded with the comment; returns None."""
+    from budget_monitor import approval
+    from budget_monitor.pipeline import run_year_end
+
+    response = response or {}
+    user = response.get("responded_by_user")
+    chosen = response.get("chosen_options") or []
+    comment = str((response.get("params_input") or {}).get("comment") or "")
+    engine = _engine()
+    if not user:
+        log.warning(
+            "%s %s: no decision recorded (deadline passed): the draft stays a draft", report["fund"], report["year"]
+        )
+        return None
+    decision = approval.APPROVED if APPROVE in chosen else approval.REJECTED
+    if decision == approval.REJECTED and not comment.strip():
+        comment = "（未填写意见）"
+    made = approval.decide(
+        engine,
+        report["fund"],
+        report["year"],
+        decision,
+        by=str(user.get("name") or user.get("id")),
+        comment=comment,
+        at=_local(response.get("responded_at")),
+        draft_sha256=report.get("draft_sha256"),
+    )
+    if not made.approved:
+        log.warning("%s %s sent back by %s: %s", report["fund"], report["year"], made.decided_by, made.comment)
+        return None
+    result = run_year_end(
+        Path(report["fund_dir"]), report["year"], Path(report["out_dir"]), settings.db_url(), None, approval=made
+    )
+    log.info("%s approved by %s: %s", report["fund"], made.decided_by, result.summary())
+    return {**report, "queued": result.queued, "approved_by": made.decided_by}
