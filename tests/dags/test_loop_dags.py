@@ -132,6 +132,8 @@ def test_year_end_report_is_mailed_only_after_approval(dagbag, env, smtp):
     assert "draft" not in final
     assert final["approval"]["decided_by"] == "approver" and final["approval"]["decision"] == "approved"
     assert final["total_score"] == 100.0
+    (md,) = out.glob("*.md")
+    assert "本报告经approver于" in md.read_text(encoding="utf-8")  # 附件3 数据来源 says who signed off
     mails = smtp.wait_for(lambda m: any(a.endswith(".docx") for a in attachment_names(m)))
     assert len(mails) == 1, smtp.subjects()
     assert [d.decision for d in approval.history(engine, CODE, 2021)] == ["rejected", "approved"]

@@ -88,6 +88,12 @@ def _sources(model: YearEnd) -> dict[str, Any]:
         f"校验规则摘要{p.rules_sha256[:16]}，模板摘要{p.templates_sha256[:16]}。"
         "表中SHA-256为文件摘要的前16位，完整摘要及入库记录见self_evaluation.json。"
     )
+    if model.approval:  # the finance office's sign-off (approval.py), as recorded in Airflow
+        a = model.approval
+        when = str(a.get("decided_at", "")).replace("T", " ")[:16]
+        note += f"本报告经{a.get('decided_by', '')}于{when}审核批准" + (
+            f"（意见：{a['comment']}）。" if a.get("comment") else "。"
+        )
     return {"rows": rows, "note": note}
 
 
