@@ -70,6 +70,24 @@ def _configure(port: int) -> dict[str, str]:
     return env
 
 
+# What the demo's units say when asked why a quarter lagged (核实反馈).
+DEMO_ANSWERS = {
+    2: ("执法检查装备采购项目招标延期，合同于7月签订", "7月完成合同签订，8月底前完成验收付款"),
+    3: ("药品监管干部培训因疫情防控要求推迟举办", "培训调整至10月集中举办，同步加快抽检经费结算"),
+}
+
+
+def _answer(detail: dict):
+    """The demo's people: units answer their 核实反馈 requests; the approver approves."""
+    subject = detail["subject"]
+    if subject.startswith("【审批】"):
+        return ("approver", "user", ["批准"], {"comment": "同意"})
+    unit = subject.split("】", 1)[1].split(" ", 1)[0]
+    quarter = 2 if "第二季度" in subject else 3 if "第三季度" in subject else 1 if "第一季度" in subject else 4
+    cause, measures = DEMO_ANSWERS.get(quarter, ("部分项目启动较晚", "加快项目实施和资金支付"))
+    return (f"{unit[:2]}联络员", "user", ["提交"], {"cause": cause, "measures": measures})
+
+
 def _months(spec: str) -> list[int]:
     first, _, last = spec.partition("-")
     return list(range(int(first), int(last or first) + 1))
@@ -106,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         monthly = bag.get_dag("budget_monthly_monitor")
         year_end = bag.get_dag("budget_year_end_report")
+        unit_feedback = bag.get_dag("budget_unit_feedback")
+        from budget_monitor_airflow.responder import in_process
+
+        # The people of the loop, played by the demo through Airflow's REST API:
+        # each lagging unit answers its quarter-end request, the finance office's
+        # approver signs off the year-end draft.
+        responder, client = in_process(_answer)
+        responder.start()
 
         from budget_monitor import store
         from budget_monitor.config import load_fund_config
@@ -127,12 +153,24 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             failed += str(dr.state) != "success"
+            if m % 3 == 0:
+                before = len(responder.answered)
+                dr = unit_feedback.test(logical_date=when, run_conf={"month": month})
+                for a in responder.answered[before:]:
+                    print(f"          核实反馈 {a['user']}：{a['params'].get('cause', '')}", flush=True)
+                failed += str(dr.state) != "success"
         if 12 in _months(args.months):
+            before = len(responder.answered)
             dr = year_end.test(run_conf={"year": cfg.year})
+            for a in responder.answered[before:]:
+                print(f"year end  审批 {a['user']}：{a['options'][0]}（{a['subject']}）", flush=True)
             print(f"year end  DAG {dr.state}", flush=True)
             failed += str(dr.state) != "success"
         time.sleep(1)  # let the SMTP server finish writing the last message
     finally:
+        if "responder" in locals():
+            responder.stop()
+            client.__exit__(None, None, None)
         controller.stop()
 
     print()
@@ -153,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n{ev['fund']['name']}：执行率 {ev['budget']['execution_rate']}%，"
                 f"自评得分 {ev['total_score']:g} 分，等级 {ev['grade']}；存在问题：{ev['problems'][0]}"
             )
+    print(
+        "\n仪表盘：启动 Airflow（.venv/bin/airflow api-server，AIRFLOW_HOME="
+        f"{HOME / 'airflow'}）后访问 http://localhost:8080/budget-dashboard/ ；"
+        "待办的核实反馈和报告审批在 Airflow 的 Required Actions（待办事项）页面。"
+    )
     print(f"\n用时 {time.monotonic() - started:.0f} 秒；失败的 DAG 运行：{failed}")
     return 1 if failed else 0
 
