@@ -75,10 +75,12 @@ def budget_unit_feedback():
         return plan(month, get_current_context()["params"]["fund"])
 
     @task
-    def remind(late: list[dict | None]) -> list[dict]:
+    def remind(outcomes: list[dict]) -> list[dict]:
         from budget_monitor_airflow.feedback import remind as remind_once
 
-        return remind_once(list(late))
+        # Indexed, not iterated: iterating the lazy XCom sequence probes one past
+        # its end, which Airflow logs as an error.
+        return remind_once([outcomes[i] for i in range(len(outcomes))])
 
     requests = plan_requests(choose_month())
     first = FeedbackRequestOperator.partial(

@@ -87,10 +87,10 @@ def budget_year_end_report():
         return build(fund_dir, year)
 
     @task(map_index_template="{{ fund_label }}")
-    def email_report(report: dict | None) -> int:
+    def email_report(report: dict) -> int:
         from budget_monitor_airflow.year_end import email
 
-        get_current_context()["fund_label"] = (report or {}).get("fund", "")
+        get_current_context()["fund_label"] = report["fund"]
         return email(report)
 
     year = choose_year()

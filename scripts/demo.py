@@ -70,10 +70,14 @@ def _configure(port: int) -> dict[str, str]:
     return env
 
 
-# What the demo's units say when asked why a quarter lagged (核实反馈).
+# What the demo's units say when asked why a quarter lagged (核实反馈):
+# (quarter, first two characters of the unit) -> cause, measures.
 DEMO_ANSWERS = {
-    2: ("执法检查装备采购项目招标延期，合同于7月签订", "7月完成合同签订，8月底前完成验收付款"),
-    3: ("药品监管干部培训因疫情防控要求推迟举办", "培训调整至10月集中举办，同步加快抽检经费结算"),
+    (2, "台山"): ("执法检查装备采购项目招标延期，合同于7月签订", "7月完成合同签订，8月底前完成验收付款"),
+    (2, "开平"): ("执法检查装备采购项目招标延期，合同于7月签订", "7月完成合同签订，8月底前完成验收付款"),
+    (2, "恩平"): ("抽检经费按季度结算，第二季度费用在7月支付", "改为按月结算抽检经费"),
+    (3, "台山"): ("药品监管干部培训因疫情防控要求推迟举办", "培训调整至10月集中举办"),
+    (3, "恩平"): ("执法装备到货延迟，验收付款顺延", "督促供应商10月底前到货并完成验收付款"),
 }
 
 
@@ -83,8 +87,8 @@ def _answer(detail: dict):
     if subject.startswith("【审批】"):
         return ("approver", "user", ["批准"], {"comment": "同意"})
     unit = subject.split("】", 1)[1].split(" ", 1)[0]
-    quarter = 2 if "第二季度" in subject else 3 if "第三季度" in subject else 1 if "第一季度" in subject else 4
-    cause, measures = DEMO_ANSWERS.get(quarter, ("部分项目启动较晚", "加快项目实施和资金支付"))
+    quarter = next(q for q, name in enumerate(("第一季度", "第二季度", "第三季度", "第四季度"), 1) if name in subject)
+    cause, measures = DEMO_ANSWERS.get((quarter, unit[:2]), ("部分项目启动较晚", "加快项目实施和资金支付进度"))
     return (f"{unit[:2]}联络员", "user", ["提交"], {"cause": cause, "measures": measures})
 
 

@@ -189,6 +189,16 @@ class QuarterStory:
     units: tuple[str, ...] = ()
 
 
+def _grouped(rows: Sequence[Request], field: str) -> list[str]:
+    """ "A、B反馈：text" per distinct answer text, units in answer order: units
+    that gave the same answer are quoted once, not repeated."""
+    texts: dict[str, list[str]] = {}
+    for r in rows:
+        texts.setdefault(str(getattr(r, field)).rstrip("。；;"), []).append(r.unit)
+    said = "反馈：" if field == "cause" else "："
+    return [f"{'、'.join(units)}{said}{text}" for text, units in texts.items()]
+
+
 def quarter_stories(
     answered: Sequence[Request], lagging_quarters: Iterable[int], fallback: Mapping[int, str]
 ) -> dict[int, QuarterStory]:
@@ -197,8 +207,8 @@ def quarter_stories(
     for q in sorted(set(lagging_quarters)):
         got = [r for r in answered if r.quarter == q and r.status == ANSWERED and r.cause]
         if got:
-            cause = "；".join(f"{r.unit}反馈：{r.cause.rstrip('。；;')}" for r in got)
-            measures = tuple(f"{r.unit}：{r.measures.rstrip('。；;')}" for r in got if r.measures)
+            cause = "；".join(_grouped(got, "cause"))
+            measures = tuple(_grouped([r for r in got if r.measures], "measures"))
             out[q] = QuarterStory(cause, measures, "answered", tuple(r.unit for r in got))
         elif fallback.get(q):
             out[q] = QuarterStory(fallback[q], (), "configured")

@@ -99,10 +99,11 @@ def hitl_request(req: dict) -> dict:
     return {"subject": req["subject"], "body": req["body"], "assigned_users": req["assigned_users"]}
 
 
-def record(req: dict, response: dict | None, *, final: bool = False) -> dict | None:
-    """Store a unit's answer. No answer (deadline passed, defaults applied) or a
-    blank cause: the request is returned to be reminded; after the reminder
-    (``final``) it is closed as unanswered."""
+def record(req: dict, response: dict | None, *, final: bool = False) -> dict:
+    """Store a unit's answer; the request comes back with its ``outcome``:
+    ``answered``; ``late`` (no answer by the deadline, the defaults applied, or
+    a blank cause: to be reminded); after the reminder (``final``) ``unanswered``.
+    Always a value, so the next task's XCom pull finds one per request."""
     from budget_monitor import feedback
 
     response = response or {}
@@ -122,22 +123,22 @@ def record(req: dict, response: dict | None, *, final: bool = False) -> dict | N
             channel="hitl",
         )
         log.info("%s %s Q%s: answer by %s %s", *key[:2], key[3], user, "recorded" if taken else "already on record")
-        return None
+        return {**req, "outcome": "answered"}
     if final:
         feedback.mark(engine, *key, feedback.UNANSWERED)
         log.warning("%s %s Q%s: no answer after the reminder; fund.yaml lag_causes is the fallback", *key[:2], key[3])
-        return None
+        return {**req, "outcome": "unanswered"}
     log.warning("%s %s Q%s: no answer by the deadline; reminding once", *key[:2], key[3])
-    return req
+    return {**req, "outcome": "late"}
 
 
-def remind(late: list[dict | None]) -> list[dict]:
-    """Mark each unanswered request reminded (once) and return the reminder requests."""
+def remind(outcomes: list[dict]) -> list[dict]:
+    """Mark each request answered late reminded (once) and return the reminder requests."""
     from budget_monitor import feedback
 
     engine = _engine()
     out = []
-    for req in (r for r in late if r):
+    for req in (r for r in outcomes if r and r.get("outcome") == "late"):
         key = (req["fund_code"], req["unit"], req["year"], req["quarter"])
         if not feedback.mark(engine, *key, feedback.REMINDED):
             continue  # reminded by an earlier run: once only
@@ -150,7 +151,7 @@ def remind(late: list[dict | None]) -> list[dict]:
         subject, body = feedback.request_message(
             req["fund_name"], request, req["figures"], _quarter_name(request.quarter), reminder=True
         )
-        out.append({**req, "subject": subject, "body": body})
+        out.append({k: v for k, v in req.items() if k != "outcome"} | {"subject": subject, "body": body})
     return out
 
 
@@ -176,10 +177,10 @@ def approval_request(report: dict) -> dict:
     }
 
 
-def decide(report: dict, response: dict | None) -> dict | None:
+def decide(report: dict, response: dict | None) -> dict:
     """Record the approver's decision. Approved: the final report is written
-    (approval in its provenance) and its mail queued; returns the report for
-    email_report. Sent back: recorded with the comment; returns None."""
+    (approval in its provenance) and its mail queued. Sent back: recorded with
+    the comment. Returns the report with ``approved`` for email_report."""
     from budget_monitor import approval
     from budget_monitor.pipeline import run_year_end
 
@@ -208,9 +209,9 @@ def decide(report: dict, response: dict | None) -> dict | None:
     )
     if not made.approved:
         log.warning("%s %s sent back by %s: %s", report["fund"], report["year"], made.decided_by, made.comment)
-        return None
+        return {**report, "approved": False, "comment": made.comment}
     result = run_year_end(
         Path(report["fund_dir"]), report["year"], Path(report["out_dir"]), settings.db_url(), None, approval=made
     )
     log.info("%s approved by %s: %s", report["fund"], made.decided_by, result.summary())
-    return {**report, "queued": result.queued, "approved_by": made.decided_by}
+    return {**report, "approved": True, "queued": result.queued, "approved_by": made.decided_by}

@@ -43,7 +43,7 @@ class FeedbackRequestOperator(HITLOperator):
         self.request = request
         self.final = final
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict | None:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
         payload = super().execute_complete(context, event)
         return feedback.record(self.request, _response(payload), final=self.final)
 
@@ -59,6 +59,6 @@ class ReportApprovalOperator(HITLOperator):
         super().__init__(**kwargs)
         self.report = report
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict | None:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
         payload = super().execute_complete(context, event)
         return feedback.decide(self.report, _response(payload))

@@ -82,13 +82,13 @@ def build(fund_dir: str, year: int) -> dict:
     }
 
 
-def email(report: dict | None) -> int:
+def email(report: dict) -> int:
     """Send the fund's queued report mail (.docx report and .xlsx score table
     attached); nothing for a draft that was sent back."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from budget_monitor_airflow.monthly import send_alerts
 
-    if not report:
-        raise AirflowSkipException("the draft was not approved: nothing to send")
+    if not report.get("approved"):
+        raise AirflowSkipException(f"{report.get('fund', '')}: the draft was not approved: nothing to send")
     return send_alerts(report["fund"])

@@ -150,11 +150,11 @@ def test_unanswered_request_is_reminded_once_then_closed(env):
     (req, *_) = [r for r in glue.plan("2021-06") if r["unit"] == TAISHAN]
     timed_out = {"chosen_options": ["提交"], "params_input": {"cause": "", "measures": ""}, "responded_by_user": None}
     late = glue.record(req, timed_out)
-    assert late == req
-    (reminder,) = glue.remind([late, None])
+    assert late == {**req, "outcome": "late"}
+    (reminder,) = glue.remind([late, {**req, "unit": "开平市市场监督管理局", "outcome": "answered"}])
     assert reminder["subject"].startswith("【催办】") and "反馈期限已过" in reminder["body"]
     assert glue.remind([late]) == []  # once only
-    assert glue.record(reminder, timed_out, final=True) is None
+    assert glue.record(reminder, timed_out, final=True)["outcome"] == "unanswered"
     engine = store.open_store(env["db"])
     (r,) = [x for x in feedback.requests(engine, CODE, 2021) if x.unit == TAISHAN]
     assert r.status == "unanswered" and r.reminded_at is not None
