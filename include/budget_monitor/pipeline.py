@@ -15,7 +15,6 @@ A monthly close of fund-month (f, m) is three steps, each safe to re-run:
 
 from __future__ import annotations
 
-import calendar
 import logging
 import os
 from dataclasses import dataclass, field
@@ -28,31 +27,19 @@ from collections.abc import Generator
 from budget_monitor import store
 from budget_monitor.config import FundConfig, load_fund_config
 from budget_monitor.locks import FundBusy, fund_lock, fund_locks
-from budget_monitor.sources import FACT_KINDS, fund_files, unsafe_entries
+from budget_monitor.intake.files import fund_files, unsafe_entries
+from budget_monitor.kinds import DATE_COLUMN, FACT_KINDS, LOAD_ORDER
+from budget_monitor.periods import month_bounds
 
 if TYPE_CHECKING:
     from budget_monitor.yearend import YearEnd
 
 log = logging.getLogger(__name__)
 
-# Column that dates a row, per fact kind (a file waits until its last date's month closes).
-DATE_COLUMN = {"payments": "pay_date", "inspections": "sample_date", "outputs": "month"}
-LOAD_ORDER = ("goals", "budget", *FACT_KINDS)
-
 
 def lock_wait_s() -> float:
     """How long a run waits for a fund another run holds (BUDGET_MONITOR_LOCK_WAIT_S, default 60 s)."""
     return float(os.environ.get("BUDGET_MONITOR_LOCK_WAIT_S") or 60)
-
-
-def month_bounds(month: str) -> tuple[date, date]:
-    """First and last day of 'YYYY-MM'."""
-    try:
-        year, mon = (int(p) for p in month.split("-"))
-        last = calendar.monthrange(year, mon)[1]
-        return date(year, mon, 1), date(year, mon, last)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"月份 {month!r} 应为 YYYY-MM 格式") from exc
 
 
 def discover_funds(root: Path) -> list[Path]:

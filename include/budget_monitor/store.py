@@ -52,6 +52,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from budget_monitor.kinds import KINDS, SNAPSHOT_KINDS as SNAPSHOT_KIND_NAMES
+
 TZ = ZoneInfo("Asia/Shanghai")
 
 metadata = MetaData(
@@ -254,6 +256,9 @@ approval = Table(
     Column("draft_sha256", String(64)),
 )
 
+# Columns of a fact table that are bookkeeping, not the row's key or values.
+_BOOKKEEPING = ("fund_code", "source_file_id")
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -263,20 +268,19 @@ class TableSpec:
     key: tuple[str, ...]
     values: tuple[str, ...]
 
+    @classmethod
+    def of(cls, table: Table) -> TableSpec:
+        """Read off the schema: the key is the primary key after ``fund_code``,
+        the values every other column but the bookkeeping, in table order."""
+        key = tuple(c.name for c in table.primary_key.columns if c.name not in _BOOKKEEPING)
+        values = tuple(c.name for c in table.columns if c.name not in key and c.name not in _BOOKKEEPING)
+        return cls(table, key, values)
 
-FACTS: dict[str, TableSpec] = {
-    "payments": TableSpec(
-        payment,
-        ("voucher_no",),
-        ("unit", "doc_no", "amount_fen", "pay_date", "kind", "econ_class", "memo"),
-    ),
-    "inspections": TableSpec(inspection, ("sample_no",), ("sample_date", "category", "unit", "result")),
-    "outputs": TableSpec(output, ("month", "unit", "name"), ("value", "value_num", "note")),
-    # Snapshot tables: a new budget/goals file replaces the fund's whole set.
-    "budget": TableSpec(allocation, ("doc_no", "unit", "kind"), ("date", "amount_fen")),
-    "goals": TableSpec(goal, ("name",), ("level1", "level2", "target", "weight", "position")),
-}
-SNAPSHOT_KINDS = frozenset({"budget", "goals"})
+
+# One spec per row of the kinds table (kinds.py), which names the table.
+FACTS: dict[str, TableSpec] = {k.name: TableSpec.of(metadata.tables[k.store_table]) for k in KINDS}
+# Snapshot tables: a new budget/goals file replaces the fund's whole set.
+SNAPSHOT_KINDS = frozenset(SNAPSHOT_KIND_NAMES)
 
 
 # --------------------------------------------------------------------------

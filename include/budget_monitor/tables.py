@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-KINDS: tuple[str, ...] = ("goals", "budget", "payments", "inspections", "outputs")
+from .kinds import LOAD_ORDER, data_kind
+
+KINDS: tuple[str, ...] = LOAD_ORDER
 TYPES = frozenset({"str", "text", "money", "date", "month", "decimal", "number_text"})
 
 # A trailing "(万元)" / "（元）" / "[万元]" / "单位：万元" after NFKC normalisation.
@@ -83,8 +85,7 @@ def split_unit(header: str) -> tuple[str, int | None]:
 @cache
 def specs(kind: str) -> tuple[ColumnSpec, ...]:
     """The column specs of one table kind, in contract order."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown table kind {kind!r}; expected one of {KINDS}")
+    data_kind(kind)  # unknown kind -> ValueError naming the known ones
     return tuple(s for s in _all_specs() if s.kind == kind)
 
 
