@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .kinds import FACT_KINDS
 from .names import safe_name
 
 PacePolicy = Literal["linear_month", "linear_day", "milestones", "workdays"]
@@ -164,6 +166,75 @@ class SelfEvaluationConfig(_Strict):
     fund_sources: dict[str, FundSource] = Field(default_factory=dict)
 
 
+# ---------------------------------------------------------------- source (intake wing, issue 16)
+# Where a fund's month comes from: fund.yaml ``source``, one settings class per kind.
+
+
+class FilesSourceSettings(_Strict):
+    """The finance office drops the files into the fund directory."""
+
+    kind: Literal["files"]
+
+
+def _fact_kinds(v: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
+    bad = [k for k in v if k not in FACT_KINDS]
+    if bad:
+        raise ValueError(f"数据种类 {bad[0]!r} 无效（应为 {'、'.join(FACT_KINDS)} 之一）")
+    return v
+
+
+class SqlSourceSettings(_Strict):
+    """A database with one table per kind (intake/sql.py). Its URL, password
+    included, is never written here: it comes from the Airflow connection
+    ``conn_id`` or the environment variable ``url_env``."""
+
+    kind: Literal["sql"]
+    conn_id: str = "budget_monitor_source"
+    url_env: str = "BUDGET_MONITOR_SOURCE_URL"
+    # kind -> table name, where it is not the kind's name.
+    tables: dict[str, str] = Field(default_factory=dict)
+    # kind -> the column placing a row in a month, where it is not the contract's.
+    date_columns: dict[str, str] = Field(default_factory=dict)
+
+    _kinds = field_validator("tables", "date_columns")(_fact_kinds)
+
+
+class HttpSourceSettings(_Strict):
+    """The treasury payment system's HTTP/JSON export (intake/treasury.py,
+    docs/treasury-export.md). The token comes from the Airflow connection
+    ``conn_id`` (its password; its host is the URL when ``url`` is not given)
+    or the environment variable ``token_env``, never from here."""
+
+    kind: Literal["http"]
+    url: str | None = None
+    conn_id: str = "budget_monitor_treasury"
+    token_env: str = "BUDGET_MONITOR_TREASURY_TOKEN"
+    kinds: list[str] = Field(default_factory=lambda: ["payments"], min_length=1)
+    page_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    _kinds = field_validator("kinds")(_fact_kinds)
+
+    @field_validator("url")
+    @classmethod
+    def _no_secret_in_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"接口地址 {safe_name(v)!r} 应以 http:// 或 https:// 开头")
+        if parts.username or parts.password:
+            raise ValueError("接口地址中不能包含用户名或密码：令牌请通过 Airflow 连接或环境变量提供")
+        return v
+
+
+# The settings of each source kind, by fund.yaml ``source.kind`` (its Literal);
+# intake/registry.py has the matching row that builds the source.
+SOURCE_SETTINGS = (FilesSourceSettings, SqlSourceSettings, HttpSourceSettings)
+SOURCE_KINDS: tuple[str, ...] = tuple(get_args(m.model_fields["kind"].annotation)[0] for m in SOURCE_SETTINGS)
+SourceSettings = Annotated[Union[SOURCE_SETTINGS], Field(discriminator="kind")]
+
+
 class FundConfig(_Strict):
     # A path component under the archive, report and lock roots, and the
     # store's String(64) key: checked by _safe_code (a Chinese reason).
@@ -197,6 +268,10 @@ class FundConfig(_Strict):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     # 自评表 fields (SelfEvaluationConfig); report helper, issue 15.
     self_evaluation: SelfEvaluationConfig = Field(default_factory=lambda: SelfEvaluationConfig())
+    # Where the month's data comes from (intake/registry.py). None: the
+    # deployment's default, the file drop (the DAG pulls from the SQL source
+    # instead when the Airflow connection ``budget_monitor_source`` exists).
+    source: SourceSettings | None = None
 
     @property
     def title(self) -> str:
@@ -263,6 +338,8 @@ def _zh_error(err: dict) -> str:
         return "缺少必填项"
     if kind == "extra_forbidden":
         return "未知字段"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"来源类型 kind 应为 {'、'.join(SOURCE_KINDS)} 之一"
     if kind.startswith("literal_error"):
         return f"取值无效（{err.get('msg')}）"
     if kind == "value_error" and err.get("ctx", {}).get("error") is not None:

@@ -20,6 +20,7 @@ import shutil
 import stat
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .names import NAME_MAX, fit_name, safe_name
@@ -65,26 +66,39 @@ def quarantine(path: Path, report: ValidationReport, quarantine_dir: Path, *, no
     its target is never opened.
     """
     path = Path(path)
-    qdir = _quarantine_dir(Path(quarantine_dir))
-    now = (now or datetime.now(TZ)).astimezone(TZ)
-    stamp, sha8 = f"{now:%Y%m%dT%H%M%S}", (report.sha256 or "nohash")[:8]
-    n = 1
-    target = qdir / quarantined_name(path.name, stamp, sha8)
-    while os.path.lexists(target) or os.path.lexists(target.with_name(target.name + REPORT_SUFFIX)):
-        n += 1
-        target = qdir / quarantined_name(path.name, stamp, sha8, n)
-    body = report.to_dict()
-    body.update(
-        {
-            "original_path": str(path),
-            "quarantined_as": target.name,
-            "rejected_at": now.isoformat(timespec="seconds"),
-        }
-    )
-    report_path = target.with_name(target.name + REPORT_SUFFIX)
-    atomic.write_text(report_path, json.dumps(body, ensure_ascii=False, indent=2, default=str), mode=file_mode())
+    body = {**report.to_dict(), "original_path": str(path)}
+    target = _place(path.name, report.sha256, body, quarantine_dir, now)
     shutil.move(str(path), str(target))
     _owner_only(target)
+    return target
+
+
+def quarantine_bytes(
+    data: bytes, name: str, body: dict[str, Any], quarantine_dir: Path, *, now: datetime | None = None
+) -> Path:
+    """Keep ``data`` that never became an input file (a source's response that
+    broke its contract) in quarantine as ``name``, with ``body`` (``file``,
+    ``kind``, ``reason``...) as its report: listed on the quarantine page like
+    a rejected file, for ops to look at. Returns where the data went."""
+    sha = hashlib.sha256(data).hexdigest()
+    target = _place(name, sha, {**body, "sha256": sha}, quarantine_dir, now)
+    atomic.write_bytes(target, data, mode=file_mode())
+    return target
+
+
+def _place(name: str, sha256: str | None, body: dict[str, Any], quarantine_dir: Path, now: datetime | None) -> Path:
+    """A free quarantined name for ``name``, its report already written beside it."""
+    qdir = _quarantine_dir(Path(quarantine_dir))
+    now = (now or datetime.now(TZ)).astimezone(TZ)
+    stamp, sha8 = f"{now:%Y%m%dT%H%M%S}", (sha256 or "nohash")[:8]
+    n = 1
+    target = qdir / quarantined_name(name, stamp, sha8)
+    while os.path.lexists(target) or os.path.lexists(target.with_name(target.name + REPORT_SUFFIX)):
+        n += 1
+        target = qdir / quarantined_name(name, stamp, sha8, n)
+    body = {**body, "quarantined_as": target.name, "rejected_at": now.isoformat(timespec="seconds")}
+    report_path = target.with_name(target.name + REPORT_SUFFIX)
+    atomic.write_text(report_path, json.dumps(body, ensure_ascii=False, indent=2, default=str), mode=file_mode())
     return target
 
 
