@@ -5,12 +5,18 @@ On the 5th of each month at 06:00 (Asia/Shanghai) closes the **previous**
 month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
 
 1. `plan_month`: the month to close (Param `month` overrides it).
-2. `discover_funds`: fund directories (Param `fund` picks one); pulls the
-   month from the SQL source first when connection `budget_monitor_source` exists.
+2. `discover_funds`: fund directories (Param `fund` picks one).
    No fund directory of the month's year (a scheduled run before the year's
    funds are dropped) is not a failure: the run logs "nothing to close",
    skips the load and the close, and ends green, so it never holds later
    runs (`max_active_runs=1`). A `fund` that matches nothing fails at once.
+   `pull_funds` (mapped, one task per batch): each fund's month is pulled
+   from its source (fund.yaml `source`: the dropped files, a SQL database,
+   the treasury payment system's HTTP/JSON export; a fund without one uses
+   connection `budget_monitor_source` when it exists) into its directory.
+   A fund whose source fails fails its task, naming the fund (retried, then
+   ops is told); `pulled_funds` (all_done) passes the other funds on, and
+   the failed one is neither loaded nor closed this run.
 3. `load_funds` then `close_funds`, mapped together per batch of
    `funds_per_task` funds (task group `fund_batch`, one map index per batch):
    - `load_funds`: read, validate, load each new file. A bad file goes to
@@ -37,8 +43,8 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
 A rerun changes nothing and mails nothing twice: files are skipped by
 content hash, the close recomputes the same figures, and an alert is queued
 once per (fund, unit, period, kind) key and sent once. When `discover_funds`
-fails, the batch tasks are never expanded (Airflow marks them
-`upstream_failed`; the reason is in `discover_funds`' log).
+fails, `pulled_funds` fails too and the batch tasks are never expanded
+(Airflow marks them `upstream_failed`; the reason is in `discover_funds`' log).
 
 **Granularity** (measured in `bench/RESULTS.md`, stage d). Loading and
 closing are mapped per *batch* of funds (Param `funds_per_task`, default
@@ -102,6 +108,20 @@ def budget_monthly_monitor():
         return batches(discover(month, params["fund"]), params["funds_per_task"])
 
     @task(pool=settings.pool(), map_index_template="{{ funds_label }}")
+    def pull_funds(batch: list[str], month: str) -> list[str]:
+        from budget_monitor_airflow.monthly import pull_batch
+        from budget_monitor_airflow.periods import batch_label
+
+        get_current_context()["funds_label"] = batch_label(batch)
+        return pull_batch(batch, month)
+
+    @task(trigger_rule="all_done")
+    def pulled_funds(month: str | None, batches: list[list[str]] | None) -> list[list[str]]:
+        from budget_monitor_airflow.monthly import ready_batches
+
+        return ready_batches(month, batches)
+
+    @task(pool=settings.pool(), map_index_template="{{ funds_label }}")
     def load_funds(batch: list[str], month: str) -> list[dict]:
         from budget_monitor_airflow.monthly import load_batch
         from budget_monitor_airflow.periods import batch_label
@@ -140,14 +160,19 @@ def budget_monthly_monitor():
 
     month = plan_month()
     funds = discover_funds(month)
-    batch = fund_batch.partial(month=month).expand(batch=funds)
+    pulled = pull_funds.partial(month=month).expand(batch=funds)
+    ready = pulled_funds(month, funds)
+    pulled >> ready
+    batch = fund_batch.partial(month=month).expand(batch=ready)
     # One flush after every batch's load and close: the rejection notices and alerts they queued.
     batch >> send_alerts()
-    # Published once every load and close succeeded: a rejected file
-    # (December: the year-end report) blocks it until the month is rerun.
-    # Mail is not a condition: a failed send_alerts stays visible as failed
-    # and its messages stay pending in the outbox for the next flush.
-    batch >> publish_close(month)
+    # Published once every pull, load and close succeeded: a rejected file or
+    # a fund whose pull failed (December: the year-end report) blocks it until
+    # the month is rerun. Mail is not a condition: a failed send_alerts stays
+    # visible as failed and its messages stay pending in the outbox for the next flush.
+    published = publish_close(month)
+    batch >> published
+    pulled >> published
 
 
 budget_monthly_monitor()

@@ -219,3 +219,27 @@ def test_a_bad_amount_is_rejected_by_the_loader_like_a_dropped_file(server: Trea
     reason = exc.value.reason
     assert path.name in reason and "壹仟元" in reason and "第2行" in reason, reason
     assert not path.exists() and list((fund / "quarantine").glob(f"*{path.name}.report.json"))
+
+
+def test_the_cli_pulls_from_the_funds_own_source(
+    server: TreasuryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import yaml
+
+    from budget_monitor.cli import EXIT_INFRA, EXIT_OK, main
+
+    fund = tmp_path / "fund"
+    fund.mkdir()
+    cfg = yaml.safe_load((EXAMPLE / "fund.yaml").read_text(encoding="utf-8"))
+    cfg["source"] = {"kind": "http", "url": server.url, "token_env": "TREASURY_TOKEN_FOR_TEST"}
+    (fund / "fund.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    _serve(server, [payment("V1", "1.00", "2021-03-01")])
+    monkeypatch.setenv("TREASURY_TOKEN_FOR_TEST", "s3cret")
+    monkeypatch.setenv("BUDGET_MONITOR_HOME", str(tmp_path / "home"))  # the CLI's log file
+    assert main(["pull", str(fund), "--month", MONTH]) == EXIT_OK
+    assert capsys.readouterr().out.strip() == str(fund / "payments" / f"pulled_{FUND}_{MONTH}.csv")
+
+    monkeypatch.setenv("TREASURY_TOKEN_FOR_TEST", "wrong")
+    assert main(["pull", str(fund), "--month", MONTH]) == EXIT_INFRA
+    err = capsys.readouterr().err
+    assert err.startswith("运行失败：未能从数据来源拉取本月数据：") and "认证失败" in err and "wrong" not in err

@@ -2,7 +2,11 @@
 
     budget-monitor monthly <fund_dir> --month YYYY-MM [--db URL] [--no-send]
     budget-monitor year-end <fund_dir> --year YYYY --out <dir> [--db URL] [--no-send] [--draft]
-    budget-monitor pull <fund_dir> --month YYYY-MM --source-url URL
+    budget-monitor pull <fund_dir> --month YYYY-MM [--source-url URL]
+
+`monthly` and `pull` pull the month from the fund's source first (fund.yaml
+`source`, secrets from the environment; nothing for dropped files), or from
+the SQL database ``--source-url`` names.
     budget-monitor data-docs <fund_dir> --out <dir>
     budget-monitor audit <fund_dir> --year YYYY --out <dir> [--db URL]
 
@@ -13,7 +17,8 @@ Exit codes (each with one Chinese line on stderr saying what to do):
      closed for what landed and the 数据退回 notice sent), a bad fund.yaml or
      argument, or a year-end before December is closed
   3  infrastructure failure: database unreachable or lost, disk full,
-     permission denied, report template error or timeout; nothing partial
+     permission denied, report template error or timeout, the fund's data
+     source unreachable or breaking its contract; nothing partial
      was written (traceback in the log file)
   4  done, but some mails are still unsent (they stay queued and go out with
      the next run)
@@ -49,11 +54,7 @@ def _monthly(args: argparse.Namespace) -> int:
     from budget_monitor.pipeline import run_monthly
 
     fund_dir = Path(args.fund_dir)
-    if args.source_url:
-        from budget_monitor.config import load_fund_config
-        from budget_monitor.sources import SqlSource, pull_month
-
-        pull_month(SqlSource(args.source_url), load_fund_config(fund_dir).code, args.month, fund_dir)
+    _pull_month(fund_dir, args.month, args.source_url)
     result = run_monthly(fund_dir, args.month, args.db, _mailer_for(fund_dir, not args.no_send))
     print(result.summary())
     return _unsent(result)
@@ -90,13 +91,20 @@ def _year_end(args: argparse.Namespace) -> int:
     return _unsent(result)
 
 
-def _pull(args: argparse.Namespace) -> int:
+def _pull_month(fund_dir: Path, month: str, source_url: str | None):  # -> intake.Pulled
+    """Pull the month from ``--source-url`` (a SQL database) if given, else from
+    the fund's own source (fund.yaml ``source``; secrets from the environment)."""
     from budget_monitor.config import load_fund_config
-    from budget_monitor.sources import SqlSource, pull_month
+    from budget_monitor.intake.registry import source_for
+    from budget_monitor.intake.sql import SqlSource
 
-    fund_dir = Path(args.fund_dir)
-    paths = pull_month(SqlSource(args.source_url), load_fund_config(fund_dir).code, args.month, fund_dir)
-    for p in paths:
+    cfg = load_fund_config(fund_dir)
+    source = SqlSource(source_url) if source_url else source_for(cfg)
+    return source.pull(cfg.code, month, fund_dir)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    for p in _pull_month(Path(args.fund_dir), args.month, args.source_url).files:
         print(p)
     return 0
 
@@ -142,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     y.set_defaults(func=_year_end)
 
-    pl = sub.add_parser("pull", help="pull a month's tables from a SQL source into the fund dir")
+    pl = sub.add_parser(
+        "pull", help="pull a month's tables from the fund's source (or a SQL database) into the fund dir"
+    )
     pl.add_argument("fund_dir")
     pl.add_argument("--month", required=True)
-    pl.add_argument("--source-url", required=True)
+    pl.add_argument("--source-url", default=None, help="a SQL database instead of fund.yaml's source")
     pl.set_defaults(func=_pull)
 
     d = sub.add_parser("data-docs", help="build Great Expectations Data Docs (HTML)")
@@ -190,12 +200,18 @@ def classify(exc: BaseException) -> tuple[int, str]:
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     from budget_monitor.config import FundConfigError
+    from budget_monitor.intake import SourceError
     from budget_monitor.pipeline import MonthRejected
 
     busy = _optional("budget_monitor.locks", "FundBusy")
     render = _optional("budget_monitor.report", "RenderError")
     if isinstance(exc, MonthRejected):
         return EXIT_INPUT, f"输入被拒绝：{exc.reason}"
+    if isinstance(exc, SourceError):
+        return (
+            EXIT_INFRA,
+            f"运行失败：未能从数据来源拉取本月数据：{_first_line(exc)}；未写入任何数据，请检查后重新运行本命令",
+        )
     if busy is not None and isinstance(exc, busy):
         return EXIT_BUSY, f"未运行：{_first_line(exc)}"
     if isinstance(exc, (OperationalError, DBAPIError)) and not _is_data_error(exc):

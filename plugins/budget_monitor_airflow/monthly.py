@@ -16,10 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def discover(month: str, fund_filter: str = "") -> list[str]:
-    """Fund directories under the inbox root (optionally one), after pulling the
-    month from the SQL source when the ``budget_monitor_source`` connection exists."""
+    """Fund directories under the inbox root (optionally one) whose fund-year is the month's.
+
+    Nothing is pulled here: each fund's source is pulled by ``pull_funds``
+    (:func:`pull_batch`), a mapped step of its own."""
     from budget_monitor.config import FundConfigError, load_fund_config
-    from budget_monitor.pipeline import discover_funds, month_bounds
+    from budget_monitor.periods import month_bounds
+    from budget_monitor.pipeline import discover_funds
 
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -54,18 +57,75 @@ def discover(month: str, fund_filter: str = "") -> list[str]:
         # any more) has nothing to do: that is not a failure.
         log.warning("nothing to close for %s: no %s fund directory (with fund.yaml) under %s", month, first.year, root)
         return []
-    source = settings.source_url()
-    if source:
-        from budget_monitor.sources import SqlSource, pull_month
-
-        for d in funds:
-            try:
-                code = load_fund_config(d).code
-            except FundConfigError:
-                continue
-            pulled = pull_month(SqlSource(source), code, month, d)
-            log.info("pulled %d file(s) for %s from the SQL source", len(pulled), d.name)
     return [str(d) for d in funds]
+
+
+# The XCom key under which each pull_funds task keeps the funds it made ready,
+# pushed before it fails, so that pulled_funds knows them whatever the task's state.
+READY_KEY = "ready"
+
+
+def pull_batch(fund_dirs: list[str], month: str) -> list[str]:
+    """Pull the month of each fund of the batch from its source; return the funds ready to load.
+
+    The source is fund.yaml's ``source``; a fund without one gets the SQL
+    source when the ``budget_monitor_source`` connection exists (as before),
+    else nothing is pulled (its files are dropped). Secrets come from the
+    Airflow connection a source names (``settings.source_endpoint``).
+
+    A fund whose source fails is left out of the ready list, the batch's
+    other funds go on, and the task fails at the end naming every such fund
+    (``FundsFailed``: retried, then ops is told). The ready list is pushed
+    (``READY_KEY``) before that, so the other funds still load and close.
+    """
+    from budget_monitor.config import SqlSourceSettings
+    from budget_monitor.intake.registry import pull_funds
+
+    from airflow.sdk import get_current_context
+
+    default = SqlSourceSettings(kind="sql") if settings.source_url() else None
+    ready: list[str] = []
+    failed: list[FundFailure] = []
+    for p in pull_funds([Path(d) for d in fund_dirs], month, settings.source_endpoint, default):
+        if p.error is None:
+            ready.append(str(p.fund_dir))
+            continue
+        log.error("%s %s: pull failed; not loaded or closed in this run: %s", p.code, month, p.error)
+        failed.append(FundFailure(fund=p.code, error=f"{type(p.error).__name__}: {p.error}"[:500]))
+    get_current_context()["ti"].xcom_push(key=READY_KEY, value=ready)
+    if failed:
+        raise FundsFailed(failed)
+    return ready
+
+
+def ready_batches(month: str | None, batches: list[list[str]] | None) -> list[list[str]]:
+    """``discover_funds``' batches less the funds whose pull failed: what is loaded and closed.
+
+    Runs ``all_done`` after every ``pull_funds`` task: a fund whose source
+    failed must not stop the others, nor be closed on a month it lacks (its
+    alerts would be false). A batch whose pull task left no ready list (it
+    never ran to its end) is held back whole. When discovery did not finish
+    it fails at once (no retry), so the batch tasks are never expanded
+    (upstream_failed) and the reason stays in discovery's log.
+    """
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if month is None or batches is None:
+        raise AirflowFailException("nothing to load: plan_month or discover_funds did not finish (see that task's log)")
+    if not batches:
+        return []
+    ti = get_current_context()["ti"]
+    pushed = ti.xcom_pull(task_ids="pull_funds", key=READY_KEY, map_indexes=list(range(len(batches))))
+    out = []
+    for batch, ready in zip(batches, pushed, strict=True):
+        keep = set(ready or [])
+        held = [Path(d).name for d in batch if d not in keep]
+        if held:
+            log.error("%s: held back from loading and closing %s (their pull failed)", ", ".join(held), month)
+        if keep:
+            out.append([d for d in batch if d in keep])
+    return out
 
 
 def load_batch(fund_dirs: list[str], month: str) -> list[dict]:

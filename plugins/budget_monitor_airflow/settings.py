@@ -101,6 +101,31 @@ def source_url() -> str | None:
     return connection_url(conn) if conn is not None else None
 
 
+def source_endpoint(conn_id: str):  # -> budget_monitor.intake.Endpoint | None
+    """A source's Airflow connection as an Endpoint (None when there is no such connection).
+
+    An ``http`` connection gives the treasury export's base URL (its host,
+    with ``schema`` as the scheme when the host has none, and its port) and
+    its password as the token; any other connection a SQLAlchemy URL
+    (:func:`connection_url`, password included).
+    """
+    from budget_monitor.intake import Endpoint
+
+    conn = _optional_connection(conn_id)
+    if conn is None:
+        return None
+    if (conn.conn_type or "").lower() in ("http", "https"):
+        return Endpoint(_http_url(conn), conn.password or None)
+    return Endpoint(connection_url(conn), conn.password or None)
+
+
+def _http_url(conn) -> str | None:
+    host = conn.host or ""
+    if not host or "://" in host:  # a whole URL as the host: taken as it is
+        return host or None
+    return f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
+
+
 def default_args() -> dict:
     """The default_args both DAGs share: owner, retries and the failure notifier."""
     from datetime import timedelta
