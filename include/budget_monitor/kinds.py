@@ -47,6 +47,7 @@ _BY_NAME = {k.name: k for k in KINDS}
 LOAD_ORDER: tuple[str, ...] = tuple(k.name for k in KINDS)
 SNAPSHOT_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS if k.snapshot)
 FACT_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS if not k.snapshot)
+FACT_FOLDERS: tuple[str, ...] = tuple(k.stem for k in KINDS if not k.snapshot)
 DATE_COLUMN: dict[str, str] = {k.name: k.date_column for k in KINDS if k.date_column}
 # The file types the fund directory is read in (ingest reads .txt/.xlsm too when asked directly).
 SUFFIXES: tuple[str, ...] = (".csv", ".xlsx")

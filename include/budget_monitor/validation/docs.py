@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ingest import IngestedTable, IngestError
+from ..kinds import FACT_KINDS, LOAD_ORDER, SNAPSHOT_KINDS
 from .context import ValidationContext
 from .prepare import check_column, check_frame
 from .rules import Rule, rules_for
@@ -65,7 +66,7 @@ def build_data_docs(
                 suite.add_expectation(cls(column=check_column(r, col), meta=meta, **r.kwargs))
         return context.suites.add_or_update(suite)
 
-    for kind in ("goals", "budget", "payments", "inspections", "outputs"):
+    for kind in LOAD_ORDER:
         suite_for(f"{kind}_rules", rules_for(kind))
 
     work = list(items or [])
@@ -102,13 +103,13 @@ def _fund_items(fund_dir: Path) -> list[tuple[IngestedTable, ValidationContext]]
     """Every readable table file of a fund directory with its context."""
     from ..config import load_fund_config
     from ..ingest import read_table
-    from ..sources import FACT_KINDS, SNAPSHOT_FILES, fund_files
+    from ..intake.files import fund_files
 
     cfg = load_fund_config(fund_dir)
     # The same file selection as the monthly load (no ~$ lock files, no dot files).
     files = fund_files(fund_dir)
     tables: dict[str, IngestedTable] = {}
-    for kind in SNAPSHOT_FILES:
+    for kind in SNAPSHOT_KINDS:
         for p in files.get(kind, [])[:1]:
             try:
                 tables[kind] = read_table(p, kind)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ingest import IngestError
+from ..kinds import FACT_FOLDERS
 from ..names import safe_name
 from .context import ValidationContext
 from .rules import rule, rules_for
@@ -88,7 +89,7 @@ def display_name(path: Path, fund_dir: Path | None) -> str:
         except ValueError:
             pass
     parent = path.parent.name
-    return safe_name(f"{parent}/{path.name}" if parent in ("payments", "inspections", "outputs") else path.name)
+    return safe_name(f"{parent}/{path.name}" if parent in FACT_FOLDERS else path.name)
 
 
 def report_for_ingest_error(exc: IngestError, kind: str, ctx: ValidationContext | None = None) -> ValidationReport:
