@@ -83,7 +83,7 @@ def _log(dr, task_id: str) -> str:
 
 
 def test_a_failing_source_fails_its_pull_naming_the_fund_and_the_others_load(
-    dagbag, inbox, treasury: TreasuryServer, caplog
+    dagbag, inbox, treasury: TreasuryServer, caplog, capsys
 ):
     from budget_monitor import store
 
@@ -95,8 +95,9 @@ def test_a_failing_source_fails_its_pull_naming_the_fund_and_the_others_load(
     assert states[("load_funds", 0)] == "success" and states[("close_funds", 0)] == "success", states
     assert states[("publish_close", -1)] == "upstream_failed", states  # the month is not complete
     assert str(dr.state) == "failed"
-    text = caplog.text + _log(dr, "pull_funds")
-    assert f"{DOWN}: SourceError" in text and "HTTP 500" in text, text[-3000:]
+    # The task's error names the fund and why (the notifier tells ops with it).
+    text = caplog.text + _log(dr, "pull_funds") + "".join(capsys.readouterr())
+    assert f"1 fund(s) failed: {DOWN}: SourceError: {DOWN} {MONTH}" in text and "HTTP 500" in text, text[-3000:]
 
     # The good fund's payments came over HTTP (with the connection's token) and landed.
     engine = store.open_store(inbox["db"])
