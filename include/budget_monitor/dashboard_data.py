@@ -374,6 +374,8 @@ def fund_page(engine: Engine, configs: Mapping[str, FundEntry], code: str) -> di
         "units": [],
         "alerts": alerts(engine, code),
         "rejections": rejections(engine, code),
+        "feedback": feedback_rows(engine, code, fund["year"]),
+        "approval": approval_rows(engine, code, fund["year"]),
     }
     closes = _closes(engine, [code]).get(code, [])
     page["closed_months"] = [m for m, _ in closes]
@@ -408,7 +410,37 @@ def unit_page(engine: Engine, configs: Mapping[str, FundEntry], code: str, unit:
         "unit": unit,
         "series": known.get(unit),
         "alerts": alerts(engine, code, unit),
+        "feedback": [r for r in page["feedback"] if r["unit"] == unit],
     }
+
+
+def feedback_rows(engine: Engine, code: str, year: int) -> list[dict[str, Any]]:
+    """The fund-year's 核实反馈 requests and answers (feedback.py), by quarter and unit."""
+    from budget_monitor import feedback
+
+    return [
+        {
+            "unit": r.unit,
+            "quarter": r.quarter,
+            "status": r.status,
+            "deadline": r.deadline,
+            "answered_by": r.answered_by,
+            "answered_at": r.answered_at,
+            "cause": r.cause,
+            "measures": r.measures,
+        }
+        for r in feedback.requests(engine, code, int(year))
+    ]
+
+
+def approval_rows(engine: Engine, code: str, year: int) -> list[dict[str, Any]]:
+    """Every decision on the fund-year's report, latest last (approval.py)."""
+    from budget_monitor import approval
+
+    return [
+        {"decision": d.decision, "by": d.decided_by, "at": d.decided_at, "comment": d.comment}
+        for d in approval.history(engine, code, int(year))
+    ]
 
 
 # ---------------------------------------------------------------------- reports

@@ -368,8 +368,10 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
                 "尚无预算单位",
             )
         )
-    parts.append("<h2>预警与核实反馈</h2>")
+    parts.append("<h2>预警</h2>")
     parts.append(_alerts_table(data["alerts"], with_unit=True))
+    parts.append("<h2>核实反馈</h2>")
+    parts.append(_feedback_table(data["feedback"], with_unit=True))
     parts.append("<h2>被退回的数据文件</h2>")
     parts.append(
         _table(
@@ -383,7 +385,7 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
     )
     parts.append("<h2>年度自评报告</h2>")
     if reports["draft"] is not None:
-        parts.append(f"<p class='notice'>{'草稿：尚未定稿，仅供核对' if reports['draft'] else '正式稿'}</p>")
+        parts.append(f"<p class='notice' data-field='report-status'>{e(_report_status(reports, data['approval']))}</p>")
     parts.append(
         _table(
             ["文件", "类型", "大小"],
@@ -403,6 +405,44 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
     )
 
 
+FEEDBACK_STATUS = {"open": "待反馈", "reminded": "已催办", "answered": "已反馈", "unanswered": "逾期未反馈"}
+DECISIONS = {"approved": "批准", "rejected": "退回"}
+
+
+def _feedback_table(rows: list[dict[str, Any]], *, with_unit: bool) -> str:
+    body = [
+        "<tr class='feedback'>"
+        + (f"<td>{e(r['unit'])}</td>" if with_unit else "")
+        + f"<td>第{e(r['quarter'])}季度</td><td>{e(FEEDBACK_STATUS.get(r['status'], r['status']))}</td>"
+        f"<td>{e(_when(r['deadline']))}</td><td class='reason'>{e(r['cause'] or '')}</td>"
+        f"<td class='reason'>{e(r['measures'] or '')}</td>"
+        f"<td>{e(r['answered_by'] or '')}</td><td>{e(_when(r['answered_at']) if r['answered_at'] else '')}</td></tr>"
+        for r in rows
+    ]
+    headers = (["预算单位"] if with_unit else []) + [
+        "季度",
+        "状态",
+        "反馈截止",
+        "原因",
+        "整改措施",
+        "反馈人",
+        "反馈时间",
+    ]
+    return _table(headers, body, "尚无核实反馈请求（季度末落后于序时进度的单位会被要求反馈）")
+
+
+def _report_status(reports: dict[str, Any], decisions: list[dict[str, Any]]) -> str:
+    """正式稿 (who approved, when) / 草稿 waiting or sent back, from the store's decisions."""
+    last = decisions[-1] if decisions else None
+    if not reports["draft"]:
+        if last and last["decision"] == "approved":
+            return f"正式稿：经 {last['by']} 于 {_when(last['at'])} 批准"
+        return "正式稿"
+    if last and last["decision"] == "rejected":
+        return f"草稿：已被 {last['by']} 于 {_when(last['at'])} 退回（{last['comment'] or ''}），待数据更正后重新生成"
+    return "草稿：待财务科审批（Airflow 待办事项 Required Actions），尚未发送"
+
+
 def _size(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} 字节"
 
@@ -411,9 +451,11 @@ def render_unit(data: dict[str, Any]) -> str:
     fund, unit = data["fund"], data["unit"]
     parts = [f"<h1>{e(unit)}</h1>", f"<p class='meta'>{e(fund['name'])}（{e(fund['code'])}）</p>"]
     parts += _series_parts(data, unit, with_units=False)
-    parts.append("<h2>预警与核实反馈</h2>")
+    parts.append("<h2>预警</h2>")
     parts.append("<p class='notice'>本单位的联系人尚未登记：预警发往资金的财务科室。</p>")
     parts.append(_alerts_table(data["alerts"], with_unit=False))
+    parts.append("<h2>核实反馈</h2>")
+    parts.append(_feedback_table(data["feedback"], with_unit=False))
     return page(
         unit,
         "".join(parts),

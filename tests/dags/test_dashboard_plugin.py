@@ -67,6 +67,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
                         )
                     )
             close_month(fund, month, db, cfg=cfg, chart=False)
+        # 核实反馈: 台山 answered Q2 (with markup in its words), 开平 not yet.
+        from budget_monitor import approval, feedback
+
+        feedback.ask(engine, CODE, 2021, [("台山市市场监督管理局", 2), ("开平市市场监督管理局", 2)])
+        feedback.answer(
+            engine,
+            CODE,
+            "台山市市场监督管理局",
+            2021,
+            2,
+            cause=f"招标延期{EVIL_VALUE}",
+            measures="8月底前付款",
+            by="taishan",
+        )
+        approval.decide(engine, CODE, 2021, approval.REJECTED, by="approver", comment="十二月数据未到")
         reports = tmp / "reports"
         run_year_end(fund, 2021, reports / CODE / "2021", db, draft=True)
         yield {"db": db, "inbox": fund.parent, "reports": reports, "cfg": cfg}
@@ -227,6 +242,20 @@ def test_no_page_needs_another_host(client):
     for ref in re.findall(r"href='([^']*)'", fund):
         target = client.get(f"/fund/{CODE}/{ref.replace('&amp;', '&')}")
         assert target.status_code == 200, ref
+
+
+def test_feedback_and_approval_are_shown(client):
+    """The units' answers (核实反馈) and the approver's decision, as the store has them."""
+    fund = client.get(f"/fund/{CODE}/").text
+    rows = re.findall(r"<tr class='feedback'>(.*?)</tr>", fund)
+    assert len(rows) == 2
+    taishan = next(r for r in rows if "台山" in r)
+    assert "已反馈" in taishan and "taishan" in taishan and "8月底前付款" in taishan
+    assert _escaped(f"招标延期{EVIL_VALUE}") in taishan
+    assert "待反馈" in next(r for r in rows if "开平" in r)
+    assert "已被 approver" in fund and "退回（十二月数据未到）" in fund
+    unit = client.get(f"/fund/{CODE}/unit", params={"name": "开平市市场监督管理局"}).text
+    assert len(re.findall(r"<tr class='feedback'>", unit)) == 1
 
 
 def test_reports_download_and_refusals(client, site: dict):
