@@ -76,6 +76,38 @@ def test_monthly_run_loads_closes_and_mails(dagbag, fund_env, smtp):
     assert {"year": 2021, "month": 6, "period": "2021-06"} in _published_extras()
 
 
+def test_two_batches_close_each_after_its_load_and_a_rerun_changes_nothing(dagbag, fund_env, smtp):
+    """Two funds, one per batch: a load and a close per map index, both funds'
+    alerts mailed by the one send_alerts; a rerun of the month stores the same
+    rows, queues nothing and mails nothing."""
+    from budget_monitor import outbox, store
+
+    second = fund_env["inbox"] / f"{EXAMPLE.name}-b"
+    shutil.copytree(EXAMPLE, second)
+    yaml = second / "fund.yaml"
+    yaml.write_text(
+        yaml.read_text(encoding="utf-8").replace("code: JM-2021-YPJG", "code: JM-2021-YPJG-B", 1), encoding="utf-8"
+    )
+    conf = {"month": "2021-06", "fund": "", "funds_per_task": 1}
+    dr = dagbag.dags[MONTHLY].test(run_conf=conf)
+
+    states = _states(dr)
+    assert str(dr.state) == "success", states
+    for task_id in ("load_funds", "close_funds"):
+        assert states[(task_id, 0)] == states[(task_id, 1)] == "success", states
+    engine = store.open_store(fund_env["db"])
+    first = {c: store.snapshot(engine, c) for c in ("JM-2021-YPJG", "JM-2021-YPJG-B")}
+    sent = smtp.wait_for(lambda m: "JM-2021-YPJG-B/" in str(m["X-Budget-Monitor-Key"]))
+    assert sent and smtp.wait_for(lambda m: str(m["X-Budget-Monitor-Key"]).startswith("JM-2021-YPJG/"))
+    assert outbox.pending_count(engine) == 0
+    mailed = len(smtp.messages)
+
+    again = dagbag.dags[MONTHLY].test(run_conf=conf)
+    assert str(again.state) == "success", _states(again)
+    assert {c: store.snapshot(engine, c) for c in first} == first
+    assert outbox.pending_count(engine) == 0 and len(smtp.messages) == mailed
+
+
 def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_env, smtp, caplog):
     bad = fund_env["fund"] / "payments" / "2021-06_补充支出.csv"
     bad.write_text(
