@@ -23,7 +23,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "distributed"))
-from cluster import COMMON_ENV_NAMES  # noqa: E402  (the native test's variable names)
+from cluster import COMMON_ENV_NAMES, USERS as NATIVE_USERS  # noqa: E402  (the native test's names and users)
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
@@ -50,6 +50,27 @@ init, entrypoint, make_env = _load("init"), _load("entrypoint"), _load("make_env
 
 def _env_file(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def _interpolate(value: str, dotenv: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}``, the forms this file uses."""
+
+    def one(m: re.Match) -> str:
+        got = dotenv.get(m.group(1), "")
+        if m.group(2) == ":?" and not got:
+            raise KeyError(f"{m.group(1)}: {m.group(3)}")
+        return got or (m.group(3) if m.group(2) == ":-" else "")
+
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, str(value))
+
+
+def _init_env(dotenv: dict[str, str]) -> dict[str, str]:
+    """airflow-init's environment as compose builds it from this .env."""
+    return {k: _interpolate(v, dotenv) for k, v in SERVICES["airflow-init"]["environment"].items()}
+
+
+def _generated_env(**overrides: str) -> dict[str, str]:
+    return _env_file(make_env.render((REPO / ".env.example").read_text(encoding="utf-8"), overrides))
 
 
 def _lock_version(package: str) -> str:
@@ -161,7 +182,7 @@ def test_worker_logs_readable_from_the_ui():
 
 
 def test_example_placeholders_are_refused_by_init():
-    env = _env_file((REPO / ".env.example").read_text(encoding="utf-8"))
+    env = _init_env(_env_file((REPO / ".env.example").read_text(encoding="utf-8")))
     found = init.problems(env)
     for name in (
         "AIRFLOW__API_AUTH__JWT_SECRET",
@@ -169,13 +190,98 @@ def test_example_placeholders_are_refused_by_init():
         "POSTGRES_PASSWORD",
         "BUDGET_MONITOR_DB_PASSWORD",
         "_AIRFLOW_WWW_USER_PASSWORD",
+        "BUDGET_MONITOR_USER_PASSWORDS[viewer]",
+        "BUDGET_MONITOR_USER_PASSWORDS[approver]",
+        "BUDGET_MONITOR_USER_PASSWORDS[contact]",
     ):
         assert any(p.startswith(name) for p in found), (name, found)
 
 
-def test_generated_env_is_accepted_by_init():
-    env = _env_file(make_env.render((REPO / ".env.example").read_text(encoding="utf-8")))
+def test_generated_env_is_accepted_by_init(tmp_path):
+    env = _init_env(_generated_env())
     assert init.problems(env) == []
+    # Every user of the .env gets its password in the file the api-server reads.
+    init.write_users(env, tmp_path / "passwords.json")
+    written = json.loads((tmp_path / "passwords.json").read_text(encoding="utf-8"))
+    assert written == {"admin": env["_AIRFLOW_WWW_USER_PASSWORD"], **json.loads(env["BUDGET_MONITOR_USER_PASSWORDS"])}
+    assert set(written) == {"admin", "viewer", "approver", "contact"}
+
+
+def test_make_env_writes_a_password_for_each_user_it_is_given():
+    users = "viewer:viewer,approver:user,taishan:user,kaiping:user"
+    env = _init_env(_generated_env(BUDGET_MONITOR_USERS=users, BUDGET_MONITOR_APPROVERS="approver"))
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin," + users
+    assert set(json.loads(env["BUDGET_MONITOR_USER_PASSWORDS"])) == {"viewer", "approver", "taishan", "kaiping"}
+    assert init.problems(env) == []
+
+
+@pytest.mark.parametrize(
+    "change,why",
+    [
+        ({"BUDGET_MONITOR_USERS": "viewer,approver:user,contact:user"}, "'viewer' is not name:role"),
+        ({"BUDGET_MONITOR_USERS": "viewer:auditor,approver:user,contact:user"}, "the role 'auditor'"),
+        ({"BUDGET_MONITOR_USERS": "viewer:viewer,viewer:user,approver:user,contact:user"}, "'viewer' twice"),
+        ({"BUDGET_MONITOR_USERS": "viewer:viewer,approver:user,contact:user,kaiping:user"}, "[kaiping] is empty"),
+        ({"BUDGET_MONITOR_USERS": "viewer:viewer,approver:user"}, "password for 'contact': not a user"),
+        ({"BUDGET_MONITOR_APPROVERS": "viewer"}, "'viewer', who has role 'viewer', which cannot answer"),
+        ({"BUDGET_MONITOR_APPROVERS": "approver,chief"}, "'chief', who is not a user"),
+        ({"BUDGET_MONITOR_USER_PASSWORDS": "{viewer: x}"}, "is not JSON"),
+        ({"BUDGET_MONITOR_USER_PASSWORDS": '["x"]'}, "one JSON object"),
+    ],
+)
+def test_init_refuses_bad_users(change, why):
+    env = _init_env({**_generated_env(), **change})
+    found = init.problems(env)
+    assert any(why in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "password,why",
+    [("Sh0rt-pw", "at least 16"), ("change-me-approver", "placeholder"), ("my-Admin-password-2026", "guessable")],
+)
+def test_init_refuses_a_weak_user_password(password, why):
+    env = _generated_env()
+    passwords = json.loads(env["BUDGET_MONITOR_USER_PASSWORDS"])
+    env["BUDGET_MONITOR_USER_PASSWORDS"] = json.dumps({**passwords, "approver": password})
+    found = [p for p in init.problems(_init_env(env)) if p.startswith("BUDGET_MONITOR_USER_PASSWORDS[approver]")]
+    assert found and why in found[0], found
+
+
+def test_init_refuses_a_user_password_used_twice():
+    env = _generated_env()
+    passwords = json.loads(env["BUDGET_MONITOR_USER_PASSWORDS"])
+    env["BUDGET_MONITOR_USER_PASSWORDS"] = json.dumps({**passwords, "contact": passwords["viewer"]})
+    assert any("of its own" in p for p in init.problems(_init_env(env)))
+    env = _generated_env()
+    passwords = json.loads(env["BUDGET_MONITOR_USER_PASSWORDS"])
+    env["BUDGET_MONITOR_USER_PASSWORDS"] = json.dumps({**passwords, "viewer": env["_AIRFLOW_WWW_USER_PASSWORD"]})
+    assert any("of its own" in p for p in init.problems(_init_env(env)))
+    env = _generated_env()
+    passwords = json.loads(env["BUDGET_MONITOR_USER_PASSWORDS"])
+    env["BUDGET_MONITOR_USER_PASSWORDS"] = json.dumps({**passwords, "viewer": env["POSTGRES_PASSWORD"]})
+    assert any("database and store" in p for p in init.problems(_init_env(env)))
+
+
+def test_native_cluster_users_are_written_by_the_same_script(tmp_path, monkeypatch, capsys):
+    """docs/operations.md §1b: `docker/init.py users FILE` for a cluster without Docker."""
+    assert NATIVE_USERS == {"admin": "admin", "viewer": "viewer", "approver": "user", "contact": "user"}
+    env = _init_env(_generated_env())
+    for name in (
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+        "_AIRFLOW_WWW_USER_USERNAME",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+    ):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("BUDGET_MONITOR_USER_PASSWORDS", env["BUDGET_MONITOR_USER_PASSWORDS"])
+    monkeypatch.setenv("BUDGET_MONITOR_APPROVERS", "approver")
+    path = tmp_path / "passwords.json"
+    assert init.main(["users", str(path)]) == 0
+    assert set(json.loads(path.read_text(encoding="utf-8"))) == set(NATIVE_USERS)
+    assert path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("BUDGET_MONITOR_APPROVERS", "viewer")
+    assert init.main(["users", str(tmp_path / "other.json")]) == 2
+    assert "refused: BUDGET_MONITOR_APPROVERS" in capsys.readouterr().err
+    assert not (tmp_path / "other.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -192,16 +298,16 @@ def test_generated_env_is_accepted_by_init():
     ],
 )
 def test_init_refuses_weak_secrets(name, value, why):
-    env = _env_file(make_env.render((REPO / ".env.example").read_text(encoding="utf-8")))
-    env[name] = value
+    env = _init_env(_generated_env())
+    env[name] = value  # in the container (compose's own guard already stops an empty one)
     found = [p for p in init.problems(env) if p.startswith(name)]
     assert found and why in found[0], found
 
 
 def test_init_refuses_the_same_password_twice():
-    env = _env_file(make_env.render((REPO / ".env.example").read_text(encoding="utf-8")))
+    env = _generated_env()
     env["BUDGET_MONITOR_DB_PASSWORD"] = env["POSTGRES_PASSWORD"]
-    assert any("must differ" in p for p in init.problems(env))
+    assert any("must differ" in p for p in init.problems(_init_env(env)))
 
 
 def test_passwords_are_url_encoded_in_the_uris():
@@ -250,10 +356,25 @@ def test_auth_manager_is_explicit_with_roles():
     env = SERVICES["airflow-apiserver"]["environment"]
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
     assert "SIMPLE_AUTH_MANAGER_ALL_ADMINS" not in env
-    users = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
-    assert all(u.rsplit(":", 1)[1] in ("viewer", "user", "op", "admin") for u in users.split(","))
+    # The admin, then the .env's users (required); every role one of SimpleAuthManager's.
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].startswith("${_AIRFLOW_WWW_USER_USERNAME:-admin}:admin,")
+    assert "${BUDGET_MONITOR_USERS:?" in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+    users = _interpolate(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"], _generated_env())
+    roles = dict(u.split(":") for u in users.split(","))
+    assert roles == {"admin": "admin", "viewer": "viewer", "approver": "user", "contact": "user"}
     ops = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
-    assert "SimpleAuthManager" in ops and "FAB" in ops
+    assert "SimpleAuthManager" in ops and "FAB" in ops and "docker/init.py users" in ops
+
+
+def test_user_passwords_reach_airflow_init_only_and_approvers_every_airflow_service():
+    """A container's environment is visible to `docker inspect`: the users'
+    passwords go to the one-shot init, which writes the file the api-server reads."""
+    for name, svc in SERVICES.items():
+        env = svc.get("environment") or {}
+        assert ("BUDGET_MONITOR_USER_PASSWORDS" in env) == (name == "airflow-init"), name
+        if name in AIRFLOW_SERVICES:
+            assert env["BUDGET_MONITOR_APPROVERS"] == "${BUDGET_MONITOR_APPROVERS:-}", name
+    assert "BUDGET_MONITOR_USER_PASSWORDS" not in COMPOSE["x-airflow-common"]["environment"]
 
 
 def test_no_secret_in_the_repository():
@@ -266,6 +387,8 @@ def test_no_secret_in_the_repository():
     for line in example.splitlines():
         if re.match(r"^\w*(PASSWORD|SECRET|FERNET_KEY)\w*=", line):
             assert "change-me" in line, line
+    users = json.loads(_env_file(example)["BUDGET_MONITOR_USER_PASSWORDS"])
+    assert users and all(pw.startswith("change-me") for pw in users.values()), users
     assert ".env" in (REPO / ".gitignore").read_text().split()
     assert (REPO / "docker" / "build-ca" / ".gitignore").read_text().split()[0] == "*"
 

@@ -5,15 +5,16 @@ lists ``/api/v2/dags/~/dagRuns/~/hitlDetails`` and PATCHes a task instance's
 ``hitlDetails`` as the given user, exactly as the Required Actions page does.
 
 Two ways to reach the API: :func:`in_process` (Airflow's FastAPI app in this
-process, with tokens from its auth manager; for ``dag.test()``) or any
-``httpx.Client`` pointed at an api-server with a token from ``/auth/token``.
+process, with tokens from its auth manager; for ``dag.test()``) or
+:func:`over_http` (a running api-server, each user logging in with their
+password at ``/auth/token``, as a person would).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -108,3 +109,23 @@ def in_process(answer: Answer) -> tuple[Responder, Any]:
         return {"Authorization": f"Bearer {token}"}
 
     return Responder(client, headers_for, answer), client
+
+
+def over_http(base_url: str, passwords: Mapping[str, str], answer: Answer | None = None) -> tuple[Responder, Any]:
+    """A responder on a running api-server: each user's token comes from
+    ``POST /auth/token`` with their password (once per user); the role given to
+    :meth:`Responder.respond` is ignored, the server knows it. Returns it and
+    the ``httpx.Client`` to close."""
+    import httpx
+
+    client = httpx.Client(base_url=base_url, timeout=60)
+    tokens: dict[str, str] = {}
+
+    def headers_for(user: str, role: str) -> dict:
+        if user not in tokens:
+            r = client.post("/auth/token", json={"username": user, "password": passwords[user]})
+            r.raise_for_status()
+            tokens[user] = r.json()["access_token"]
+        return {"Authorization": f"Bearer {tokens[user]}"}
+
+    return Responder(client, headers_for, answer or (lambda detail: None)), client

@@ -161,7 +161,7 @@ class Stack:
     api_port: int
     mail_port: int
     env: dict[str, str] = field(default_factory=dict)
-    _token: str | None = None
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -216,34 +216,48 @@ class Stack:
     def logs_tail(self, lines: int = 40) -> str:
         return self.compose("logs", "--no-color", f"--tail={lines}", timeout=120, check=False).stdout[-12000:]
 
-    def http(self, method: str, path: str, body: Any = None, auth: bool = True, raw: bool = False) -> Any:
+    def http(
+        self, method: str, path: str, body: Any = None, auth: bool = True, raw: bool = False, user: str | None = None
+    ) -> Any:
         req = urllib.request.Request(
             self.base + path, method=method, data=None if body is None else json.dumps(body).encode()
         )
         req.add_header("Content-Type", "application/json")
         if auth:
-            req.add_header("Authorization", f"Bearer {self.token()}")
+            req.add_header("Authorization", f"Bearer {self.token(user)}")
         with urllib.request.urlopen(req, timeout=60) as resp:
             data = resp.read()
         if raw:
             return data.decode("utf-8", "replace")
         return json.loads(data) if data else None
 
-    def status(self, path: str, auth: bool = True) -> int:
+    def status(
+        self, path: str, auth: bool = True, method: str = "GET", body: Any = None, user: str | None = None
+    ) -> int:
         try:
-            self.http("GET", path, auth=auth, raw=True)
+            self.http(method, path, body, auth=auth, raw=True, user=user)
             return 200
         except urllib.error.HTTPError as exc:
             return exc.code
 
-    def token(self) -> str:
-        if self._token is None:
-            creds = {
-                "username": self.env["_AIRFLOW_WWW_USER_USERNAME"],
-                "password": self.env["_AIRFLOW_WWW_USER_PASSWORD"],
-            }
-            self._token = self.http("POST", "/auth/token", creds, auth=False)["access_token"]
-        return self._token
+    @property
+    def admin(self) -> str:
+        return self.env["_AIRFLOW_WWW_USER_USERNAME"]
+
+    def passwords(self) -> dict[str, str]:
+        """Every user's password, from the .env the operator wrote (docker/make_env.py)."""
+        return {
+            **json.loads(self.env["BUDGET_MONITOR_USER_PASSWORDS"]),
+            self.admin: self.env["_AIRFLOW_WWW_USER_PASSWORD"],
+        }
+
+    def token(self, user: str | None = None) -> str:
+        """``user``'s JWT (default: the admin) from ``POST /auth/token`` with its password."""
+        user = user or self.admin
+        if user not in self._tokens:
+            creds = {"username": user, "password": self.passwords()[user]}
+            self._tokens[user] = self.http("POST", "/auth/token", creds, auth=False)["access_token"]
+        return self._tokens[user]
 
     def mails(self) -> list[dict]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.mail_port}/api/v1/messages", timeout=30) as r:

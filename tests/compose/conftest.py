@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 
 import pytest
 
-from compose_stack import PROJECT, Engine, Stack, build_images, env_values, free_port, log, write_env
+from compose_stack import REPO, PROJECT, Engine, Stack, build_images, env_values, free_port, log, write_env
+
+sys.path.insert(0, str(REPO / "plugins"))  # budget_monitor_airflow.responder answers the approval
 
 
 def pytest_configure(config: pytest.Config) -> None:

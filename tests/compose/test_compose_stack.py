@@ -5,10 +5,13 @@ unchanged plus tests/compose/standin.override.yaml (stand-in images only;
 no registry is reachable here), a .env from docker/make_env.py, the
 example fund dropped into the mounted inbox, runs triggered through the
 REST API. Order matters: the tests share one stack (module fixture).
+The users are the .env's (admin, and BUDGET_MONITOR_USERS: viewer,
+approver, contact), each logging in with its own password.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from budget_monitor_airflow.responder import over_http
 from compose_stack import REPO, log, run
 
 pytestmark = pytest.mark.compose
@@ -96,31 +100,53 @@ def test_quarantine_page_and_dashboard_answer_through_the_api_server(stack):
     assert stack.http("GET", "/budget-monitor/quarantine.json") == []
     assert stack.status("/budget-monitor/quarantine.json", auth=False) == 401
     assert stack.status("/budget-dashboard/") == 200
+    # A viewer sees the pages and the runs, and can change nothing.
+    assert stack.status("/budget-dashboard/", user="viewer") == 200
+    assert stack.status(f"/api/v2/dags/{MONTHLY}/dagRuns", user="viewer") == 200
+    body = {"logical_date": None, "conf": {"month": "2021-07"}}
+    assert stack.status(f"/api/v2/dags/{MONTHLY}/dagRuns", method="POST", body=body, user="viewer") == 403
 
 
-def test_december_close_produces_the_year_end_report(stack):
-    # Every monthly close starts the year-end DAG (it skips months other than December):
-    # the run to look at is the one the December close starts.
-    before = {r["dag_run_id"] for r in stack.runs(YEAR_END)}
+def _report_mails(stack) -> list[dict]:
+    return [m for m in stack.mails() if any(a.endswith(".docx") for a in m.get("AttachmentNames", []))]
+
+
+def test_december_close_is_approved_then_the_year_end_report_is_mailed(stack):
+    """The December close starts the year-end run, which builds the draft and waits
+    (Human-in-the-loop) for the approver: a viewer's and a unit contact's answers
+    are refused (403) and nothing is mailed; the approver (BUDGET_MONITOR_APPROVERS)
+    approves with its own login through the REST API; then the report is mailed."""
     t = time.monotonic()
     run_id = stack.trigger(MONTHLY, {"month": "2021-12"})
     assert stack.wait_run(MONTHLY, run_id)["state"] == "success"
-    deadline = time.monotonic() + 240
-    while (
-        not (new := [r for r in stack.runs(YEAR_END) if r["dag_run_id"] not in before]) and time.monotonic() < deadline
-    ):
-        time.sleep(3)
-    assert new, "the December close did not start budget_year_end_report"
-    dr = stack.wait_run(YEAR_END, new[0]["dag_run_id"])
-    log(f"2021-12 close + year-end: {dr['state']} in {time.monotonic() - t:.0f} s")
-    assert dr["state"] == "success", [
-        (ti["task_id"], ti["state"]) for ti in stack.task_instances(YEAR_END, new[0]["dag_run_id"])
-    ]
-    out = stack.work / "data" / "reports" / "JM-2021-YPJG" / "2021"
+    responder, client = over_http(stack.base, stack.passwords())
+    try:
+        deadline = time.monotonic() + 300
+        while not (pending := [d for d in responder.pending() if d["task_instance"]["dag_id"] == YEAR_END]):
+            assert time.monotonic() < deadline, ("no approval request", stack.runs(YEAR_END))
+            time.sleep(3)
+        (detail,) = pending
+        ye_run = detail["task_instance"]["dag_run_id"]
+        log(f"2021-12 close + draft, waiting for approval: {time.monotonic() - t:.0f} s")
+        assert detail["task_instance"]["task_id"] == "approve_report"
+        assert detail["assigned_users"] == [{"id": "approver", "name": "approver"}]
+        out = stack.work / "data" / "reports" / "JM-2021-YPJG" / "2021"
+        assert json.loads((out / "self_evaluation.json").read_text(encoding="utf-8"))["draft"] is True
+        assert responder.respond(detail, "viewer", "viewer", ["批准"], {"comment": ""}) == 403
+        assert responder.respond(detail, "contact", "user", ["批准"], {"comment": ""}) == 403  # not an approver
+        assert not _report_mails(stack), [m["Subject"] for m in stack.mails()]
+        assert responder.respond(detail, "approver", "user", ["批准"], {"comment": "同意"}) == 200
+    finally:
+        client.close()
+    dr = stack.wait_run(YEAR_END, ye_run)
+    log(f"2021-12 close + year-end approved and mailed: {dr['state']} in {time.monotonic() - t:.0f} s")
+    assert dr["state"] == "success", [(ti["task_id"], ti["state"]) for ti in stack.task_instances(YEAR_END, ye_run)]
+    assert dr["run_type"] == "asset_triggered"
+    final = json.loads((out / "self_evaluation.json").read_text(encoding="utf-8"))
+    assert "draft" not in final and final["approval"]["decided_by"] == "approver"
     names = {p.name for p in out.rglob("*") if p.is_file()}
     assert any(n.endswith(".docx") for n in names) and any(n.endswith(".xlsx") for n in names), names
-    attached = [a for m in stack.mails() for a in m.get("AttachmentNames", [])]
-    assert any(a.endswith(".docx") for a in attached), attached
+    assert len(_report_mails(stack)) == 1, [m["Subject"] for m in stack.mails()]
 
 
 def test_the_store_has_its_own_role_and_no_way_into_airflows_database(stack):

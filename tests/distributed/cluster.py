@@ -34,6 +34,10 @@ VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 PG_ADMIN_DSN = os.environ.get("BUDGET_MONITOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+# The deployment's users (docs/operations.md §1b), as the compose stack has
+# them: SimpleAuthManager name -> role, passwords fresh per cluster.
+USERS = {"admin": "admin", "viewer": "viewer", "approver": "user", "contact": "user"}
+APPROVERS = "approver"
 
 # The variables every Airflow process of the stack gets; docker-compose.yaml
 # must set the same names (tests/test_compose.py).
@@ -189,7 +193,8 @@ class Cluster:
     redis_db: int
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     workers: dict[str, str] = field(default_factory=dict)  # process name -> Celery node name
-    _token: str | None = None
+    passwords: dict[str, str] = field(default_factory=dict)  # user -> password (USERS)
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -263,12 +268,14 @@ class Cluster:
             raise AssertionError(f"Airflow processes exited: {dead}\n{tails}")
 
     # -- REST ------------------------------------------------------------
-    def http(self, method: str, path: str, body: Any = None, auth: bool = True, timeout: float = 30) -> Any:
+    def http(
+        self, method: str, path: str, body: Any = None, auth: bool = True, timeout: float = 30, user: str = "admin"
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if auth:
-            req.add_header("Authorization", f"Bearer {self.token()}")
+            req.add_header("Authorization", f"Bearer {self.token(user)}")
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
             ctype = resp.headers.get("Content-Type", "")
@@ -276,11 +283,20 @@ class Cluster:
             return json.loads(raw)
         return raw.decode("utf-8", errors="replace")
 
-    def token(self) -> str:
-        if self._token is None:
-            ans = self.http("POST", "/auth/token", {"username": "admin", "password": "admin"}, auth=False)
-            self._token = ans["access_token"]
-        return self._token
+    def token(self, user: str = "admin") -> str:
+        """A JWT of ``user`` from ``POST /auth/token`` with its password, as a person logs in."""
+        if user not in self._tokens:
+            creds = {"username": user, "password": self.passwords[user]}
+            self._tokens[user] = self.http("POST", "/auth/token", creds, auth=False)["access_token"]
+        return self._tokens[user]
+
+    def status(self, method: str, path: str, body: Any = None, user: str | None = "admin") -> int:
+        """The HTTP status of a request as ``user`` (None: anonymous)."""
+        try:
+            self.http(method, path, body, auth=user is not None, user=user or "admin")
+            return 200
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     def wait_ready(self, timeout: float = 180) -> None:
         """api-server up (incl. its lazily built Execution API) and the DAGs parsed."""
@@ -385,7 +401,10 @@ def cluster_env(home: Path, db_name: str, redis_db: int, port: int, extra: dict[
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(40),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            # Real users and roles (never SIMPLE_AUTH_MANAGER_ALL_ADMINS): see write_users.
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, r in USERS.items()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+            "BUDGET_MONITOR_APPROVERS": APPROVERS,
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
@@ -398,6 +417,21 @@ def cluster_env(home: Path, db_name: str, redis_db: int, port: int, extra: dict[
     )
     env.update(extra)
     return env
+
+
+def write_users(env: dict[str, str]) -> dict[str, str]:
+    """The users' passwords file, written as the operator of a native cluster
+    does (docs/operations.md §1b): ``docker/init.py users FILE`` with the
+    passwords in its environment only. Fresh passwords; returns them."""
+    passwords = {name: secrets.token_urlsafe(18) for name in USERS}
+    secret_env = {
+        "_AIRFLOW_WWW_USER_USERNAME": "admin",
+        "_AIRFLOW_WWW_USER_PASSWORD": passwords["admin"],
+        "BUDGET_MONITOR_USER_PASSWORDS": json.dumps({n: p for n, p in passwords.items() if n != "admin"}),
+    }
+    path = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    _run_checked([sys.executable, str(REPO / "docker" / "init.py"), "users", path], env={**env, **secret_env})
+    return passwords
 
 
 def start_cluster(
@@ -419,6 +453,7 @@ def start_cluster(
         redis_db=int(env["AIRFLOW__CELERY__BROKER_URL"].rsplit("/", 1)[1]),
     )
     try:
+        cluster.passwords = write_users(env)
         # `db migrate` on the copy is a no-op check, but it also writes
         # airflow.cfg once so the four processes do not race to create it.
         _run_checked([AIRFLOW, "db", "migrate"], env=env, cwd=home)
@@ -469,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     cl = start_cluster(home, extra)
     try:
-        print(f"ready in {time.monotonic() - t0:.0f} s: {cl.base_url} (all users admin), logs in {home}", flush=True)
+        users = ", ".join(f"{n} ({USERS[n]}) {p}" for n, p in cl.passwords.items())
+        print(f"ready in {time.monotonic() - t0:.0f} s: {cl.base_url}, logs in {home}; users: {users}", flush=True)
         if args.mode == "smoke":
             cl.wait_dags(["smoke_celery"])
             cl.unpause("smoke_celery")

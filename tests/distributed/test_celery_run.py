@@ -2,17 +2,22 @@
 dag-processor and a Celery worker as separate processes, PostgreSQL + Redis.
 
 One stack per module (start ~30 s); the tests run in order and build on each
-other: June close, December close -> year-end report, worker crash mid-load.
+other: June close, December close -> year-end draft -> the approver approves
+through the REST API -> report mailed, worker crash mid-load. The stack has
+the deployment's users (cluster.USERS: admin, viewer, approver, contact),
+each logging in with its password.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import pytest
 
 import cluster as C
+from budget_monitor_airflow.responder import Responder, over_http
 from smtp_sink import attachment_names
 
 MONTHLY, YEAR_END = "budget_monthly_monitor", "budget_year_end_report"
@@ -76,38 +81,72 @@ def test_june_close_runs_on_the_celery_worker(stack, data_db):
     # The month's alerts reached the SMTP server through smtp_default.
     mails = smtp.wait_for(lambda m: "2021" in str(m["Subject"]))
     assert mails and "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
-    # The plugin's quarantine page is served by the api-server.
-    # (It requires a logged-in user; with SIMPLE_AUTH_MANAGER_ALL_ADMINS every
-    # caller is one, so the 401 for anonymous callers is not observable here.)
-    assert cl.http("GET", "/budget-monitor/quarantine.json") == []
+    # The plugin's quarantine page is served by the api-server, to logged-in users
+    # only; a viewer reads it and the runs, and cannot trigger one.
+    assert cl.http("GET", "/budget-monitor/quarantine.json", user="viewer") == []
+    assert cl.status("GET", "/budget-monitor/quarantine.json", user=None) == 401
+    assert cl.http("GET", f"/api/v2/dags/{MONTHLY}/dagRuns/{run_id}", user="viewer")["state"] == "success"
+    assert cl.status("POST", f"/api/v2/dags/{MONTHLY}/dagRuns", {"logical_date": None}, user="viewer") == 403
 
 
-def test_december_close_triggers_the_year_end_report(stack):
+def _report_mails(smtp) -> list:
+    return [m for m in list(smtp.messages) if any(a.endswith(".docx") for a in attachment_names(m))]
+
+
+def _pending_approvals(cl: C.Cluster, responder: Responder, count: int, timeout: float = 300) -> list[dict]:
+    """The year-end approval requests waiting for an answer, once ``count`` are there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [d for d in responder.pending() if d["task_instance"]["dag_id"] == YEAR_END]
+        if len(pending) >= count:
+            return pending
+        assert time.monotonic() < deadline, (pending, cl.dag_runs(YEAR_END))
+        cl.assert_alive()
+        time.sleep(2)
+
+
+def test_december_close_waits_for_the_approver_then_mails_the_report(stack):
+    """The December close starts the year-end run; it builds both funds' drafts and
+    waits (Human-in-the-loop) until the approver approves through the REST API
+    with its own login; a viewer and a unit contact are refused; only then is the
+    report mailed and the run finishes."""
     cl, smtp = stack["cluster"], stack["smtp"]
     smtp.clear()
     run_id = cl.trigger(MONTHLY, {"month": "2021-12"})
     assert cl.wait_run(MONTHLY, run_id) == "success", cl.task_instances(MONTHLY, run_id)
 
-    # Each monthly close emits the asset; only the December one builds a report.
-    deadline = time.monotonic() + 240
-    built = None
-    while built is None:
-        for run in cl.dag_runs(YEAR_END):
-            if run["state"] == "success":
-                tis = {t["task_id"]: t["state"] for t in cl.task_instances(YEAR_END, run["dag_run_id"])}
-                if tis.get("choose_year") == "success":
-                    built = run
-        assert time.monotonic() < deadline, cl.dag_runs(YEAR_END)
-        if built is None:
-            cl.assert_alive()
-            time.sleep(2)
-    assert built["run_type"] == "asset_triggered"
-    out = stack["reports"] / FUND / "2021"
+    responder, client = over_http(cl.base_url, cl.passwords)
+    try:
+        pending = _pending_approvals(cl, responder, count=2)  # one per fund
+        (ye_run,) = {d["task_instance"]["dag_run_id"] for d in pending}
+        assert {d["task_instance"]["task_id"] for d in pending} == {"approve_report"}
+        assert cl.dag_run(YEAR_END, ye_run)["run_type"] == "asset_triggered"
+        out = stack["reports"] / FUND / "2021"
+        assert json.loads((out / "self_evaluation.json").read_text(encoding="utf-8"))["draft"] is True
+        for d in pending:
+            assert d["assigned_users"] == [{"id": "approver", "name": "approver"}]
+            assert responder.respond(d, "viewer", "viewer", ["批准"], {"comment": ""}) == 403
+            assert responder.respond(d, "contact", "user", ["批准"], {"comment": ""}) == 403  # not an approver
+        assert not _report_mails(smtp), smtp.subjects()  # nothing goes out before approval
+        assert len(responder.pending(as_user=("viewer", "viewer"))) == 2  # still waiting; a viewer sees them
+        for d in pending:
+            assert responder.respond(d, "approver", "user", ["批准"], {"comment": "同意"}) == 200
+    finally:
+        client.close()
+
+    assert cl.wait_run(YEAR_END, ye_run) == "success", _failed_logs(cl, YEAR_END, ye_run)
+    states = [(t["task_id"], t["state"]) for t in cl.task_instances_all(YEAR_END, ye_run)]
+    assert states.count(("approve_report", "success")) == 2, states
+    assert states.count(("email_report", "success")) == 2, states
+    assert {"approve_report", "email_report"} <= _ran_on_worker(
+        cl, ye_run, {"approve_report", "email_report"}, ["worker"]
+    )
+    final = json.loads((out / "self_evaluation.json").read_text(encoding="utf-8"))
+    assert "draft" not in final and final["approval"]["decided_by"] == "approver"
     names = {p.name for p in out.rglob("*") if p.is_file()}
-    assert "self_evaluation.json" in names
     assert any(n.endswith(".docx") for n in names) and any(n.endswith(".xlsx") for n in names)
-    mails = smtp.wait_for(lambda m: any(a.endswith(".docx") for a in attachment_names(m)))
-    assert mails and any(a.endswith(".xlsx") for a in attachment_names(mails[0]))
+    mails = _report_mails(smtp)  # email_report succeeded: the server has them
+    assert len(mails) == 2 and all(any(a.endswith(".xlsx") for a in attachment_names(m)) for m in mails)
 
 
 def test_worker_killed_mid_load_retries_to_the_same_state(stack, data_db):
