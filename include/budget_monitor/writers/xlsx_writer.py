@@ -180,7 +180,9 @@ def write_xlsx(model: YearEnd, path: Path) -> Path:
     ws = wb.add_worksheet(SHEET)
     fmt = _formats(wb)
     last_col = COLUMNS - 1
-    ws.merge_range(0, 0, 0, last_col, form.title, fmt[("title", False)])
+    # A draft says so on the sheet itself: a printed page must not pass for the final form.
+    title = form.title + ("（草稿）" if model.draft else "")
+    ws.merge_range(0, 0, 0, last_col, title, fmt[("title", False)])
     ws.merge_range(1, 0, 1, last_col, form.subtitle, fmt[("subtitle", False)])
     ws.set_row(0, 30)
     ws.set_row(1, 20)
