@@ -53,3 +53,13 @@ def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(REPO / "dags"))
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    """A real SMTP server (aiosmtpd, smtp_sink.py) for the module's DAG runs."""
+    from smtp_sink import SmtpSink
+
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()

@@ -19,13 +19,6 @@ FEEDBACK, YEAR_END = "budget_unit_feedback", "budget_year_end_report"
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture(scope="module")
-def smtp():
-    sink = SmtpSink().start()
-    yield sink
-    sink.stop()
-
-
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflow_db) -> dict:
     inbox = tmp_path / "inbox"

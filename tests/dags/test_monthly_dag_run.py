@@ -24,13 +24,6 @@ MONTHLY, YEAR_END = "budget_monthly_monitor", "budget_year_end_report"
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture(scope="module")
-def smtp():
-    sink = SmtpSink().start()
-    yield sink
-    sink.stop()
-
-
 @pytest.fixture
 def fund_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflow_db):
     """A private inbox holding a copy of the example fund, a private store and reports folder."""
