@@ -190,6 +190,7 @@ def stage_b(args: argparse.Namespace, rec: Recorder) -> None:
     import numpy as np
     from budget_monitor import ingest, validate
     from budget_monitor.config import load_fund_config
+    from budget_monitor.validation.runtime import specs_for
 
     data = Path(args.data)
     year = _manifest(data)["sizes"]["year"]
@@ -206,7 +207,7 @@ def stage_b(args: argparse.Namespace, rec: Recorder) -> None:
     rec.put("expectations", sum(len(r.columns) for r in active))
     with rec.step("gx_context_startup"):
         rt = validate.gx_runtime()
-        rt.definition("payments", active)
+        rt.definition("payments", specs_for(active))
     df = table.df
     units, docs = ctx.units, ctx.doc_nos
     masks_runs, gx_runs, prep_runs = [], [], []

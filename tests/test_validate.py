@@ -498,6 +498,52 @@ def test_validate_batch_gives_every_file_its_own_report(
     )
 
 
+def test_validate_batch_judges_each_file_by_its_own_fund_in_one_run(
+    fund: Path,
+    ctx: ValidationContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Native value sets and bounds take their values from each file's fund (its
+    units, its budget, its year): files of different funds still share one GX
+    run, and each is judged by its own values (a unit known only to the other
+    fund, an amount within the other fund's budget, a voucher repeated across
+    files: each file alone is fine or not as it is alone)."""
+    import budget_monitor.validate as v
+
+    other_unit = "开平市市场监督管理局"
+    other = ValidationContext(
+        **{
+            **ctx.__dict__,
+            "units": frozenset({*UNITS, other_unit}),
+            "pairs": frozenset({*ctx.pairs, (DOCS[0], other_unit)}),
+            "adjusted_budget_fen": 10_000_000,
+            "fund_year": 2022,
+        }
+    )
+
+    def pay(name: str, rows: list[list[str]]):
+        return read_table(write_csv(fund / "payments" / name, PAY_HEADER, rows), "payments")
+
+    items = [
+        (pay("a.csv", [payment("V1", unit=other_unit)]), ctx),  # PAY-004 here only
+        (pay("b.csv", [payment("V1", unit=other_unit, date="2022-03-05")]), other),  # fine in its fund
+        (pay("c.csv", [payment("V2", "20000.00")]), ctx),  # PAY-014/PAY-011 here only
+        (pay("d.csv", [payment("V2", "20000.00", date="2022-03-05")]), other),  # fine in its fund
+        (pay("e.csv", [payment("V3"), payment("V4")]), ctx),
+        (pay("f.csv", [payment("V3", date="2022-01-31"), payment("V4", date="2022-02-01")]), other),
+    ]
+    alone = [validate_table(t, c).to_dict() for t, c in items]
+    rerun: list[str] = []
+    real = v.validate_table
+    monkeypatch.setattr(v, "validate_table", lambda t, c: rerun.append(t.path.name) or real(t, c))
+    together = [r.to_dict() for r in validate_batch(items)]
+    assert together == alone
+    assert [r["ok"] for r in together] == [False, True, False, True, True, True]
+    assert set(together[0]["counts"]) == {"PAY-004"}
+    assert set(together[2]["counts"]) == {"PAY-011", "PAY-014"}
+    assert sorted(rerun) == ["a.csv", "c.csv"]
+
+
 def test_validate_batch_validates_a_big_file_on_its_own(
     fund: Path,
     ctx: ValidationContext,

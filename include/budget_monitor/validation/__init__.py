@@ -3,12 +3,18 @@
 Every rule is a row of ``rules/validation_rules.csv`` (:mod:`.rules`). How a
 file is checked (one suite per table kind):
 
-1. ``prepare`` steps (:mod:`.prepare`) turn row-wise conditions that need
-   pandas anyway into columns; :func:`.prepare.check_frame` builds the narrow
-   frame GX reads (``row`` + the columns the suite reads).
+1. :func:`.prepare.check_frame` builds the narrow frame GX reads (``row`` +
+   the columns the suite reads). Native rules (``engine=native``) read the
+   typed columns: GX's own expectations judge them (not null, unique,
+   compound unique, value sets and bounds with ``$PARAMETER`` suite
+   parameters, ``row_condition``, lengths, sums). Prepared rules read a
+   column a pandas step computed, where GX has no expectation (the parse
+   verdicts of ingest, running totals and group totals against the store, a
+   pair in the budget's allocations); the table says why for each.
 2. That frame goes through a ValidationDefinition of an ephemeral GX context
    (:mod:`.runtime`); :mod:`.engine` runs it for one file, :mod:`.batch` for
-   many small files at once, :mod:`.chunks` for a large file read in chunks.
+   many small files at once (each judged by its own fund's values),
+   :mod:`.chunks` for a large file read in chunks.
 3. Failed results become Chinese messages naming file, row, column and rule
    (:mod:`.messages`) in a :class:`.report.ValidationReport`.
 

@@ -16,14 +16,14 @@ from .context import FileFacts, ValidationContext
 from .engine import active_rules, parameters_for
 from .prepare import check_frame, exact_ints, fen_values
 from .report import ValidationReport, display_name
-from .runtime import BASIC_FORMAT, gx_runtime
+from .runtime import BASIC_FORMAT, gx_runtime, specs_for
 
 
 class ChunkedFile:
     """The file-level rules of one file validated chunk by chunk (ingest.CsvStream).
 
     Row-level rules judge each row on its own, so a chunk's verdicts on them
-    are the whole file's. Two prepares look at the whole file: ``unique``
+    are the whole file's. Two rules look at the whole file: uniqueness
     (every row of a value held twice fails) and ``cumulative_within`` (the
     row at which stored + running total first exceeds the budget fails, and
     only when the file's total exceeds it, so a later refund can bring the
@@ -53,7 +53,9 @@ class ChunkedFile:
 
     def __init__(self, kind: str, ctx: ValidationContext) -> None:
         active, _ = active_rules(kind, ctx)
-        self.unique = tuple(dict.fromkeys(c for r in active if r.prepare == "unique" for c in r.columns))
+        self.unique = tuple(
+            dict.fromkeys(c for r in active if r.expectation == "ExpectColumnValuesToBeUnique" for c in r.columns)
+        )
         self.cumulative = {
             c: r.prepare.partition(":")[2]
             for r in active
@@ -178,7 +180,11 @@ class ChunkVerdicts:
     def __init__(self, kind: str, ctx: ValidationContext) -> None:
         self.kind = kind
         self.active, self.skipped = active_rules(kind, ctx)
-        self.usable = bool(self.active) and all(row_level(r) for r in self.active)
+        self.specs = specs_for(self.active)
+        # A uniqueness expectation over concatenated chunks is at least as strict
+        # as within each chunk: a key repeated across them fails here too, and
+        # the exact passes then settle it, as the key hashes would have.
+        self.usable = bool(self.active) and all(row_level(s) for s in self.specs)
         self.params = parameters_for(ctx, self.active)
         self.rows = 0  # rows waiting for a verdict
         self.n_rows = 0  # rows seen in all
@@ -198,12 +204,7 @@ class ChunkVerdicts:
             return True
         frame = pd.concat(self._frames, ignore_index=True) if len(self._frames) > 1 else self._frames[0]
         self._frames, self.rows = [], 0
-        run = (
-            gx_runtime()
-            .definition(self.kind, self.active)
-            .run(batch_parameters={"dataframe": frame}, expectation_parameters=self.params, result_format=BASIC_FORMAT)
-        )
-        return bool(run.success)
+        return bool(gx_runtime().run(self.kind, self.specs, frame, self.params, BASIC_FORMAT).success)
 
     def report(self) -> ValidationReport:
         """The report of a file every chunk of which passed (validate_table's, merged)."""

@@ -122,7 +122,21 @@ class ValidationContext:
         return getattr(self, name) is not None
 
     def gx_parameters(self) -> dict[str, Any]:
+        """The GX suite parameters (``$PARAMETER`` names of the rules table) this context fills."""
         out: dict[str, Any] = {}
+        for name in ("units", "doc_nos", "goal_names"):
+            values = getattr(self, name)
+            if values is not None:
+                out[name] = sorted(values)
+        if self.fund_year is not None:
+            y = self.fund_year
+            out["fund_months"] = [f"{y:04d}-{m:02d}" for m in range(1, 13)]
+            # ISO date-times (GX would read a bare date as a date, which a datetime column refuses to
+            # compare with); dates are at midnight. Text keeps the parameters JSON for Data Docs.
+            out["year_first_day"], out["year_last_day"] = f"{y:04d}-01-01T00:00:00", f"{y:04d}-12-31T00:00:00"
+            out["prior_year_first_day"] = f"{y - 1:04d}-01-01T00:00:00"
+        if self.adjusted_budget_fen is not None:
+            out["budget_fen"], out["budget_fen_negated"] = int(self.adjusted_budget_fen), -int(self.adjusted_budget_fen)
         if self.execution_weight is not None:
             out["goal_weight_milli"] = int((Decimal(100) - self.execution_weight) * 1000)
         if self.inspection_categories is not None:

@@ -10,9 +10,9 @@ from typing import Any
 from ..ingest import IngestedTable, IngestError
 from ..kinds import FACT_KINDS, LOAD_ORDER, SNAPSHOT_KINDS
 from .context import ValidationContext
-from .prepare import check_column, check_frame
+from .prepare import check_frame
 from .rules import Rule, rules_for
-from .runtime import RESULT_FORMAT
+from .runtime import RESULT_FORMAT, specs_for
 
 
 def build_data_docs(
@@ -59,11 +59,11 @@ def build_data_docs(
 
     def suite_for(name: str, rules: tuple[Rule, ...]) -> Any:
         suite = gx.ExpectationSuite(name=name, meta={"notes": "规则来自 rules/validation_rules.csv"})
-        for r in rules:
-            cls = getattr(gx.expectations, r.expectation)
-            for col in r.columns:
-                meta = {"rule_id": r.rule_id, "severity": r.severity, "column": col, "message_zh": r.message_zh}
-                suite.add_expectation(cls(column=check_column(r, col), meta=meta, **r.kwargs))
+        by_id = {r.rule_id: r for r in rules}
+        for spec in specs_for(rules):
+            cls = getattr(gx.expectations, spec.expectation)
+            meta = {"rule_id": spec.rule_id, "severity": spec.severity, "column": spec.column}
+            suite.add_expectation(cls(meta={**meta, "message_zh": by_id[spec.rule_id].message_zh}, **spec.kwargs))
         return context.suites.add_or_update(suite)
 
     for kind in LOAD_ORDER:

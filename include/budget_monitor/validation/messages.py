@@ -97,7 +97,7 @@ def collect(
         msg = f"{_where(file, None, header)}: {detail}（共 {count} 行，规则 {r.rule_id}）"
         target.append(Failure(r.rule_id, r.severity, r.category, column, header, None, values["value"], msg))
         return
-    row_values = _ROW_VALUES.get(r.prepare.partition(":")[0])
+    row_values = _ROW_VALUES.get(r.prepare.partition(":")[0] or r.expectation)
     extra_cols = re.findall(r"\{raw_(\w+)\}", r.message_zh)
     for row in rows[:MAX_ROWS_PER_RULE]:
         raw = table.raw_value(column, row)
@@ -140,11 +140,12 @@ def _length_values(table: IngestedTable, r: Rule, column: str, row: int, ctx: Va
     }
 
 
-# Per-row message values that a prepare step's rule needs beyond the cell itself.
+# Per-row message values that a rule needs beyond the cell itself, by its
+# prepare step (or, for a native rule, its expectation).
 _ROW_VALUES: dict[str, Callable[[IngestedTable, Rule, str, int, ValidationContext], dict[str, str]]] = {
     "covers_paid": _paid_values,
     "cumulative_within": _running_values,
-    "fits_store": _length_values,
+    "ExpectColumnValueLengthsToBeBetween": _length_values,
 }
 
 

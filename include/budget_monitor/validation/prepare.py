@@ -1,13 +1,15 @@
-"""Prepare steps: the frame Great Expectations validates (:func:`check_frame`).
+"""The frame Great Expectations validates (:func:`check_frame`) and the
+prepare steps, for the checks GX has no expectation for.
 
-A rule with a ``prepare`` step gets a column computed here with vectorised
-pandas/numpy; a rule without one reads the typed column itself. Each rule
-gets its own column, so GX reports each rule with its own id and the failing
-rows (``row``).
+A native rule reads the typed column (as GX compares it fastest, see
+:func:`_typed_view`); a rule with a ``prepare`` step reads a column computed
+here with vectorised pandas/numpy (the rules table says why for each). The
+frame is narrow: ``row`` + the columns the suite reads.
 
-Null-safety: a prepared check passes on a null input (a missing or unreadable
-cell is reported once, by the completeness/format rule, not again by every
-rule that reads the column). Native numeric checks see null money as 0.
+Null-safety: a check passes on a null input (a missing or unreadable cell is
+reported once, by the completeness/format rule, not again by every rule that
+reads the column): GX's map expectations leave nulls out, and so do the
+prepare steps.
 """
 
 from __future__ import annotations
@@ -30,59 +32,8 @@ _NATIVE_INT = ("Int64", "Int32")
 Prepare = Callable[[IngestedTable, str, ValidationContext], np.ndarray]
 
 
-def _filled(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    return ~t.empty[col]
-
-
 def _parsed(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
     return ~t.invalid[col]
-
-
-def _isin(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
-    s = t.df[col]
-    allowed = getattr(ctx, field_name)
-    return (s.isna() | (s == "") | s.isin(list(allowed))).to_numpy(dtype=bool)
-
-
-def _unique(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    s = t.df[col]
-    if ctx.file_facts is not None and ctx.file_facts.duplicates is not None:
-        # A chunk of a larger file: every row holding a value the WHOLE file holds twice fails.
-        return (s.isna() | ~s.isin(list(ctx.file_facts.duplicates[col]))).to_numpy(dtype=bool)
-    return (s.isna() | ~s.duplicated(keep=False)).to_numpy(dtype=bool)
-
-
-def _between_years(t: IngestedTable, col: str, first: int, last: int) -> np.ndarray:
-    s = t.df[col]
-    lo = np.datetime64(f"{first:04d}-01-01", "s")
-    hi = np.datetime64(f"{last:04d}-12-31", "s")
-    v = s.to_numpy(dtype="datetime64[s]")
-    return np.isnat(v) | ((v >= lo) & (v <= hi))
-
-
-def _in_year(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    return _between_years(t, col, ctx.fund_year, ctx.fund_year)
-
-
-def _in_year_or_prior(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    # Allocations are often issued in advance (提前下达) in the previous year.
-    return _between_years(t, col, ctx.fund_year - 1, ctx.fund_year)
-
-
-def _month_in_year(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    s = t.df[col]
-    return (s.isna() | s.str.startswith(f"{ctx.fund_year:04d}-")).to_numpy(dtype=bool)
-
-
-def _negative_only_refund(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    neg = (t.df[col] < 0).fillna(False).to_numpy(dtype=bool)
-    return ~neg | (t.df["kind"] == "退回").to_numpy(dtype=bool)
-
-
-def _refund_negative(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    refund = (t.df["kind"] == "退回").to_numpy(dtype=bool)
-    nonneg = (t.df[col] >= 0).fillna(False).to_numpy(dtype=bool)
-    return ~(refund & nonneg)
 
 
 def _budget_signed(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
@@ -117,12 +68,6 @@ def _in_range(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
     return np.ones(t.n_rows, dtype=bool) if too_big is None else ~too_big
 
 
-def _within(t: IngestedTable, col: str, ctx: ValidationContext, field_name: str) -> np.ndarray:
-    """No single amount (a refund's neither) may exceed the budget in force."""
-    limit = int(getattr(ctx, field_name))
-    return np.abs(fen_values(t, col)) <= limit
-
-
 def running_totals(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
     """Stored net paid + this file's running total after each row, exact (fen)."""
     return int(ctx.stored_net_fen) + np.cumsum(fen_values(t, col))
@@ -149,16 +94,6 @@ def _cumulative_within(t: IngestedTable, col: str, ctx: ValidationContext, field
     return ok
 
 
-def _fits_store(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndarray:
-    """Text no longer than the store's column: PostgreSQL refuses a longer
-    value (varchar(n)) where SQLite would keep it, and the engines must agree."""
-    limit = store_length(t.kind, col)
-    s = t.df[col]
-    if limit is None:
-        return np.ones(len(s), dtype=bool)
-    return (s.isna() | (s.astype(object).fillna("").str.len() <= limit)).to_numpy(dtype=bool)
-
-
 @cache
 def store_length(kind: str, col: str) -> int | None:
     """The store column's declared length (characters) for ``kind``'s ``col``, or None."""
@@ -166,14 +101,6 @@ def store_length(kind: str, col: str) -> int | None:
 
     column = FACTS[kind].table.c.get(col)
     return getattr(column.type, "length", None) if column is not None else None
-
-
-def _unique_with(t: IngestedTable, col: str, ctx: ValidationContext, others: str) -> np.ndarray:
-    """``col`` plus the ``+``-separated ``others`` form a key that must be unique
-    (e.g. the store's allocation key 指标文号 + 预算单位 + 类型). A row with a null
-    key part passes: the completeness rule reports it."""
-    key = t.df[[col, *others.split("+")]]
-    return (key.isna().any(axis=1) | ~key.duplicated(keep=False)).to_numpy(dtype=bool)
 
 
 def group_budget(t: IngestedTable, col: str) -> pd.Series:
@@ -240,29 +167,23 @@ def _weight_milli(t: IngestedTable, col: str, ctx: ValidationContext) -> np.ndar
 
 PREPARES: dict[str, Callable[..., np.ndarray]] = {
     "pair_key": _pair_key,
-    "filled": _filled,
     "parsed": _parsed,
-    "isin": _isin,
-    "unique": _unique,
-    "in_year": _in_year,
-    "in_year_or_prior": _in_year_or_prior,
-    "month_in_year": _month_in_year,
-    "negative_only_refund": _negative_only_refund,
-    "refund_negative": _refund_negative,
     "budget_signed": _budget_signed,
     "weight_milli": _weight_milli,
-    "unique_with": _unique_with,
     "covers_paid": _covers_paid,
     "pair_in": _pair_in,
     "in_range": _in_range,
-    "within": _within,
     "cumulative_within": _cumulative_within,
-    "fits_store": _fits_store,
 }
 
 
 def check_column(r: Rule, col: str) -> str:
-    return f"{col}__{re.sub(r'[^0-9A-Za-z_]', '_', r.prepare)}" if r.prepare else col
+    """The check-frame column the expectation of ``r`` on ``col`` reads."""
+    if r.prepare:
+        return f"{col}__{re.sub(r'[^0-9A-Za-z_]', '_', r.prepare)}"
+    if r.expectation == "ExpectColumnValuesToNotBeNull" and not _blank_is_null(r.table, col):
+        return f"{col}__text"
+    return col
 
 
 def _prepare(t: IngestedTable, r: Rule, col: str, ctx: ValidationContext) -> np.ndarray:
@@ -272,7 +193,13 @@ def _prepare(t: IngestedTable, r: Rule, col: str, ctx: ValidationContext) -> np.
 
 
 def check_frame(t: IngestedTable, rules: Iterable[Rule], ctx: ValidationContext) -> pd.DataFrame:
-    """The narrow frame GX validates: ``row`` + native and prepared columns."""
+    """The narrow frame GX validates: ``row`` + the columns the rules read.
+
+    A prepared rule reads its step's column; a native rule reads the typed
+    column (:func:`_typed_view`), a not-null rule the cell as written
+    (:func:`_text_view`) where the typed column is also null for an
+    unreadable cell.
+    """
     cols: dict[str, Any] = {"row": t.df["row"].to_numpy()}
     for r in rules:
         for col in r.columns:
@@ -281,15 +208,71 @@ def check_frame(t: IngestedTable, rules: Iterable[Rule], ctx: ValidationContext)
                 continue
             if r.prepare:
                 cols[name] = _prepare(t, r, col, ctx)
+            elif name != col:
+                cols[name] = _text_view(t, col)
             else:
-                s = t.df[col]
-                if str(s.dtype) in _NATIVE_INT:
-                    # Null money is reported by the format rule; GX sums/bounds see 0.
-                    cols[name] = s.fillna(0).astype("int64").to_numpy()
-                elif str(s.dtype) == "str":
-                    # Native text rules are value sets over few distinct values
-                    # (业务类型, 检验结论 ...): GX's isin on a categorical is ~6x faster.
-                    cols[name] = s.astype("category")
-                else:
-                    cols[name] = s
+                cols[name] = _typed_view(t, col)
+        for col in r.condition_columns():
+            if col not in cols:
+                cols[col] = _typed_view(t, col)
     return pd.DataFrame(cols, index=t.df.index)
+
+
+# A date past this is outside every fund year; datetime64[ns] (below) ends in 2262.
+_LAST_NS_DATE = np.datetime64("2262-01-01", "s")
+
+
+def _typed_view(t: IngestedTable, col: str) -> Any:
+    """A typed column as GX compares it fastest, same values and nulls.
+
+    GX compares int/float and datetime64[ns] columns vectorised and anything
+    else (nullable Int64, datetime64[s]) one value at a time in Python. So
+    money goes as float64 (every amount is below money.MAX_ABS_FEN = 1e14 fen
+    < 2**53, held exactly; NaN is a null GX leaves out), dates as [ns] (a
+    date past 2262 clipped there: it fails a fund-year bound either way), and
+    text that value sets or row conditions read as a categorical (isin and
+    comparisons on the few distinct values; 预算单位, 业务类型 ...).
+    """
+    s = t.df[col]
+    if str(s.dtype) in _NATIVE_INT:
+        return s.astype("float64").to_numpy()
+    if str(s.dtype).startswith("datetime64"):
+        return np.minimum(s.to_numpy(dtype="datetime64[s]"), _LAST_NS_DATE).astype("datetime64[ns]")
+    if str(s.dtype) == "str" and col in _categorical_columns(t.kind):
+        return s.astype("category")
+    return s
+
+
+def _text_view(t: IngestedTable, col: str) -> pd.Series:
+    """The cell as written, blank (after trimming) as null."""
+    match = t.headers.get(col)
+    if match is None:
+        return pd.Series(None, index=t.df.index, dtype="str")
+    return t.raw[match.source].mask(t.empty[col])
+
+
+@cache
+def _blank_is_null(kind: str, col: str) -> bool:
+    """Is ``col``'s typed column null exactly where the cell is blank (a required
+    text column, see tables.py), so that a not-null rule can read it as it is?"""
+    from ..tables import specs
+
+    return any(s.column == col and s.type == "str" and s.required for s in specs(kind))
+
+
+# Native expectations that compare a column with a set of values.
+_VALUE_SETS = frozenset({"ExpectColumnValuesToBeInSet", "ExpectColumnValuesToNotBeInSet"})
+
+
+@cache
+def _categorical_columns(kind: str) -> frozenset[str]:
+    """Text columns of ``kind`` that a value set or a row condition reads."""
+    from .rules import rules_for
+
+    out: set[str] = set()
+    for r in rules_for(kind):
+        if not r.prepare and r.expectation in _VALUE_SETS:
+            out.update(r.columns)
+        if r.kwargs.get("row_condition"):
+            out.update(r.condition_columns())
+    return frozenset(out)

@@ -1,10 +1,18 @@
 """The rules table: ``rules/validation_rules.csv`` read into :class:`Rule` rows.
 
 One row per rule (in the spirit of the DATA Act broker's sqlRules.csv):
-rule_id, table, severity (fatal/warning), category, column(s), an optional
-``prepare`` step, the GX expectation class, its kwargs (JSON; GX's own
-``{"$PARAMETER": name}`` syntax for values that come from the fund) and the
-Chinese message template.
+rule_id, table, severity (fatal/warning), category, column(s) (the first is
+where a failure is reported), ``engine``, an optional ``prepare`` step, the GX
+expectation class, its kwargs (JSON), the Chinese message template, the
+Chinese description Data Docs show (``description_zh``) and ``why``.
+
+- ``engine=native``: GX's expectation judges the column as ingest typed it
+  (value sets, bounds, uniqueness, lengths, not-null, ``row_condition``).
+  Values that come from the fund use GX's own ``{"$PARAMETER": name}``
+  (:meth:`ValidationContext.gx_parameters`); ``"$STORE_LENGTH"`` is the
+  store column's declared length, filled in when the suite is built.
+- ``engine=prepared``: a ``prepare`` step (prepare.py) computes the column GX
+  checks, because GX has no expectation for it; ``why`` says why.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from importlib import resources
 from typing import Any
 
 SEVERITIES = ("fatal", "warning")
+ENGINES = ("native", "prepared")
+# A kwargs value filled in per column when the suite is built (runtime.py).
+STORE_LENGTH = "$STORE_LENGTH"
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,10 @@ class Rule:
     expectation: str
     kwargs: dict[str, Any]
     message_zh: str
+    engine: str = "native"
+    why: str = ""
+    # What the rule asks for, in Chinese, for the Data Docs ({header}: the column's header).
+    description_zh: str = ""
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -43,11 +58,29 @@ class Rule:
         name, _, arg = self.prepare.partition(":")
         if name in _CONTEXT_ARG_PREPARES:
             out.append(arg)
-        if self.prepare in ("in_year", "in_year_or_prior", "month_in_year") or "{fund_year}" in self.message_zh:
+        if "{fund_year}" in self.message_zh:
             out.append("fund_year")
         for p in self.parameters:
             out.append(PARAM_NEEDS.get(p, p))
         return tuple(dict.fromkeys(out))
+
+    def condition_columns(self) -> tuple[str, ...]:
+        """Columns a native expectation reads besides its own: the key of a
+        compound-unique rule, the columns of its ``row_condition`` (GX's
+        Condition objects as JSON: ``{"type": "comparison", "column":
+        {"name": ...}, "operator": ..., "parameter": ...}``, and/or lists)."""
+        out = [c for c in self.kwargs.get("column_list", ()) if c not in self.columns]
+        out += [c for c in _condition_columns(self.kwargs.get("row_condition")) if c not in self.columns]
+        return tuple(dict.fromkeys(out))
+
+
+def _condition_columns(cond: Any) -> Iterable[str]:
+    if isinstance(cond, dict):
+        column = cond.get("column")
+        if isinstance(column, dict) and "name" in column:
+            yield column["name"]
+        for sub in cond.get("conditions", ()):
+            yield from _condition_columns(sub)
 
 
 def _params(obj: Any) -> Iterable[str]:
@@ -64,6 +97,15 @@ def _params(obj: Any) -> Iterable[str]:
 
 # GX parameter -> the ValidationContext field it is computed from.
 PARAM_NEEDS = {
+    "units": "units",
+    "doc_nos": "doc_nos",
+    "goal_names": "goal_names",
+    "fund_months": "fund_year",
+    "year_first_day": "fund_year",
+    "prior_year_first_day": "fund_year",
+    "year_last_day": "fund_year",
+    "budget_fen": "adjusted_budget_fen",
+    "budget_fen_negated": "adjusted_budget_fen",
     "goal_weight_milli": "execution_weight",
     "inspection_categories": "inspection_categories",
     "paid_units": "paid_by_unit",
@@ -72,7 +114,7 @@ PARAM_NEEDS = {
 }
 # Prepare steps whose ``:arg`` names a ValidationContext field (the others'
 # arg is about the table itself, e.g. the columns of a composite key).
-_CONTEXT_ARG_PREPARES = frozenset({"isin", "covers_paid", "pair_in", "within", "cumulative_within"})
+_CONTEXT_ARG_PREPARES = frozenset({"covers_paid", "pair_in", "cumulative_within"})
 
 
 def prepare_names() -> frozenset[str]:
@@ -96,9 +138,20 @@ def load_rules() -> tuple[Rule, ...]:
             expectation=rec["expectation"],
             kwargs=json.loads(rec["kwargs"] or "{}"),
             message_zh=rec["message_zh"],
+            engine=rec["engine"] or "native",
+            why=rec["why"],
+            description_zh=rec["description_zh"],
         )
         if rule.severity not in SEVERITIES:
             raise ValueError(f"validation_rules.csv: {rule.rule_id}: bad severity {rule.severity!r}")
+        if rule.engine not in ENGINES or (rule.engine == "prepared") != bool(rule.prepare):
+            raise ValueError(
+                f"validation_rules.csv: {rule.rule_id}: engine {rule.engine!r} with prepare {rule.prepare!r}"
+            )
+        if not rule.description_zh:
+            raise ValueError(f"validation_rules.csv: {rule.rule_id}: no description_zh")
+        if rule.engine == "prepared" and not rule.why:
+            raise ValueError(f"validation_rules.csv: {rule.rule_id}: a prepared rule says why GX cannot check it")
         if rule.prepare and rule.prepare.split(":")[0] not in prepare_names():
             raise ValueError(f"validation_rules.csv: {rule.rule_id}: unknown prepare {rule.prepare!r}")
         rules.append(rule)

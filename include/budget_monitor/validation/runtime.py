@@ -9,45 +9,130 @@ does not pay it at all.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from .prepare import check_column
+from .prepare import check_column, store_length
 from .report import MAX_ROWS_PER_RULE
-from .rules import Rule
+from .rules import STORE_LENGTH, Rule
+
+# Expectations that judge a value against the other rows (not the row alone).
+UNIQUENESS = frozenset({"ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One expectation of a suite and the rule and column it reports for."""
+
+    rule_id: str
+    column: str  # the rule's column: where a failure is reported
+    severity: str
+    expectation: str
+    kwargs_json: str  # the expectation's kwargs (JSON: a Spec is a cache key)
+
+    @property
+    def id(self) -> str:
+        """Names the expectation in its result's meta (a rule may have two in a batch run)."""
+        return hashlib.sha1(f"{self.expectation}{self.kwargs_json}".encode()).hexdigest()[:12]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return json.loads(self.kwargs_json)
+
+    def replace(self, expectation: str, kwargs: dict[str, Any]) -> Spec:
+        return Spec(self.rule_id, self.column, self.severity, expectation, _dump(kwargs))
+
+
+def _dump(kwargs: dict[str, Any]) -> str:
+    return json.dumps(kwargs, sort_keys=True, ensure_ascii=False)
+
+
+def specs_for(rules: Iterable[Rule]) -> tuple[Spec, ...]:
+    """The expectations of ``rules`` on the frame of :func:`prepare.check_frame`:
+    one per rule and column, its kwargs as in the rules table with the frame
+    column it reads and the store lengths filled in."""
+    out = []
+    for r in rules:
+        for col in r.columns:
+            kwargs = dict(r.kwargs)
+            for k, v in r.kwargs.items():
+                if v == STORE_LENGTH:
+                    kwargs[k] = store_length(r.table, col)
+            if any(v is None for v in kwargs.values()):
+                continue  # no store length: nothing to check
+            if "column_list" not in kwargs:
+                kwargs["column"] = check_column(r, col)
+            out.append(Spec(r.rule_id, col, r.severity, r.expectation, _dump(kwargs)))
+    return tuple(out)
 
 
 class GXRuntime:
-    """One ephemeral GX context per process, with a suite per (kind, rule set)."""
+    """One ephemeral GX context per process, with a suite per (kind, expectation set)."""
 
     def __init__(self) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.execution_engine import pandas_execution_engine
 
+        # GX fingerprints every in-memory batch under HASH_THRESHOLD bytes by
+        # hashing the whole frame (pandas.util.hash_pandas_object) into a batch
+        # marker this package never reads; on text columns that hashing costs
+        # more than the expectations themselves. 0 turns the fingerprint off.
+        pandas_execution_engine.HASH_THRESHOLD = 0
         self.gx = gx
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("budget_monitor")
         self.asset = self.source.add_dataframe_asset("tables")
         self.batch_definition = self.asset.add_batch_definition_whole_dataframe("whole_file")
-        self.definitions: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+        self.definitions: dict[tuple[str, tuple[Spec, ...]], Any] = {}
 
-    def definition(self, kind: str, rules: tuple[Rule, ...], only: frozenset[tuple[str, str]] | None = None) -> Any:
-        """The ValidationDefinition of ``rules`` (cached); ``only`` keeps just
-        those (rule_id, column) expectations (the second, row-finding pass)."""
-        pairs = tuple((r.rule_id, c) for r in rules for c in r.columns if only is None or (r.rule_id, c) in only)
-        key = (kind, pairs)
+    def expectation(self, spec: Spec) -> Any:
+        cls = getattr(self.gx.expectations, spec.expectation)
+        meta = {"rule_id": spec.rule_id, "column": spec.column, "severity": spec.severity, "spec": spec.id}
+        return cls(meta=meta, **spec.kwargs)
+
+    def definition(self, kind: str, specs: tuple[Spec, ...]) -> Any:
+        """The ValidationDefinition of ``specs`` (cached per process)."""
+        key = (kind, specs)
         if key not in self.definitions:
             suite_name = f"{kind}-{len(self.definitions)}"
             suite = self.context.suites.add(self.gx.ExpectationSuite(name=suite_name))
-            by_id = {r.rule_id: r for r in rules}
-            for rule_id, col in pairs:
-                r = by_id[rule_id]
-                cls = getattr(self.gx.expectations, r.expectation)
-                meta = {"rule_id": r.rule_id, "column": col, "severity": r.severity}
-                suite.add_expectation(cls(column=check_column(r, col), meta=meta, **r.kwargs))
+            for spec in specs:
+                suite.add_expectation(self.expectation(spec))
             vd = self.gx.ValidationDefinition(name=suite_name, data=self.batch_definition, suite=suite)
             self.definitions[key] = self.context.validation_definitions.add(vd)
         return self.definitions[key]
+
+    def run(self, kind: str, specs: tuple[Spec, ...], frame: Any, params: dict[str, Any], result_format: dict) -> Any:
+        """One GX run of ``specs`` over ``frame`` with the suite parameters ``params``."""
+        return self.definition(kind, specs).run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=params, result_format=result_format
+        )
+
+
+def condition_filter(row_condition: dict[str, Any]) -> str:
+    """A row condition (GX Condition JSON) as the pandas expression GX filters with."""
+    from great_expectations.expectations.row_conditions import deserialize_row_condition
+
+    return _pandas_engine().condition_to_filter_clause(deserialize_row_condition(row_condition))
+
+
+@cache
+def _pandas_engine() -> Any:
+    from great_expectations.execution_engine import PandasExecutionEngine
+
+    return PandasExecutionEngine()
+
+
+def spec_key(res: Any) -> tuple[str, str]:
+    """(rule_id, column) of a GX result, from the expectation's meta."""
+    meta = res.expectation_config.meta
+    return meta["rule_id"], meta["column"]
 
 
 _RUNTIME: GXRuntime | None = None
