@@ -89,7 +89,12 @@ def _answer(detail: dict):
     unit = subject.split("】", 1)[1].split(" ", 1)[0]
     quarter = next(q for q, name in enumerate(("第一季度", "第二季度", "第三季度", "第四季度"), 1) if name in subject)
     cause, measures = DEMO_ANSWERS.get((quarter, unit[:2]), ("部分项目启动较晚", "加快项目实施和资金支付进度"))
-    return (f"{unit[:2]}联络员", "user", ["提交"], {"cause": cause, "measures": measures})
+    # The unit's account in contacts.csv answers (the request is assigned to it);
+    # a unit without a contact is answered by the finance office.
+    from budget_monitor.contacts import accounts
+
+    user = next(iter(accounts(HOME / "inbox", unit)), "caiwu")
+    return (user, "user", ["提交"], {"cause": cause, "measures": measures})
 
 
 def _months(spec: str) -> list[int]:
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     (HOME / "mail").mkdir(parents=True)
     (HOME / "airflow").mkdir(parents=True)
     shutil.copytree(EXAMPLE, HOME / "inbox" / EXAMPLE.name)
+    # The department's contacts (who gets each unit's alerts, who answers for it).
+    shutil.copy(EXAMPLE.parent / "contacts.csv", HOME / "inbox" / "contacts.csv")
 
     from aiosmtpd.controller import Controller
 

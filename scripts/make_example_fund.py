@@ -1340,6 +1340,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     make_jiangmen(args.out / "jiangmen-2021")
     make_second_fund(args.out / "second-fund-2022")
+    make_contacts(args.out / "contacts.csv")
+
+
+# The department's contacts file at the inbox root (budget_monitor/contacts.py).
+# 恩平 and 江门 have no contact on purpose: their alerts fall back to the
+# finance office and the dashboard marks them (issue 14).
+CONTACTS = [
+    ("预算单位", "联系人", "电子邮箱", "账号"),
+    ("台山市市场监督管理局", "李明", "liming@scjgj.taishan.example.cn", "taishan"),
+    ("开平市市场监督管理局", "陈芳", "chenfang@scjgj.kaiping.example.cn", "kaiping"),
+    ("鹤山市市场监督管理局", "黄伟", "huangwei@scjgj.heshan.example.cn", "heshan"),
+]
+
+
+def make_contacts(path: Path) -> None:
+    write_text(path, "".join(",".join(row) + "\r\n" for row in CONTACTS))
 
 
 if __name__ == "__main__":

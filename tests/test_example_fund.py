@@ -161,6 +161,11 @@ def test_regenerated_files_equal_committed_bytes(regenerated: Path, fund: str) -
 # ---------------------------------------------------------------- jiangmen-2021
 
 
+def test_regenerated_contacts_file_equals_committed_bytes(regenerated: Path) -> None:
+    """examples/contacts.csv (the inbox's department contacts) is generated too."""
+    assert (regenerated / "contacts.csv").read_bytes() == (EXAMPLES / "contacts.csv").read_bytes()
+
+
 def test_jiangmen_fund_yaml_is_valid_and_covers_every_goal() -> None:
     cfg = load_fund_config(JM)
     assert cfg.code == "JM-2021-YPJG"

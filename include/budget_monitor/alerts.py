@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from budget_monitor.config import FundConfig
+from budget_monitor.contacts import Contacts
 from budget_monitor.execution import FUND, ExecutionResult, MonthFigures, SeriesFigures, round2
 from budget_monitor.forecast import Forecast, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
@@ -48,6 +49,7 @@ __all__ = [
     "build_year_end_email",
     "due_keys",
     "render_environment",
+    "route",
 ]
 
 MONTH_WARNING = "month_warning"
@@ -89,6 +91,35 @@ class Alert:
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.fund_code, self.unit, self.period, self.kind)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who an alert goes to: ``to`` (and ``cc``); ``fallback`` when it is about a
+    unit without a contact, so the finance office got it in the unit's place."""
+
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    fallback: bool = False
+
+    @property
+    def everyone(self) -> tuple[str, ...]:
+        return self.to + self.cc
+
+
+def route(cfg: FundConfig, unit: str, contacts: Contacts | None = None) -> Route:
+    """A unit's alert goes to the unit's contacts (contacts.csv), copied to the
+    fund's finance office (fund.yaml ``recipients``); a fund-level alert
+    (``unit`` '') to the finance office; a unit without a contact falls back
+    to the finance office."""
+    office = tuple(cfg.recipients)
+    if not unit:
+        return Route(office)
+    mine = contacts.emails(unit) if contacts is not None else ()
+    if not mine:
+        return Route(office, fallback=True)
+    lowered = {a.lower() for a in mine}
+    return Route(mine, tuple(a for a in office if a.lower() not in lowered))
 
 
 @lru_cache(maxsize=1)
@@ -189,16 +220,26 @@ def _build(
     sender: str,
     chart: bytes | None,
     attachments: tuple[Path, ...] = (),
+    to: Route | None = None,
 ) -> Alert:
     env = render_environment()
-    context = {**context, "chart_cid": _CHART_CID if chart else None}
+    to = to or route(cfg, "")
+    context = {
+        **context,
+        "chart_cid": _CHART_CID if chart else None,
+        # Whom the mail greets: the unit when it goes to the unit's contact.
+        "addressee": key[1] if key[1] and to.to and not to.fallback else cfg.department,
+        "fallback": to.fallback,
+    }
     text = env.get_template(f"{template}.txt.j2").render(context)
     html = env.get_template(f"{template}.html.j2").render(context)
 
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = sender
-    msg["To"] = ", ".join(cfg.recipients)
+    msg["To"] = ", ".join(to.to)
+    if to.cc:
+        msg["Cc"] = ", ".join(to.cc)
     msg["Date"] = format_datetime(datetime.now(TZ))
     msg["Message-ID"] = _message_id(key, sender)
     msg["X-Budget-Monitor-Key"] = "/".join(key[:1] + key[2:])
@@ -211,9 +252,7 @@ def _build(
     for path in attachments:
         maintype, subtype = _ATTACH_SUFFIXES[path.suffix.lower()]
         msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
-    return Alert(
-        *key, severity=severity, subject=subject, recipients=tuple(cfg.recipients), text=text, html=html, message=msg
-    )
+    return Alert(*key, severity=severity, subject=subject, recipients=to.everyone, text=text, html=html, message=msg)
 
 
 def due_keys(cfg: FundConfig, result: ExecutionResult, month: int) -> list[tuple[str, str, str, str]]:
@@ -240,6 +279,7 @@ def build_alerts(
     sender: str | None = None,
     chart: bool = False,
     skip: Collection[tuple[str, str, str, str]] = (),
+    contacts: Contacts | None = None,
 ) -> list[Alert]:
     """The alerts of the ``month`` close (those of :func:`due_keys`).
 
@@ -247,7 +287,8 @@ def build_alerts(
     quarter alert (rendered once; unit warnings carry their figures as a
     table: a chart per unit was 93 % of a close's time, bench/RESULTS.md R4).
     Keys in ``skip`` (already in the outbox) are not rendered at all, so a
-    rerun of a month costs nothing here.
+    rerun of a month costs nothing here. ``contacts`` (contacts.csv) routes
+    each unit's warning to the unit (:func:`route`).
     """
     sender = sender or cfg.smtp.sender
     period_zh = f"{result.year}年{month}月"
@@ -281,7 +322,8 @@ def build_alerts(
                 "month", title=cfg.title, unit=series.unit, period_zh=period_zh, severity_zh=_SEVERITY_ZH[m.severity]
             )
             png = fund_chart() if series is result.fund else None
-            alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png))
+            to = route(cfg, key[1], contacts)
+            alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png, to=to))
             continue
         quarter = result.fund.quarter(month // 3)
         fc = forecast(result.fund, result.year, result.pace, month)

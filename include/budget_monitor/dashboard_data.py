@@ -31,6 +31,7 @@ from sqlalchemy import Engine, func, select
 
 from budget_monitor import store
 from budget_monitor.config import FundConfig, FundConfigError, load_fund_config
+from budget_monitor.contacts import Contacts
 from budget_monitor.execution import ExecutionResult, MonthFigures, QuarterFigures, SeriesFigures
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "report_files",
     "report_path",
     "clear_cache",
+    "contact_of",
 ]
 
 GREEN, YELLOW, RED, NONE = "green", "yellow", "red", "none"
@@ -359,8 +361,21 @@ def rejections(engine: Engine, code: str) -> list[dict[str, Any]]:
         ]
 
 
-def fund_page(engine: Engine, configs: Mapping[str, FundEntry], code: str) -> dict[str, Any] | None:
-    """A fund's months, quarters, units, alerts and rejected files; None when the
+def contact_of(people: Contacts | None, unit: str) -> dict[str, Any]:
+    """Who a unit's alerts go to: its contacts (contacts.csv), or ``fallback``
+    (none: its alerts go to the fund's finance office instead)."""
+    found = people.of(unit) if people is not None else ()
+    return {
+        "fallback": not found,
+        "contacts": [{"name": c.name, "email": c.email, "account": c.account} for c in found],
+    }
+
+
+def fund_page(
+    engine: Engine, configs: Mapping[str, FundEntry], code: str, people: Contacts | None = None
+) -> dict[str, Any] | None:
+    """A fund's months, quarters, units (each with its contact, ``people`` being
+    the department's contacts.csv), alerts and rejected files; None when the
     store has no such fund."""
     fund = _fund_row(engine, code)
     if fund is None:
@@ -390,14 +405,16 @@ def fund_page(engine: Engine, configs: Mapping[str, FundEntry], code: str) -> di
         return page
     page["month"] = f"{result.year}-{result.through_month:02d}"
     page["series"] = _series_dict(result.year, result.fund)
-    page["units"] = [_series_dict(result.year, u) for u in result.units]
+    page["units"] = [{**_series_dict(result.year, u), "contact": contact_of(people, u.unit)} for u in result.units]
     return page
 
 
-def unit_page(engine: Engine, configs: Mapping[str, FundEntry], code: str, unit: str) -> dict[str, Any] | None:
-    """One unit of a fund: its months and quarters, and its alerts; None when
-    the fund or the unit is unknown."""
-    page = fund_page(engine, configs, code)
+def unit_page(
+    engine: Engine, configs: Mapping[str, FundEntry], code: str, unit: str, people: Contacts | None = None
+) -> dict[str, Any] | None:
+    """One unit of a fund: its months and quarters, its contact and its alerts;
+    None when the fund or the unit is unknown."""
+    page = fund_page(engine, configs, code, people)
     if page is None:
         return None
     known = {u["unit"]: u for u in page["units"]}
@@ -409,6 +426,7 @@ def unit_page(engine: Engine, configs: Mapping[str, FundEntry], code: str, unit:
         "month": page["month"],
         "unit": unit,
         "series": known.get(unit),
+        "contact": contact_of(people, unit),
         "alerts": alerts(engine, code, unit),
         "feedback": [r for r in page["feedback"] if r["unit"] == unit],
     }

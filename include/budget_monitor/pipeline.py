@@ -793,15 +793,18 @@ def close_month(
     chart: bool = True,
 ) -> CloseResult:
     """Step 2: execution vs pace at the month end; alerts queued once per key."""
-    from budget_monitor import alerts, outbox
+    from budget_monitor import alerts, contacts, outbox
 
     cfg = cfg or load_fund_config(Path(fund_dir))
     first, _ = _check_month(cfg, month)
+    # The department's contacts (contacts.csv beside the fund directories): a
+    # bad file stops the close before anything is queued to the wrong people.
+    people = contacts.for_fund_dir(fund_dir)
     engine = store.open_store(db_url)
     with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
         result = compute(engine, cfg, first.month)
         queued = outbox.queued_keys(engine, cfg.code)
-        built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued)
+        built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued, contacts=people)
         new = outbox.enqueue(engine, built)
         store.record_close(engine, cfg.code, month)
         m = result.fund.month(first.month)

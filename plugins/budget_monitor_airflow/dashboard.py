@@ -56,6 +56,8 @@ FUND_STATUS = {
     "not_closed": "本年度尚无月份结账",
 }
 ANSWER_PLACEHOLDER = "（核实反馈功能尚未启用）"
+# A unit without a contact in contacts.csv: its alerts go to the finance office.
+NO_CONTACT = "无联系人，已转财务科"
 
 
 def e(value: Any) -> str:
@@ -330,11 +332,31 @@ def _series_parts(data: dict[str, Any], title: str, *, with_units: bool) -> list
     ]
 
 
+def _contact_text(contact: dict[str, Any] | None) -> str:
+    """The unit's contacts ("李明 <liming@…>"), or the fallback marker."""
+    if not contact or contact["fallback"]:
+        return NO_CONTACT
+    return "；".join(f"{c['name']} <{c['email']}>" if c["name"] else c["email"] for c in contact["contacts"])
+
+
+def _contact_cell(contact: dict[str, Any] | None) -> str:
+    fallback = not contact or contact["fallback"]
+    css = "contact no-contact" if fallback else "contact"
+    return f"<td class='{css}' data-field='contact'>{e(_contact_text(contact))}</td>"
+
+
+def _contacts_notice(data: dict[str, Any]) -> str:
+    """A broken contacts.csv is said on the page (the monthly close refuses it too)."""
+    error = data.get("contacts_error")
+    return f"<p class='notice' data-field='contacts-error'>部门联系人表有误：{e(error)}</p>" if error else ""
+
+
 def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
     fund = data["fund"]
     parts = [
         f"<h1>{e(fund['name'])}</h1>",
         f"<p class='meta'>资金代码 {e(fund['code'])} · 主管部门 {e(fund['department'])} · 年度 {e(fund['year'])}</p>",
+        _contacts_notice(data),
     ]
     parts += _series_parts(data, fund["name"], with_units=True)
     if data["series"] is not None:
@@ -349,7 +371,8 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
                 f"<td class='num' data-field='rate'>{e(_pct(m['rate']))}</td>"
                 f"<td class='num' data-field='pace'>{e(_pct(m['pace']))}</td>"
                 f"<td class='num' data-field='gap'>{e(_gap(m['gap']))}</td>"
-                f"<td>{_light(m['light'])}</td><td>{e(lag)}</td></tr>"
+                f"<td>{_light(m['light'])}</td><td>{e(lag)}</td>"
+                f"{_contact_cell(u.get('contact'))}</tr>"
             )
         parts.append("<h2>预算单位</h2>")
         parts.append(
@@ -363,6 +386,7 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
                     "差距（百分点）",
                     "灯号",
                     "落后季度",
+                    "联系人",
                 ],
                 rows,
                 "尚无预算单位",
@@ -449,10 +473,23 @@ def _size(n: int) -> str:
 
 def render_unit(data: dict[str, Any]) -> str:
     fund, unit = data["fund"], data["unit"]
-    parts = [f"<h1>{e(unit)}</h1>", f"<p class='meta'>{e(fund['name'])}（{e(fund['code'])}）</p>"]
+    parts = [
+        f"<h1>{e(unit)}</h1>",
+        f"<p class='meta'>{e(fund['name'])}（{e(fund['code'])}）</p>",
+        _contacts_notice(data),
+    ]
     parts += _series_parts(data, unit, with_units=False)
     parts.append("<h2>预警</h2>")
-    parts.append("<p class='notice'>本单位的联系人尚未登记：预警发往资金的财务科室。</p>")
+    contact = data.get("contact")
+    if not contact or contact["fallback"]:
+        parts.append(
+            f"<p class='notice no-contact' data-field='contact'>{NO_CONTACT}：本单位未在部门联系人表（contacts.csv）"
+            "中登记联系人，预警发往资金的财务科室。</p>"
+        )
+    else:
+        parts.append(
+            f"<p class='notice' data-field='contact'>预警发送本单位联系人 {e(_contact_text(contact))}，抄送财务科室。</p>"
+        )
     parts.append(_alerts_table(data["alerts"], with_unit=False))
     parts.append("<h2>核实反馈</h2>")
     parts.append(_feedback_table(data["feedback"], with_unit=False))
@@ -504,6 +541,15 @@ def create_app(
     def configs() -> dict[str, Any]:
         return dd.fund_configs(get_funds())
 
+    def people() -> tuple[Any, str | None]:
+        """The department's contacts.csv; a broken file is shown, not a 500."""
+        from budget_monitor.contacts import Contacts, ContactsError, load
+
+        try:
+            return load(get_funds()), None
+        except ContactsError as exc:
+            return Contacts(), str(exc)
+
     @app.exception_handler(SQLAlchemyError)
     def store_down(_request, _exc) -> HTMLResponse:
         return HTMLResponse(
@@ -526,9 +572,11 @@ def create_app(
         return dd.overview(engine(), configs())
 
     def fund_or_404(code: str) -> dict[str, Any]:
-        data = dd.fund_page(engine(), configs(), code)
+        contacts, error = people()
+        data = dd.fund_page(engine(), configs(), code, contacts)
         if data is None:
             raise HTTPException(status_code=404, detail="没有这项专项资金")
+        data["contacts_error"] = error
         return data
 
     @app.get("/fund/{code}")
@@ -548,9 +596,11 @@ def create_app(
         return data
 
     def unit_or_404(code: str, name: str) -> dict[str, Any]:
-        data = dd.unit_page(engine(), configs(), code, name)
+        contacts, error = people()
+        data = dd.unit_page(engine(), configs(), code, name, contacts)
         if data is None:
             raise HTTPException(status_code=404, detail="没有这个预算单位")
+        data["contacts_error"] = error
         return data
 
     @app.get("/fund/{code}/unit", response_class=HTMLResponse)

@@ -37,6 +37,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mp.setenv("BUDGET_MONITOR_HOME", str(tmp / "home"))
         fund = tmp / "inbox" / JIANGMEN.name
         shutil.copytree(JIANGMEN, fund)
+        # The department's contacts: 台山 and 开平 have one, 恩平 and 江门 fall back.
+        shutil.copy(JIANGMEN.parent / "contacts.csv", fund.parent / "contacts.csv")
         yaml_text = (fund / "fund.yaml").read_text(encoding="utf-8")
         name = re.search(r"^name: (.*)$", yaml_text, re.M).group(1)
         (fund / "fund.yaml").write_text(yaml_text.replace(f"name: {name}", f"name: '{EVIL_NAME}'", 1), encoding="utf-8")
@@ -256,6 +258,53 @@ def test_feedback_and_approval_are_shown(client):
     assert "已被 approver" in fund and "退回（十二月数据未到）" in fund
     unit = client.get(f"/fund/{CODE}/unit", params={"name": "开平市市场监督管理局"}).text
     assert len(re.findall(r"<tr class='feedback'>", unit)) == 1
+
+
+def test_units_without_a_contact_are_marked_as_forwarded_to_the_finance_office(client, site: dict):
+    """contacts.csv: a unit with a contact shows it; one without shows 无联系人，已转财务科,
+    on the fund page and on its own page; the mails were routed the same way."""
+    from budget_monitor import store
+    from budget_monitor.alerts import MONTH_WARNING
+    from budget_monitor_airflow.dashboard import NO_CONTACT
+
+    fund = client.get(f"/fund/{CODE}/").text
+    cells = dict(re.findall(r"<tr class='unit' data-unit='([^']*)'>.*?data-field='contact'>([^<]*)<", fund))
+    assert cells["台山市市场监督管理局"] == "李明 &lt;liming@scjgj.taishan.example.cn&gt;"
+    assert cells["开平市市场监督管理局"].startswith("陈芳")
+    assert cells["恩平市市场监督管理局"] == cells["江门市市场监督管理局"] == NO_CONTACT
+    enping = client.get(f"/fund/{CODE}/unit", params={"name": "恩平市市场监督管理局"}).text
+    assert NO_CONTACT in enping and "no-contact" in enping
+    taishan = client.get(f"/fund/{CODE}/unit", params={"name": "台山市市场监督管理局"}).text
+    assert NO_CONTACT not in taishan and "liming@scjgj.taishan.example.cn" in taishan
+    assert client.get(f"/fund/{CODE}/unit.json", params={"name": "恩平市市场监督管理局"}).json()["contact"] == {
+        "fallback": True,
+        "contacts": [],
+    }
+    o = store.outbox.c
+    with store.open_store(site["db"]).connect() as conn:
+        routed = dict(
+            conn.execute(
+                store.outbox.select().with_only_columns(o.unit, o.recipients).where(o.kind == MONTH_WARNING)
+            ).all()
+        )
+    assert routed["台山市市场监督管理局"].startswith("liming@scjgj.taishan.example.cn,caiwu@")
+    assert (
+        routed["恩平市市场监督管理局"]
+        == routed[""]
+        == "caiwu@scjgj.jiangmen.example.cn,yaojianke@scjgj.jiangmen.example.cn"
+    )
+
+
+def test_a_broken_contacts_file_is_said_on_the_page(client, site: dict):
+    path = site["inbox"] / "contacts.csv"
+    good = path.read_bytes()
+    try:
+        path.write_text("预算单位,电子邮箱\n台山市市场监督管理局,不是邮箱\n", encoding="utf-8")
+        fund = client.get(f"/fund/{CODE}/")
+        assert fund.status_code == 200
+        assert "部门联系人表有误" in fund.text and "第2行 列“电子邮箱”" in fund.text
+    finally:
+        path.write_bytes(good)
 
 
 def test_reports_download_and_refusals(client, site: dict):
