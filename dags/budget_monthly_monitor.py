@@ -70,11 +70,12 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, t
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
+from budget_monitor_airflow.periods import TZ
 
 
 @dag(
-    schedule=CronTriggerTimetable("0 6 5 * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    schedule=CronTriggerTimetable("0 6 5 * *", timezone=TZ),
+    start_date=pendulum.datetime(2021, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,  # months close in order: a month loads files dated up to its end
     doc_md=__doc__,

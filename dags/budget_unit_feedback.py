@@ -33,6 +33,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
+from budget_monitor_airflow.periods import TZ
 from budget_monitor_airflow.operators import FeedbackRequestOperator
 
 
@@ -44,7 +45,7 @@ def _ask(req: dict) -> dict:
 
 @dag(
     schedule=[MONTHLY_CLOSE],
-    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    start_date=pendulum.datetime(2021, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=8,  # a quarter's requests wait days; the next quarter must not queue behind them
     doc_md=__doc__,
@@ -86,14 +87,14 @@ def budget_unit_feedback():
     first = FeedbackRequestOperator.partial(
         task_id="ask_units",
         response_timeout=settings.feedback_deadline(),
-        map_index_template="{{ task.request['unit'] }} 第{{ task.request['quarter'] }}季度",
+        map_index_template="{{ task.request['unit'] }} {{ task.request['quarter_name'] }}",
     ).expand_kwargs(requests.map(_ask))
     reminders = remind(first.output)
     FeedbackRequestOperator.partial(
         task_id="ask_again",
         final=True,
         response_timeout=settings.feedback_deadline(),
-        map_index_template="{{ task.request['unit'] }} 第{{ task.request['quarter'] }}季度（催办）",
+        map_index_template="{{ task.request['unit'] }} {{ task.request['quarter_name'] }}（催办）",
     ).expand_kwargs(reminders.map(_ask))
 
 

@@ -30,6 +30,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from budget_monitor_airflow import settings
 from budget_monitor_airflow.assets import MONTHLY_CLOSE
+from budget_monitor_airflow.periods import TZ
 from budget_monitor_airflow.operators import ReportApprovalOperator
 
 
@@ -41,7 +42,7 @@ def _approval(report: dict) -> dict:
 
 @dag(
     schedule=[MONTHLY_CLOSE],
-    start_date=pendulum.datetime(2021, 1, 1, tz="Asia/Shanghai"),
+    start_date=pendulum.datetime(2021, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

@@ -31,8 +31,10 @@ def database_uris(env: dict[str, str]) -> dict[str, str]:
         out["AIRFLOW__CELERY__RESULT_BACKEND"] = uri("db+postgresql+psycopg", user, airflow_pw, db)
     store_pw = env.get("BUDGET_MONITOR_DB_PASSWORD")
     if store_pw:
-        user, db = env.get("BUDGET_MONITOR_DB_USER", "budget_monitor"), env.get("BUDGET_MONITOR_DB_NAME",
-                                                                                "budget_monitor")
+        user, db = (
+            env.get("BUDGET_MONITOR_DB_USER", "budget_monitor"),
+            env.get("BUDGET_MONITOR_DB_NAME", "budget_monitor"),
+        )
         out["AIRFLOW_CONN_BUDGET_MONITOR_DB"] = uri("postgresql", user, store_pw, db)
     return {k: v for k, v in out.items() if not env.get(k)}
 

@@ -127,7 +127,7 @@ def user_problems(env: dict[str, str]) -> list[str]:
         others = json.loads(env.get(USER_PASSWORDS) or "{}")
     except ValueError as exc:
         others = {}
-        out.append(f"{USER_PASSWORDS} is not JSON ({exc.msg}): one object {{\"name\": \"password\"}}")
+        out.append(f'{USER_PASSWORDS} is not JSON ({exc.msg}): one object {{"name": "password"}}')
     if not isinstance(others, dict) or not all(isinstance(v, str) for v in others.values()):
         others = {}
         out.append(f'{USER_PASSWORDS} must be one JSON object {{"name": "password"}}')

@@ -68,3 +68,18 @@ def test_pure_modules_read_no_files() -> None:
                 if called in IO_CALLS:
                     bad.append(f"{name}:{node.lineno} calls {called}")
     assert not bad, bad
+
+
+def test_zone_and_quarter_names_are_defined_once() -> None:
+    """Asia/Shanghai and 第一季度… are budget_monitor/periods.py's; every other module imports them."""
+    once = {"Asia/Shanghai", "第一季度", "第二季度", "第三季度", "第四季度"}
+    home = REPO / "include" / "budget_monitor" / "periods.py"
+    bad = []
+    for root in ("include", "plugins", "dags"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            if path == home:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and node.value in once:
+                    bad.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value}")
+    assert not bad, bad

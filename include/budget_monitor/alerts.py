@@ -29,7 +29,6 @@ from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -38,6 +37,8 @@ from budget_monitor.contacts import Contacts
 from budget_monitor.execution import FUND, ExecutionResult, MonthFigures, SeriesFigures, round2
 from budget_monitor.forecast import Forecast, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
+from budget_monitor.periods import QUARTER_ZH as _QUARTER_ZH
+from budget_monitor.periods import TZ
 from budget_monitor.yearend import YearEnd
 
 __all__ = [
@@ -68,8 +69,6 @@ _ATTACH_SUFFIXES = {
 }
 
 TEMPLATES = Path(__file__).parent / "templates"
-TZ = ZoneInfo("Asia/Shanghai")
-_QUARTER_ZH = {1: "第一季度", 2: "第二季度", 3: "第三季度", 4: "第四季度"}
 _SEVERITY_ZH = {"yellow": "黄色预警", "red": "红色预警"}
 _CHART_CID = "execution-chart"
 _SUBJECT_SPACE = "\u3000"

@@ -16,6 +16,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from budget_monitor.periods import QUARTER_ZH
+
 # Preferred CJK families, best first. The Noto .ttc registers as "... JP" but
 # its Simplified Chinese glyphs are complete.
 _CJK_FAMILIES = (
@@ -29,7 +31,6 @@ _CJK_FAMILIES = (
     "Microsoft YaHei",
 )
 _QUARTER_MONTHS = {1: (1, 3), 2: (4, 6), 3: (7, 9), 4: (10, 12)}
-_QUARTER_NAMES = {1: "第一季度", 2: "第二季度", 3: "第三季度", 4: "第四季度"}
 # The title sits on the axes' top edge. Given explicitly, matplotlib skips its
 # automatic title placement, which measures every tick label of both axes on
 # each draw (~5 ms a chart) only to find nothing above the axes: these charts
@@ -272,7 +273,7 @@ def execution_chart(
                 ax.text(
                     (lo + hi) / 2,
                     top * 0.97,
-                    f"{_QUARTER_NAMES[quarter]}落后",
+                    f"{QUARTER_ZH[quarter]}落后",
                     ha="center",
                     va="top",
                     fontsize=9,

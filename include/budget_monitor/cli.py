@@ -274,13 +274,14 @@ def _log_traceback(exc: BaseException, args: argparse.Namespace) -> str:
     """Append the traceback to the log file; return its path (or why it could not be written)."""
     import traceback
     from datetime import datetime
-    from zoneinfo import ZoneInfo
+
+    from budget_monitor.periods import TZ
 
     path = log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with path.open("a", encoding="utf-8") as fh:
-            stamp = datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
+            stamp = datetime.now(TZ).isoformat(timespec="seconds")
             fh.write(f"--- {stamp} budget-monitor {' '.join(sys.argv[1:])}\n")
             fh.write("".join(traceback.format_exception(exc)))
     except OSError as log_exc:

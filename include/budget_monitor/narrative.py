@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from budget_monitor.money_fmt import plain_number
+from budget_monitor.periods import QUARTER_ZH
 
 _RULES = Path(__file__).with_name("rules") / "narrative.yaml"
 
@@ -30,7 +31,7 @@ def load_texts() -> dict[str, Any]:
 
     with _RULES.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    data["quarter_names"] = {int(k): v for k, v in data["quarter_names"].items()}
+    data["quarter_names"] = dict(QUARTER_ZH)  # defined once, in periods.py
     return data
 
 

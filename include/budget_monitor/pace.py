@@ -28,11 +28,11 @@ from fractions import Fraction
 from functools import lru_cache
 
 from budget_monitor.config import PaceConfig
+from budget_monitor.periods import month_end, quarter_end_month
 
 __all__ = [
     "pace_fraction_at",
     "pace_at",
-    "month_end",
     "month_end_pace",
     "month_end_pace_fraction",
     "quarter_end_pace",
@@ -45,10 +45,6 @@ _HUNDRED = Fraction(100)
 def fraction_to_decimal(value: Fraction) -> Decimal:
     """An exact Fraction as a Decimal (exact when it terminates, else 28 digits)."""
     return Decimal(value.numerator) / Decimal(value.denominator)
-
-
-def month_end(year: int, month: int) -> date:
-    return date(year, month, calendar.monthrange(year, month)[1])
 
 
 def _days_in_year(year: int) -> int:
@@ -148,6 +144,4 @@ def month_end_pace(year: int, month: int, cfg: PaceConfig) -> Decimal:
 
 
 def quarter_end_pace(year: int, quarter: int, cfg: PaceConfig) -> Decimal:
-    if quarter not in (1, 2, 3, 4):
-        raise ValueError(f"季度应为 1-4，而不是 {quarter}")
-    return month_end_pace(year, quarter * 3, cfg)
+    return month_end_pace(year, quarter_end_month(quarter), cfg)

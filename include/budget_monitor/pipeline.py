@@ -29,7 +29,7 @@ from budget_monitor.config import FundConfig, load_fund_config
 from budget_monitor.locks import FundBusy, fund_lock, fund_locks
 from budget_monitor.intake.files import fund_files, unsafe_entries
 from budget_monitor.kinds import DATE_COLUMN, FACT_KINDS, LOAD_ORDER
-from budget_monitor.periods import month_bounds
+from budget_monitor.periods import QUARTER_ZH, month_bounds
 
 if TYPE_CHECKING:
     from budget_monitor.yearend import YearEnd
@@ -876,7 +876,7 @@ class MonthlyResult:
         c = self.close
         rate = "—" if c.rate is None else f"{c.rate}%"
         gap = "—" if c.gap is None else f"{c.gap}"
-        lag = "、".join(f"第{q}季度" for q in c.lagging_quarters) or "无"
+        lag = "、".join(QUARTER_ZH[q] for q in c.lagging_quarters) or "无"
         return (
             f"{c.fund_code} {c.month}: 执行率 {rate}，序时进度 {c.pace}%，差 {gap} 个百分点；"
             f"落后季度：{lag}；文件 {self.load.summary()}；"

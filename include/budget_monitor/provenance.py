@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
 from budget_monitor import store
+from budget_monitor.periods import TZ
 from budget_monitor.yearend import InputFile, Provenance
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "read_provenance",
 ]
 
-TZ = ZoneInfo("Asia/Shanghai")
 PACKAGE = Path(__file__).resolve().parent
 RULES_DIR = PACKAGE / "rules"
 TEMPLATES_DIR = PACKAGE / "templates"

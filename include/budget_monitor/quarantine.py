@@ -21,14 +21,13 @@ import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from .names import NAME_MAX, fit_name, safe_name
 from . import atomic
 from .paths import UnsafePath, file_mode, private_dir
+from .periods import TZ
 from .validate import Failure, ValidationReport
 
-TZ = ZoneInfo("Asia/Shanghai")
 REPORT_SUFFIX = ".report.json"
 # Room kept for a ".tmp" after the report name, as earlier versions wrote it.
 _TMP_ROOM = len(".tmp")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -53,8 +52,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from budget_monitor.kinds import KINDS, SNAPSHOT_KINDS as SNAPSHOT_KIND_NAMES
+from budget_monitor.periods import TZ
 
-TZ = ZoneInfo("Asia/Shanghai")
 
 metadata = MetaData(
     naming_convention={

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from budget_monitor_airflow import settings
+from budget_monitor_airflow.periods import QUARTER_ZH
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -108,7 +109,7 @@ def _period_label(period: str, kind: str) -> str:
         return _month_label(period)
     if "-Q" in period:
         year, q = period.split("-Q", 1)
-        return f"{year}年第{q}季度"
+        return f"{year}年{QUARTER_ZH[int(q)]}"
     return period
 
 
@@ -201,7 +202,7 @@ def render_overview(funds: list[dict[str, Any]]) -> str:
     for f in funds:
         note = FUND_STATUS.get(f["status"])
         units = f"{f['units']}（红 {f['units_red']}，黄 {f['units_yellow']}）" if f["status"] == "ok" else "—"
-        lag = "、".join(f"第{q}季度" for q in f["lagging_quarters"]) or ("无" if f["status"] == "ok" else "—")
+        lag = "、".join(QUARTER_ZH[q] for q in f["lagging_quarters"]) or ("无" if f["status"] == "ok" else "—")
         rows.append(
             f"<tr class='fund row-{e(f['light'])}' data-code='{e(f['code'])}'>"
             f"<td><a href='fund/{e(quote(f['code'], safe=''))}/'>{e(f['name'])}</a>"
@@ -278,7 +279,7 @@ def _quarters_table(quarters: list[dict[str, Any]], *, with_units: bool) -> str:
     for q in quarters:
         units = "、".join(q["units_behind"]) or "无"
         rows.append(
-            f"<tr data-quarter='{e(q['quarter'])}'><td>第{e(q['quarter'])}季度</td>"
+            f"<tr data-quarter='{e(q['quarter'])}'><td>{e(QUARTER_ZH[q['quarter']])}</td>"
             f"<td class='num'>{e(_pct(q['rate']))}</td><td class='num'>{e(_pct(q['pace']))}</td>"
             f"<td class='num'>{e(_gap(q['gap']))}</td><td>{'滞后' if q['lagging'] else '达到'}</td>"
             + (f"<td>{e(units)}</td>" if with_units else "")
@@ -363,7 +364,7 @@ def render_fund(data: dict[str, Any], reports: dict[str, Any]) -> str:
         rows = []
         for u in data["units"]:
             m = u["latest"]
-            lag = "、".join(f"第{q}季度" for q in u["lagging_quarters"]) or "无"
+            lag = "、".join(QUARTER_ZH[q] for q in u["lagging_quarters"]) or "无"
             rows.append(
                 f"<tr class='unit' data-unit='{e(u['unit'])}'>"
                 f"<td><a href='unit?name={e(quote(u['unit'], safe=''))}'>{e(u['unit'])}</a></td>"
@@ -437,7 +438,7 @@ def _feedback_table(rows: list[dict[str, Any]], *, with_unit: bool) -> str:
     body = [
         "<tr class='feedback'>"
         + (f"<td>{e(r['unit'])}</td>" if with_unit else "")
-        + f"<td>第{e(r['quarter'])}季度</td><td>{e(FEEDBACK_STATUS.get(r['status'], r['status']))}</td>"
+        + f"<td>{e(QUARTER_ZH[r['quarter']])}</td><td>{e(FEEDBACK_STATUS.get(r['status'], r['status']))}</td>"
         f"<td>{e(_when(r['deadline']))}</td><td class='reason'>{e(r['cause'] or '')}</td>"
         f"<td class='reason'>{e(r['measures'] or '')}</td>"
         f"<td>{e(r['answered_by'] or '')}</td><td>{e(_when(r['answered_at']) if r['answered_at'] else '')}</td></tr>"

@@ -45,9 +45,9 @@ def _users(names: list[str]) -> list[dict[str, str]] | None:
 
 
 def _quarter_name(q: int) -> str:
-    from budget_monitor.narrative import load_texts
+    from budget_monitor.periods import QUARTER_ZH
 
-    return load_texts()["quarter_names"][q]
+    return QUARTER_ZH[q]
 
 
 # ----------------------------------------------------------------- 核实反馈
@@ -84,6 +84,7 @@ def plan(month: str, fund_filter: str = "") -> list[dict]:
                     "unit": r.unit,
                     "year": r.year,
                     "quarter": r.quarter,
+                    "quarter_name": _quarter_name(r.quarter),
                     "subject": subject,
                     "body": body,
                     "assigned_users": _users(settings.unit_users(r.unit)),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pendulum
 
-TZ = "Asia/Shanghai"
+# budget_monitor.periods is stdlib only, so a DAG file may import this module at parse time.
+from budget_monitor.periods import QUARTER_ZH, TZ_NAME as TZ
+
+__all__ = ["QUARTER_ZH", "TZ", "run_moment", "month_to_process", "batches", "batch_label", "closed_month"]
 
 
 def run_moment(context) -> pendulum.DateTime:

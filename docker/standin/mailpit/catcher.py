@@ -27,15 +27,17 @@ class Handler:
         attachments = [p.get_filename() for p in msg.walk() if p.get_filename()]
         with LOCK:
             RAW[mid] = envelope.content
-            MESSAGES.append({
-                "ID": mid,
-                "MessageID": str(msg.get("Message-ID", "")),
-                "Subject": str(msg.get("Subject", "")),
-                "From": {"Address": envelope.mail_from},
-                "To": [{"Address": a} for a in envelope.rcpt_tos],
-                "Attachments": len(attachments),
-                "AttachmentNames": attachments,
-            })
+            MESSAGES.append(
+                {
+                    "ID": mid,
+                    "MessageID": str(msg.get("Message-ID", "")),
+                    "Subject": str(msg.get("Subject", "")),
+                    "From": {"Address": envelope.mail_from},
+                    "To": [{"Address": a} for a in envelope.rcpt_tos],
+                    "Attachments": len(attachments),
+                    "AttachmentNames": attachments,
+                }
+            )
         return "250 Message accepted for delivery"
 
 

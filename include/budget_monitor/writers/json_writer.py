@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from budget_monitor.money_fmt import fen_to_yuan_str, round2
+from budget_monitor.periods import TZ
 from budget_monitor.writers.edge import num2, opt_num2, presented_gap
 from budget_monitor.yearend import IndicatorRow, SelfEvaluationForm, YearEnd
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from budget_monitor.writers import Output
 
 JSON_NAME = "self_evaluation.json"
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 def indicator_json(i: IndicatorRow) -> dict[str, Any]:

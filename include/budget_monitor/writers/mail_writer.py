@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped, plain_number
+from budget_monitor.periods import QUARTER_ZH
 from budget_monitor.yearend import YearEnd
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def year_end_email(
         },
         "total_score": plain_number(model.total_score),
         "grade": model.grade,
-        "lagging_quarters": [alerts._QUARTER_ZH[q] for q in model.lagging_quarters],
+        "lagging_quarters": [QUARTER_ZH[q] for q in model.lagging_quarters],
         "missing": [i.name for i in model.indicators if not i.met],
         "problems": list(model.problems),
         "improvements": list(model.improvements),
