@@ -64,3 +64,42 @@ def test_symlinked_fund_yaml_is_refused(tmp_path: Path) -> None:
     (fund / "fund.yaml").symlink_to(real)
     with pytest.raises(FundConfigError, match="fund.yaml 是符号链接，已拒绝读取"):
         load_fund_config(fund)
+
+
+def test_unknown_pace_policy_names_the_table(tmp_path: Path) -> None:
+    with pytest.raises(
+        FundConfigError, match="字段 pace.policy：取值无效（应为 linear_month、linear_day、milestones、workdays 之一"
+    ):
+        load_fund_config(_with(tmp_path, pace={"policy": "linear_week"}))
+
+
+def test_a_pace_policy_registered_in_the_table_is_in_the_schema_the_pace_and_the_mails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new policy is a function and a row of pace.POLICIES: nothing else changes."""
+    from datetime import date
+    from fractions import Fraction
+
+    from budget_monitor import pace
+    from budget_monitor.alerts import render_environment
+    from budget_monitor.config import FundConfig, PaceConfig
+
+    def half_year(day: date, cfg: PaceConfig) -> Fraction:
+        return Fraction(50) if day.month <= 6 else Fraction(100)
+
+    monkeypatch.setitem(
+        pace.POLICIES, "half_year", pace.Policy("half_year", "按半年", half_year, needs=("milestones",))
+    )
+
+    schema = FundConfig.model_json_schema()
+    assert "half_year" in schema["$defs"]["PaceConfig"]["properties"]["policy"]["enum"]
+    with pytest.raises(FundConfigError, match="字段 pace：policy 为 half_year 时必须给出 milestones 表"):
+        load_fund_config(_with(tmp_path / "a", pace={"policy": "half_year"}))
+    cfg = load_fund_config(_with(tmp_path / "b", pace={"policy": "half_year", "milestones": {"06-30": 50}}))
+    assert pace.pace_fraction_at(date(2021, 3, 1), cfg.pace) == 50
+    assert pace.month_end_pace(2021, 12, cfg.pace) == 100
+    label = render_environment().from_string('{% from "alert_policy.j2" import policy_zh %}{{ policy_zh[p] }}')
+    assert label.render(p="half_year") == "按半年"
+
+    monkeypatch.undo()
+    assert "half_year" not in FundConfig.model_json_schema()["$defs"]["PaceConfig"]["properties"]["policy"]["enum"]

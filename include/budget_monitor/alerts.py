@@ -37,6 +37,7 @@ from budget_monitor.contacts import Contacts
 from budget_monitor.execution import FUND, ExecutionResult, MonthFigures, SeriesFigures, round2
 from budget_monitor.forecast import Forecast, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
+from budget_monitor.pace import LABELS as PACE_LABELS
 from budget_monitor.periods import QUARTER_ZH as _QUARTER_ZH
 from budget_monitor.periods import TZ
 from budget_monitor.yearend import YearEnd
@@ -132,6 +133,7 @@ def render_environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.globals["pace_labels"] = PACE_LABELS  # templates/alert_policy.j2
     return env
 
 

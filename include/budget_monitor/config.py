@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .kinds import FACT_KINDS
 from .names import safe_name
+from .pace import DEFAULT_POLICY, POLICIES
 
-PacePolicy = Literal["linear_month", "linear_day", "milestones", "workdays"]
 _MMDD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 _CODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
@@ -36,13 +36,22 @@ class _Strict(BaseModel):
 class PaceConfig(_Strict):
     """How the time pace (序时进度) is computed and when a gap is a warning."""
 
-    policy: PacePolicy = "linear_month"
+    # A name of pace.POLICIES, the table of policies: checked against it when
+    # validated and listed from it in the JSON schema, so a new row needs nothing here.
+    policy: str = Field(DEFAULT_POLICY, json_schema_extra=lambda schema: schema.update(enum=list(POLICIES)))
     # "MM-DD" -> percent; required (and only used) by the milestones policy.
     milestones: dict[str, Decimal] = Field(default_factory=dict)
     # A quarter lags when gap_points < -tolerance.
     tolerance: Decimal = Decimal("0")
     # A monthly warning is red when behind by this many points or more.
     red_gap: Decimal = Decimal("20")
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        if v not in POLICIES:
+            raise ValueError(f"取值无效（应为 {'、'.join(POLICIES)} 之一，而不是 {v!r}）")
+        return v
 
     @field_validator("milestones")
     @classmethod
@@ -58,9 +67,10 @@ class PaceConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _milestones_needed(self) -> PaceConfig:
-        if self.policy == "milestones" and not self.milestones:
-            raise ValueError("policy 为 milestones 时必须给出 milestones 表")
+    def _policy_needs(self) -> PaceConfig:
+        for field in POLICIES[self.policy].needs:
+            if not getattr(self, field):
+                raise ValueError(f"policy 为 {self.policy} 时必须给出 {field} 表")
         if self.tolerance < 0:
             raise ValueError("tolerance 不能为负数")
         return self

@@ -1,6 +1,10 @@
 """序时进度 (time pace): the share of the year that "should" have been spent by a date.
 
-Policies (``PaceConfig.policy``, rules.md "Execution rate and pace"):
+Policies (``PaceConfig.policy``, rules.md "Execution rate and pace") are the
+rows of ``POLICIES`` below: name, the label the finance office reads in the
+mails (序时进度口径), the function, and the PaceConfig fields it needs.
+config.py's schema, the mail templates (templates/alert_policy.j2) and
+``pace_fraction_at`` read the table, so a new policy is a function and a row.
 
 - ``linear_month``: at the end of month m, m / 12 x 100. Inside a month the pace
   grows linearly by day, so that every month end gives exactly m / 12 x 100.
@@ -22,15 +26,24 @@ same value as a ``Decimal`` (28 significant digits) for presentation.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from budget_monitor.config import PaceConfig
 from budget_monitor.periods import month_end, quarter_end_month
 
+if TYPE_CHECKING:  # config.py reads POLICIES for its schema: a runtime import would be a cycle
+    from budget_monitor.config import PaceConfig
+
 __all__ = [
+    "DEFAULT_POLICY",
+    "LABELS",
+    "POLICIES",
+    "Policy",
     "pace_fraction_at",
     "pace_at",
     "month_end_pace",
@@ -51,13 +64,13 @@ def _days_in_year(year: int) -> int:
     return 366 if calendar.isleap(year) else 365
 
 
-def _linear_month(day: date) -> Fraction:
+def _linear_month(day: date, cfg: PaceConfig) -> Fraction:
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     months = (day.month - 1) + Fraction(day.day, days_in_month)
     return months * _HUNDRED / 12
 
 
-def _linear_day(day: date) -> Fraction:
+def _linear_day(day: date, cfg: PaceConfig) -> Fraction:
     return Fraction(day.timetuple().tm_yday, _days_in_year(day.year)) * _HUNDRED
 
 
@@ -83,9 +96,9 @@ def _milestone_points(year: int, milestones: tuple[tuple[str, Decimal], ...]) ->
     return sorted(points.items())
 
 
-def _milestones(day: date, milestones: tuple[tuple[str, Decimal], ...]) -> Fraction:
+def _milestones(day: date, cfg: PaceConfig) -> Fraction:
     x = day.timetuple().tm_yday
-    points = _milestone_points(day.year, milestones)
+    points = _milestone_points(day.year, tuple(sorted(cfg.milestones.items())))
     for (x0, p0), (x1, p1) in zip(points, points[1:]):
         if x0 <= x <= x1:
             return p0 + (p1 - p0) * Fraction(x - x0, x1 - x0)
@@ -110,23 +123,57 @@ def _workday_ordinals(year: int) -> tuple[int, ...]:
     return tuple(counts)
 
 
-def _workdays(day: date) -> Fraction:
+def _workdays(day: date, cfg: PaceConfig) -> Fraction:
     counts = _workday_ordinals(day.year)
     return Fraction(counts[day.timetuple().tm_yday - 1], counts[-1]) * _HUNDRED
 
 
+@dataclass(frozen=True)
+class Policy:
+    """One 序时进度 policy: a row of POLICIES."""
+
+    name: str  # fund.yaml pace.policy
+    label: str  # 序时进度口径 as the mails name it
+    pace: Callable[[date, PaceConfig], Fraction]  # exact percent at the end of a day
+    needs: tuple[str, ...] = ()  # PaceConfig fields the policy cannot go without (config.py checks)
+
+
+DEFAULT_POLICY = "linear_month"
+# THE table of pace policies. A dict so that a test can register a row
+# (monkeypatch.setitem) and see it in the config schema and the mails.
+POLICIES: dict[str, Policy] = {
+    p.name: p
+    for p in (
+        Policy("linear_month", "按月平均（第m月末为m/12）", _linear_month),
+        Policy("linear_day", "按日历天数", _linear_day),
+        Policy("milestones", "按里程碑节点", _milestones, needs=("milestones",)),
+        Policy("workdays", "按法定工作日", _workdays),
+    )
+}
+
+
+class _Labels(Mapping[str, str]):
+    """name -> label, read through to POLICIES (a row added later shows at once)."""
+
+    def __getitem__(self, name: str) -> str:
+        return POLICIES[name].label
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(POLICIES)
+
+    def __len__(self) -> int:
+        return len(POLICIES)
+
+
+LABELS: Mapping[str, str] = _Labels()
+
+
 def pace_fraction_at(day: date, cfg: PaceConfig) -> Fraction:
     """Exact pace (percent, 0..100) at the end of ``day`` under ``cfg.policy``."""
-    policy = cfg.policy
-    if policy == "linear_month":
-        return _linear_month(day)
-    if policy == "linear_day":
-        return _linear_day(day)
-    if policy == "milestones":
-        return _milestones(day, tuple(sorted(cfg.milestones.items())))
-    if policy == "workdays":
-        return _workdays(day)
-    raise ValueError(f"未知的序时进度口径 {policy!r}")
+    policy = POLICIES.get(cfg.policy)
+    if policy is None:
+        raise ValueError(f"未知的序时进度口径 {cfg.policy!r}")
+    return policy.pace(day, cfg)
 
 
 def pace_at(day: date, cfg: PaceConfig) -> Decimal:
