@@ -9,6 +9,7 @@ import pytest
 
 from budget_monitor.config import GradeBand, ScoringConfig
 from budget_monitor.measures import Actual, actual_from_text
+from budget_monitor.narrative import load_texts
 from budget_monitor.scoring import (
     ScoringError,
     check_weights,
@@ -22,11 +23,13 @@ from budget_monitor.scoring import (
 from budget_monitor.targets import parse_target
 
 LEVELS = ScoringConfig().qualitative_levels
+# scoring reads no files: the deviation texts are passed in, as yearend.build_year_end does.
+DEVIATION = load_texts()["deviation"]
 
 
 def score(target: str, actual: str | None, weight: str = "10"):
     a = Actual.none() if actual is None else actual_from_text(actual)
-    return score_indicator(parse_target(target), a, D(weight), LEVELS)
+    return score_indicator(parse_target(target), a, D(weight), LEVELS, texts=DEVIATION)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +115,7 @@ def test_zero_target_full_at_zero_nothing_otherwise(target, actual, expected):
     [("达成", "10.00", True), ("基本达成", "8.00", False), ("部分达成", "6.00", False), ("未达成", "0.00", False)],
 )
 def test_qualitative_levels_give_share_of_weight(actual, expected, met):
-    s, m, dev = score_indicator(parse_target("有效提升"), Actual(None, actual), D(10), LEVELS)
+    s, m, dev = score_indicator(parse_target("有效提升"), Actual(None, actual), D(10), LEVELS, texts=DEVIATION)
     assert (s, m) == (D(expected), met)
     if not met:
         assert actual in dev and "有效提升" in dev
@@ -120,12 +123,12 @@ def test_qualitative_levels_give_share_of_weight(actual, expected, met):
 
 def test_qualitative_levels_come_from_fund_config():
     levels = {"达成": D("1"), "较好": D("0.9")}
-    s, met, _ = score_indicator(parse_target("有效提升"), Actual(None, "较好"), D(10), levels)
+    s, met, _ = score_indicator(parse_target("有效提升"), Actual(None, "较好"), D(10), levels, texts=DEVIATION)
     assert s == D("9.00") and not met
 
 
 def test_qualitative_unknown_level_scores_zero_with_reason():
-    s, met, dev = score_indicator(parse_target("有效提升"), Actual(None, "还行"), D(10), LEVELS)
+    s, met, dev = score_indicator(parse_target("有效提升"), Actual(None, "还行"), D(10), LEVELS, texts=DEVIATION)
     assert (s, met) == (D(0), False) and "无法识别" in dev
 
 
@@ -138,7 +141,7 @@ def test_missing_actual_scores_zero_and_is_reported(target):
 
 def test_missing_actual_is_missing_in_the_score_sheet():
     goals = [dict(level1="产出指标", level2="数量指标", name="A", target="≥10个", weight=D(90))]
-    sheet = score_fund(goals, {}, D(100), ScoringConfig())
+    sheet = score_fund(goals, {}, D(100), ScoringConfig(), texts=DEVIATION)
     ind = sheet.indicators[0]
     assert ind.missing and ind.actual is None and ind.score == 0 and not ind.met
     assert ind.to_json()["actual"] is None
@@ -155,7 +158,7 @@ def test_total_is_sum_of_rounded_scores():
     goals = [dict(level1="产出指标", level2="数量指标", name=n, target="≥3个", weight=D(10)) for n in "ABC"]
     goals.append(dict(level1="产出指标", level2="数量指标", name="D", target="≥1个", weight=D(60)))
     actuals = {"A": Actual(D(1), "1"), "B": Actual(D(1), "1"), "C": Actual(D(1), "1"), "D": Actual(D(1), "1")}
-    sheet = score_fund(goals, actuals, D(100), ScoringConfig())
+    sheet = score_fund(goals, actuals, D(100), ScoringConfig(), texts=DEVIATION)
     assert [i.score for i in sheet.indicators] == [D("3.33")] * 3 + [D("60.00")]
     assert sheet.total == D("79.99")
     assert sheet.grade == "中"
@@ -213,7 +216,7 @@ def test_weights_summing_to_100_pass():
 def test_unreadable_target_names_the_indicator():
     goals = [dict(level1="产出指标", level2="数量指标", name="抽检批次", target="550-600批次", weight=D(90))]
     with pytest.raises(ScoringError) as exc:
-        score_fund(goals, {}, D(100), ScoringConfig())
+        score_fund(goals, {}, D(100), ScoringConfig(), texts=DEVIATION)
     assert "抽检批次" in str(exc.value)
 
 
@@ -227,7 +230,7 @@ def _fund(actuals: dict[str, str], rate: str):
         dict(level1="满意度指标", level2="服务对象满意度指标", name="满意度", target="有效提升", weight=D(20)),
     ]
     acts = {k: actual_from_text(v) if v[0].isdigit() else Actual(None, v) for k, v in actuals.items()}
-    return score_fund(goals, acts, D(rate), ScoringConfig())
+    return score_fund(goals, acts, D(rate), ScoringConfig(), texts=DEVIATION)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +277,7 @@ def test_second_fund_different_in_shape_lands_in_liang():
         "公众认知度": Actual(None, "基本达成"),
         "覆盖率": actual_from_text("100%"),
     }
-    sheet = score_fund(goals, actuals, D("92"), ScoringConfig())
+    sheet = score_fund(goals, actuals, D("92"), ScoringConfig(), texts=DEVIATION)
     assert sheet.execution_score == D("9.20")
     assert [i.score for i in sheet.indicators] == [D("15.00"), D("16.00"), D("16.00"), D("30.00")]
     assert [i.met for i in sheet.indicators] == [False, False, False, True]
@@ -307,7 +310,7 @@ def test_execution_score_is_weight_times_exact_rate_rounded_once(rate, weight, e
 
 def test_execution_score_sheet_keeps_the_presented_rate_at_two_decimals():
     goals = [dict(level1="产出指标", level2="数量指标", name="A", target="≥1个", weight=D(90))]
-    sheet = score_fund(goals, {"A": Actual(D(1), "1")}, Fraction(12345, 1000), ScoringConfig())
+    sheet = score_fund(goals, {"A": Actual(D(1), "1")}, Fraction(12345, 1000), ScoringConfig(), texts=DEVIATION)
     assert sheet.execution_rate == D("12.35")  # presented
     assert sheet.execution_score == D("1.23")  # from the exact 12.345
     assert sheet.total == D("91.23")
@@ -326,7 +329,7 @@ def test_execution_score_sheet_keeps_the_presented_rate_at_two_decimals():
 def test_execution_met_only_when_exact_rate_reaches_100(rate, met):
     assert execution_met(rate) is met
     goals = [dict(level1="产出指标", level2="数量指标", name="A", target="≥1个", weight=D(90))]
-    sheet = score_fund(goals, {"A": Actual(D(1), "1")}, rate, ScoringConfig())
+    sheet = score_fund(goals, {"A": Actual(D(1), "1")}, rate, ScoringConfig(), texts=DEVIATION)
     assert sheet.execution_met is met
 
 
@@ -348,18 +351,20 @@ def test_met_decided_on_exact_comparison_not_on_rounded_score(target, actual, de
 
 def test_met_qualitative_level_just_below_one_is_not_met():
     levels = {"达成": D(1), "几乎达成": D("0.9999")}
-    s, met, dev = score_indicator(parse_target("有效提升"), Actual(None, "几乎达成"), D(10), levels)
+    s, met, dev = score_indicator(parse_target("有效提升"), Actual(None, "几乎达成"), D(10), levels, texts=DEVIATION)
     assert (s, met) == (D("10.00"), False) and "几乎达成" in dev
 
 
 def test_met_in_the_score_sheet_follows_the_exact_comparison():
     goals = [dict(level1="产出指标", level2="数量指标", name="抽检批次", target="≥10000批次", weight=D(90))]
-    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999")}, D(100), ScoringConfig())
+    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999")}, D(100), ScoringConfig(), texts=DEVIATION)
     ind = sheet.indicators[0]
     assert ind.score == D("89.99") and not ind.met  # 90 × 0.9999 = 89.991
     goals[0]["weight"] = D(10)
     goals.append(dict(level1="产出指标", level2="数量指标", name="B", target="≥1个", weight=D(80)))
-    sheet = score_fund(goals, {"抽检批次": actual_from_text("9999"), "B": Actual(D(1), "1")}, D(100), ScoringConfig())
+    sheet = score_fund(
+        goals, {"抽检批次": actual_from_text("9999"), "B": Actual(D(1), "1")}, D(100), ScoringConfig(), texts=DEVIATION
+    )
     ind = sheet.indicators[0]
     assert ind.score == D("10.00") and not ind.met
     assert ind.to_json()["met"] is False and "9999批次" in ind.to_json()["deviation"]

@@ -9,6 +9,9 @@ already rounded figure: the 执行率 comes in exact (integer fen ratio), and
 
 Strict comparators (>, <) score like ≥ / ≤: the rules give one formula per
 direction, and ``met`` means "got the full weight" before rounding.
+
+Pure: the deviation texts (the ``deviation`` section of rules/narrative.yaml,
+``narrative.load_texts()["deviation"]``) are passed in by the caller.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from budget_monitor.config import GradeBand, ScoringConfig
 from budget_monitor.measures import Actual
 from budget_monitor.money_fmt import plain_number, round2
-from budget_monitor.narrative import load_texts
 from budget_monitor.targets import Target, TargetError, parse_target, with_unit
 
 if TYPE_CHECKING:
@@ -115,10 +117,10 @@ def check_weights(weights: Iterable[Decimal], execution_weight: Decimal) -> None
 
 
 def score_indicator(
-    target: Target, actual: Actual, weight: Decimal, levels: Mapping[str, Decimal]
+    target: Target, actual: Actual, weight: Decimal, levels: Mapping[str, Decimal], *, texts: Mapping[str, str]
 ) -> tuple[Decimal, bool, str]:
-    """(score, met, deviation) of one indicator. deviation is '' when met."""
-    texts = load_texts()["deviation"]
+    """(score, met, deviation) of one indicator. deviation is '' when met, else
+    the entry of ``texts`` (rules/narrative.yaml ``deviation``) the facts pick."""
     weight = Decimal(weight)
     fmt = {"actual": with_unit(actual.text, target), "target": target.text, "levels": "、".join(levels)}
 
@@ -175,8 +177,12 @@ def score_fund(
     actuals: Mapping[str, Actual],
     execution_rate: Decimal | Fraction,
     scoring: ScoringConfig,
+    *,
+    texts: Mapping[str, str],
 ) -> ScoreSheet:
     """Score every goals row (level1, level2, name, target, weight) and the execution rate.
+
+    ``texts`` are the deviation texts (rules/narrative.yaml ``deviation``).
 
     ``execution_rate`` is the exact rate (Fraction or full-precision Decimal);
     the sheet carries it rounded to 2 decimals for presentation.
@@ -192,7 +198,7 @@ def score_fund(
         except TargetError as exc:
             raise ScoringError(f"三级指标「{name}」的{exc}") from exc
         actual = actuals.get(name, Actual.none())
-        score, met, deviation = score_indicator(target, actual, weight, scoring.qualitative_levels)
+        score, met, deviation = score_indicator(target, actual, weight, scoring.qualitative_levels, texts=texts)
         out.append(
             IndicatorScore(
                 level1=str(row.get("level1", "")),

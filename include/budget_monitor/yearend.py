@@ -368,13 +368,13 @@ def assemble(
     ``execution_rate`` defaults to executed / adjusted (exact, 0 without a
     budget); ``causes`` (quarter -> cause text) to ``cfg.lag_causes``.
     """
-    from budget_monitor.narrative import narrate
+    from budget_monitor.narrative import load_texts, narrate
     from budget_monitor.scoring import score_fund
 
     initial, adjusted, executed = int(initial_fen), int(adjusted_fen), int(executed_fen)
     if execution_rate is None:
         execution_rate = Fraction(executed * 100, adjusted) if adjusted else Fraction(0)
-    sheet = score_fund(goals, actuals, execution_rate, cfg.scoring)
+    sheet = score_fund(goals, actuals, execution_rate, cfg.scoring, texts=load_texts()["deviation"])
     indicators = tuple(
         IndicatorRow(i.level1, i.level2, i.name, i.target, i.actual, i.weight, i.score, i.met, i.deviation)
         for i in sheet.indicators
