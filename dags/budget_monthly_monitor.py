@@ -33,16 +33,22 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
      and no fund is in two batches, so another batch's load cannot change
      what it computes. Closes of early batches thus run while later batches
      still load.
-4. `send_alerts`: after every batch's load and close (`all_done`), the outbox
-   (alerts and rejection notices) flushed once through `smtp_default`
-   (SmtpHook); a mail that fails stays pending for the next flush.
+4. `gather_digests` (`all_done`, after every close): the alerts the closes
+   held for the monthly digest (fund.yaml `alerts.mode: digest`, the
+   default) become one mail per recipient (finance office and unit
+   contacts, every fund and unit), once per (recipient, month); alerts held
+   after a recipient's digest was made go out in a supplement.
+   `send_alerts`: then (`all_done`) the outbox (alerts, digests and
+   rejection notices) flushed once through `smtp_default` (SmtpHook); a mail
+   that fails stays pending for the next flush.
 5. `publish_close`: once every load and every close succeeded (mail is not
    a condition), emits asset `budget_monitor://monthly_close` with
    `{year, month}`; the December close starts `budget_year_end_report`.
 
 A rerun changes nothing and mails nothing twice: files are skipped by
 content hash, the close recomputes the same figures, and an alert is queued
-once per (fund, unit, period, kind) key and sent once. When `discover_funds`
+once per (fund, unit, period, kind) key and sent once, a digest once per
+(recipient, month). When `discover_funds`
 fails, `pulled_funds` fails too and the batch tasks are never expanded
 (Airflow marks them `upstream_failed`; the reason is in `discover_funds`' log).
 
@@ -148,6 +154,12 @@ def budget_monthly_monitor():
         return [loaded, closed]
 
     @task(trigger_rule="all_done")
+    def gather_digests(month: str | None) -> int:
+        from budget_monitor_airflow.monthly import gather
+
+        return gather(month)
+
+    @task(trigger_rule="all_done")
     def send_alerts() -> int:
         from budget_monitor_airflow.monthly import send_alerts as flush
 
@@ -165,8 +177,12 @@ def budget_monthly_monitor():
     ready = pulled_funds(month, funds)
     pulled >> ready
     batch = fund_batch.partial(month=month).expand(batch=ready)
-    # One flush after every batch's load and close: the rejection notices and alerts they queued.
-    batch >> send_alerts()
+    # After every batch's close: the month's digests (one per recipient), then
+    # one flush of the rejection notices, alerts and digests they queued.
+    digests = gather_digests(month)
+    sent = send_alerts()
+    batch >> digests >> sent
+    batch >> sent
     # Published once every pull, load and close succeeded: a rejected file or
     # a fund whose pull failed (December: the year-end report) blocks it until
     # the month is rerun. Mail is not a condition: a failed send_alerts stays

@@ -187,9 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     print()
     mails = sorted((HOME / "mail").glob("*.eml"))
     print(f"收到邮件 {len(mails)} 封（{HOME / 'mail'}）：")
+    per_address: dict[str, int] = {}
     for path in mails:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        print(f"  {path.name}  {msg['Subject']}")
+        to = [a.addr_spec for h in ("To", "Cc") for a in (msg[h].addresses if msg[h] else ())]
+        for address in to:
+            per_address[address] = per_address.get(address, 0) + 1
+        print(f"  {path.name}  {msg['Subject']}  → {', '.join(to)}")
+    # fund.yaml alerts.mode: digest (the default): one mail per recipient per month
+    # close, where one mail per alert was 50 for the year (49 alerts + the report).
+    print("\n每个收件人收到的邮件（月度汇总 + 年度自评报告；逐条发送时为 50 封）：")
+    for address, n in sorted(per_address.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {address}  {n} 封")
     reports = HOME / "reports"
     if reports.exists():
         print(f"\n自评报告输出目录：{reports}")

@@ -88,6 +88,10 @@ def test_unsent_mails_exit_four_and_go_out_with_the_next_run(tmp_path: Path, mon
     from smtp_sink import SmtpSink
 
     fund = _fund(tmp_path)
+    # One mail per alert (alerts.mode: each): enough mails for the breaker to trip
+    # (the June digests are one per recipient, two here).
+    yaml = fund / "fund.yaml"
+    yaml.write_text(yaml.read_text(encoding="utf-8") + "alerts:\n  mode: each\n", encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'x.db'}"
     with socket.socket() as s:  # a port nobody listens on: connection refused
         s.bind(("127.0.0.1", 0))

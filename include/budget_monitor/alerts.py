@@ -19,7 +19,7 @@ plain text; subjects are the macros of ``alert_subjects.txt.j2``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,9 +32,21 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from budget_monitor.alert_kinds import (
+    BY_NAME as KIND_OF,
+)
+from budget_monitor.alert_kinds import (
+    DIGEST,
+    MONTH_WARNING,
+    MONTHLY,
+    QUARTER_LAGGING,
+    REJECTION,
+    YEAR_END_REPORT,
+    AlertKind,
+)
 from budget_monitor.config import FundConfig
 from budget_monitor.contacts import Contacts
-from budget_monitor.execution import FUND, ExecutionResult, MonthFigures, SeriesFigures, round2
+from budget_monitor.execution import ExecutionResult, MonthFigures, SeriesFigures, round2
 from budget_monitor.forecast import Forecast, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
 from budget_monitor.pace import LABELS as PACE_LABELS
@@ -54,13 +66,9 @@ __all__ = [
     "route",
 ]
 
-MONTH_WARNING = "month_warning"
-QUARTER_LAGGING = "quarter_lagging"
-YEAR_END_REPORT = "year_end_report"
 # The year-end mail carries the digest of the evaluation it reports, so a
 # re-run of the year-end knows whether the report changed since it was mailed.
 DIGEST_HEADER = "X-Budget-Monitor-Digest"
-REJECTION = "rejection"
 # A rejection mail lists this many failures; the quarantine report has them all.
 _REJECTION_LINES = 20
 # Year-end outputs sent as attachments (the finance office opens these two).
@@ -211,6 +219,38 @@ def _chart_png(series: SeriesFigures, year: int, month: int, title: str) -> byte
         return path.read_bytes()
 
 
+def _mail(
+    key: tuple[str, str, str, str],
+    subject: str,
+    sender: str,
+    to: Route,
+    text: str,
+    html: str,
+    chart: bytes | None = None,
+    attachments: tuple[Path, ...] = (),
+) -> EmailMessage:
+    """The MIME message of one mail: plain text and HTML parts (base64), chart, attachments."""
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(to.to)
+    if to.cc:
+        msg["Cc"] = ", ".join(to.cc)
+    msg["Date"] = format_datetime(datetime.now(TZ))
+    msg["Message-ID"] = _message_id(key, sender)
+    msg["X-Budget-Monitor-Key"] = "/".join(key[:1] + key[2:])
+    # base64 keeps the stored message 7-bit clean for any SMTP server.
+    msg.set_content(text, charset="utf-8", cte="base64")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    if chart:
+        html_part = msg.get_payload()[1]
+        html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{_CHART_CID}>", filename="execution.png")
+    for path in attachments:
+        maintype, subtype = _ATTACH_SUFFIXES[path.suffix.lower()]
+        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+    return msg
+
+
 def _build(
     cfg: FundConfig,
     key: tuple[str, str, str, str],
@@ -234,42 +274,183 @@ def _build(
     }
     text = env.get_template(f"{template}.txt.j2").render(context)
     html = env.get_template(f"{template}.html.j2").render(context)
-
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = ", ".join(to.to)
-    if to.cc:
-        msg["Cc"] = ", ".join(to.cc)
-    msg["Date"] = format_datetime(datetime.now(TZ))
-    msg["Message-ID"] = _message_id(key, sender)
-    msg["X-Budget-Monitor-Key"] = "/".join(key[:1] + key[2:])
-    # base64 keeps the stored message 7-bit clean for any SMTP server.
-    msg.set_content(text, charset="utf-8", cte="base64")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
-    if chart:
-        html_part = msg.get_payload()[1]
-        html_part.add_related(chart, maintype="image", subtype="png", cid=f"<{_CHART_CID}>", filename="execution.png")
-    for path in attachments:
-        maintype, subtype = _ATTACH_SUFFIXES[path.suffix.lower()]
-        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+    msg = _mail(key, subject, sender, to, text, html, chart, attachments)
     return Alert(*key, severity=severity, subject=subject, recipients=to.everyone, text=text, html=html, message=msg)
+
+
+# ------------------------------------------------------------ the kinds of a month close
+
+
+@dataclass(frozen=True)
+class Close:
+    """What a kind's function reads: the fund and its execution through ``month``."""
+
+    cfg: FundConfig
+    result: ExecutionResult
+    month: int
+
+    @property
+    def period_zh(self) -> str:
+        return f"{self.result.year}年{self.month}月"
+
+    def detail(self, kind: str, unit: str, period: str, period_zh: str, m: dict[str, Any], note: str = "") -> dict:
+        """The digest's row of an alert: presented text only (stored as JSON in the outbox)."""
+        return {
+            "fund_code": self.cfg.code,
+            "fund_title": self.cfg.title,
+            "fund_name": self.cfg.name,
+            "department": self.cfg.department,
+            "pace_policy": self.result.pace.policy,
+            "kind": kind,
+            "unit": unit,
+            "period": period,
+            "period_zh": period_zh,
+            "severity": m["severity"],
+            "severity_zh": m["severity_zh"],
+            "rate": m["rate"],
+            "pace": m["pace"],
+            "gap": m["gap"],
+            "behind_points": m["behind_points"],
+            "to_reach": m["to_reach"],
+            "note": note,
+        }
+
+
+@dataclass(frozen=True)
+class Due:
+    """One alert a month close owes, not rendered yet.
+
+    ``subject``: the arguments of the kind's subject macro; ``detail``: its
+    row in the monthly digest (:meth:`Close.detail`); ``context``: the
+    template context of its own mail (called only when it is mailed on its
+    own); ``chart``: the mail embeds the fund's chart when charts are asked for.
+    """
+
+    key: tuple[str, str, str, str]
+    severity: str | None
+    subject: dict[str, Any]
+    detail: dict[str, Any]
+    context: Callable[[], dict[str, Any]]
+    chart: bool = False
+
+    @property
+    def kind(self) -> AlertKind:
+        return KIND_OF[self.key[3]]
+
+
+# name -> the function finding a kind's alerts in a close (rows of alert_kinds.KINDS with ``monthly``).
+_KIND_FUNCTIONS: dict[str, Callable[[Close], Iterable[Due]]] = {}
+
+
+def kind(name: str) -> Callable[[Callable[[Close], Iterable[Due]]], Callable[[Close], Iterable[Due]]]:
+    """Register the function of the month-close kind ``name`` (its row in alert_kinds.KINDS)."""
+
+    def register(fn: Callable[[Close], Iterable[Due]]) -> Callable[[Close], Iterable[Due]]:
+        row = KIND_OF.get(name)
+        if row is None or not row.monthly:
+            raise ValueError(f"{name}: not a month-close kind of alert_kinds.KINDS")
+        _KIND_FUNCTIONS[name] = fn
+        return fn
+
+    return register
+
+
+@kind(MONTH_WARNING)
+def month_warnings(close: Close) -> Iterator[Due]:
+    """The fund, then each unit by name, behind pace at the month end (yellow / red)."""
+    cfg, result, month = close.cfg, close.result, close.month
+    period = f"{result.year}-{month:02d}"
+    for series in (result.fund, *result.units):
+        m = series.month(month)
+        if m.severity is None:
+            continue
+        view = _month_view(m)
+
+        def context(series: SeriesFigures = series, view: dict[str, Any] = view) -> dict[str, Any]:
+            fc = forecast(series, result.year, result.pace, month)
+            return {"unit": series.unit, "m": view, "forecast": _forecast_view(fc)}
+
+        yield Due(
+            key=(cfg.code, series.unit, period, MONTH_WARNING),
+            severity=m.severity,
+            subject={
+                "title": cfg.title,
+                "unit": series.unit,
+                "period_zh": close.period_zh,
+                "severity_zh": _SEVERITY_ZH[m.severity],
+            },
+            detail=close.detail(MONTH_WARNING, series.unit, period, close.period_zh, view),
+            context=context,
+            # The fund's own warning only: a chart per unit dominated a close's time (bench/RESULTS.md R4).
+            chart=series is result.fund,
+        )
+
+
+@kind(QUARTER_LAGGING)
+def quarter_lagging(close: Close) -> Iterator[Due]:
+    """At a quarter's last month, the fund when the quarter lags: rate, pace, gap, units behind."""
+    cfg, result, month = close.cfg, close.result, close.month
+    if month % 3 or not result.fund.quarter(month // 3).lagging:
+        return
+    quarter = result.fund.quarter(month // 3)
+    view = _month_view(result.fund.month(month))
+    quarter_zh = _QUARTER_ZH[quarter.quarter]
+
+    def context() -> dict[str, Any]:
+        fc = forecast(result.fund, result.year, result.pace, month)
+        behind = [{"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind]
+        return {
+            "unit": "",
+            "quarter": quarter.quarter,
+            "quarter_zh": quarter_zh,
+            "m": view,
+            "units_behind": behind,
+            "forecast": _forecast_view(fc),
+        }
+
+    period = f"{result.year}-Q{quarter.quarter}"
+    note = f"落后的预算单位：{'、'.join(quarter.units_behind)}" if quarter.units_behind else ""
+    yield Due(
+        key=(cfg.code, "", period, QUARTER_LAGGING),
+        severity=None,
+        subject={"title": cfg.title, "year": result.year, "quarter_zh": quarter_zh},
+        # A quarter lags or not: the month's yellow/red is the month warning's.
+        detail=close.detail(
+            QUARTER_LAGGING,
+            "",
+            period,
+            f"{result.year}年{quarter_zh}",
+            {**view, "severity": None, "severity_zh": ""},
+            note,
+        ),
+        context=context,
+        chart=True,
+    )
+
+
+def due(cfg: FundConfig, result: ExecutionResult, month: int) -> list[Due]:
+    """The alerts the ``month`` close owes, kind by kind in alert_kinds.KINDS order
+    (the month warnings, fund first then units by name; then the quarter). Nothing is rendered."""
+    if not 1 <= month <= result.through_month:
+        raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
+    close = Close(cfg, result, month)
+    return [d for k in MONTHLY for d in _KIND_FUNCTIONS[k.name](close)]
+
+
+_UNREGISTERED = [k.name for k in MONTHLY if k.name not in _KIND_FUNCTIONS]
+if _UNREGISTERED:  # a row of alert_kinds.KINDS without its function: fail at import, not at a close
+    raise RuntimeError(f"alert kinds without a @kind function in alerts.py: {_UNREGISTERED}")
 
 
 def due_keys(cfg: FundConfig, result: ExecutionResult, month: int) -> list[tuple[str, str, str, str]]:
     """Keys (fund, unit, period, kind) of the alerts the ``month`` close owes, in
-    :func:`build_alerts`' order: fund first, then units by name, then the
-    quarter. Nothing is rendered: a rerun counts them for free."""
-    if not 1 <= month <= result.through_month:
-        raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
-    keys = [
-        (cfg.code, s.unit, f"{result.year}-{month:02d}", MONTH_WARNING)
-        for s in (result.fund, *result.units)
-        if s.month(month).severity is not None
-    ]
-    if month % 3 == 0 and result.fund.quarter(month // 3).lagging:
-        keys.append((cfg.code, "", f"{result.year}-Q{month // 3}", QUARTER_LAGGING))
-    return keys
+    :func:`build_alerts`' order. Nothing is rendered: a rerun counts them for free."""
+    return [d.key for d in due(cfg, result, month)]
+
+
+def route_of(cfg: FundConfig, d: Due, contacts: Contacts | None) -> Route:
+    """Who gets the alert ``d``: by its kind's audience (alert_kinds.py)."""
+    return route(cfg, d.key[1] if d.kind.audience == "unit" else "", contacts)
 
 
 def build_alerts(
@@ -281,66 +462,121 @@ def build_alerts(
     chart: bool = False,
     skip: Collection[tuple[str, str, str, str]] = (),
     contacts: Contacts | None = None,
+    dues: Iterable[Due] | None = None,
 ) -> list[Alert]:
-    """The alerts of the ``month`` close (those of :func:`due_keys`).
+    """The alerts of the ``month`` close (those of :func:`due`, or ``dues``) as mails of their own.
 
     ``chart`` embeds the fund's cumulative chart in the fund's warning and the
     quarter alert (rendered once; unit warnings carry their figures as a
-    table: a chart per unit was 93 % of a close's time, bench/RESULTS.md R4).
-    Keys in ``skip`` (already in the outbox) are not rendered at all, so a
-    rerun of a month costs nothing here. ``contacts`` (contacts.csv) routes
-    each unit's warning to the unit (:func:`route`).
+    table). Keys in ``skip`` (already in the outbox) are not rendered at all,
+    so a rerun of a month costs nothing here. ``contacts`` (contacts.csv)
+    routes each unit's warning to the unit (:func:`route`).
     """
     sender = sender or cfg.smtp.sender
-    period_zh = f"{result.year}年{month}月"
     base = {
         "fund": cfg,
         "year": result.year,
         "month": month,
-        "period_zh": period_zh,
+        "period_zh": f"{result.year}年{month}月",
         "title": cfg.title,
         "pace_policy": result.pace.policy,
     }
-    alerts: list[Alert] = []
-    fund_png: list[bytes] = []  # rendered on first use, shared by the fund's two alerts
+    fund_png: list[bytes] = []  # rendered on first use, shared by the fund's alerts
 
     def fund_chart() -> bytes | None:
-        if not chart:
-            return None
         if not fund_png:
             fund_png.append(_chart_png(result.fund, result.year, month, f"{cfg.title} 累计执行率与序时进度"))
         return fund_png[0]
 
-    for key in due_keys(cfg, result, month):
-        if key in skip:
+    alerts: list[Alert] = []
+    for d in due(cfg, result, month) if dues is None else dues:
+        if d.key in skip:
             continue
-        if key[3] == MONTH_WARNING:
-            series = result.fund if key[1] == FUND else result.unit(key[1])
-            m = series.month(month)
-            fc = forecast(series, result.year, result.pace, month)
-            ctx = {**base, "unit": series.unit, "m": _month_view(m), "forecast": _forecast_view(fc)}
-            subject = _subject(
-                "month", title=cfg.title, unit=series.unit, period_zh=period_zh, severity_zh=_SEVERITY_ZH[m.severity]
-            )
-            png = fund_chart() if series is result.fund else None
-            to = route(cfg, key[1], contacts)
-            alerts.append(_build(cfg, key, m.severity, subject, "alert_month", ctx, sender, png, to=to))
-            continue
-        quarter = result.fund.quarter(month // 3)
-        fc = forecast(result.fund, result.year, result.pace, month)
-        behind = [{"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind]
-        ctx = {
-            **base,
-            "unit": "",
-            "quarter": quarter.quarter,
-            "quarter_zh": _QUARTER_ZH[quarter.quarter],
-            "m": _month_view(result.fund.month(month)),
-            "units_behind": behind,
-            "forecast": _forecast_view(fc),
-        }
-        subject = _subject("quarter", title=cfg.title, year=result.year, quarter_zh=_QUARTER_ZH[quarter.quarter])
-        alerts.append(_build(cfg, key, None, subject, "alert_quarter", ctx, sender, fund_chart()))
+        row = d.kind
+        png = fund_chart() if chart and d.chart else None
+        subject = _subject(row.subject, **d.subject)
+        ctx = {**base, **d.context()}
+        alerts.append(
+            _build(cfg, d.key, d.severity, subject, row.template, ctx, sender, png, to=route_of(cfg, d, contacts))
+        )
     return alerts
+
+
+@dataclass(frozen=True)
+class Held:
+    """An alert waiting for its recipients' monthly digest (outbox status 'held')."""
+
+    key: tuple[str, str, str, str]
+    severity: str | None
+    subject: str
+    recipients: tuple[str, ...]
+    detail: dict[str, Any]
+
+
+def hold(cfg: FundConfig, d: Due, contacts: Contacts | None = None, *, sender: str | None = None) -> Held:
+    """``d`` as an outbox row for the digest: its subject, everyone it concerns, its figures."""
+    to = route_of(cfg, d, contacts)
+    detail = {**d.detail, "to": list(to.to), "fallback": to.fallback, "sender": sender or cfg.smtp.sender}
+    return Held(d.key, d.severity, _subject(d.kind.subject, **d.subject), to.everyone, detail)
+
+
+# ------------------------------------------------------------------ the monthly digest
+
+DIGEST_FUND = ""  # the outbox fund_code of a digest: it spans the department's funds
+FUNDS_HEADER = "X-Budget-Monitor-Funds"
+
+
+def digest_period(month: str, supplement: int) -> str:
+    """The outbox period of a recipient's digest of ``month``: 'YYYY-MM', then
+    'YYYY-MM#n' for the n-th supplement (alerts held after the digest was made)."""
+    return month if supplement == 0 else f"{month}#{supplement}"
+
+
+def build_digest(recipient: str, month: str, items: list[dict[str, Any]], *, supplement: int = 0) -> Alert:
+    """One recipient's digest of the ``month`` ('YYYY-MM') close: every held alert
+    concerning them (``items``: their outbox ``detail``), grouped by fund.
+
+    Key ('', recipient, 'YYYY-MM' or 'YYYY-MM#n', 'digest'): the outbox sends
+    it once per (recipient, period). The recipient's own units (those whose
+    alerts name them in ``to``) are greeted; else the finance office's department.
+    """
+    year, mon = (int(p) for p in month.split("-"))
+    funds: dict[str, dict[str, Any]] = {}
+    for item in items:
+        f = funds.setdefault(
+            item["fund_code"],
+            {
+                "code": item["fund_code"],
+                "title": item["fund_title"],
+                "name": item["fund_name"],
+                "pace_policy": item["pace_policy"],
+                "items": [],
+            },
+        )
+        f["items"].append({**item, "label": KIND_OF[item["kind"]].label})
+    # Greeted: the recipient's own units when every alert is about one of them
+    # (a unit contact's digest), else the finance office's department.
+    own = [i["unit"] for i in items if i["unit"] and not i["fallback"] and recipient in i["to"]]
+    departments = list(dict.fromkeys(i["department"] for i in items))
+    ctx = {
+        "addressee": "、".join(dict.fromkeys(own)) if len(own) == len(items) else "、".join(departments),
+        "period_zh": f"{year}年{mon}月",
+        "funds": list(funds.values()),
+        "count": len(items),
+        "red": sum(1 for i in items if i["severity"] == "red"),
+        "supplement": supplement,
+        "policies": list(dict.fromkeys(i["pace_policy"] for i in items)),
+    }
+    env = render_environment()
+    text = env.get_template("alert_digest.txt.j2").render(ctx)
+    html = env.get_template("alert_digest.html.j2").render(ctx)
+    subject = _subject("digest", period_zh=ctx["period_zh"], count=len(items), red=ctx["red"], supplement=supplement)
+    key = (DIGEST_FUND, recipient, digest_period(month, supplement), DIGEST)
+    sender = items[0]["sender"]
+    msg = _mail(key, subject, sender, Route((recipient,)), text, html)
+    # The fund codes it covers (ASCII): mail rules and tests can tell digests apart.
+    msg[FUNDS_HEADER] = ", ".join(funds)
+    return Alert(*key, severity=None, subject=subject, recipients=(recipient,), text=text, html=html, message=msg)
 
 
 _NOT_DIGESTED = frozenset({"self_evaluation_form", "provenance"})

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .alert_kinds import BY_NAME as ALERT_KINDS
+from .alert_kinds import IMMEDIATE_CHOICES
 from .kinds import FACT_KINDS
 from .names import safe_name
 from .pace import DEFAULT_POLICY, POLICIES
@@ -154,6 +156,33 @@ class SmtpConfig(_Strict):
     allow_plain_auth: bool = False
 
 
+class AlertsConfig(_Strict):
+    """How the month close's alerts are mailed (alert_kinds.py, alerts.py).
+
+    ``digest`` (default): one mail per recipient per month close gathering
+    everything due for them (every fund and unit); ``each``: one mail per
+    (fund, unit, period, kind). ``immediate``: kinds (or ``kind:severity``)
+    that go at once even in digest mode, e.g. ``[month_warning:red, quarter_lagging]``.
+    """
+
+    mode: Literal["digest", "each"] = "digest"
+    immediate: list[str] = Field(default_factory=list)
+
+    @field_validator("immediate")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for choice in v:
+            if choice not in IMMEDIATE_CHOICES:
+                raise ValueError(f"预警类型 {choice!r} 无效（应为 {'、'.join(IMMEDIATE_CHOICES)} 之一）")
+        return v
+
+    def at_once(self, kind: str, severity: str | None) -> bool:
+        """Whether an alert of ``kind`` (and ``severity``) is mailed on its own, now."""
+        if self.mode == "each" or not ALERT_KINDS[kind].digest:
+            return True
+        return kind in self.immediate or (severity is not None and f"{kind}:{severity}" in self.immediate)
+
+
 # ---------------------------------------------------------------- 自评表 (report helper, issue 15)
 # The official form's fields that the data files do not carry. All optional:
 # an older fund.yaml reads as before.
@@ -269,6 +298,8 @@ class FundConfig(_Strict):
     # The document the self-evaluation is made under (自评分数 basis).
     basis_document: str = ""
     recipients: list[str] = Field(default_factory=list)
+    # Digest or one mail per alert; kinds that go at once (AlertsConfig).
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     inspection_categories: list[str] = Field(default_factory=lambda: ["药品", "药包材", "化妆品", "医疗器械", "食品"])
     pace: PaceConfig = Field(default_factory=PaceConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)

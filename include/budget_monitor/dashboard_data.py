@@ -270,7 +270,9 @@ def overview(engine: Engine, configs: Mapping[str, FundEntry]) -> list[dict[str,
     funds = _funds(engine)
     closes = _closes(engine)
     latest_files = _latest_files(engine)
-    pending = _count_by_fund(engine, store.outbox, store.outbox.c.status != "sent")
+    # Not out yet: mails pending and alerts held for the month's digest (a
+    # digested alert is out with its digest, fund_code '').
+    pending = _count_by_fund(engine, store.outbox, store.outbox.c.status.in_(("pending", "held")))
     rejected = _count_by_fund(engine, store.rejection)
     out = []
     for f in funds:
@@ -335,17 +337,39 @@ def alerts(engine: Engine, code: str, unit: str | None = None) -> list[dict[str,
     """The fund's mails in the outbox (alerts, rejection notices, the year-end
     report), newest first; ``unit`` keeps only that unit's."""
     o = store.outbox.c
-    stmt = select(o.id, o.unit, o.period, o.kind, o.subject, o.status, o.created_at, o.sent_at, o.attempts).where(
-        o.fund_code == code
-    )
+    stmt = select(
+        o.id, o.unit, o.period, o.kind, o.subject, o.status, o.created_at, o.sent_at, o.attempts, o.digest
+    ).where(o.fund_code == code)
     if unit is not None:
         stmt = stmt.where(o.unit == unit)
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(stmt.order_by(o.id)).mappings()]
     rows.reverse()  # newest first (a rejection's period is a file digest, not a date)
+    _digest_sent(engine, rows)
     for r in rows:
         r["answer"] = None  # 核实反馈: not recorded yet (issue #14 item 4)
     return rows
+
+
+def _digest_sent(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """An alert carried by the monthly digest is as sent as its digests: ``sent_at``
+    the last of them once all are sent, else None (status stays 'digested')."""
+    months = {r["digest"] for r in rows if r["status"] == "digested" and r["digest"]}
+    if not months:
+        return
+    o = store.outbox.c
+    state: dict[str, list[Any]] = {}
+    with engine.connect() as conn:
+        for period, status, sent_at in conn.execute(
+            select(o.period, o.status, o.sent_at).where(o.kind == "digest", o.fund_code == "")
+        ):
+            month = period.split("#", 1)[0]
+            if month in months:
+                state.setdefault(month, []).append(sent_at if status == "sent" else None)
+    for r in rows:
+        if r["status"] == "digested" and r["digest"]:
+            times = state.get(r["digest"], [])
+            r["sent_at"] = max(times) if times and all(times) else None
 
 
 def rejections(engine: Engine, code: str) -> list[dict[str, Any]]:

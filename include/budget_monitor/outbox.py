@@ -37,6 +37,15 @@ on each attempt (alerts.py builds it from the row's key; ``flush`` derives the
 same one for a stored message that lacks it), so such a duplicate is
 recognisable, and mail systems that deduplicate by Message-ID drop it.
 
+The monthly digest (fund.yaml ``alerts.mode: digest``) goes through the same
+table. The close stores each alert that waits for it once per key, as today,
+but ``held`` (no message, its figures in ``detail``): ``flush`` never sends
+it. ``gather`` then claims every held row (status ``digested``, ``digest`` the
+month) and queues, in the same transaction, one digest per recipient keyed
+('', recipient, 'YYYY-MM', 'digest'): exactly once per (recipient, period).
+Alerts held after a recipient's digest of the month was made (a fund closed
+late, a rerun after a fix) go out in a supplement, period 'YYYY-MM#n'.
+
 SMTP AUTH is never sent in clear: ``SmtpMailer`` refuses to log in over a
 connection without TLS (neither STARTTLS nor SMTPS) unless ``allow_plain_auth``
 is set, and the Airflow mailer applies the same rule to its connection.
@@ -52,7 +61,7 @@ import os
 import smtplib
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
@@ -61,7 +70,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from budget_monitor.alerts import Alert
+from budget_monitor.alerts import DIGEST, DIGEST_FUND, Alert, Held, build_digest
 from budget_monitor.alerts import _message_id as alert_message_id
 from budget_monitor.config import SmtpConfig
 from budget_monitor.store import now_local, outbox
@@ -72,6 +81,8 @@ __all__ = [
     "FlushResult",
     "PlainAuthRefused",
     "enqueue",
+    "hold",
+    "gather",
     "flush",
     "pending_count",
     "flush_deadline_s",
@@ -85,6 +96,11 @@ __all__ = [
 
 PENDING = "pending"
 SENT = "sent"
+# An alert waiting for the monthly digest, then carried by one (never sent on its own).
+HELD = "held"
+DIGESTED = "digested"
+# A gather claims held rows in chunks of this many ids (SQLite's bound-parameter limit).
+_CHUNK = 500
 _KEY = ("fund_code", "unit", "period", "kind")
 
 # Per socket operation (connect, greeting, each command's reply). A relay on
@@ -222,28 +238,123 @@ class FlushResult:
 
 def enqueue(engine: Engine, alerts: Iterable[Alert]) -> int:
     """Store the alerts not stored yet; returns how many are new."""
-    rows = [
-        {
-            "fund_code": a.fund_code,
-            "unit": a.unit,
-            "period": a.period,
-            "kind": a.kind,
-            "subject": a.subject,
-            "recipients": ",".join(a.recipients),
-            "message": a.message.as_string(),
-            "status": PENDING,
-            "attempts": 0,
-            "last_error": None,
-            "created_at": now_local(),
-            "sent_at": None,
-        }
-        for a in alerts
-    ]
+    rows = [_row(a) for a in alerts]
     new = 0
     with engine.begin() as conn:
         for row in rows:
             new += _insert_if_absent(conn, row)
     return new
+
+
+def hold(engine: Engine, items: Iterable[Held]) -> int:
+    """Store the alerts that wait for the monthly digest, each key once; returns how many are new."""
+    import json
+
+    new = 0
+    with engine.begin() as conn:
+        for h in items:
+            row = {
+                "fund_code": h.key[0],
+                "unit": h.key[1],
+                "period": h.key[2],
+                "kind": h.key[3],
+                "subject": h.subject,
+                "recipients": ",".join(h.recipients),
+                "message": "",
+                "status": HELD,
+                "attempts": 0,
+                "last_error": None,
+                "created_at": now_local(),
+                "sent_at": None,
+                "detail": json.dumps(h.detail, ensure_ascii=False, sort_keys=True),
+                "digest": None,
+            }
+            new += _insert_if_absent(conn, row)
+    return new
+
+
+class _Raced(Exception):
+    """Another gather claimed some of the held rows first: this one rolls back."""
+
+
+def gather(engine: Engine, month: str) -> int:
+    """Queue the monthly digests of ``month`` ('YYYY-MM'): one per recipient of
+    every held alert (all funds), gathering everything held for them. Returns
+    how many digests were queued (0 when nothing was held: a rerun of the month).
+
+    One transaction: the held rows are claimed (``digested``) and the digests
+    inserted together, so an alert is carried by exactly one digest per
+    recipient, and a crash leaves them held for the next gather. A recipient
+    whose digest of ``month`` exists already gets a supplement ('YYYY-MM#n').
+    """
+    import json
+
+    try:
+        with engine.begin() as conn:
+            rows = conn.execute(
+                select(outbox.c.id, outbox.c.recipients, outbox.c.detail)
+                .where(outbox.c.status == HELD)
+                .order_by(outbox.c.id)
+            ).all()
+            if not rows:
+                return 0
+            ids = [r.id for r in rows]
+            claimed = 0
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                claimed += conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(chunk), outbox.c.status == HELD)
+                    .values(status=DIGESTED, digest=month)
+                ).rowcount
+            if claimed != len(ids):
+                raise _Raced
+            by_recipient: dict[str, list[dict]] = {}
+            for r in rows:
+                item = json.loads(r.detail)
+                for address in dict.fromkeys(a for a in r.recipients.split(",") if a):
+                    by_recipient.setdefault(address, []).append(item)
+            queued = 0
+            for address, items in by_recipient.items():
+                supplement = _next_supplement(conn, address, month)
+                digest = build_digest(address, month, items, supplement=supplement)
+                if not _insert_if_absent(conn, _row(digest)):
+                    raise _Raced  # made meanwhile by another gather
+                queued += 1
+            return queued
+    except _Raced:
+        return 0
+
+
+def _next_supplement(conn: Connection, recipient: str, month: str) -> int:
+    """0 when the recipient has no digest of ``month`` yet, else one more than its last supplement."""
+    periods = conn.execute(
+        select(outbox.c.period).where(
+            outbox.c.fund_code == DIGEST_FUND,
+            outbox.c.unit == recipient,
+            outbox.c.kind == DIGEST,
+            (outbox.c.period == month) | outbox.c.period.like(f"{month}#%"),
+        )
+    ).scalars()
+    taken = {0 if p == month else int(p.split("#", 1)[1]) for p in periods}
+    return max(taken) + 1 if taken else 0
+
+
+def _row(a: Alert) -> dict:
+    return {
+        "fund_code": a.fund_code,
+        "unit": a.unit,
+        "period": a.period,
+        "kind": a.kind,
+        "subject": a.subject,
+        "recipients": ",".join(a.recipients),
+        "message": a.message.as_string(),
+        "status": PENDING,
+        "attempts": 0,
+        "last_error": None,
+        "created_at": now_local(),
+        "sent_at": None,
+    }
 
 
 def _insert_if_absent(conn: Connection, row: dict) -> int:
@@ -287,10 +398,23 @@ def stored_headers(engine: Engine, fund_code: str, kind: str) -> list[tuple[str,
         return [(period, _HEADERS.parsestr(raw, headersonly=True)) for period, raw in conn.execute(stmt)]
 
 
-def pending_count(engine: Engine, fund_code: str | None = None) -> int:
-    stmt = select(func.count()).select_from(outbox).where(outbox.c.status == PENDING)
+def _of(fund_code: str | Collection[str]):  # -> a where clause
+    """Rows of one fund code, or of several (a fund and its digests, DIGEST_FUND)."""
+    if isinstance(fund_code, str):
+        return outbox.c.fund_code == fund_code
+    return outbox.c.fund_code.in_(list(fund_code))
+
+
+def pending_count(engine: Engine, fund_code: str | Collection[str] | None = None) -> int:
+    """Alerts not out yet (of ``fund_code`` when given): mails pending, and alerts
+    still held for a digest (a gather that did not run leaves them visible here)."""
+    return _count(engine, fund_code, (PENDING, HELD))
+
+
+def _count(engine: Engine, fund_code: str | Collection[str] | None, statuses: tuple[str, ...]) -> int:
+    stmt = select(func.count()).select_from(outbox).where(outbox.c.status.in_(statuses))
     if fund_code is not None:
-        stmt = stmt.where(outbox.c.fund_code == fund_code)
+        stmt = stmt.where(_of(fund_code))
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
 
@@ -362,12 +486,12 @@ def _fallback_message_id(key: tuple[str, str, str, str], msg: EmailMessage) -> s
 def flush(
     engine: Engine,
     mailer: Mailer,
-    fund_code: str | None = None,
+    fund_code: str | Collection[str] | None = None,
     *,
     deadline_s: float | None = None,
     max_connection_failures: int = DEFAULT_MAX_CONNECTION_FAILURES,
 ) -> FlushResult:
-    """Send the pending messages (of ``fund_code`` when given), oldest first.
+    """Send the pending messages (of ``fund_code``, one code or several, when given), oldest first.
 
     ``deadline_s``: no new send starts after that many seconds (None: the
     ``BUDGET_MONITOR_SMTP_FLUSH_DEADLINE`` environment variable, else 120;
@@ -379,7 +503,7 @@ def flush(
     started = time.monotonic()
     stmt = select(outbox.c.id).where(outbox.c.status == PENDING).order_by(outbox.c.id)
     if fund_code is not None:
-        stmt = stmt.where(outbox.c.fund_code == fund_code)
+        stmt = stmt.where(_of(fund_code))
     with engine.connect() as conn:
         ids = list(conn.execute(stmt).scalars())
 
@@ -404,7 +528,12 @@ def flush(
             stopped = _STOPPED_BREAKER.format(n=streak)
             break
     return FlushResult(
-        sent=sent, failed=failed, errors=tuple(errors), remaining=pending_count(engine, fund_code), stopped=stopped
+        sent=sent,
+        failed=failed,
+        errors=tuple(errors),
+        # The mails this flush could have sent (a held alert waits for gather, not for a flush).
+        remaining=_count(engine, fund_code, (PENDING,)),
+        stopped=stopped,
     )
 
 

@@ -8,7 +8,11 @@ A monthly close of fund-month (f, m) is three steps, each safe to re-run:
    and reported; the run then fails with all reasons at once, after the good
    files landed. A file with rows after m waits for its month.
 2. ``close_month``: execution vs pace per fund and unit, month and quarter;
-   alerts are queued in the outbox (one per fund, unit, period and kind).
+   alerts are queued in the outbox (one per fund, unit, period and kind):
+   as mails of their own (fund.yaml ``alerts.mode: each``, or an
+   ``alerts.immediate`` kind), else held for the monthly digest, which
+   ``gather_digests`` queues after every fund's close (one mail per
+   recipient and month, outbox.gather).
 3. ``send_pending``: the outbox is flushed; a failed send stays pending and is
    retried by the next flush.
 """
@@ -803,12 +807,17 @@ def close_month(
     engine = store.open_store(db_url)
     with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
         result = compute(engine, cfg, first.month)
+        due = alerts.due(cfg, result, first.month)  # including those queued by an earlier run
         queued = outbox.queued_keys(engine, cfg.code)
-        built = alerts.build_alerts(cfg, result, first.month, chart=chart, skip=queued, contacts=people)
-        new = outbox.enqueue(engine, built)
+        fresh = [d for d in due if d.key not in queued]
+        # fund.yaml alerts: a mail of its own now (mode each, or an immediate
+        # kind), else held for the recipients' monthly digest (gather_digests).
+        now = [d for d in fresh if cfg.alerts.at_once(d.key[3], d.severity)]
+        later = [alerts.hold(cfg, d, people) for d in fresh if not cfg.alerts.at_once(d.key[3], d.severity)]
+        built = alerts.build_alerts(cfg, result, first.month, chart=chart, contacts=people, dues=now)
+        new = outbox.enqueue(engine, built) + outbox.hold(engine, later)
         store.record_close(engine, cfg.code, month)
         m = result.fund.month(first.month)
-        due = len(alerts.due_keys(cfg, result, first.month))  # including those queued by an earlier run
         return CloseResult(
             fund_code=cfg.code,
             month=month,
@@ -818,7 +827,7 @@ def close_month(
             severity=m.severity,
             lagging_quarters=result.fund.lagging_quarters,
             units_behind=[s.unit for s in result.units if s.month(first.month).severity],
-            alerts=due,
+            alerts=len(due),
             new_alerts=new,
         )
 
@@ -850,12 +859,18 @@ def close_months(fund_dirs: list[Path], month: str, db_url: str | None = None) -
     return out
 
 
+def gather_digests(month: str, db_url: str | None = None) -> int:
+    """Step 2b, after every fund's close: queue the month's digests, one per
+    recipient of the alerts held for them (outbox.gather); the number queued."""
+    from budget_monitor import outbox
+
+    return outbox.gather(store.open_store(db_url), month)
+
+
 # --------------------------------------------------------------------------- step 3
 
 
-def send_pending(
-    db_url: str | None, mailer: Any, fund_code: str | None = None, *, deadline_s: float | None = None
-) -> Any:
+def send_pending(db_url: str | None, mailer: Any, fund_code: Any = None, *, deadline_s: float | None = None) -> Any:
     """Step 3: flush the outbox; failures stay pending for the next run
     (``deadline_s``: see outbox.flush, default from the environment)."""
     from budget_monitor import outbox
@@ -902,9 +917,13 @@ def run_monthly(
     with fund_lock(store.open_store(db_url), cfg.code, wait_s=lock_wait_s()):
         loaded = load_month(fund_dir, month, db_url, cfg=cfg, raise_on_reject=False)
         closed = close_month(fund_dir, month, db_url, cfg=cfg)
+        gather_digests(month, db_url)
         result = MonthlyResult(loaded, closed)
         if mailer is not None:
-            _record_flush(result, send_pending(db_url, mailer, cfg.code))
+            from budget_monitor.alerts import DIGEST_FUND
+
+            # The fund's own mails and the digests (which span the department's funds).
+            _record_flush(result, send_pending(db_url, mailer, (cfg.code, DIGEST_FUND)))
     if loaded.rejected:
         raise MonthRejected(loaded, result)
     return result

@@ -204,6 +204,11 @@ outbox = Table(
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    # An alert held for the monthly digest (status 'held', then 'digested'):
+    # its figures as the digest shows them (JSON), and the month close whose
+    # digest carried it. NULL for a mail of its own.
+    Column("detail", Text),
+    Column("digest", String(16)),
     UniqueConstraint("fund_code", "unit", "period", "kind"),
 )
 

@@ -45,13 +45,7 @@ LIGHT_HINT = {
     "red": "严重落后序时进度（红色预警）",
     "none": "尚无预算，无法计算执行率",
 }
-KIND_LABEL = {
-    "month_warning": "月度预警",
-    "quarter_lagging": "季度滞后",
-    "year_end_report": "年度自评报告",
-    "rejection": "数据退回",
-}
-STATUS_LABEL = {"pending": "待发送", "sent": "已发送"}
+STATUS_LABEL = {"pending": "待发送", "sent": "已发送", "held": "待月度汇总", "digested": "已汇入月度汇总"}
 FUND_STATUS = {
     "no_config": "未找到该资金的 fund.yaml，无法计算序时进度",
     "not_closed": "本年度尚无月份结账",
@@ -289,14 +283,28 @@ def _quarters_table(quarters: list[dict[str, Any]], *, with_units: bool) -> str:
     return _table(headers + (["落后的预算单位"] if with_units else []), rows, "尚无结束的季度")
 
 
+def kind_label(kind: str) -> str:
+    from budget_monitor.alert_kinds import label
+
+    return label(kind)
+
+
+def _status(a: dict[str, Any]) -> str:
+    """待发送 / 已发送; an alert of the monthly digest names the digest's month."""
+    text = STATUS_LABEL.get(a["status"], a["status"])
+    if a["status"] == "digested" and a.get("digest"):
+        text = f"已汇入{_month_label(a['digest'])}月度汇总" + ("（已发送）" if a["sent_at"] else "（待发送）")
+    return text
+
+
 def _alerts_table(alerts: list[dict[str, Any]], *, with_unit: bool) -> str:
     rows = []
     for a in alerts:
         unit = f"<td>{e(a['unit'] or '（全资金）')}</td>" if with_unit else ""
         rows.append(
             f"<tr><td class='nowrap'>{e(_period_label(a['period'], a['kind']))}</td>{unit}"
-            f"<td class='nowrap'>{e(KIND_LABEL.get(a['kind'], a['kind']))}</td><td>{e(a['subject'])}</td>"
-            f"<td class='nowrap'>{e(STATUS_LABEL.get(a['status'], a['status']))}</td>"
+            f"<td class='nowrap'>{e(kind_label(a['kind']))}</td><td>{e(a['subject'])}</td>"
+            f"<td class='nowrap'>{e(_status(a))}</td>"
             f"<td class='nowrap'>{e(_when(a['sent_at']))}</td>"
             f"<td class='answer placeholder'>{e(a['answer'] or ANSWER_PLACEHOLDER)}</td></tr>"
         )

@@ -250,6 +250,22 @@ def _text(value) -> str | None:
     return None if value is None else str(value)  # Decimal -> exact text for XCom
 
 
+def gather(month: str | None) -> int:
+    """Queue the month's digests (one per recipient) from the alerts the closes held.
+
+    Runs ``all_done`` after every batch's close: a fund whose close failed
+    has held nothing, and its alerts go out in a supplement once it closes.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+    from budget_monitor.pipeline import gather_digests
+
+    if month is None:
+        raise AirflowFailException("no month: plan_month did not finish (see that task's log)")
+    queued = gather_digests(month, settings.db_url())
+    log.info("%s: %d digest(s) queued", month, queued)
+    return queued
+
+
 def send_alerts(fund_code: str | None = None) -> int:
     """Flush the outbox through SmtpHook (exactly once per message).
 
