@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from budget_monitor import alerts, contacts, outbox, store
-from budget_monitor.alert_kinds import IMMEDIATE_CHOICES, MONTH_WARNING, QUARTER_LAGGING
+from budget_monitor.alert_kinds import MONTH_WARNING, QUARTER_LAGGING, immediate_choices
 from budget_monitor.config import AlertsConfig, FundConfigError, load_fund_config
 
 from seed_shaped import CFG, seed_shaped
@@ -58,7 +58,7 @@ def _text(msg) -> str:
 
 def test_alerts_mode_defaults_to_digest_and_immediate_choices_come_from_the_kinds_table() -> None:
     assert CFG.alerts.mode == "digest" and CFG.alerts.immediate == []
-    assert set(IMMEDIATE_CHOICES) == {"month_warning", "month_warning:yellow", "month_warning:red", "quarter_lagging"}
+    assert set(immediate_choices()) == {"month_warning", "month_warning:yellow", "month_warning:red", "quarter_lagging"}
     cfg = AlertsConfig(immediate=["month_warning:red", "quarter_lagging"])
     assert cfg.at_once(QUARTER_LAGGING, None) and cfg.at_once(MONTH_WARNING, "red")
     assert not cfg.at_once(MONTH_WARNING, "yellow")

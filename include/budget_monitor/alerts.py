@@ -1,15 +1,22 @@
 """The alerts of a month close (rules.md "Alerts"), rendered as e-mails.
 
-- Month close: a ``month_warning`` for the fund and for each budget unit whose
-  execution is behind pace at month end (severity yellow / red).
-- Quarter close (Mar, Jun, Sep, Dec): a ``quarter_lagging`` alert for the fund
-  when the quarter is lagging, naming the quarter, rate, pace, gap, the units
-  behind, the money still to spend to reach pace and the forecast for the next
-  quarter end.
+The kinds are the table alert_kinds.KINDS; each month-close kind has a
+function here, registered with ``@kind("<name>")``, that says what a close
+owes (:class:`Due`: key, severity, subject arguments, digest row, mail context):
+
+- ``month_warning``: the fund and each budget unit whose execution is behind
+  pace at month end (severity yellow / red);
+- ``quarter_lagging`` (Mar, Jun, Sep, Dec): the fund when the quarter lags,
+  naming the quarter, rate, pace, gap, the units behind, the money still to
+  spend to reach pace and the forecast for the next quarter end.
 
 Every alert carries its dedupe key (fund_code, unit, period, kind): unit is ''
 for the whole fund, period 'YYYY-MM' (month) or 'YYYY-Qn' (quarter). The outbox
-(outbox.py) sends each key once.
+(outbox.py) stores each key once: as a mail of its own (fund.yaml
+``alerts.mode: each``, or an ``alerts.immediate`` kind; :func:`build_alerts`)
+or held for the recipients' monthly digest (:func:`hold`, :func:`build_digest`).
+Who gets it: :func:`route` (the unit's contacts in contacts.csv, Cc the
+finance office; the finance office for the fund and for a unit without one).
 
 All Chinese wording lives in the jinja2 templates ``templates/alert_*.j2``:
 ``.html.j2`` are autoescaped (unit names come from data files), ``.txt.j2`` are
@@ -32,13 +39,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from budget_monitor.alert_kinds import (
-    BY_NAME as KIND_OF,
-)
+from budget_monitor import alert_kinds
 from budget_monitor.alert_kinds import (
     DIGEST,
+    KINDS,
     MONTH_WARNING,
-    MONTHLY,
     QUARTER_LAGGING,
     REJECTION,
     YEAR_END_REPORT,
@@ -58,10 +63,19 @@ __all__ = [
     "MONTH_WARNING",
     "QUARTER_LAGGING",
     "YEAR_END_REPORT",
+    "REJECTION",
     "Alert",
+    "Close",
+    "Due",
+    "Held",
+    "Route",
     "build_alerts",
+    "build_digest",
     "build_year_end_email",
+    "due",
     "due_keys",
+    "hold",
+    "kind",
     "render_environment",
     "route",
 ]
@@ -335,10 +349,10 @@ class Due:
 
     @property
     def kind(self) -> AlertKind:
-        return KIND_OF[self.key[3]]
+        return KINDS[self.key[3]]
 
 
-# name -> the function finding a kind's alerts in a close (rows of alert_kinds.KINDS with ``monthly``).
+# name -> the function finding a kind's alerts in a close (the rows of alert_kinds.KINDS with ``monthly``).
 _KIND_FUNCTIONS: dict[str, Callable[[Close], Iterable[Due]]] = {}
 
 
@@ -346,7 +360,7 @@ def kind(name: str) -> Callable[[Callable[[Close], Iterable[Due]]], Callable[[Cl
     """Register the function of the month-close kind ``name`` (its row in alert_kinds.KINDS)."""
 
     def register(fn: Callable[[Close], Iterable[Due]]) -> Callable[[Close], Iterable[Due]]:
-        row = KIND_OF.get(name)
+        row = KINDS.get(name)
         if row is None or not row.monthly:
             raise ValueError(f"{name}: not a month-close kind of alert_kinds.KINDS")
         _KIND_FUNCTIONS[name] = fn
@@ -434,12 +448,19 @@ def due(cfg: FundConfig, result: ExecutionResult, month: int) -> list[Due]:
     if not 1 <= month <= result.through_month:
         raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
     close = Close(cfg, result, month)
-    return [d for k in MONTHLY for d in _KIND_FUNCTIONS[k.name](close)]
+    return [d for row in alert_kinds.monthly() for d in _function_of(row)(close)]
 
 
-_UNREGISTERED = [k.name for k in MONTHLY if k.name not in _KIND_FUNCTIONS]
-if _UNREGISTERED:  # a row of alert_kinds.KINDS without its function: fail at import, not at a close
-    raise RuntimeError(f"alert kinds without a @kind function in alerts.py: {_UNREGISTERED}")
+def _function_of(row: AlertKind) -> Callable[[Close], Iterable[Due]]:
+    fn = _KIND_FUNCTIONS.get(row.name)
+    if fn is None:  # a row of alert_kinds.KINDS without its function
+        raise RuntimeError(f"alert kind {row.name!r} has no @kind function in alerts.py")
+    return fn
+
+
+# Every month-close row of the table has its function: checked at import, not at a close.
+for _row in alert_kinds.monthly():
+    _function_of(_row)
 
 
 def due_keys(cfg: FundConfig, result: ExecutionResult, month: int) -> list[tuple[str, str, str, str]]:
@@ -553,7 +574,7 @@ def build_digest(recipient: str, month: str, items: list[dict[str, Any]], *, sup
                 "items": [],
             },
         )
-        f["items"].append({**item, "label": KIND_OF[item["kind"]].label})
+        f["items"].append({**item, "label": alert_kinds.label(item["kind"])})
     # Greeted: the recipient's own units when every alert is about one of them
     # (a unit contact's digest), else the finance office's department.
     own = [i["unit"] for i in items if i["unit"] and not i["fallback"] and recipient in i["to"]]
@@ -655,6 +676,7 @@ def build_rejection_email(cfg: FundConfig, report: Any, quarantined: Path, *, se
         "total": sum(report.counts.values()) or len(report.failures),
         "quarantined": quarantined.name,
     }
-    key = (cfg.code, "", (report.sha256 or "unknown")[:16], REJECTION)
-    subject = _subject("rejection", title=cfg.title, file=report.file)
-    return _build(cfg, key, "red", subject, "alert_rejection", ctx, sender, None)
+    row = KINDS[REJECTION]
+    key = (cfg.code, "", (report.sha256 or "unknown")[:16], row.name)
+    subject = _subject(row.subject, title=cfg.title, file=report.file)
+    return _build(cfg, key, "red", subject, row.template, ctx, sender, None)

@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .alert_kinds import BY_NAME as ALERT_KINDS
-from .alert_kinds import IMMEDIATE_CHOICES
+from . import alert_kinds
 from .kinds import FACT_KINDS
 from .names import safe_name
 from .pace import DEFAULT_POLICY, POLICIES
@@ -166,19 +165,24 @@ class AlertsConfig(_Strict):
     """
 
     mode: Literal["digest", "each"] = "digest"
-    immediate: list[str] = Field(default_factory=list)
+    # Choices from the table of alert kinds (alert_kinds.KINDS), read when checked.
+    immediate: list[str] = Field(
+        default_factory=list,
+        json_schema_extra=lambda schema: schema["items"].update(enum=alert_kinds.immediate_choices()),
+    )
 
     @field_validator("immediate")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
+        choices = alert_kinds.immediate_choices()
         for choice in v:
-            if choice not in IMMEDIATE_CHOICES:
-                raise ValueError(f"预警类型 {choice!r} 无效（应为 {'、'.join(IMMEDIATE_CHOICES)} 之一）")
+            if choice not in choices:
+                raise ValueError(f"预警类型 {choice!r} 无效（应为 {'、'.join(choices)} 之一）")
         return v
 
     def at_once(self, kind: str, severity: str | None) -> bool:
         """Whether an alert of ``kind`` (and ``severity``) is mailed on its own, now."""
-        if self.mode == "each" or not ALERT_KINDS[kind].digest:
+        if self.mode == "each" or not alert_kinds.KINDS[kind].digest:
             return True
         return kind in self.immediate or (severity is not None and f"{kind}:{severity}" in self.immediate)
 

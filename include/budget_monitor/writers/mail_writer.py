@@ -71,10 +71,11 @@ def year_end_email(
         "attachments": [p.name for p in attachments],
         "revision": revision,
     }
-    key = (cfg.code, "", alerts.year_end_period(year, revision), alerts.YEAR_END_REPORT)
+    row = alerts.KINDS[alerts.YEAR_END_REPORT]  # its templates and subject macro (alert_kinds.py)
+    key = (cfg.code, "", alerts.year_end_period(year, revision), row.name)
     subject = alerts._subject(
-        "year_end", title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"], revision=revision
+        row.subject, title=cfg.title, year=year, total_score=ctx["total_score"], grade=ctx["grade"], revision=revision
     )
-    alert = alerts._build(cfg, key, None, subject, "alert_year_end", ctx, sender, None, attachments)
+    alert = alerts._build(cfg, key, None, subject, row.template, ctx, sender, None, attachments)
     alert.message[alerts.DIGEST_HEADER] = report_digest if report_digest is not None else digest(model)
     return alert
