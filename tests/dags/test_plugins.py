@@ -282,3 +282,15 @@ def test_close_of_one_fund_failing_does_not_stop_the_others(tmp_path: Path, monk
         close(_funds(tmp_path, "a-fund", "b-fund"), "2021-06")
     assert closed == ["a-fund", "b-fund"]
     assert [f.fund for f in exc.value.failures] == ["a-fund"]
+
+
+def test_feedback_requests_are_assigned_to_the_unit_contacts_account(monkeypatch: pytest.MonkeyPatch):
+    """核实反馈 (HITL, no mail): a unit's request is assigned to the account of its
+    contact in the inbox's contacts.csv; a unit without one to anyone who may answer."""
+    from budget_monitor_airflow import settings
+    from budget_monitor_airflow.feedback import _users
+
+    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(Path(__file__).resolve().parents[2] / "examples"))
+    assert settings.unit_users("台山市市场监督管理局") == ["taishan"]
+    assert _users(settings.unit_users("开平市市场监督管理局")) == [{"id": "kaiping", "name": "kaiping"}]
+    assert _users(settings.unit_users("恩平市市场监督管理局")) is None  # the finance office answers
