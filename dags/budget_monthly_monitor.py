@@ -33,12 +33,19 @@ month for every fund directory in the inbox (`BUDGET_MONITOR_FUNDS_DIR`):
      and no fund is in two batches, so another batch's load cannot change
      what it computes. Closes of early batches thus run while later batches
      still load.
+   - `build_data_docs` (`all_done`, beside the close): each fund's Data Docs
+     under `<fund>/data_docs/` rendered from the results its load recorded,
+     one Chinese page per validated file with every rule described (no CDN:
+     the pages load nothing from outside). Served by the 隔离区 page
+     (`/budget-monitor/docs/<fund>/`) and linked from the rejection notice
+     (`BUDGET_MONITOR_DOCS_URL`). Not a condition of `publish_close`.
 4. `gather_digests` (`all_done`, after every close): the alerts the closes
    held for the monthly digest (fund.yaml `alerts.mode: digest`, the
    default) become one mail per recipient (finance office and unit
    contacts, every fund and unit), once per (recipient, month); alerts held
    after a recipient's digest was made go out in a supplement.
-   `send_alerts`: then (`all_done`) the outbox (alerts, digests and
+   `send_alerts`: then (`all_done`, after the Data Docs too: a rejection
+   notice links its file's page) the outbox (alerts, digests and
    rejection notices) flushed once through `smtp_default` (SmtpHook); a mail
    that fails stays pending for the next flush.
 5. `publish_close`: once every load and every close succeeded (mail is not
@@ -144,14 +151,23 @@ def budget_monthly_monitor():
         get_current_context()["funds_label"] = batch_label(batch)
         return close(batch, month)
 
-    # prefix_group_id=False: the tasks keep their ids (load_funds, close_funds).
+    @task(trigger_rule="all_done", map_index_template="{{ funds_label }}")
+    def build_data_docs(batch: list[str]) -> int:
+        from budget_monitor_airflow.monthly import build_docs
+        from budget_monitor_airflow.periods import batch_label
+
+        get_current_context()["funds_label"] = batch_label(batch)
+        return build_docs(batch)
+
+    # prefix_group_id=False: the tasks keep their ids (load_funds, close_funds, build_data_docs).
     @task_group(prefix_group_id=False)
     def fund_batch(batch: list[str], month: str) -> list:
-        """One batch of funds: its load, then its own close (map index i after load i only)."""
+        """One batch of funds: its load, then its own close and Data Docs (map index i after load i only)."""
         loaded = load_funds(batch, month)
         closed = close_funds(batch, month)
-        loaded >> closed
-        return [loaded, closed]
+        docs = build_data_docs(batch)
+        loaded >> [closed, docs]
+        return [loaded, closed, docs]
 
     @task(trigger_rule="all_done")
     def gather_digests(month: str | None) -> int:
@@ -176,19 +192,20 @@ def budget_monthly_monitor():
     pulled = pull_funds.partial(month=month).expand(batch=funds)
     ready = pulled_funds(month, funds)
     pulled >> ready
-    batch = fund_batch.partial(month=month).expand(batch=ready)
+    loaded, closed, docs = fund_batch.partial(month=month).expand(batch=ready)
     # After every batch's close: the month's digests (one per recipient), then
-    # one flush of the rejection notices, alerts and digests they queued.
+    # one flush of the rejection notices, alerts and digests they queued
+    # (after the Data Docs too: a rejection notice links its file's page).
     digests = gather_digests(month)
     sent = send_alerts()
-    batch >> digests >> sent
-    batch >> sent
+    [loaded, closed] >> digests >> sent
+    [loaded, closed, docs] >> sent
     # Published once every pull, load and close succeeded: a rejected file or
     # a fund whose pull failed (December: the year-end report) blocks it until
     # the month is rerun. Mail is not a condition: a failed send_alerts stays
     # visible as failed and its messages stay pending in the outbox for the next flush.
     published = publish_close(month)
-    batch >> published
+    [loaded, closed] >> published  # the Data Docs are a view: not a condition of the close
     pulled >> published
 
 

@@ -665,8 +665,12 @@ def build_rejection_email(cfg: FundConfig, report: Any, quarantined: Path, *, se
     announced twice, and queued in the outbox like every alert: a failed send
     is retried by the next flush.
     """
+    from budget_monitor.validation import docs
+
     sender = sender or cfg.smtp.sender
     failures = [f.message for f in report.failures[:_REJECTION_LINES]]
+    # The quarantine is <fund_dir>/quarantine; the file's Data Docs page is named as it is quarantined.
+    docs_url = docs.page_url(quarantined.parent.parent.name, report.kind, quarantined.name)
     ctx = {
         "fund": cfg,
         "pace_policy": cfg.pace.policy,
@@ -675,6 +679,7 @@ def build_rejection_email(cfg: FundConfig, report: Any, quarantined: Path, *, se
         "failures": failures,
         "total": sum(report.counts.values()) or len(report.failures),
         "quarantined": quarantined.name,
+        "docs_url": docs_url,
     }
     row = KINDS[REJECTION]
     key = (cfg.code, "", (report.sha256 or "unknown")[:16], row.name)

@@ -33,7 +33,7 @@ from budget_monitor.config import FundConfig, load_fund_config
 from budget_monitor.locks import FundBusy, fund_lock, fund_locks
 from budget_monitor.intake.files import fund_files, unsafe_entries
 from budget_monitor.kinds import DATE_COLUMN, FACT_KINDS, LOAD_ORDER
-from budget_monitor.periods import QUARTER_ZH, month_bounds
+from budget_monitor.periods import QUARTER_ZH, TZ, month_bounds
 
 if TYPE_CHECKING:
     from budget_monitor.yearend import YearEnd
@@ -394,6 +394,7 @@ def _load_steps(engine: Any, cfg: FundConfig, fund_dir: Path, month: str) -> Gen
                         FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", table.n_rows, stats.replaced)
                     )
                     log.info("loaded %s: %d rows (%d replaced)", rel, table.n_rows, stats.replaced)
+                    _record_docs(fund_dir, cfg, report, "loaded", path.name)
                     continue
             _reject(engine, cfg, result, kind, rel, report, quarantine.quarantine(path, report, qdir))
     result.counts = store.table_counts(engine, cfg.code)
@@ -568,7 +569,7 @@ def _stream_once(
         if not good or checks.over_budget(replace(ctx, stored_net_fen=int(ctx.stored_net_fen) - replaced_fen)):
             return False
         report = verdicts.report() if verdicts.usable else validate.merge_reports(parts)
-        _commit_streamed(load, cfg, kind, path, rel, sha, report, result)
+        _commit_streamed(load, cfg, kind, path, rel, sha, report, result, ctx.fund_dir)
     return True
 
 
@@ -645,7 +646,7 @@ def _stream_exact(
             if not _load_chunk(load, table, columns):
                 raise _FileFault() from load.error
             del table
-        _commit_streamed(load, cfg, kind, path, rel, sha, report, result)
+        _commit_streamed(load, cfg, kind, path, rel, sha, report, result, ctx.fund_dir)
     return None
 
 
@@ -668,7 +669,15 @@ def _load_chunk(load: Any, table: Any, columns: list[str]) -> bool:
 
 
 def _commit_streamed(
-    load: Any, cfg: FundConfig, kind: str, path: Path, rel: str, sha: str, report: Any, result: LoadResult
+    load: Any,
+    cfg: FundConfig,
+    kind: str,
+    path: Path,
+    rel: str,
+    sha: str,
+    report: Any,
+    result: LoadResult,
+    fund_dir: Path | None,
 ) -> None:
     """Archive the file and commit its load (as the whole-file branch does after validation)."""
     for w in report.warnings:
@@ -680,6 +689,8 @@ def _commit_streamed(
         raise _FileFault() from exc
     result.files.append(FileOutcome(kind, rel, "skipped" if stats.skipped else "loaded", report.n_rows, stats.replaced))
     log.info("loaded %s: %d rows (%d replaced) in chunks", rel, report.n_rows, stats.replaced)
+    if fund_dir is not None:
+        _record_docs(fund_dir, cfg, report, "loaded", path.name)
 
 
 def _later(a: str | None, b: str | None) -> str | None:
@@ -709,12 +720,39 @@ def _reject(engine: Any, cfg: FundConfig, result: LoadResult, kind: str, name: s
         reason=reason,
         quarantine_path=str(moved),
     )
+    # The quarantine is <fund_dir>/quarantine; the page is named as the quarantined file.
+    _record_docs(moved.parent.parent, cfg, report, "rejected", moved.name, page=moved.name)
     if cfg.recipients:
         # Through the outbox: a failed send is retried, a re-sent file not re-announced.
         outbox.enqueue(engine, [alerts.build_rejection_email(cfg, report, moved)])
     result.files.append(FileOutcome(kind, name, "rejected", report.n_rows, reason=reason))
     # Reported once, by whoever catches MonthRejected (CLI stderr, task log).
     log.info("rejected %s: %s", name, reason)
+
+
+def _record_docs(
+    fund_dir: Path, cfg: FundConfig, report: Any, outcome: str, name: str, *, page: str | None = None
+) -> None:
+    """Keep a validation's result for the fund's Data Docs (validation/docs.py;
+    the DAG renders the pages after the load). The docs are a view: a disk
+    that refuses them is logged, never the file's or the load's failure."""
+    from datetime import datetime
+
+    from budget_monitor.validation import docs
+
+    now = datetime.now(TZ)
+    try:
+        docs.record(
+            fund_dir,
+            report,
+            outcome=outcome,
+            page=page or docs.page_id(name, report.sha256, now),
+            fund_code=cfg.code,
+            fund_title=cfg.title,
+            at=now,
+        )
+    except OSError:
+        log.warning("%s: the data docs result of %s was not written", cfg.code, name, exc_info=True)
 
 
 def _file_load_errors() -> tuple[type[BaseException], ...]:

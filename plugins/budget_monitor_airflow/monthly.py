@@ -246,6 +246,33 @@ def close(fund_dirs: list[str], month: str) -> list[dict]:
     return out
 
 
+def build_docs(fund_dirs: list[str]) -> int:
+    """Render each fund's Data Docs from the validation results its load
+    recorded (``<fund>/data_docs/``, see budget_monitor.validation.docs);
+    returns the number of funds rendered.
+
+    The body of the mapped ``build_data_docs`` task, after the batch's load
+    whatever its outcome: a rejection is exactly when the page is read. One
+    fund's failure does not stop the others; the task fails at the end
+    naming them (retried, then ops is told)."""
+    from budget_monitor.validation.docs import build_site
+
+    done = 0
+    failed: list[FundFailure] = []
+    for d in map(Path, fund_dirs):
+        try:
+            build_site(d)
+        except Exception as exc:  # noqa: BLE001 - one fund's failure must not stop the others
+            log.error("%s: data docs not built", d.name, exc_info=(type(exc), exc, exc.__traceback__))
+            failed.append(FundFailure(fund=d.name, error=f"{type(exc).__name__}: {exc}"[:500]))
+            continue
+        done += 1
+    log.info("data docs built for %d of %d funds", done, len(fund_dirs))
+    if failed:
+        raise FundsFailed(failed)
+    return done
+
+
 def _text(value) -> str | None:
     return None if value is None else str(value)  # Decimal -> exact text for XCom
 

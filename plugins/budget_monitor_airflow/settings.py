@@ -10,6 +10,9 @@ Environment variables (names shared with docker-compose.yaml and the tests):
 - ``BUDGET_MONITOR_OPS_EMAIL``: who gets non-data failures (optional).
 - ``BUDGET_MONITOR_POOL``: the pool the per-fund tasks run in (default_pool).
 - ``BUDGET_MONITOR_RETRY_DELAY_SECONDS``: retry delay of every task (300).
+- ``BUDGET_MONITOR_DOCS_URL``: where the quarantine app's Data Docs route is
+  reached (``<UI URL>/budget-monitor/docs``); read by the package when it
+  writes a rejection notice (budget_monitor.validation.docs.page_url).
 """
 
 from __future__ import annotations

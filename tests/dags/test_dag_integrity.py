@@ -73,6 +73,18 @@ def test_close_is_mapped_per_batch_after_its_own_load(dagbag):
     assert not send.get_closest_mapped_task_group()
 
 
+def test_data_docs_are_built_per_batch_after_its_load_before_the_mail(dagbag):
+    """build_data_docs renders the batch's pages after its load whatever its outcome
+    (a rejection is when they are read), before the notices linking them are sent;
+    a page that fails to render does not hold back the close's publication."""
+    dag = dagbag.dags["budget_monthly_monitor"]
+    docs = dag.get_task("build_data_docs")
+    assert docs.get_closest_mapped_task_group() is dag.get_task("load_funds").get_closest_mapped_task_group()
+    assert "load_funds" in docs.upstream_task_ids and docs.trigger_rule == "all_done"
+    assert "build_data_docs" in dag.get_task("send_alerts").upstream_task_ids
+    assert "build_data_docs" not in dag.get_task("publish_close").upstream_task_ids
+
+
 def test_publish_close_waits_for_load_and_close_not_for_mail(dagbag):
     """A rejected load blocks the monthly_close asset (December: the year end); an SMTP
     hiccup in send_alerts does not (its mails stay pending in the outbox)."""

@@ -12,6 +12,7 @@ import shutil
 import socket
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -102,7 +103,8 @@ def test_two_batches_close_each_after_its_load_and_a_rerun_changes_nothing(dagba
     assert outbox.pending_count(engine) == 0 and len(smtp.messages) == mailed
 
 
-def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_env, smtp, caplog):
+def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_env, smtp, caplog, monkeypatch):
+    monkeypatch.setenv("BUDGET_MONITOR_DOCS_URL", "http://airflow.intranet/budget-monitor/docs")
     bad = fund_env["fund"] / "payments" / "2021-06_补充支出.csv"
     bad.write_text(
         "支付凭证号,预算单位,指标文号,支付金额,支付日期,业务类型\n"
@@ -135,6 +137,12 @@ def test_rejected_file_fails_the_load_and_tells_the_finance_office(dagbag, fund_
     assert reason in body
     assert "caiwu@scjgj.jiangmen.example.cn" in mails[0]["X-Envelope-To"]
     assert reason in caplog.text + _task_log(dr, "load_funds")
+    # build_data_docs ran after the failed load: the file's Data Docs page, linked from the notice.
+    assert states[("build_data_docs", 0)] == "success", states
+    name = quarantined[0].name.removesuffix(".report.json")
+    page = fund_env["fund"] / "data_docs" / "validations" / "payments" / f"{name}.html"
+    assert page.is_file() and "壹仟元" in page.read_text(encoding="utf-8")
+    assert f"validations/payments/{quote(name)}.html" in body
 
 
 def test_smtp_down_fails_send_alerts_but_still_publishes_the_close(dagbag, fund_env, smtp, monkeypatch):

@@ -36,6 +36,58 @@ def test_quarantine_listing_and_page(tmp_path: Path):
     assert "隔离区为空" in render_page([])
 
 
+def test_quarantine_page_links_and_serves_the_files_data_docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The quarantine page links a rejected file's Data Docs page and serves the
+    fund's docs itself (no CDN: the pages load nothing from outside)."""
+    from budget_monitor.validate import Failure, ValidationReport
+    from budget_monitor.validation import docs
+    from budget_monitor_airflow.quarantine_view import create_app, quarantine_reports, render_page
+    from fastapi.testclient import TestClient
+
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from test_data_docs import assert_offline
+
+    fund = tmp_path / "jiangmen-2021"
+    (fund / "quarantine").mkdir(parents=True)
+    name = "20210705T060001_ab12cd34_x.csv"
+    msg = "payments/x.csv 第2行 列“支付金额”: 壹仟元 不是金额（规则 PAY-002）"
+    report = ValidationReport(
+        "payments/x.csv", "/in/x.csv", "payments", "ab12cd34" * 8, 1,
+        [Failure("PAY-002", "fatal", "格式", "amount_fen", "支付金额", 2, "壹仟元", msg)], [], {"PAY-002": 1},
+    )  # fmt: skip
+    body = {**report.to_dict(), "rejected_at": "2021-07-05T06:00:01+08:00", "quarantined_as": name}
+    (fund / "quarantine" / f"{name}.report.json").write_text(json.dumps(body, ensure_ascii=False), "utf-8")
+    (other := tmp_path / "other-fund" / "quarantine").mkdir(parents=True)  # rejected before Data Docs existed
+    (other / "20200101T000000_00000000_y.csv.report.json").write_text(json.dumps({"kind": "payments"}), "utf-8")
+    assert [r["docs"] for r in quarantine_reports(tmp_path)] == [None, None]  # not built yet
+
+    docs.record(fund, report, outcome="rejected", page=name, fund_code="JM-2021-YPJG", fund_title="药品监督管理")
+    docs.build_site(fund)
+    listed = {r["fund"]: r for r in quarantine_reports(tmp_path)}
+    assert listed["jiangmen-2021"]["docs"] == f"validations/payments/{name}.html"
+    assert listed["other-fund"]["docs"] is None
+    page = render_page(list(listed.values()))
+    href = f"docs/jiangmen-2021/validations/payments/{name}.html"
+    assert f"href='{href}'" in page and "校验报告" in page
+
+    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(tmp_path))
+    app = create_app()
+    app.dependency_overrides[get_user] = lambda: None  # logged in
+    with TestClient(app) as client:
+        served = client.get(f"/{href}")
+        assert served.status_code == 200 and "壹仟元" in served.text and "“支付金额”应为可识别的金额" in served.text
+        assert "default-src 'none'" in served.headers["content-security-policy"]
+        assert "数据校验记录" in client.get("/docs/jiangmen-2021/").text
+        assert "校验规则" in client.get("/docs/jiangmen-2021/rules.html").text
+        (tmp_path / "secret.html").write_text("secret", encoding="utf-8")
+        for bad in ("/docs/jiangmen-2021/../../secret.html", "/docs/jiangmen-2021/%2e%2e/%2e%2e/secret.html",
+                    "/docs/..%2fsecret.html/index.html", "/docs/jiangmen-2021/results/payments/x.json",
+                    "/docs/other-fund/index.html"):  # fmt: skip
+            assert client.get(bad).status_code == 404, bad
+    assert_offline(fund / "data_docs")
+
+
 def test_rejection_mail_names_every_file_and_reason():
     from budget_monitor_airflow.errors import FilesRejected, FundRejection
     from budget_monitor_airflow.notifier import rejection_mail
