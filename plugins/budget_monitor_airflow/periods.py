@@ -29,9 +29,21 @@ def batches(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+# Airflow stores a mapped task's rendered label in task_instance.rendered_map_index,
+# a VARCHAR(250); PostgreSQL refuses a longer one and the task fails (SQLite does not
+# check, so dag.test() never showed it: a batch of 100 funds failed on the cluster).
+MAP_LABEL_MAX = 250
+
+
 def batch_label(batch: list[str]) -> str:
-    """A mapped task's label in the UI: the batch's fund directory names."""
-    return ",".join(d.rstrip("/").rsplit("/", 1)[-1] for d in batch)
+    """A mapped task's label in the UI: the batch's fund directory names, or, when
+    they do not fit the label column, the first and last with the count."""
+    names = [d.rstrip("/").rsplit("/", 1)[-1] for d in batch]
+    label = ",".join(names)
+    if len(label) <= MAP_LABEL_MAX:
+        return label
+    short = f"{names[0]} … {names[-1]}（共{len(names)}个）"
+    return short if len(short) <= MAP_LABEL_MAX else f"{len(names)}个基金"
 
 
 def closed_month(context) -> str | None:
