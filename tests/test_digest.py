@@ -96,7 +96,7 @@ def test_digest_is_one_mail_per_recipient_per_month_gathering_every_alert_due(en
     assert set(by_to) == {*OFFICE, "liming@taishan.example.cn"}
     office = _text(by_to[OFFICE[0]])
     assert office.startswith(f"{CFG.department}：") and "共6条预警" in office
-    assert "【季度滞后】全资金 2021年第二季度" in office and f"【月度预警】{TAISHAN}" in office
+    assert "【季度滞后】资金整体 2021年第二季度" in office and f"【月度预警】{TAISHAN}" in office
     assert str(by_to[OFFICE[0]]["Subject"]) == "【支出进度月度汇总】2021年6月\u3000预警6条"
     unit = _text(by_to["liming@taishan.example.cn"])
     assert unit.startswith(f"{TAISHAN}：") and "共1条预警" in unit and "恩平" not in unit

@@ -300,7 +300,7 @@ def _status(a: dict[str, Any]) -> str:
 def _alerts_table(alerts: list[dict[str, Any]], *, with_unit: bool) -> str:
     rows = []
     for a in alerts:
-        unit = f"<td>{e(a['unit'] or '（全资金）')}</td>" if with_unit else ""
+        unit = f"<td>{e(a['unit'] or '（资金整体）')}</td>" if with_unit else ""
         rows.append(
             f"<tr><td class='nowrap'>{e(_period_label(a['period'], a['kind']))}</td>{unit}"
             f"<td class='nowrap'>{e(kind_label(a['kind']))}</td><td>{e(a['subject'])}</td>"

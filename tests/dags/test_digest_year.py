@@ -100,7 +100,7 @@ def test_example_year_finance_office_gets_at_most_13_mails_units_get_theirs(year
     for m in taishan:
         assert _to(m) == [TAISHAN] and str(m["To"]) == TAISHAN and m["Cc"] is None
         body = body_text(m)
-        assert body.startswith("台山市市场监督管理局：") and "开平" not in body and "全资金" not in body
+        assert body.startswith("台山市市场监督管理局：") and "开平" not in body and "资金整体" not in body
     assert set(per_address) == {CAIWU, YAOJIANKE, TAISHAN, KAIPING}  # nobody else, no unit without a contact
 
     # A rerun of a month close sends nothing twice (exactly once per recipient and month).
