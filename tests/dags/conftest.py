@@ -63,3 +63,21 @@ def smtp():
     sink = SmtpSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def pipeline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp, airflow_db):
+    """The DAGs pointed at a private, empty inbox, a private SQLite store and reports
+    folder, and the module's SMTP server (cleared); the store's engines disposed after."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(inbox))
+    monkeypatch.setenv("BUDGET_MONITOR_DB_URL", db)
+    monkeypatch.setenv("BUDGET_MONITOR_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
+    smtp.clear()
+    yield {"inbox": inbox, "db": db, "reports": tmp_path / "reports"}
+    from budget_monitor import store
+
+    store.dispose_all()

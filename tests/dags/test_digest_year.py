@@ -28,18 +28,12 @@ pytestmark = pytest.mark.airflow
 
 
 @pytest.fixture
-def year(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflow_db, dagbag) -> dict:
+def year(pipeline_env: dict, smtp: SmtpSink, dagbag) -> dict:
     """The example inbox closed January to December by the monthly DAG, then the year
     end approved by the approver; the SMTP server's messages and the store."""
-    inbox = tmp_path / "inbox"
+    inbox, db = pipeline_env["inbox"], pipeline_env["db"]
     shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
     shutil.copy(EXAMPLE.parent / "contacts.csv", inbox / "contacts.csv")
-    db = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(inbox))
-    monkeypatch.setenv("BUDGET_MONITOR_DB_URL", db)
-    monkeypatch.setenv("BUDGET_MONITOR_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
-    smtp.clear()
     for m in range(1, 13):
         dr = dagbag.dags[MONTHLY].test(run_conf={"month": f"2021-{m:02d}"})
         assert str(dr.state) == "success", (m, {(t.task_id, t.map_index): t.state for t in dr.get_task_instances()})
@@ -54,10 +48,7 @@ def year(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflo
         client.__exit__(None, None, None)
     assert str(dr.state) == "success"
     smtp.wait_for(lambda m: "绩效自评" in str(m["Subject"]))
-    yield {"db": db, "inbox": inbox}
-    from budget_monitor import store
-
-    store.dispose_all()
+    return {"db": db, "inbox": inbox}
 
 
 def _to(msg) -> list[str]:

@@ -6,12 +6,11 @@ neither. Answers are given through the public REST API (responder.py)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from loop_helpers import TAISHAN, closed_through, unit_of
-from smtp_sink import SmtpSink, attachment_names
+from smtp_sink import attachment_names
 
 CODE = "JM-2021-YPJG"
 FEEDBACK, YEAR_END = "budget_unit_feedback", "budget_year_end_report"
@@ -20,19 +19,8 @@ pytestmark = pytest.mark.airflow
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflow_db) -> dict:
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    db = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(inbox))
-    monkeypatch.setenv("BUDGET_MONITOR_DB_URL", db)
-    monkeypatch.setenv("BUDGET_MONITOR_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
-    smtp.clear()
-    yield {"inbox": inbox, "db": db, "reports": tmp_path / "reports"}
-    from budget_monitor import store
-
-    store.dispose_all()
+def env(pipeline_env: dict) -> dict:
+    return pipeline_env
 
 
 def _states(dr) -> dict[tuple[str, int], str]:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from smtp_sink import SmtpSink, attachment_names, body_text
+from smtp_sink import attachment_names, body_text
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "jiangmen-2021"
@@ -26,20 +26,10 @@ pytestmark = pytest.mark.airflow
 
 
 @pytest.fixture
-def fund_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink, airflow_db):
+def fund_env(pipeline_env: dict) -> dict:
     """A private inbox holding a copy of the example fund, a private store and reports folder."""
-    inbox = tmp_path / "inbox"
-    shutil.copytree(EXAMPLE, inbox / EXAMPLE.name)
-    db = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("BUDGET_MONITOR_FUNDS_DIR", str(inbox))
-    monkeypatch.setenv("BUDGET_MONITOR_DB_URL", db)
-    monkeypatch.setenv("BUDGET_MONITOR_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
-    smtp.clear()
-    yield {"inbox": inbox, "fund": inbox / EXAMPLE.name, "db": db, "reports": tmp_path / "reports"}
-    from budget_monitor import store
-
-    store.dispose_all()
+    shutil.copytree(EXAMPLE, pipeline_env["inbox"] / EXAMPLE.name)
+    return {**pipeline_env, "fund": pipeline_env["inbox"] / EXAMPLE.name}
 
 
 def _states(dr) -> dict[tuple[str, int], str]:
