@@ -52,7 +52,7 @@ from budget_monitor.alert_kinds import (
 from budget_monitor.config import FundConfig
 from budget_monitor.contacts import Contacts
 from budget_monitor.execution import ExecutionResult, MonthFigures, SeriesFigures, round2
-from budget_monitor.forecast import Forecast, forecast
+from budget_monitor.forecast import Forecast, History, forecast
 from budget_monitor.money_fmt import fen_to_wanyuan_str, fen_to_yuan_grouped
 from budget_monitor.pace import LABELS as PACE_LABELS
 from budget_monitor.periods import QUARTER_ZH as _QUARTER_ZH
@@ -302,6 +302,8 @@ class Close:
     cfg: FundConfig
     result: ExecutionResult
     month: int
+    # Earlier years' spending profiles for the forecast (pipeline.forecast_history).
+    history: History | None = None
 
     @property
     def period_zh(self) -> str:
@@ -381,7 +383,7 @@ def month_warnings(close: Close) -> Iterator[Due]:
         view = _month_view(m)
 
         def context(series: SeriesFigures = series, view: dict[str, Any] = view) -> dict[str, Any]:
-            fc = forecast(series, result.year, result.pace, month)
+            fc = forecast(series, result.year, result.pace, month, history=close.history)
             return {"unit": series.unit, "m": view, "forecast": _forecast_view(fc)}
 
         yield Due(
@@ -411,7 +413,7 @@ def quarter_lagging(close: Close) -> Iterator[Due]:
     quarter_zh = _QUARTER_ZH[quarter.quarter]
 
     def context() -> dict[str, Any]:
-        fc = forecast(result.fund, result.year, result.pace, month)
+        fc = forecast(result.fund, result.year, result.pace, month, history=close.history)
         behind = [{"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind]
         return {
             "unit": "",
@@ -442,12 +444,13 @@ def quarter_lagging(close: Close) -> Iterator[Due]:
     )
 
 
-def due(cfg: FundConfig, result: ExecutionResult, month: int) -> list[Due]:
+def due(cfg: FundConfig, result: ExecutionResult, month: int, *, history: History | None = None) -> list[Due]:
     """The alerts the ``month`` close owes, kind by kind in alert_kinds.KINDS order
-    (the month warnings, fund first then units by name; then the quarter). Nothing is rendered."""
+    (the month warnings, fund first then units by name; then the quarter). Nothing is rendered.
+    ``history``: the earlier years the forecasts learn from (none: recent months)."""
     if not 1 <= month <= result.through_month:
         raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
-    close = Close(cfg, result, month)
+    close = Close(cfg, result, month, history)
     return [d for row in alert_kinds.monthly() for d in _function_of(row)(close)]
 
 

@@ -826,6 +826,37 @@ def compute(engine: Any, cfg: FundConfig, through_month: int) -> Any:
     return compute_execution(allocations, payments, year=cfg.year, through_month=through_month, pace=cfg.pace)
 
 
+# The forecast learns from at most this many earlier years (spending habits drift).
+FORECAST_YEARS_BACK = 5
+
+
+def _without_year(text: str, year: int) -> str:
+    return text.replace(str(year), "")
+
+
+def forecast_history(engine: Any, cfg: FundConfig) -> Any:
+    """The earlier years' monthly profiles the forecast uses (forecast.History): the
+    fund's own (same code or name once the year is taken out: JM-2020-YPJG and
+    JM-2021-YPJG) and the department's other funds', each computed through December
+    from the store. Only whole earlier years: the current year's other funds are not done."""
+    from budget_monitor.config import PaceConfig
+    from budget_monitor.execution import compute_execution
+    from budget_monitor.forecast import History, profile_of
+
+    own, department = [], []
+    code, name = _without_year(cfg.code, cfg.year), _without_year(cfg.name, cfg.year)
+    for f in store.earlier_funds(engine, cfg.department, cfg.year, FORECAST_YEARS_BACK):
+        allocations = store.read_allocations(engine, f["code"])
+        if allocations.empty:
+            continue
+        payments = store.read_payments_by_day(engine, f["code"], date(f["year"], 12, 31))
+        # The pace does not enter a profile (cumulative spending and budget only).
+        series = compute_execution(allocations, payments, year=f["year"], through_month=12, pace=PaceConfig()).fund
+        same = _without_year(f["code"], f["year"]) == code or _without_year(f["name"], f["year"]) == name
+        (own if same else department).append(profile_of(series, f["code"], f["year"]))
+    return History(own=tuple(own), department=tuple(department))
+
+
 def close_month(
     fund_dir: Path,
     month: str,
@@ -845,7 +876,8 @@ def close_month(
     engine = store.open_store(db_url)
     with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
         result = compute(engine, cfg, first.month)
-        due = alerts.due(cfg, result, first.month)  # including those queued by an earlier run
+        history = forecast_history(engine, cfg)
+        due = alerts.due(cfg, result, first.month, history=history)  # including those queued by an earlier run
         queued = outbox.queued_keys(engine, cfg.code)
         fresh = [d for d in due if d.key not in queued]
         # fund.yaml alerts: a mail of its own now (mode each, or an immediate

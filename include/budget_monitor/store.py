@@ -907,6 +907,22 @@ def _frame(conn: Connection, stmt: Any) -> "Any":
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+def earlier_funds(engine: Engine, department: str, before_year: int, years_back: int) -> list[dict[str, Any]]:
+    """The department's funds of the ``years_back`` years before ``before_year``
+    (code, name, year), oldest first: the earlier years the forecast learns from."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(fund.c.code, fund.c.name, fund.c.year)
+            .where(
+                fund.c.department == department,
+                fund.c.year < before_year,
+                fund.c.year >= before_year - years_back,
+            )
+            .order_by(fund.c.year, fund.c.code)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
 def read_allocations(engine: Engine, fund_code: str) -> "Any":
     with engine.connect() as conn:
         return _frame(
