@@ -242,3 +242,79 @@ def test_year_end_email_reports_score_and_attaches_report_and_score_table(smtp, 
     assert "进度。&lt;b&gt;" in html
     attached = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
     assert attached == {"自评报告.docx": b"PK docx", "自评表.xlsx": b"PK xlsx"}
+
+
+# ------------------------------------------------ the forecast's method and range (issue 15 item 5)
+
+
+def _earlier_years():
+    """2020 spent as the seed year did (100%); 2019 likewise but ended at 90%."""
+    from budget_monitor.forecast import Profile, profile_of
+
+    p2020 = profile_of(seed_shaped(12).fund, "jiangmen-2020", 2020)
+    p2019 = Profile("jiangmen-2019", 2019, tuple(c * 9 // 10 for c in p2020.cumulative_fen), p2020.budget_fen)
+    return p2019, p2020
+
+
+def _quarter_mail_text(history) -> tuple[str, str]:
+    from budget_monitor.alerts import due
+
+    result = seed_shaped(6)
+    alerts = build_alerts(CFG, result, 6, dues=due(CFG, result, 6, history=history))
+    (alert,) = [a for a in alerts if a.kind == QUARTER_LAGGING]
+    return alert.text, alert.html
+
+
+def test_forecast_from_the_funds_own_earlier_years_says_so_with_its_range() -> None:
+    from budget_monitor.forecast import History
+
+    text, html = _quarter_mail_text(History(own=_earlier_years()))
+    sentence = (
+        "按本资金往年月度支出规律推算，第三季度末预计落后序时进度10.02个百分点"
+        "（预计累计执行率64.98%），全年执行率预计为96.99%。"
+    )
+    method = (
+        "预测方法：以本资金往年（2019、2020年，共2个年度）各月累计支出占全年支出的比例，"
+        "推算剩余月份的支出，以当前全年预算数为分母；按各年度分别推算，"
+        "第三季度末累计执行率在63.65%至66.31%之间，全年执行率在93.97%至100.00%之间，"
+        "预计值取各年度推算结果的平均数。"
+    )
+    assert sentence in text and method in text
+    assert sentence in html and method in html
+    # The recent-months extrapolation said 66.10% for the year.
+    assert "66.10%" not in text and "按当前进度" not in text
+
+
+def test_forecast_from_the_departments_funds_says_so_with_its_range() -> None:
+    from budget_monitor.forecast import History
+
+    text, _ = _quarter_mail_text(History(department=_earlier_years()))
+    assert "参照本部门其他专项资金往年月度支出规律推算，第三季度末预计落后序时进度10.02个百分点" in text
+    assert (
+        "预测方法：系统中没有本资金往年的支出数据，参照本部门其他专项资金往年中截至本月支出进度"
+        "最接近的2个资金年度（2019、2020年），以其各月累计支出占全年支出的比例推算剩余月份的支出" in text
+    )
+    assert "全年执行率在93.97%至100.00%之间" in text
+
+
+def test_forecast_without_earlier_years_says_it_extrapolates_recent_months() -> None:
+    from budget_monitor.forecast import History
+
+    text, _ = _quarter_mail_text(History())
+    assert (
+        "按当前进度，第三季度末预计落后序时进度22.08个百分点（预计累计执行率52.92%），全年执行率预计为66.10%。" in text
+    )
+    assert "预测方法：系统中没有往年的月度支出数据，按近3个月月均净支出16.34万元外推，以当前全年预算数为分母。" in text
+    assert "之间" not in text
+    assert text == _quarter_mail_text(None)[0]
+
+
+def test_month_warnings_of_units_use_the_earlier_years_too() -> None:
+    from budget_monitor.alerts import due
+    from budget_monitor.forecast import History
+
+    result = seed_shaped(5)
+    alerts = build_alerts(CFG, result, 5, dues=due(CFG, result, 5, history=History(own=_earlier_years())))
+    assert [a.unit for a in alerts] == ["", *sorted(BUDGETS)]
+    for alert in alerts:
+        assert "按本资金往年月度支出规律推算" in alert.text and "（2019、2020年，共2个年度）" in alert.text

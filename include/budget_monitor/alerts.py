@@ -199,6 +199,14 @@ def _forecast_view(fc: Forecast) -> dict[str, Any] | None:
         "year_end_rate": _pct(fc.year_end_rate),
         "window_months": fc.window_months,
         "monthly_spend": _money(fc.monthly_spend_fen),
+        # How it was made (templates/alert_forecast.j2): method, earlier years, range.
+        "method": fc.method,
+        "years": "、".join(str(y) for y in fc.years),
+        "profiles": fc.profiles,
+        "year_end_low": _pct(fc.year_end_low),
+        "year_end_high": _pct(fc.year_end_high),
+        "quarter_end_low": _pct(fc.quarter_end_low),
+        "quarter_end_high": _pct(fc.quarter_end_high),
     }
 
 
