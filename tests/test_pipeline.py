@@ -515,3 +515,32 @@ def test_corrected_budget_must_still_cover_stored_payments(tmp_path: Path) -> No
         load_month(fund, "2021-01", db)
     assert "BUD-013" in info.value.reason and "江财工〔2021〕13号｜台山市市场监督管理局" in info.value.reason
     assert store.read_allocations(engine, "JM-2021-YPJG").equals(before)
+
+
+def test_close_forecasts_from_the_departments_earlier_fund(tmp_path: Path) -> None:
+    """Issue 15 item 5 end to end: with the department's 2021 fund in the store, the
+    2022 fund's alert mails forecast from its monthly profile, and say so."""
+    from budget_monitor.pipeline import forecast_history
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    earlier = _copy(JIANGMEN, tmp_path)
+    for m in range(1, 13):
+        load_month(earlier, f"2021-{m:02d}", db)
+    fund = _copy(SECOND, tmp_path)
+    cfg = load_fund_config(fund)
+    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"mode": "each"})})
+    engine = store.open_store(db)
+    history = forecast_history(engine, cfg)
+    assert history.own == () and [(p.fund_code, p.year) for p in history.department] == [("JM-2021-YPJG", 2021)]
+    assert history.department[0].cumulative_fen[-1] == SEED_TOTAL_FEN == history.department[0].budget_fen
+    texts = []
+    for m in range(1, 7):
+        load_month(fund, f"2022-{m:02d}", db, cfg=cfg)
+        close_month(fund, f"2022-{m:02d}", db, cfg=cfg, chart=False)
+    with engine.connect() as conn:
+        for (raw,) in conn.execute(select(store.outbox.c.message).where(store.outbox.c.fund_code == cfg.code)):
+            msg = email.message_from_string(raw, policy=email.policy.default)
+            texts.append(msg.get_body(preferencelist=("plain",)).get_content())
+    forecasts = [t for t in texts if "预测方法" in t]
+    assert forecasts and all("参照本部门其他专项资金往年月度支出规律推算" in t for t in forecasts)
+    assert all("最接近的1个资金年度（2021年）" in t for t in forecasts)
