@@ -770,3 +770,24 @@ def test_long_text_rules_of_every_table(fund: Path, ctx: ValidationContext) -> N
     out = write_csv(fund / "outputs" / "o.csv", OUT_HEADER, [["2021-06", long, "药品抽检批次", "1", ""]])
     report = validate_table(read_table(out, "outputs"), ctx)
     assert "OUT-006" in report.counts
+
+
+def test_value_sets_run_as_the_columns_absent_values_and_conditions_on_a_narrow_frame() -> None:
+    """GX's cost grows with a value set's size and a row condition copies the
+    frame: a $PARAMETER in-set runs as not-in-set on the column's values the set
+    lacks, a conditioned expectation over the columns it reads; results keep the
+    spec asked for (bench/RESULTS.md, stage b)."""
+    import pandas as pd
+
+    from budget_monitor.validation.runtime import RESULT_FORMAT, _absent_values, _narrow, specs_for
+
+    pay004 = [s for s in specs_for(rules_for("payments")) if s.rule_id == "PAY-004"]
+    frame = pd.DataFrame({"row": [2, 3, 4], "unit": pd.Categorical(["甲", "乙", None]), "x": [1, 2, 3]})
+    (spec,), params = _absent_values(tuple(pay004), frame, {"units": ["甲", "丙"] * 1000})
+    assert spec.expectation == "ExpectColumnValuesToNotBeInSet" and spec.id == pay004[0].id
+    assert params[spec.kwargs["value_set"]["$PARAMETER"]] == ["乙"]
+    pay008 = [s for s in specs_for(rules_for("payments")) if s.rule_id in ("PAY-008", "PAY-007")]
+    frame = pd.DataFrame({c: [0] for c in ("row", "amount_fen", "kind", "voucher_no", "unit")})
+    (whole, plain), (narrow, conditioned) = _narrow(tuple(pay008), frame, RESULT_FORMAT)
+    assert [s.rule_id for s in plain] == ["PAY-007"] and [s.rule_id for s in conditioned] == ["PAY-008"]
+    assert whole is frame and sorted(narrow.columns) == ["amount_fen", "kind", "row"]

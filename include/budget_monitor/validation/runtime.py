@@ -18,7 +18,7 @@ from typing import Any
 
 from .prepare import check_column, store_length
 from .report import MAX_ROWS_PER_RULE
-from .rules import STORE_LENGTH, Rule
+from .rules import STORE_LENGTH, Rule, _condition_columns
 
 # Expectations that judge a value against the other rows (not the row alone).
 UNIQUENESS = frozenset({"ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"})
@@ -33,11 +33,14 @@ class Spec:
     severity: str
     expectation: str
     kwargs_json: str  # the expectation's kwargs (JSON: a Spec is a cache key)
+    # The id of the spec this one stands in for within one run (GXRuntime.run), so
+    # that its result is found under the spec the caller asked for.
+    origin: str = ""
 
     @property
     def id(self) -> str:
         """Names the expectation in its result's meta (a rule may have two in a batch run)."""
-        return hashlib.sha1(f"{self.expectation}{self.kwargs_json}".encode()).hexdigest()[:12]
+        return self.origin or hashlib.sha1(f"{self.expectation}{self.kwargs_json}".encode()).hexdigest()[:12]
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -109,10 +112,78 @@ class GXRuntime:
         return self.definitions[key]
 
     def run(self, kind: str, specs: tuple[Spec, ...], frame: Any, params: dict[str, Any], result_format: dict) -> Any:
-        """One GX run of ``specs`` over ``frame`` with the suite parameters ``params``."""
-        return self.definition(kind, specs).run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=params, result_format=result_format
+        """The results of ``specs`` over ``frame`` with the suite parameters ``params``:
+        one GX run, or two when some specs have a ``row_condition`` (see
+        :func:`_narrow`). Each result's meta names the spec asked for."""
+        specs, params = _absent_values(specs, frame, params)
+        out = None
+        for part, group in _narrow(specs, frame, result_format):
+            result = self.definition(kind, group).run(
+                batch_parameters={"dataframe": part}, expectation_parameters=params, result_format=result_format
+            )
+            if out is None:
+                out = result
+            else:
+                out.results.extend(result.results)
+                out.success = bool(out.success and result.success)
+        return out
+
+
+def _absent_values(specs: tuple[Spec, ...], frame: Any, params: dict[str, Any]) -> tuple[tuple[Spec, ...], dict]:
+    """``column in {"$PARAMETER": p}`` as ``column not in`` the column's own
+    values that ``p`` lacks: the same rows fail, with the same values.
+
+    GX turns an expectation into its configuration (a pydantic ``dict()``
+    that walks every kwarg, element by element) again for each success
+    kwarg of each metric it computes, so a run costs in proportion to the
+    value sets, whatever the rows: a fund's thousands of 指标文号 (or a
+    batch's sets keyed by file) would cost more than the check itself. The
+    values of the column missing from the set are few (none in a good file);
+    GX still judges every row against them."""
+    import pandas as pd
+
+    out, extra = [], {}
+    for spec in specs:
+        kw = spec.kwargs
+        p = _param(kw.get("value_set"))
+        column = kw.get("column")
+        if spec.expectation != "ExpectColumnValuesToBeInSet" or p not in params or "mostly" in kw or column is None:
+            out.append(spec)
+            continue
+        values = frame[column]
+        found = values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype) else pd.unique(values.dropna())
+        found = pd.Index(found)
+        name = f"{p}__absent_from__{column}"
+        extra[name] = found[~found.isin(list(params[p]))].tolist()
+        kwargs = {**kw, "value_set": {"$PARAMETER": name}}
+        out.append(
+            Spec(spec.rule_id, spec.column, spec.severity, "ExpectColumnValuesToNotBeInSet", _dump(kwargs), spec.id)
         )
+    return tuple(out), {**params, **extra} if extra else params
+
+
+def _param(value: Any) -> str | None:
+    return value["$PARAMETER"] if isinstance(value, dict) and set(value) == {"$PARAMETER"} else None
+
+
+def _narrow(specs: tuple[Spec, ...], frame: Any, result_format: dict) -> list[tuple[Any, tuple[Spec, ...]]]:
+    """The runs of ``specs``: the expectations with a ``row_condition`` over
+    only the columns they read, the others over ``frame``.
+
+    GX filters the whole batch frame for every metric of an expectation with
+    a row condition (a copy of every column, several times per expectation),
+    while the expectation reads two or three columns of it."""
+    conditioned = tuple(s for s in specs if "row_condition" in s.kwargs)
+    if not conditioned or len(conditioned) == len(specs):
+        return [(frame, specs)]
+    keep = list(result_format.get("unexpected_index_column_names") or [])
+    for spec in conditioned:
+        kw = spec.kwargs
+        keep += [kw[k] for k in ("column", "column_A", "column_B") if k in kw]
+        keep += list(kw.get("column_list") or ()) + list(_condition_columns(kw["row_condition"]))
+    keep = [c for c in dict.fromkeys(keep) if c in frame.columns]
+    plain = tuple(s for s in specs if "row_condition" not in s.kwargs)
+    return [(frame, plain), (frame[keep], conditioned)]
 
 
 def condition_filter(row_condition: dict[str, Any]) -> str:
