@@ -215,3 +215,13 @@ def test_the_load_records_each_validation_and_the_notice_links_its_page(
     url = docs.page_url(fund.name, "payments", quarantined.name)
     assert url and url in text and "数据校验报告" in text
     assert url.replace("&", "&amp;") in notice.get_body(preferencelist=("html",)).get_content()
+
+
+def test_a_rule_not_run_says_in_chinese_what_it_lacked(fund: Path) -> None:
+    from budget_monitor.validate import ValidationReport
+
+    report = ValidationReport("budget.csv", "/x/budget.csv", "budget", "cd" * 32, 4)
+    report.skipped = ["BUD-009（缺少上下文：paid_by_unit）"]
+    checks = {c["rule_id"]: c for c in docs._checks(report.to_dict())}
+    assert checks["BUD-009"]["status"] == "skipped" and checks["BUD-009"]["note"] == "缺少已入库的支付"
+    assert checks["BUD-001"]["status"] == "passed"

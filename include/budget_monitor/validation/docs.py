@@ -70,6 +70,20 @@ SEVERITY_ZH = {"fatal": "错误（退回）", "warning": "提示"}
 ENGINE_ZH = {"native": "GX 原生期望", "prepared": "预处理后由 GX 检查"}
 STATUS_ZH = {"passed": "通过", "failed": "未通过", "warned": "提示", "skipped": "未执行", "not_run": "未判定"}
 OUTCOME_ZH = {"loaded": "通过校验，已入库", "rejected": "未通过校验，已整份退回"}
+# What a rule that was not run lacked (ValidationContext fields), as the office calls it.
+CONTEXT_ZH = {
+    "fund_year": "资金年度",
+    "units": "预算指标表中的预算单位",
+    "doc_nos": "预算指标表中的指标文号",
+    "pairs": "预算指标表中的指标文号与预算单位",
+    "inspection_categories": "fund.yaml 中的抽检类别",
+    "goal_names": "绩效目标表",
+    "execution_weight": "预算执行率分值",
+    "adjusted_budget_fen": "全年预算数",
+    "paid_by_unit": "已入库的支付",
+    "paid_by_doc": "已入库的支付",
+    "paid_by_pair": "已入库的支付",
+}
 
 
 # ------------------------------------------------------------------ names
@@ -207,9 +221,7 @@ def _checks(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     file-level rule (ING-*) that failed, with its status."""
     kind = report.get("kind", "")
     counts: Mapping[str, int] = report.get("counts") or {}
-    skipped = {
-        s.split("（", 1)[0]: s.split("（", 1)[1].rstrip("）") if "（" in s else "" for s in report.get("skipped") or []
-    }
+    skipped = {s.split("（", 1)[0]: _lacking(s) for s in report.get("skipped") or []}
     failed = {f["rule_id"] for f in report.get("failures") or []}
     warned = {f["rule_id"] for f in report.get("warnings") or []}
     suite = rules_for(kind) if kind in LOAD_ORDER else ()
@@ -236,6 +248,13 @@ def _checks(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
         rows.append(row)
     return rows
+
+
+def _lacking(skipped: str) -> str:
+    """``BUD-009（缺少上下文：paid_by_unit）`` (engine.active_rules) -> ``缺少已入库的支付``."""
+    _, _, fields = skipped.partition("缺少上下文：")
+    names = [CONTEXT_ZH.get(f, f) for f in fields.rstrip("）").split("、") if f]
+    return "缺少" + "、".join(dict.fromkeys(names)) if names else ""
 
 
 # ------------------------------------------------------------------ rendering
@@ -280,9 +299,15 @@ def render_validation(result: Mapping[str, Any]) -> str:
             outcome_zh=OUTCOME_ZH.get(result.get("outcome", ""), result.get("outcome", "")),
             checks=checks,
             failed=[c for c in checks if c["status"] == "failed"],
+            at=_shown_time(result.get("validated_at", "")),
             root="../../",
         )
     )
+
+
+def _shown_time(iso: str) -> str:
+    """``2021-07-05T06:00:01+08:00`` as the office reads it (Asia/Shanghai): ``2021-07-05 06:00:01``."""
+    return iso.replace("T", " ")[:19]
 
 
 def render_index(results: list[Mapping[str, Any]], title: str) -> str:
@@ -292,7 +317,7 @@ def render_index(results: list[Mapping[str, Any]], title: str) -> str:
         kind = report.get("kind", "")
         rows.append(
             {
-                "at": r.get("validated_at", ""),
+                "at": _shown_time(r.get("validated_at", "")),
                 "file": report.get("file", ""),
                 "kind_zh": data_kind(kind).label_zh if kind in LOAD_ORDER else kind,
                 "outcome": r.get("outcome", ""),
