@@ -225,3 +225,18 @@ def test_a_rule_not_run_says_in_chinese_what_it_lacked(fund: Path) -> None:
     checks = {c["rule_id"]: c for c in docs._checks(report.to_dict())}
     assert checks["BUD-009"]["status"] == "skipped" and checks["BUD-009"]["note"] == "缺少已入库的支付"
     assert checks["BUD-001"]["status"] == "passed"
+
+
+def test_cli_data_docs_validates_a_fund_directory_into_an_offline_site(tmp_path: Path, capsys) -> None:
+    from budget_monitor.cli import main
+
+    fund = tmp_path / JIANGMEN.name
+    shutil.copytree(JIANGMEN, fund)
+    assert main(["data-docs", str(fund), "--out", str(tmp_path / "out")]) == 0
+    index = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert index == tmp_path / "out" / "data_docs" / "index.html"
+    pages = assert_offline(index.parent)
+    assert len([p for p in pages if "validations" in p.parts]) == len(list(fund.rglob("*.csv"))) + len(
+        list(fund.rglob("*.xlsx"))
+    )
+    assert "药品监督管理" in _text(index) and not (fund / "data_docs").exists()

@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--source-url", default=None, help="a SQL database instead of fund.yaml's source")
     pl.set_defaults(func=_pull)
 
-    d = sub.add_parser("data-docs", help="build Great Expectations Data Docs (HTML)")
+    d = sub.add_parser("data-docs", help="validate a fund directory into offline Data Docs (<out>/data_docs)")
     d.add_argument("fund_dir")
     d.add_argument("--out", required=True)
     d.set_defaults(func=_data_docs)
