@@ -544,3 +544,28 @@ def test_close_forecasts_from_the_departments_earlier_fund(tmp_path: Path) -> No
     forecasts = [t for t in texts if "预测方法" in t]
     assert forecasts and all("参照本部门其他专项资金往年月度支出规律推算" in t for t in forecasts)
     assert all("最接近的1个资金年度（2021年）" in t for t in forecasts)
+
+
+def test_close_reads_earlier_years_only_for_mails_with_a_forecast(tmp_path: Path, monkeypatch) -> None:
+    """A digest close renders no forecast, so it does not read the earlier years;
+    a close mailing each alert reads them once however many mails it renders."""
+    from budget_monitor import pipeline
+    from budget_monitor.forecast import History
+
+    calls = []
+
+    def counted(engine, cfg) -> History:
+        calls.append(cfg.code)
+        return History()
+
+    monkeypatch.setattr(pipeline, "forecast_history", counted)
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    fund = _copy(JIANGMEN, tmp_path)
+    cfg = load_fund_config(fund)
+    load_month(fund, "2021-05", db, cfg=cfg)
+    assert close_month(fund, "2021-05", db, cfg=cfg, chart=False).new_alerts > 0
+    assert calls == []
+    each = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"mode": "each"})})
+    load_month(fund, "2021-06", db, cfg=each)
+    assert close_month(fund, "2021-06", db, cfg=each, chart=False).new_alerts > 1
+    assert calls == [cfg.code]

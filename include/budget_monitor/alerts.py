@@ -310,8 +310,13 @@ class Close:
     cfg: FundConfig
     result: ExecutionResult
     month: int
-    # Earlier years' spending profiles for the forecast (pipeline.forecast_history).
-    history: History | None = None
+    # Earlier years' spending profiles for the forecast (pipeline.forecast_history),
+    # or a function reading them: called only when a mail with a forecast is rendered
+    # (a digest close renders none).
+    history: History | Callable[[], History] | None = None
+
+    def forecast_history(self) -> History | None:
+        return self.history() if callable(self.history) else self.history
 
     @property
     def period_zh(self) -> str:
@@ -391,7 +396,7 @@ def month_warnings(close: Close) -> Iterator[Due]:
         view = _month_view(m)
 
         def context(series: SeriesFigures = series, view: dict[str, Any] = view) -> dict[str, Any]:
-            fc = forecast(series, result.year, result.pace, month, history=close.history)
+            fc = forecast(series, result.year, result.pace, month, history=close.forecast_history())
             return {"unit": series.unit, "m": view, "forecast": _forecast_view(fc)}
 
         yield Due(
@@ -421,7 +426,7 @@ def quarter_lagging(close: Close) -> Iterator[Due]:
     quarter_zh = _QUARTER_ZH[quarter.quarter]
 
     def context() -> dict[str, Any]:
-        fc = forecast(result.fund, result.year, result.pace, month, history=close.history)
+        fc = forecast(result.fund, result.year, result.pace, month, history=close.forecast_history())
         behind = [{"unit": name, "m": _month_view(result.unit(name).month(month))} for name in quarter.units_behind]
         return {
             "unit": "",
@@ -452,10 +457,17 @@ def quarter_lagging(close: Close) -> Iterator[Due]:
     )
 
 
-def due(cfg: FundConfig, result: ExecutionResult, month: int, *, history: History | None = None) -> list[Due]:
+def due(
+    cfg: FundConfig,
+    result: ExecutionResult,
+    month: int,
+    *,
+    history: History | Callable[[], History] | None = None,
+) -> list[Due]:
     """The alerts the ``month`` close owes, kind by kind in alert_kinds.KINDS order
     (the month warnings, fund first then units by name; then the quarter). Nothing is rendered.
-    ``history``: the earlier years the forecasts learn from (none: recent months)."""
+    ``history``: the earlier years the forecasts learn from, or a function reading them
+    (none: recent months)."""
     if not 1 <= month <= result.through_month:
         raise ValueError(f"执行结果只计算到 {result.through_month} 月，不能生成 {month} 月的预警")
     close = Close(cfg, result, month, history)

@@ -19,6 +19,7 @@ A monthly close of fund-month (f, m) is three steps, each safe to re-run:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -876,7 +877,8 @@ def close_month(
     engine = store.open_store(db_url)
     with fund_lock(engine, cfg.code, wait_s=lock_wait_s()):
         result = compute(engine, cfg, first.month)
-        history = forecast_history(engine, cfg)
+        # Read only if a mail with a forecast is rendered now (not for the digest).
+        history = functools.cache(functools.partial(forecast_history, engine, cfg))
         due = alerts.due(cfg, result, first.month, history=history)  # including those queued by an earlier run
         queued = outbox.queued_keys(engine, cfg.code)
         fresh = [d for d in due if d.key not in queued]
