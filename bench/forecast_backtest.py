@@ -168,8 +168,14 @@ def history_of(target: FundYear, pool: list[FundYear]) -> History:
 METHODS = ("old", "new", OWN, DEPARTMENT)
 
 
-def errors(target: FundYear, history: History) -> dict[str, list[Fraction | None]]:
-    """Absolute error of the year-end forecast at each close 1..11, per method (None: no data)."""
+def _rate_at(series: SeriesFigures, month: int) -> Fraction:
+    m = series.month(month)
+    return Fraction(m.cumulative_fen * 100, m.budget_fen)
+
+
+def errors(target: FundYear, history: History, what: str = "year") -> dict[str, list[Fraction | None]]:
+    """Absolute error of the year-end forecast (``what="quarter"``: of the next quarter
+    end's rate) at each close 1..11, per method (None: no data)."""
     variants = {
         "old": History(),
         "new": history,
@@ -184,16 +190,21 @@ def errors(target: FundYear, history: History) -> dict[str, list[Fraction | None
                 row.append(None)
                 continue
             fc = forecast(target.series, target.year, LINEAR, as_of_month=m, history=hist)
-            row.append(None if fc.year_end_rate is None else abs(Fraction(fc.year_end_rate) - target.actual))
+            if what == "year":
+                row.append(None if fc.year_end_rate is None else abs(Fraction(fc.year_end_rate) - target.actual))
+            elif fc.quarter_end_rate is None or fc.quarter is None:
+                row.append(None)
+            else:
+                row.append(abs(Fraction(fc.quarter_end_rate) - _rate_at(target.series, fc.quarter * 3)))
         out[name] = row
     return out
 
 
-def backtest(targets: list[FundYear], pool: list[FundYear]) -> dict[str, list[Fraction | None]]:
+def backtest(targets: list[FundYear], pool: list[FundYear], what: str = "year") -> dict[str, list[Fraction | None]]:
     """Mean absolute error per method and close month over ``targets`` (each against ``pool``)."""
     sums = {name: [[] for _ in range(11)] for name in METHODS}
     for target in targets:
-        for name, row in errors(target, history_of(target, pool)).items():
+        for name, row in errors(target, history_of(target, pool), what).items():
             for i, e in enumerate(row):
                 if e is not None:
                     sums[name][i].append(e)
@@ -256,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         f"synthetic: {len(synthetic)} fund-years, {n} forecast (those with an earlier year); examples: {len(examples)}"
     )
     print(table(rows))
+    print("\nNext quarter end's rate (the quarter alert's forecast):")
+    quarter = {"synthetic": backtest([fy for fy in synthetic if fy.year > first], pool, "quarter")}
+    for fy in examples:
+        quarter[fy.code] = backtest([fy], pool, "quarter")
+    print(table(quarter))
     return 0
 
 
