@@ -103,3 +103,12 @@ def test_a_pace_policy_registered_in_the_table_is_in_the_schema_the_pace_and_the
 
     monkeypatch.undo()
     assert "half_year" not in FundConfig.model_json_schema()["$defs"]["PaceConfig"]["properties"]["policy"]["enum"]
+
+
+@pytest.mark.parametrize(
+    "address", ["caiwu@example.com\n", "caiwu@example.com\r\nBcc: evil@x.cn", "caiwu @example.com"]
+)
+def test_a_recipient_with_a_line_break_or_blank_is_refused(tmp_path: Path, address: str) -> None:
+    # "$" of re.match let a trailing newline through, and the mail's To header then failed to build.
+    with pytest.raises(FundConfigError, match="recipients"):
+        load_fund_config(_with(tmp_path, recipients=[address]))

@@ -123,3 +123,37 @@ def test_unit_without_a_contact_falls_back_to_the_finance_office_and_says_so(tmp
     for a in others:
         assert a.message["To"] == ", ".join(CFG.recipients) and a.message["Cc"] is None
         assert f"{a.unit}尚未登记联系人" in a.text and f"{a.unit}尚未登记联系人" in a.html
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@x.cn\nBcc: evil@x.cn",
+        "a@x.cn\r\nBcc: evil@x.cn",
+        "a@x.cn\rBcc: evil@x.cn",
+        "<script>alert(1)</script>@x.cn",
+        '"><img src=x onerror=1>@x.cn',
+        'a"@x.cn',  # a quote joins the next To address into one quoted word
+        "=HYPERLINK(a)@x.cn",
+        "a\x00b@x.cn",
+        "a\u202eb@x.cn",  # reads backwards on the dashboard
+        "a@x.cn\u2028Bcc: evil@x.cn",
+    ],
+)
+def test_a_hostile_email_is_refused_and_the_message_stays_one_line(tmp_path: Path, address: str) -> None:
+    quoted = '"' + address.replace('"', '""') + '"'
+    _write(tmp_path, f"预算单位,电子邮箱\n{TAISHAN},{quoted}\n")
+    with pytest.raises(ContactsError) as err:
+        contacts.load(tmp_path)
+    message = str(err.value)
+    assert "第2行 列“电子邮箱”" in message and "不是有效的电子邮件地址" in message
+    assert not any(ch in message for ch in "\r\n\x00\u202e\u2028")
+
+
+def test_hostile_unit_and_contact_names_are_kept_as_written_for_the_pages_to_escape(tmp_path: Path) -> None:
+    unit, name = "<script>alert(1)</script>局", '"><img src=x onerror=1>'
+    people = contacts.load(
+        _write(tmp_path, f'预算单位,联系人,电子邮箱\n{unit},"{name.replace(chr(34), 2 * chr(34))}",a@b.cn\n')
+    )
+    (c,) = people.of(unit)
+    assert (c.unit, c.name, c.email) == (unit, name, "a@b.cn")

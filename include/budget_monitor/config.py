@@ -338,7 +338,7 @@ class FundConfig(_Strict):
     @classmethod
     def _emails(cls, v: list[str]) -> list[str]:
         for addr in v:
-            if not re.match(r"^[^@\s]+@[^@\s]+$", addr):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", addr):  # fullmatch: "$" lets a trailing \n through
                 raise ValueError(f"收件人 {addr!r} 不是有效的电子邮件地址")
         return v
 

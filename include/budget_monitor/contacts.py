@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .names import safe_name
+from .names import is_safe_name, safe_name
 
 __all__ = ["CONTACTS_FILE", "Contact", "Contacts", "ContactsError", "accounts", "load", "for_fund_dir"]
 
@@ -46,7 +46,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "account": ("账号", "登录账号", "account"),
 }
 REQUIRED = ("unit", "email")
-_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+# One plain addr-spec: no blank or control (a CR/LF would start a header), no
+# separator or quote/comment/escape character of an address list (a quote or a
+# parenthesis makes the To header parse as other addresses than written).
+_ADDR = r'[^@\s,;<>"()\[\]\\:\x00-\x1f\x7f-\x9f]+'
+_EMAIL = re.compile(rf"{_ADDR}@{_ADDR}\.{_ADDR}")
 # An Airflow user name as BUDGET_MONITOR_USERS lists it ("name:role,..."): no
 # separator of that list, no blank.
 _ACCOUNT = re.compile(r"^[^\s,:]{1,64}$")
@@ -168,7 +172,7 @@ def _parse(path: Path, raw: bytes) -> Contacts:
         unit, email, account = cell("unit"), cell("email"), cell("account")
         if not unit:
             raise ContactsError(f"{path}: 第{line}行 列“预算单位”：不能为空")
-        if not _EMAIL.match(email):
+        if not (_EMAIL.fullmatch(email) and is_safe_name(email)):  # is_safe_name: bidi controls
             shown = f"“{safe_name(email)}”" if email else "空白"
             raise ContactsError(f"{path}: 第{line}行 列“电子邮箱”：{shown}不是有效的电子邮件地址")
         if account and not _ACCOUNT.match(account):
