@@ -318,3 +318,21 @@ def test_month_warnings_of_units_use_the_earlier_years_too() -> None:
     assert [a.unit for a in alerts] == ["", *sorted(BUDGETS)]
     for alert in alerts:
         assert "按本资金往年月度支出规律推算" in alert.text and "（2019、2020年，共2个年度）" in alert.text
+
+
+def test_rejection_notice_escapes_a_hostile_file_name_and_keeps_its_subject_one_line(tmp_path) -> None:
+    from budget_monitor.alerts import build_rejection_email
+    from budget_monitor.validate import ValidationReport
+    from budget_monitor.validation.report import Failure
+
+    evil = "<script>alert(1)</script>\"'><img src=x onerror=1>"
+    file = f"payments/{evil}\r\nBcc: evil@x.cn.csv"
+    failure = Failure("PAY-002", "error", "format", "amount", "金额", 2, evil, f"{file} 第2行：{evil}")
+    report = ValidationReport(file, "/x/a.csv", "payments", "ab" * 32, 1, [failure])
+    alert = build_rejection_email(CFG, report, tmp_path / "jm" / "quarantine" / "a.csv")
+    assert "\n" not in alert.subject and "\r" not in alert.subject
+    parsed = email.message_from_bytes(alert.message.as_bytes(), policy=email.policy.default)
+    assert parsed["Bcc"] is None and set(parsed.keys()) == set(alert.message.keys())
+    html = parsed.get_body(preferencelist=("html",)).get_content()
+    assert evil not in html and "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

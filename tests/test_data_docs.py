@@ -240,3 +240,43 @@ def test_cli_data_docs_validates_a_fund_directory_into_an_offline_site(tmp_path:
         list(fund.rglob("*.xlsx"))
     )
     assert "药品监督管理" in _text(index) and not (fund / "data_docs").exists()
+
+
+SCRIPT = "<script>alert(1)</script>"
+BREAKOUT = "\"'><img src=x onerror=1>"
+
+
+def test_hostile_file_names_and_cell_values_are_escaped_on_every_page(fund: Path, tmp_path: Path) -> None:
+    from markupsafe import escape
+
+    name = f"2021-04_{BREAKOUT}.csv"  # a file name may hold markup ("/" aside)
+    write_csv(fund / "payments" / name, PAY_HEADER, [payment("V1", SCRIPT), payment("V2", "=HYPERLINK(1)")])
+    index = docs.build_data_docs(tmp_path / "out", fund_dir=fund)
+    pages = assert_offline(index.parent)
+    (page,) = (index.parent / "validations" / "payments").glob("*2021-04_*.html")
+    raw = {p: p.read_text(encoding="utf-8") for p in pages}
+    for path, text in raw.items():
+        assert SCRIPT not in text and BREAKOUT not in text and "<img" not in text, path
+    assert str(escape(BREAKOUT)) in raw[index] and str(escape(BREAKOUT)) in raw[page]
+    assert str(escape(SCRIPT)) in raw[page]  # the failing cell, shown as text
+    assert name in _text(page) and SCRIPT in _text(page)  # a reader sees them as written
+    # The index links the page by a quoted href that stays one attribute.
+    (href,) = [h for h in _assets(index).links if Path(unquote(h)).name == page.name]
+    assert not set("\"'<> ") & set(href)
+
+
+def test_a_recorded_result_with_hostile_text_renders_escaped(fund: Path) -> None:
+    from budget_monitor.validate import ValidationReport
+    from budget_monitor.validation.report import Failure
+
+    evil = f"{SCRIPT}{BREAKOUT}"
+    failure = Failure("PAY-002", "error", "format", "amount", evil, 2, evil, f"第2行 {evil}\r\nBcc: x")
+    report = ValidationReport(f"payments/{BREAKOUT}.csv", "/x/a.csv", "payments", "ab" * 32, 1, [failure])
+    docs.record(fund, report, outcome="rejected", page="p1", fund_code="T-2021", fund_title=evil)
+    docs.build_site(fund, title=evil)
+    for page in (fund / "data_docs").rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert evil not in text and SCRIPT not in text and "<img" not in text, page
+    html_page = next((fund / "data_docs" / "validations").rglob("*.html")).read_text(encoding="utf-8")
+    assert html_page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4  # title, header, value, message
+    assert "\r\nBcc" not in html_page and "\\r\\nBcc" in html_page  # the message stays one line

@@ -188,3 +188,56 @@ def test_each_mode_and_immediate_kinds_mail_at_once_the_rest_waits_for_the_diges
     quick = {(r.kind, r.status) for r in rows if r.fund_code == "JM-quick"}
     assert quick == {(QUARTER_LAGGING, "pending"), (MONTH_WARNING, "held")}
     assert gather_digests("2021-06", db) == 4  # the held month warnings of the quick fund, per recipient
+
+
+# Text from data at its most hostile: markup that runs, an attribute breakout,
+# and a CR/LF that would start a header of its own.
+SCRIPT = "<script>alert(1)</script>"
+BREAKOUT = '"><img src=x onerror=1>'
+HEADER_BREAK = "恩平\r\nBcc: evil@x.cn"
+
+
+def test_digest_escapes_hostile_fund_unit_note_and_department_in_html() -> None:
+    from markupsafe import escape
+
+    (d,) = [d for d in alerts.due(CFG, seed_shaped(6), 6) if d.key[1]][:1]
+    item = {
+        **alerts.hold(CFG, d).detail,
+        "fund_name": f"资金{SCRIPT}",
+        "fund_title": f"标题{BREAKOUT}",
+        "unit": f"单位{BREAKOUT}{SCRIPT}",
+        "note": f"说明{SCRIPT}",
+        "department": f"财务{BREAKOUT}",
+        "fallback": True,  # the "尚未登记联系人" line repeats the unit
+    }
+    digest = alerts.build_digest(OFFICE[0], "2021-06", [item])
+    for evil in (SCRIPT, BREAKOUT):
+        assert evil not in digest.html
+    assert "<script" not in digest.html and "<img" not in digest.html
+    assert escape(f"资金{SCRIPT}") in digest.html and escape(f"财务{BREAKOUT}") in digest.html
+    assert digest.html.count(escape(f"单位{BREAKOUT}{SCRIPT}")) == 2  # its row and the fallback note
+    assert item["unit"] in digest.text and item["note"] in digest.text  # plain text says it as written
+
+
+def test_a_cr_lf_in_a_unit_name_never_starts_a_mail_header() -> None:
+    import pandas as pd
+    from datetime import date
+
+    from budget_monitor.execution import compute_execution
+    from seed_shaped import LINEAR
+
+    alloc = pd.DataFrame(
+        [(HEADER_BREAK, date(2021, 1, 1), 1_000_000, "年初")], columns=["unit", "date", "amount_fen", "kind"]
+    )
+    pay = pd.DataFrame([(HEADER_BREAK, date(2021, 6, 1), 100_000)], columns=["unit", "pay_date", "amount_fen"])
+    result = compute_execution(alloc, pay, year=2021, through_month=6, pace=LINEAR)
+    held = [alerts.hold(CFG, d) for d in alerts.due(CFG, result, 6)]
+    unit_alert = next(h for h in held if h.key[1] == HEADER_BREAK)
+    assert "\r" not in unit_alert.subject and "\n" not in unit_alert.subject
+    for a in alerts.build_alerts(CFG, result, 6):
+        raw = a.message.as_bytes()
+        assert b"\nBcc:" not in raw and a.message["Bcc"] is None
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["Bcc"] is None and "\n" not in str(parsed["Subject"])
+    digest = alerts.build_digest(OFFICE[0], "2021-06", [h.detail for h in held])
+    assert digest.message["Bcc"] is None and b"\nBcc:" not in digest.message.as_bytes()

@@ -322,3 +322,18 @@ def test_reports_download_and_refusals(client, site: dict):
     assert client.get("/fund/NO-SUCH/").status_code == 404
     assert client.get(f"/fund/{CODE}/unit", params={"name": "不存在的单位"}).status_code == 404
     assert client.get(f"/fund/{CODE}", follow_redirects=False).headers["location"] == f"{CODE}/"
+
+
+def test_contact_names_and_a_broken_contacts_file_are_escaped_and_no_contact_is_marked():
+    """contacts.csv text (联系人 is free text) and its error message reach the page as text."""
+    from budget_monitor_airflow.dashboard import NO_CONTACT, _contact_cell, _contacts_notice
+
+    breakout = "\"'><img src=x onerror=1>"
+    people = {"fallback": False, "contacts": [{"name": f"{EVIL_VALUE}{breakout}", "email": "a@b.cn"}]}
+    cell = _contact_cell(people)
+    assert EVIL_VALUE not in cell and breakout not in cell and "<img" not in cell and "<script" not in cell
+    assert _escaped(f"{EVIL_VALUE}{breakout}") in cell and "&lt;a@b.cn&gt;" in cell
+    for fallback in (None, {"fallback": True, "contacts": []}):
+        assert _contact_cell(fallback) == f"<td class='contact no-contact' data-field='contact'>{NO_CONTACT}</td>"
+    notice = _contacts_notice({"contacts_error": f"contacts.csv: 第2行 列“电子邮箱”：“{EVIL_VALUE}{breakout}”"})
+    assert EVIL_VALUE not in notice and breakout not in notice and _escaped(EVIL_VALUE) in notice
