@@ -241,3 +241,19 @@ def test_a_cr_lf_in_a_unit_name_never_starts_a_mail_header() -> None:
         assert parsed["Bcc"] is None and "\n" not in str(parsed["Subject"])
     digest = alerts.build_digest(OFFICE[0], "2021-06", [h.detail for h in held])
     assert digest.message["Bcc"] is None and b"\nBcc:" not in digest.message.as_bytes()
+
+
+def test_the_digest_carries_the_quarter_forecast_with_its_method(engine, people) -> None:
+    """Digest is the default mode, so the quarter alert's forecast (method, range) is in it."""
+    _hold_month(engine, people, 6)
+    outbox.gather(engine, "2021-06")
+    mailer = Recorder()
+    outbox.flush(engine, mailer)
+    office = next(m for m in mailer.sent if str(m["To"]) == OFFICE[0])
+    text = _text(office)
+    assert "预测：按当前进度，第三季度末预计" in text and "全年执行率预计为" in text
+    assert "预测方法：系统中没有往年的月度支出数据" in text
+    html = office.get_body(("html",)).get_content()
+    assert "预测：按当前进度，第三季度末预计" in html
+    unit = next(m for m in mailer.sent if str(m["To"]) == "liming@taishan.example.cn")
+    assert "预测" not in _text(unit)  # a unit's month warning carries no quarter forecast

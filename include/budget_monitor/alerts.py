@@ -439,19 +439,26 @@ def quarter_lagging(close: Close) -> Iterator[Due]:
 
     period = f"{result.year}-Q{quarter.quarter}"
     note = f"落后的预算单位：{'、'.join(quarter.units_behind)}" if quarter.units_behind else ""
+    detail = close.detail(
+        QUARTER_LAGGING,
+        "",
+        period,
+        f"{result.year}年{quarter_zh}",
+        # A quarter lags or not: the month's yellow/red is the month warning's.
+        {**view, "severity": None, "severity_zh": ""},
+        note,
+    )
+    # The digest carries the quarter alert's forecast too (its method and range):
+    # digest is the default mode, and a lagging quarter is when the office needs it.
+    # Earlier years are read here only for a lagging quarter (at most 4 closes a year).
+    detail["forecast"] = _forecast_view(
+        forecast(result.fund, result.year, result.pace, month, history=close.forecast_history())
+    )
     yield Due(
         key=(cfg.code, "", period, QUARTER_LAGGING),
         severity=None,
         subject={"title": cfg.title, "year": result.year, "quarter_zh": quarter_zh},
-        # A quarter lags or not: the month's yellow/red is the month warning's.
-        detail=close.detail(
-            QUARTER_LAGGING,
-            "",
-            period,
-            f"{result.year}年{quarter_zh}",
-            {**view, "severity": None, "severity_zh": ""},
-            note,
-        ),
+        detail=detail,
         context=context,
         chart=True,
     )
