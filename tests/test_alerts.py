@@ -336,3 +336,39 @@ def test_rejection_notice_escapes_a_hostile_file_name_and_keeps_its_subject_one_
     html = parsed.get_body(preferencelist=("html",)).get_content()
     assert evil not in html and "<script" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_feedback_request_mail_goes_to_the_units_contact_with_figures_deadline_and_where() -> None:
+    """核实反馈: the unit's contact (To), the finance office (Cc); the quarter's figures,
+    the deadline in Beijing time, the Required Actions page; HTML escaped, plain text too."""
+    from datetime import datetime
+
+    from budget_monitor.alerts import build_feedback_email
+    from budget_monitor.contacts import Contact, Contacts
+
+    evil = '<b>台山</b>&"局'
+    people = Contacts({evil: (Contact(evil, "li@ts.example.cn", "李明", "taishan"),)})
+    figures = {"cumulative_rate": "31.25", "pace": "50.00", "gap_points": "-18.75"}
+    url = "https://bm.example.cn/dags/budget_unit_feedback/runs/r1/tasks/ask_units/required_actions?map_index=0"
+    mail = build_feedback_email(CFG, evil, 2021, 2, figures, datetime(2021, 7, 15, 9, 30), url=url, contacts=people)
+    assert mail.key == ("jiangmen-2021", evil, "2021-Q2", "feedback_request")
+    assert mail.subject.startswith("【核实反馈】") and "2021年第二季度" in mail.subject and "\n" not in mail.subject
+    assert mail.message["To"] == "li@ts.example.cn" and mail.message["Cc"] == "caiwu@example.com, jihua@example.com"
+    parsed = email.message_from_bytes(mail.message.as_bytes(), policy=email.policy.default)
+    text = parsed.get_body(preferencelist=("plain",)).get_content()
+    html = parsed.get_body(preferencelist=("html",)).get_content()
+    for part in (text, html):
+        assert "31.25%" in part and "50.00%" in part and "-18.75个百分点" in part
+        assert "2021-07-15 09:30" in part and "北京时间" in part and "2021-07-15" in part
+        assert "map_index=0" in part and "待办事项（Required Actions）" in part
+    assert text.startswith(f"{evil}：") and evil in text
+    assert "<b>台山" not in html and "&lt;b&gt;台山&lt;/b&gt;&amp;&#34;局" in html
+
+    # No UI address: the mail says where to go. A unit without a contact: the finance office.
+    # The reminder after the deadline is its own kind (its own outbox key).
+    late = build_feedback_email(CFG, "无联系人单位", 2021, 2, figures, datetime(2021, 7, 25, 9, 30), reminder=True)
+    assert late.key == ("jiangmen-2021", "无联系人单位", "2021-Q2", "feedback_reminder")
+    assert late.subject.startswith("【催办】") and late.recipients == ("caiwu@example.com", "jihua@example.com")
+    assert late.message["Cc"] is None
+    assert "反馈期限已过" in late.text and "未登记联系人" in late.text
+    assert "登录 Airflow 的“待办事项（Required Actions）”页面" in late.text and "http" not in late.text

@@ -30,6 +30,8 @@ __all__ = [
     "QUARTER_LAGGING",
     "YEAR_END_REPORT",
     "REJECTION",
+    "FEEDBACK_REQUEST",
+    "FEEDBACK_REMINDER",
     "DIGEST",
     "monthly",
     "immediate_choices",
@@ -40,6 +42,11 @@ MONTH_WARNING = "month_warning"
 QUARTER_LAGGING = "quarter_lagging"
 YEAR_END_REPORT = "year_end_report"
 REJECTION = "rejection"
+# 核实反馈: a lagging unit is told a request waits for its answer (Required
+# Actions), and reminded once after the deadline. Built by the feedback DAG's
+# HITL tasks (budget_monitor_airflow/feedback.py), one per (fund, unit, quarter).
+FEEDBACK_REQUEST = "feedback_request"
+FEEDBACK_REMINDER = "feedback_reminder"
 # The outbox kind of a monthly digest (one mail per recipient and month close,
 # carrying the alerts of the rows with ``digest``); not an alert kind of its own.
 DIGEST = "digest"
@@ -84,6 +91,8 @@ KINDS: dict[str, AlertKind] = {
         AlertKind(QUARTER_LAGGING, "季度滞后", "fund", "alert_quarter", "quarter", monthly=True, digest=True),
         AlertKind(YEAR_END_REPORT, "年度自评报告", "fund", "alert_year_end", "year_end"),
         AlertKind(REJECTION, "数据退回", "fund", "alert_rejection", "rejection"),
+        AlertKind(FEEDBACK_REQUEST, "核实反馈", "unit", "alert_feedback", "feedback"),
+        AlertKind(FEEDBACK_REMINDER, "核实反馈催办", "unit", "alert_feedback", "feedback_reminder"),
     )
 }
 

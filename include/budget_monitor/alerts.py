@@ -42,6 +42,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from budget_monitor import alert_kinds
 from budget_monitor.alert_kinds import (
     DIGEST,
+    FEEDBACK_REMINDER,
+    FEEDBACK_REQUEST,
     KINDS,
     MONTH_WARNING,
     QUARTER_LAGGING,
@@ -71,6 +73,7 @@ __all__ = [
     "Route",
     "build_alerts",
     "build_digest",
+    "build_feedback_email",
     "build_year_end_email",
     "due",
     "due_keys",
@@ -715,3 +718,54 @@ def build_rejection_email(cfg: FundConfig, report: Any, quarantined: Path, *, se
     key = (cfg.code, "", (report.sha256 or "unknown")[:16], row.name)
     subject = _subject(row.subject, title=cfg.title, file=report.file)
     return _build(cfg, key, "red", subject, row.template, ctx, sender, None)
+
+
+def _percent(value: str | None) -> str:
+    return "—" if value is None else f"{value}%"
+
+
+def build_feedback_email(
+    cfg: FundConfig,
+    unit: str,
+    year: int,
+    quarter: int,
+    figures: Mapping[str, str | None],
+    deadline: datetime,
+    *,
+    reminder: bool = False,
+    url: str | None = None,
+    contacts: Contacts | None = None,
+    sender: str | None = None,
+) -> Alert:
+    """The mail telling a lagging unit that a 核实反馈 request waits for its answer
+    (``reminder``: the one reminder after the deadline, '【催办】').
+
+    ``figures``: the unit's quarter (feedback.quarter_figures: cumulative_rate,
+    pace, gap_points as 2-decimal text); ``deadline``: the answer's deadline
+    (Asia/Shanghai; naive is taken as the store's local time); ``url``: the
+    Required Actions page (None: the mail says where to find it). To the unit's
+    contacts, Cc the finance office (:func:`route`). Key (fund_code, unit,
+    'YYYY-Qn', kind): the outbox sends each once.
+    """
+    row = KINDS[FEEDBACK_REMINDER if reminder else FEEDBACK_REQUEST]
+    quarter_zh = _QUARTER_ZH[quarter]
+    when = deadline if deadline.tzinfo is None else deadline.astimezone(TZ)
+    gap = figures.get("gap_points")
+    ctx = {
+        "fund": cfg,
+        "pace_policy": cfg.pace.policy,
+        "unit": unit,
+        "year": year,
+        "quarter_zh": quarter_zh,
+        "rate": _percent(figures.get("cumulative_rate")),
+        "pace": _percent(figures.get("pace")),
+        "gap": "—" if gap is None else f"{gap}个百分点",
+        "deadline": f"{when:%Y-%m-%d %H:%M}",
+        "reminder": reminder,
+        "url": url,
+    }
+    key = (cfg.code, unit, f"{year}-Q{quarter}", row.name)
+    subject = _subject(row.subject, unit=unit, year=year, quarter_zh=quarter_zh)
+    return _build(
+        cfg, key, None, subject, row.template, ctx, sender or cfg.smtp.sender, None, to=route(cfg, unit, contacts)
+    )

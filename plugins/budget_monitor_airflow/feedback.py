@@ -89,6 +89,7 @@ def plan(month: str, fund_filter: str = "") -> list[dict]:
                     "body": body,
                     "assigned_users": _users(settings.unit_users(r.unit)),
                     "figures": figures[r.unit],
+                    "deadline": r.deadline.isoformat(),
                 }
             )
     log.info("%s: %d 核实反馈 request(s) open", month, len(out))
@@ -152,8 +153,71 @@ def remind(outcomes: list[dict]) -> list[dict]:
         subject, body = feedback.request_message(
             req["fund_name"], request, req["figures"], _quarter_name(request.quarter), reminder=True
         )
-        out.append({k: v for k, v in req.items() if k != "outcome"} | {"subject": subject, "body": body})
+        out.append(
+            {k: v for k, v in req.items() if k != "outcome"}
+            | {"subject": subject, "body": body, "deadline": request.deadline.isoformat()}
+        )
     return out
+
+
+def required_actions_url(task: Any, ti: Any) -> str | None:
+    """The Required Actions page of one HITL task instance under
+    ``BUDGET_MONITOR_UI_URL`` (the provider's own path, any prefix of the
+    deployment's address kept); None when the deployment does not say where the UI is."""
+    from urllib.parse import quote, urlencode
+
+    base = settings.ui_url()
+    if not base:
+        return None
+    path = f"/dags/{quote(ti.dag_id, safe='')}/runs/{quote(ti.run_id, safe='')}/tasks/{quote(task.task_id, safe='')}"
+    return f"{base}{path}/required_actions?{urlencode({'map_index': ti.map_index})}"
+
+
+def mail_request(req: dict, *, reminder: bool = False, url: str | None = None) -> int:
+    """Tell the unit's contact (Cc the finance office; the office when the unit has
+    none) that a 核实反馈 request, or its reminder, waits for the answer.
+
+    Queued in the outbox under (fund, unit, 'YYYY-Qn', feedback_request |
+    feedback_reminder), so a rerun or a retried task mails nobody twice; then
+    the fund's pending mails are flushed. A failed send stays pending for the
+    next flush (this one or the monthly close's send_alerts) and never fails
+    the request itself. Returns how many mails were new in the outbox."""
+    from budget_monitor import alerts, contacts, outbox
+    from budget_monitor.config import load_fund_config
+
+    from budget_monitor_airflow.mail import SmtpHookMailer
+
+    fund_dir = Path(req["fund_dir"])
+    cfg = load_fund_config(fund_dir)
+    mail = alerts.build_feedback_email(
+        cfg,
+        req["unit"],
+        req["year"],
+        req["quarter"],
+        req["figures"],
+        datetime.fromisoformat(req["deadline"]),
+        reminder=reminder,
+        url=url,
+        contacts=contacts.for_fund_dir(fund_dir),
+    )
+    if not mail.recipients:
+        log.warning("%s %s: nobody to mail the 核实反馈 request to (no contact, no recipients)", cfg.code, req["unit"])
+        return 0
+    engine = _engine()
+    new = outbox.enqueue(engine, [mail])
+    try:
+        with SmtpHookMailer() as mailer:
+            result = outbox.flush(engine, mailer, cfg.code, deadline_s=settings.flush_deadline_s())
+        log.info(
+            "%s %s: 核实反馈 mail %s; %s",
+            cfg.code,
+            req["unit"],
+            "queued" if new else "already queued",
+            result.summary(),
+        )
+    except Exception as exc:  # noqa: BLE001 - the mail stays pending; the request must still wait
+        log.warning("%s %s: 核实反馈 mail left pending in the outbox: %s", cfg.code, req["unit"], exc)
+    return new
 
 
 # ----------------------------------------------------------------- year-end approval

@@ -173,6 +173,12 @@ def local_smtp_connection(port: int, sender: str) -> str:
     )
 
 
+def ui_url() -> str | None:
+    """Where the finance office and the units reach the Airflow UI
+    (BUDGET_MONITOR_UI_URL, no trailing slash); None when the deployment does not say."""
+    return (os.environ.get("BUDGET_MONITOR_UI_URL") or "").strip().rstrip("/") or None
+
+
 def feedback_deadline() -> timedelta:
     """How long a unit has to answer a 核实反馈 request (and again after the one
     reminder): BUDGET_MONITOR_FEEDBACK_DAYS, default 10 days;

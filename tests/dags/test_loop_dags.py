@@ -6,11 +6,12 @@ neither. Answers are given through the public REST API (responder.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from loop_helpers import TAISHAN, closed_through, unit_of
-from smtp_sink import attachment_names
+from loop_helpers import EXAMPLE, TAISHAN, closed_through, unit_of
+from smtp_sink import attachment_names, body_text
 
 CODE = "JM-2021-YPJG"
 FEEDBACK, YEAR_END = "budget_unit_feedback", "budget_year_end_report"
@@ -41,10 +42,15 @@ def _run_answering(dag, conf: dict, answer):
     return dr, responder
 
 
-def test_quarter_end_requests_are_answered_and_stored(dagbag, env):
+def test_quarter_end_requests_are_answered_and_stored(dagbag, env, smtp, monkeypatch):
     from budget_monitor import feedback, store
 
     closed_through(env["inbox"], env["db"], 6)
+    # The department's contacts: each unit answers with its own account and is mailed the request.
+    shutil.copy(EXAMPLE.parent / "contacts.csv", env["inbox"] / "contacts.csv")
+    monkeypatch.setenv("BUDGET_MONITOR_UI_URL", "https://budget.example.cn/airflow/")
+    accounts = {TAISHAN: "taishan", "开平市市场监督管理局": "kaiping", "鹤山市市场监督管理局": "heshan"}
+    smtp.clear()  # the closes' own alerts
     tried_as_viewer: list[int] = []
 
     def answer(detail: dict):
@@ -52,7 +58,7 @@ def test_quarter_end_requests_are_answered_and_stored(dagbag, env):
         if not tried_as_viewer:  # a Viewer cannot answer for anyone
             tried_as_viewer.append(0)
             return ("viewer", "viewer", ["提交"], {"cause": "x", "measures": "y"})
-        user = "taishan" if unit == TAISHAN else "caiwu"
+        user = accounts.get(unit, "caiwu")
         return (user, "user", ["提交"], {"cause": f"{unit}招标延期", "measures": "9月底前完成支付"})
 
     dr, responder = _run_answering(dagbag.dags[FEEDBACK], {"month": "2021-06"}, answer)
@@ -68,9 +74,22 @@ def test_quarter_end_requests_are_answered_and_stored(dagbag, env):
     assert len(got) == len(asked) and TAISHAN in got
     assert all(r.status == "answered" and r.quarter == 2 and r.channel == "hitl" for r in got.values())
     assert (got[TAISHAN].answered_by, got[TAISHAN].cause) == ("taishan", f"{TAISHAN}招标延期")
-    # A rerun of the month asks nobody again.
+    # Each unit asked was mailed its request once: 台山's contact (To), the finance office Cc.
+    requests = [m for m in smtp.messages if str(m["Subject"]).startswith("【核实反馈】")]
+    assert len(requests) == len(asked), smtp.subjects()
+    (mail,) = [m for m in requests if TAISHAN in str(m["Subject"])]
+    assert str(mail["To"]) == "liming@scjgj.taishan.example.cn" and mail["Cc"], mail["Cc"]
+    assert "liming@scjgj.taishan.example.cn" in mail["X-Envelope-To"]
+    text = body_text(mail)
+    assert "2021年第二季度" in text and "反馈截止" in text and "北京时间" in text
+    assert "https://budget.example.cn/airflow/dags/budget_unit_feedback/runs/" in text
+    assert "/tasks/ask_units/required_actions?map_index=" in text
+    assert not [m for m in smtp.messages if str(m["Subject"]).startswith("【催办】")]
+    # A rerun of the month asks nobody again, and mails nobody.
+    before = len(smtp.messages)
     dr2, again = _run_answering(dagbag.dags[FEEDBACK], {"month": "2021-06"}, answer)
     assert str(dr2.state) == "success" and again.answered == []
+    assert len(smtp.messages) == before, smtp.subjects()[before:]
     # A month that is not a quarter end asks nobody.
     dr3, none = _run_answering(dagbag.dags[FEEDBACK], {"month": "2021-05"}, answer)
     assert str(dr3.state) == "success" and none.answered == []
@@ -120,21 +139,29 @@ def test_year_end_report_is_mailed_only_after_approval(dagbag, env, smtp):
     assert [d.decision for d in approval.history(engine, CODE, 2021)] == ["rejected", "approved"]
 
 
-def test_unanswered_request_is_reminded_once_then_closed(env):
+def test_unanswered_request_is_reminded_once_then_closed(env, smtp):
     """The timeout path (the scheduler resumes the task with the defaults and no
-    respondent) through the same functions the operators call."""
+    respondent) through the same functions the operators call (and their HITL
+    notifier's mails: exactly once each, through the outbox)."""
     from budget_monitor import feedback, store
 
     from budget_monitor_airflow import feedback as glue
 
     closed_through(env["inbox"], env["db"], 6)
+    smtp.clear()
     (req, *_) = [r for r in glue.plan("2021-06") if r["unit"] == TAISHAN]
+    assert (glue.mail_request(req), glue.mail_request(req)) == (1, 0)  # a retried task mails nobody twice
     timed_out = {"chosen_options": ["提交"], "params_input": {"cause": "", "measures": ""}, "responded_by_user": None}
     late = glue.record(req, timed_out)
     assert late == {**req, "outcome": "late"}
     (reminder,) = glue.remind([late, {**req, "unit": "开平市市场监督管理局", "outcome": "answered"}])
     assert reminder["subject"].startswith("【催办】") and "反馈期限已过" in reminder["body"]
     assert glue.remind([late]) == []  # once only
+    assert glue.mail_request(reminder, reminder=True) == 1 and glue.mail_request(reminder, reminder=True) == 0
+    mails = smtp.wait_for(lambda m: TAISHAN in str(m["Subject"]))
+    assert [str(m["Subject"]).split("】")[0] + "】" for m in mails] == ["【核实反馈】", "【催办】"], smtp.subjects()
+    # No contacts file here: the finance office gets them in the unit's place.
+    assert all("未登记联系人" in body_text(m) and "登录 Airflow 的“待办事项" in body_text(m) for m in mails)
     assert glue.record(reminder, timed_out, final=True)["outcome"] == "unanswered"
     engine = store.open_store(env["db"])
     (r,) = [x for x in feedback.requests(engine, CODE, 2021) if x.unit == TAISHAN]
