@@ -16,9 +16,13 @@ and its measures. Other months end at once.
    office; never a Viewer). The answer is stored the moment it is given,
    with Airflow's record of who and when. Deadline:
    `BUDGET_MONITOR_FEEDBACK_DAYS` (default 10 days), enforced by the scheduler.
+   The unit's contact is mailed the request (To, Cc the finance office; the
+   office when the unit has none): figures, deadline, and the task's Required
+   Actions page under `BUDGET_MONITOR_UI_URL` (the HITL notifier, through the
+   outbox: once per unit, quarter and kind, whatever reruns).
 4. `remind`: the requests not answered by the deadline are reminded once.
 5. `ask_again` (mapped, Human-in-the-loop): the reminder, same form, same
-   deadline again; still no answer closes the request as unanswered, and
+   deadline again, mailed as 【催办】; still no answer closes the request as unanswered, and
    the year-end report falls back to fund.yaml `lag_causes` for that
    quarter (and says so).
 
