@@ -18,11 +18,11 @@ and its measures. Other months end at once.
    `BUDGET_MONITOR_FEEDBACK_DAYS` (default 10 days), enforced by the scheduler.
    The unit's contact is mailed the request (To, Cc the finance office; the
    office when the unit has none): figures, deadline, and the task's Required
-   Actions page under `BUDGET_MONITOR_UI_URL` (the HITL notifier, through the
-   outbox: once per unit, quarter and kind, whatever reruns).
+   Actions page under `BUDGET_MONITOR_UI_URL` (sent by `plan_requests`
+   through the outbox: once per unit, quarter and kind, whatever reruns).
 4. `remind`: the requests not answered by the deadline are reminded once.
 5. `ask_again` (mapped, Human-in-the-loop): the reminder, same form, same
-   deadline again, mailed as 【催办】; still no answer closes the request as unanswered, and
+   deadline again, mailed as 【催办】 by `remind`; still no answer closes the request as unanswered, and
    the year-end report falls back to fund.yaml `lag_causes` for that
    quarter (and says so).
 
@@ -75,17 +75,24 @@ def budget_unit_feedback():
 
     @task
     def plan_requests(month: str) -> list[dict]:
-        from budget_monitor_airflow.feedback import plan
+        from budget_monitor_airflow.feedback import mail_requests, plan
 
-        return plan(month, get_current_context()["params"]["fund"])
+        context = get_current_context()
+        requests = plan(month, context["params"]["fund"])
+        # Mailed here, before ask_units waits (exactly once: the outbox).
+        mail_requests(requests, task_id="ask_units", context=context)
+        return requests
 
     @task
     def remind(outcomes: list[dict]) -> list[dict]:
+        from budget_monitor_airflow.feedback import mail_requests
         from budget_monitor_airflow.feedback import remind as remind_once
 
         # Indexed, not iterated: iterating the lazy XCom sequence probes one past
         # its end, which Airflow logs as an error.
-        return remind_once([outcomes[i] for i in range(len(outcomes))])
+        reminders = remind_once([outcomes[i] for i in range(len(outcomes))])
+        mail_requests(reminders, task_id="ask_again", context=get_current_context(), reminder=True)
+        return reminders
 
     requests = plan_requests(choose_month())
     first = FeedbackRequestOperator.partial(

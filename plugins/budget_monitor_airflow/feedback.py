@@ -160,63 +160,68 @@ def remind(outcomes: list[dict]) -> list[dict]:
     return out
 
 
-def required_actions_url(task: Any, ti: Any) -> str | None:
+def required_actions_url(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
     """The Required Actions page of one HITL task instance under
-    ``BUDGET_MONITOR_UI_URL`` (the provider's own path, any prefix of the
+    ``BUDGET_MONITOR_UI_URL`` (the standard provider's path, any prefix of the
     deployment's address kept); None when the deployment does not say where the UI is."""
     from urllib.parse import quote, urlencode
 
     base = settings.ui_url()
     if not base:
         return None
-    path = f"/dags/{quote(ti.dag_id, safe='')}/runs/{quote(ti.run_id, safe='')}/tasks/{quote(task.task_id, safe='')}"
-    return f"{base}{path}/required_actions?{urlencode({'map_index': ti.map_index})}"
+    path = f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
+    return f"{base}{path}/required_actions?{urlencode({'map_index': map_index})}"
 
 
-def mail_request(req: dict, *, reminder: bool = False, url: str | None = None) -> int:
-    """Tell the unit's contact (Cc the finance office; the office when the unit has
-    none) that a 核实反馈 request, or its reminder, waits for the answer.
+def mail_requests(reqs: list[dict], *, task_id: str, context: Any = None, reminder: bool = False) -> int:
+    """Tell each unit's contact (Cc the finance office; the office when the unit
+    has none) that its 核实反馈 request, or the reminder, waits for the answer:
+    ``reqs`` in the order the mapped HITL task ``task_id`` asks them (its map
+    indexes), so each mail links its own request (``context``: the running
+    task's, for the DAG run).
 
     Queued in the outbox under (fund, unit, 'YYYY-Qn', feedback_request |
     feedback_reminder), so a rerun or a retried task mails nobody twice; then
-    the fund's pending mails are flushed. A failed send stays pending for the
-    next flush (this one or the monthly close's send_alerts) and never fails
-    the request itself. Returns how many mails were new in the outbox."""
+    the funds' pending mails are flushed. A failed send stays pending for the
+    next flush (the next request's, or the monthly close's send_alerts) and
+    never fails the request. Returns how many mails were new in the outbox."""
     from budget_monitor import alerts, contacts, outbox
     from budget_monitor.config import load_fund_config
 
     from budget_monitor_airflow.mail import SmtpHookMailer
 
-    fund_dir = Path(req["fund_dir"])
-    cfg = load_fund_config(fund_dir)
-    mail = alerts.build_feedback_email(
-        cfg,
-        req["unit"],
-        req["year"],
-        req["quarter"],
-        req["figures"],
-        datetime.fromisoformat(req["deadline"]),
-        reminder=reminder,
-        url=url,
-        contacts=contacts.for_fund_dir(fund_dir),
-    )
-    if not mail.recipients:
-        log.warning("%s %s: nobody to mail the 核实反馈 request to (no contact, no recipients)", cfg.code, req["unit"])
+    if not reqs:
         return 0
+    ti = (context or {}).get("ti")
+    mails = []
+    for i, req in enumerate(reqs):
+        fund_dir = Path(req["fund_dir"])
+        cfg = load_fund_config(fund_dir)
+        url = required_actions_url(ti.dag_id, ti.run_id, task_id, i) if ti is not None else None
+        mail = alerts.build_feedback_email(
+            cfg,
+            req["unit"],
+            req["year"],
+            req["quarter"],
+            req["figures"],
+            datetime.fromisoformat(req["deadline"]),
+            reminder=reminder,
+            url=url,
+            contacts=contacts.for_fund_dir(fund_dir),
+        )
+        if mail.recipients:
+            mails.append(mail)
+        else:
+            log.warning("%s %s: nobody to mail the 核实反馈 request to (no contact, no recipients)", *mail.key[:2])
     engine = _engine()
-    new = outbox.enqueue(engine, [mail])
+    new = outbox.enqueue(engine, mails)
     try:
         with SmtpHookMailer() as mailer:
-            result = outbox.flush(engine, mailer, cfg.code, deadline_s=settings.flush_deadline_s())
-        log.info(
-            "%s %s: 核实反馈 mail %s; %s",
-            cfg.code,
-            req["unit"],
-            "queued" if new else "already queued",
-            result.summary(),
-        )
-    except Exception as exc:  # noqa: BLE001 - the mail stays pending; the request must still wait
-        log.warning("%s %s: 核实反馈 mail left pending in the outbox: %s", cfg.code, req["unit"], exc)
+            codes = sorted({m.fund_code for m in mails})
+            result = outbox.flush(engine, mailer, codes, deadline_s=settings.flush_deadline_s())
+        log.info("核实反馈 mails: %d new of %d; %s", new, len(mails), result.summary())
+    except Exception as exc:  # noqa: BLE001 - the mails stay pending; the requests must still be asked
+        log.warning("核实反馈 mails left pending in the outbox: %s", exc)
     return new
 
 

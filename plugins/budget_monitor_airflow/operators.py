@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import BaseNotifier, Param
+from airflow.sdk import Param
 
 from budget_monitor_airflow import feedback
 
@@ -23,19 +23,11 @@ def _response(payload: Any) -> dict:
     return dict(payload or {})
 
 
-class FeedbackMail(BaseNotifier):
-    """HITL notifier: once the request is written (before the task waits), mail the
-    unit's contact that it waits, by when and where (feedback.mail_request:
-    through the outbox, so exactly once per unit, quarter and kind)."""
-
-    def notify(self, context: Any) -> None:
-        task, ti = context["task"], context["ti"]
-        feedback.mail_request(task.request, reminder=task.final, url=feedback.required_actions_url(task, ti))
-
-
 class FeedbackRequestOperator(HITLOperator):
-    """Asks one lagging unit for the cause and its measures (核实反馈); its
-    contact is mailed the request (FeedbackMail, the operator's HITL notifier)."""
+    """Asks one lagging unit for the cause and its measures (核实反馈). Its contact
+    is mailed the request by the task before (feedback.mail_requests), not by a
+    HITL notifier: a notifier runs between the request being written and the task
+    waiting, and an answer given in that window is lost (the task stays waiting)."""
 
     FORM = {
         "cause": Param("", type="string", maxLength=2000, title="原因", description="支出进度滞后的原因"),
@@ -50,7 +42,6 @@ class FeedbackRequestOperator(HITLOperator):
         # no respondent, which record() reads as "not answered" (remind once).
         kwargs.setdefault("defaults", [feedback.SUBMIT])
         kwargs.setdefault("params", self.FORM)
-        kwargs.setdefault("notifiers", [FeedbackMail()])
         super().__init__(**kwargs)
         self.request = request
         self.final = final
