@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {path.name}  {msg['Subject']}  → {', '.join(to)}")
     # fund.yaml alerts.mode: digest (the default): one mail per recipient per month
     # close, where one mail per alert was 50 for the year (49 alerts + the report);
-    # plus one 核实反馈 mail per lagging unit and quarter (10: caiwu@ and yaojianke@
-    # 22 each, 台山 14, 开平 11).
+    # plus one 核实反馈 mail per lagging unit with a contact and quarter (5: caiwu@
+    # and yaojianke@ 12 each, 台山 14, 开平 11).
     print("\n每个收件人收到的邮件（月度汇总 + 年度自评报告 + 核实反馈通知；预警逐条发送时为 50 封）：")
     for address, n in sorted(per_address.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {address}  {n} 封")

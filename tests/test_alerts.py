@@ -339,7 +339,7 @@ def test_rejection_notice_escapes_a_hostile_file_name_and_keeps_its_subject_one_
 
 
 def test_feedback_request_mail_goes_to_the_units_contact_with_figures_deadline_and_where() -> None:
-    """核实反馈: the unit's contact (To), the finance office (Cc); the quarter's figures,
+    """核实反馈: the unit's contact (To, nobody else); the quarter's figures,
     the deadline in Beijing time, the Required Actions page; HTML escaped, plain text too."""
     from datetime import datetime
 
@@ -353,7 +353,7 @@ def test_feedback_request_mail_goes_to_the_units_contact_with_figures_deadline_a
     mail = build_feedback_email(CFG, evil, 2021, 2, figures, datetime(2021, 7, 15, 9, 30), url=url, contacts=people)
     assert mail.key == ("jiangmen-2021", evil, "2021-Q2", "feedback_request")
     assert mail.subject.startswith("【核实反馈】") and "2021年第二季度" in mail.subject and "\n" not in mail.subject
-    assert mail.message["To"] == "li@ts.example.cn" and mail.message["Cc"] == "caiwu@example.com, jihua@example.com"
+    assert mail.message["To"] == "li@ts.example.cn" and mail.message["Cc"] is None
     parsed = email.message_from_bytes(mail.message.as_bytes(), policy=email.policy.default)
     text = parsed.get_body(preferencelist=("plain",)).get_content()
     html = parsed.get_body(preferencelist=("html",)).get_content()
@@ -364,11 +364,14 @@ def test_feedback_request_mail_goes_to_the_units_contact_with_figures_deadline_a
     assert text.startswith(f"{evil}：") and evil in text
     assert "<b>台山" not in html and "&lt;b&gt;台山&lt;/b&gt;&amp;&#34;局" in html
 
-    # No UI address: the mail says where to go. A unit without a contact: the finance office.
-    # The reminder after the deadline is its own kind (its own outbox key).
-    late = build_feedback_email(CFG, "无联系人单位", 2021, 2, figures, datetime(2021, 7, 25, 9, 30), reminder=True)
-    assert late.key == ("jiangmen-2021", "无联系人单位", "2021-Q2", "feedback_reminder")
-    assert late.subject.startswith("【催办】") and late.recipients == ("caiwu@example.com", "jihua@example.com")
-    assert late.message["Cc"] is None
-    assert "反馈期限已过" in late.text and "未登记联系人" in late.text
+    # No UI address: the mail says where to go. The reminder after the deadline is its own
+    # kind (its own outbox key). A unit without a contact: nobody (the office answers in the UI).
+    late = build_feedback_email(
+        CFG, evil, 2021, 2, figures, datetime(2021, 7, 25, 9, 30), reminder=True, contacts=people
+    )
+    assert late.key == ("jiangmen-2021", evil, "2021-Q2", "feedback_reminder")
+    assert late.subject.startswith("【催办】") and late.recipients == ("li@ts.example.cn",)
+    assert late.message["Cc"] is None and "反馈期限已过" in late.text
+    nobody = build_feedback_email(CFG, "无联系人单位", 2021, 2, figures, datetime(2021, 7, 15, 9, 30))
+    assert nobody.recipients == ()
     assert "登录 Airflow 的“待办事项（Required Actions）”页面" in late.text and "http" not in late.text

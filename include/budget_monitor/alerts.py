@@ -744,8 +744,12 @@ def build_feedback_email(
     pace, gap_points as 2-decimal text); ``deadline``: the answer's deadline
     (Asia/Shanghai; naive is taken as the store's local time); ``url``: the
     Required Actions page (None: the mail says where to find it). To the unit's
-    contacts, Cc the finance office (:func:`route`). Key (fund_code, unit,
-    'YYYY-Qn', kind): the outbox sends each once.
+    contacts only: no Cc, and no mail for a unit without a contact (no
+    recipients). The finance office sees every request on the dashboard and
+    under Required Actions, answers there for a unit without a contact (its
+    digest marks the unit 无联系人), and its mail stays one digest a month
+    (issue 14: at most 13 mails a year). Key (fund_code, unit, 'YYYY-Qn',
+    kind): the outbox sends each once.
     """
     row = KINDS[FEEDBACK_REMINDER if reminder else FEEDBACK_REQUEST]
     quarter_zh = _QUARTER_ZH[quarter]
@@ -767,5 +771,10 @@ def build_feedback_email(
     key = (cfg.code, unit, f"{year}-Q{quarter}", row.name)
     subject = _subject(row.subject, unit=unit, year=year, quarter_zh=quarter_zh)
     return _build(
-        cfg, key, None, subject, row.template, ctx, sender or cfg.smtp.sender, None, to=route(cfg, unit, contacts)
+        cfg, key, None, subject, row.template, ctx, sender or cfg.smtp.sender, None, to=_unit_only(unit, contacts)
     )
+
+
+def _unit_only(unit: str, contacts: Contacts | None) -> Route:
+    """The unit's own contacts, nobody else (empty when it has none)."""
+    return Route(contacts.emails(unit) if contacts is not None else ())

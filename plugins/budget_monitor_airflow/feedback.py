@@ -174,8 +174,9 @@ def required_actions_url(dag_id: str, run_id: str, task_id: str, map_index: int)
 
 
 def mail_requests(reqs: list[dict], *, task_id: str, context: Any = None, reminder: bool = False) -> int:
-    """Tell each unit's contact (Cc the finance office; the office when the unit
-    has none) that its 核实反馈 request, or the reminder, waits for the answer:
+    """Tell each unit's contact (only; a unit without a contact is answered for by
+    the finance office under Required Actions, unmailed) that its 核实反馈
+    request, or the reminder, waits for the answer:
     ``reqs`` in the order the mapped HITL task ``task_id`` asks them (its map
     indexes), so each mail links its own request (``context``: the running
     task's, for the DAG run).
@@ -212,7 +213,9 @@ def mail_requests(reqs: list[dict], *, task_id: str, context: Any = None, remind
         if mail.recipients:
             mails.append(mail)
         else:
-            log.warning("%s %s: nobody to mail the 核实反馈 request to (no contact, no recipients)", *mail.key[:2])
+            log.info(
+                "%s %s: no contact in contacts.csv; the finance office answers under Required Actions", *mail.key[:2]
+            )
     engine = _engine()
     new = outbox.enqueue(engine, mails)
     try:
