@@ -25,6 +25,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from budget_monitor import store
+from budget_monitor.money_fmt import round2
 
 OPEN, REMINDED, ANSWERED, UNANSWERED = "open", "reminded", "answered", "unanswered"
 # Longest cause or measures text kept; a form field is not a report chapter.
@@ -229,11 +230,16 @@ def md_escape(text: str) -> str:
 
 
 def quarter_figures(figures: Any) -> dict[str, str | None]:
-    """A unit's execution.QuarterFigures as the request shows them (2-decimal text)."""
+    """A unit's execution.QuarterFigures as the request shows them (2-decimal text,
+    rounded half up like every other figure: 22.00, not 22)."""
+
+    def two(value: Any) -> str | None:
+        return None if value is None else f"{round2(value):.2f}"
+
     return {
-        "cumulative_rate": None if figures.cumulative_rate is None else str(figures.cumulative_rate),
-        "pace": str(figures.pace),
-        "gap_points": None if figures.gap_points is None else str(figures.gap_points),
+        "cumulative_rate": two(figures.cumulative_rate),
+        "pace": two(figures.pace),
+        "gap_points": two(figures.gap_points),
     }
 
 
